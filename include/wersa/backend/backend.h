@@ -1,0 +1,32 @@
+// The backend layer: memory and synchronisation only, nothing about models. Every op receives a
+// Device through its tensors; CUDA entry points live in namespace wersa::cuda and, in a build
+// without CUDA, come from cuda_stub.cpp, which throws a clear error.
+#pragma once
+#include <cstddef>
+
+#include "wersa/tensor/tensor.h"
+
+namespace wersa {
+
+void* device_alloc(Device d, size_t bytes);  // zero-filled
+void device_free(Device d, void* p);
+void device_memset0(const Tensor& t);
+// Copy between tensors of equal dtype and element count (any device pair).
+void tensor_copy(const Tensor& dst, const Tensor& src);
+void device_sync(Device d);
+bool cuda_available();  // built with CUDA and a GPU is present
+
+namespace cuda {
+void* alloc(size_t bytes);
+void free(void* p);
+void memset0(void* p, size_t bytes);
+void copy_h2d(void* dst, const void* src, size_t bytes);
+void copy_d2h(void* dst, const void* src, size_t bytes);
+void copy_d2d(void* dst, const void* src, size_t bytes);
+void sync();
+bool available();
+// Raised by every CUDA op entry that is not implemented (yet) or not built.
+[[noreturn]] void unavailable(const char* op);
+}  // namespace cuda
+
+}  // namespace wersa

@@ -1,0 +1,35 @@
+// Linear layer (PyTorch/HF weight layout [out, in]):
+//   y[N, O] = x[N, I] w[O, I]^T + b[O]                       (b optional)
+// Derivatives:
+//   dx = dy w        (overwritten, or added to dx when accumulate_dx)
+//   dw += dy^T x     (parameter gradient: accumulated)
+//   db += sum_n dy   (accumulated; skipped when db is undefined)
+// The backward needs x and w from the forward. Either dx or dw may be left undefined to skip it.
+// dtypes: f32 (BLAS sgemm) or f64 (dgemm, the reference used by gradient tests).
+#pragma once
+#include "wersa/tensor/tensor.h"
+
+namespace wersa {
+
+struct MatmulFwd {
+  Tensor y;        // [N, O] out (overwritten, or added to when accumulate_y)
+  Tensor x, w, b;  // [N, I], [O, I], [O] or undefined
+  bool accumulate_y = false;
+};
+struct MatmulBwd {
+  Tensor dx, dw, db;  // [N, I], [O, I], [O]
+  Tensor dy, x, w;    // [N, O], [N, I], [O, I]
+  bool accumulate_dx = false;
+};
+
+void matmul_fwd(const MatmulFwd& a);
+void matmul_bwd(const MatmulBwd& a);
+
+namespace cpu {
+template <class T>
+void matmul_fwd(const MatmulFwd& a);
+template <class T>
+void matmul_bwd(const MatmulBwd& a);
+}  // namespace cpu
+
+}  // namespace wersa

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the engine builds against. Idempotent; needs root (or sudo).
+set -euo pipefail
+pkgs=(build-essential cmake ninja-build pkg-config nlohmann-json3-dev libcli11-dev libspdlog-dev
+  libfmt-dev libsentencepiece-dev libopenblas-dev libgtest-dev libgmock-dev xz-utils zlib1g-dev
+  liblzma-dev clang-format)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all packages present"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "setup: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

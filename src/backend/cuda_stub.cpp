@@ -1,0 +1,19 @@
+// Linked into builds without CUDA: every cuda:: entry raises one clear error.
+#include "wersa/backend/backend.h"
+
+namespace wersa::cuda {
+
+[[noreturn]] void unavailable(const char* op) {
+  WERSA_FAIL(op,
+             ": this build of wersa has no CUDA backend (configure with -DWERSA_CUDA=ON and a CUDA toolkit)");
+}
+void* alloc(size_t) { unavailable("cuda alloc"); }
+void free(void*) { unavailable("cuda free"); }
+void memset0(void*, size_t) { unavailable("cuda memset"); }
+void copy_h2d(void*, const void*, size_t) { unavailable("cuda copy"); }
+void copy_d2h(void*, const void*, size_t) { unavailable("cuda copy"); }
+void copy_d2d(void*, const void*, size_t) { unavailable("cuda copy"); }
+void sync() {}
+bool available() { return false; }
+
+}  // namespace wersa::cuda

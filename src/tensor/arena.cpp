@@ -1,0 +1,65 @@
+#include "wersa/tensor/arena.h"
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "wersa/backend/backend.h"
+
+namespace wersa {
+
+Arena::~Arena() { device_free(device_, base_); }
+
+Tensor& Arena::add(const std::string& name, DType dtype, Shape shape) {
+  WERSA_ASSERT(!base_, "arena '", purpose_, "' already allocated; cannot add ", name);
+  offsets_.push_back(bytes_);
+  tensors_.emplace_back(nullptr, dtype, device_, shape, name);
+  const size_t n = static_cast<size_t>(shape.numel()) * dtype_size(dtype);
+  bytes_ += (n + 63) / 64 * 64;
+  return tensors_.back();
+}
+
+void Arena::allocate() {
+  WERSA_ASSERT(!base_, "arena '", purpose_, "' allocated twice");
+  if (device_ == Device::CPU) {
+    const size_t avail = host_memory_available();
+    WERSA_CHECK(avail == 0 || bytes_ <= avail, "the ", purpose_, " arena needs ", format_bytes(bytes_),
+                " but only ", format_bytes(avail), " of host memory is available");
+  }
+  base_ = device_alloc(device_, bytes_);
+  for (size_t i = 0; i < tensors_.size(); ++i) tensors_[i].data = static_cast<char*>(base_) + offsets_[i];
+}
+
+Tensor Arena::flat(DType dtype) const {
+  WERSA_ASSERT(base_, "arena not allocated");
+  for (const Tensor& t : tensors_) WERSA_ASSERT(t.dtype == dtype, "mixed dtypes in arena ", purpose_);
+  WERSA_ASSERT(bytes_ % dtype_size(dtype) == 0);
+  return Tensor(base_, dtype, device_, Shape{static_cast<int64_t>(bytes_ / dtype_size(dtype))}, purpose_);
+}
+
+void Arena::zero() {
+  if (base_) device_memset0(Tensor(base_, DType::U16, device_, Shape{int64_t(bytes_ / 2)}, purpose_));
+}
+
+size_t host_memory_available() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  size_t kb = 0;
+  std::string unit;
+  while (f >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024;
+  return 0;
+}
+
+std::string format_bytes(size_t n) {
+  char buf[64];
+  if (n >= (size_t(1) << 30))
+    std::snprintf(buf, sizeof buf, "%.2f GiB", n / 1073741824.0);
+  else if (n >= (size_t(1) << 20))
+    std::snprintf(buf, sizeof buf, "%.1f MiB", n / 1048576.0);
+  else
+    std::snprintf(buf, sizeof buf, "%.1f KiB", n / 1024.0);
+  return buf;
+}
+
+}  // namespace wersa

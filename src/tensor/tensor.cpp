@@ -1,0 +1,108 @@
+#include "wersa/tensor/tensor.h"
+
+#include <sstream>
+
+namespace wersa {
+
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::F32:
+      return 4;
+    case DType::F64:
+      return 8;
+    case DType::I32:
+      return 4;
+    case DType::U16:
+      return 2;
+    case DType::U32:
+      return 4;
+  }
+  WERSA_ASSERT(false, "bad dtype");
+  return 0;
+}
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::F32:
+      return "f32";
+    case DType::F64:
+      return "f64";
+    case DType::I32:
+      return "i32";
+    case DType::U16:
+      return "u16";
+    case DType::U32:
+      return "u32";
+  }
+  return "?";
+}
+
+const char* device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
+
+Shape::Shape(std::initializer_list<int64_t> d) {
+  WERSA_ASSERT(d.size() <= kMaxDims, "rank ", d.size(), " > ", kMaxDims);
+  for (int64_t v : d) dim[rank++] = v;
+}
+
+int64_t Shape::numel() const {
+  int64_t n = 1;
+  for (int i = 0; i < rank; ++i) n *= dim[i];
+  return n;
+}
+
+bool Shape::operator==(const Shape& o) const {
+  if (rank != o.rank) return false;
+  for (int i = 0; i < rank; ++i)
+    if (dim[i] != o.dim[i]) return false;
+  return true;
+}
+
+std::string Shape::str() const {
+  std::ostringstream os;
+  os << '[';
+  for (int i = 0; i < rank; ++i) os << (i ? ", " : "") << dim[i];
+  os << ']';
+  return os.str();
+}
+
+Tensor Tensor::view(Shape s, const std::string& new_name) const {
+  WERSA_ASSERT(s.numel() == numel(), "view of ", describe(), " as ", s.str());
+  return Tensor(data, dtype, device, s, new_name.empty() ? name : new_name);
+}
+
+Tensor Tensor::rows(int64_t r0, int64_t r1) const {
+  WERSA_ASSERT(rank() >= 1 && 0 <= r0 && r0 <= r1 && r1 <= shape[0], "rows ", r0, ":", r1, " of ",
+               describe());
+  const int64_t row = shape[0] ? numel() / shape[0] : 0;
+  Shape s = shape;
+  s.dim[0] = r1 - r0;
+  return Tensor(static_cast<char*>(data) + r0 * row * dtype_size(dtype), dtype, device, s, name);
+}
+
+std::string Tensor::describe() const {
+  std::ostringstream os;
+  os << (name.empty() ? "<unnamed>" : name) << ' ' << dtype_name(dtype) << ' ' << shape.str() << ' '
+     << device_name(device);
+  return os.str();
+}
+
+void check_shape(const char* op, const Tensor& t, const Shape& expect) {
+  WERSA_CHECK(t.shape == expect, op, ": tensor ", t.describe(), " should have shape ", expect.str());
+}
+void check_dtype(const char* op, const Tensor& t, DType expect) {
+  WERSA_CHECK(t.dtype == expect, op, ": tensor ", t.describe(), " should be ", dtype_name(expect));
+}
+void check_same_device(const char* op, std::initializer_list<const Tensor*> ts) {
+  const Tensor* first = nullptr;
+  for (const Tensor* t : ts) {
+    if (!t->defined()) continue;
+    if (!first) first = t;
+    WERSA_CHECK(t->device == first->device, op, ": tensors on different devices: ", first->describe(),
+                " and ", t->describe());
+  }
+}
+void check_defined(const char* op, const Tensor& t, const char* what) {
+  WERSA_CHECK(t.defined(), op, ": missing tensor '", what, "'");
+}
+
+}  // namespace wersa

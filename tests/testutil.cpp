@@ -1,0 +1,154 @@
+#include "testutil.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace wersa::test {
+
+Buf::Buf(DType dt, Shape s, const std::string& name) {
+  const size_t bytes = size_t(s.numel()) * dtype_size(dt);
+  storage.assign((bytes + 7) / 8 + 1, 0.0);
+  t = Tensor(storage.data(), dt, Device::CPU, s, name);
+}
+
+double Buf::get(int64_t i) const {
+  switch (t.dtype) {
+    case DType::F32:
+      return t.ptr<float>()[i];
+    case DType::F64:
+      return t.ptr<double>()[i];
+    case DType::I32:
+      return t.ptr<int32_t>()[i];
+    case DType::U16:
+      return t.ptr<uint16_t>()[i];
+    case DType::U32:
+      return t.ptr<uint32_t>()[i];
+  }
+  return 0;
+}
+
+void Buf::set(int64_t i, double v) {
+  switch (t.dtype) {
+    case DType::F32:
+      t.ptr<float>()[i] = float(v);
+      break;
+    case DType::F64:
+      t.ptr<double>()[i] = v;
+      break;
+    case DType::I32:
+      t.ptr<int32_t>()[i] = int32_t(v);
+      break;
+    case DType::U16:
+      t.ptr<uint16_t>()[i] = uint16_t(v);
+      break;
+    case DType::U32:
+      t.ptr<uint32_t>()[i] = uint32_t(v);
+      break;
+  }
+}
+
+void Buf::zero() { std::fill(storage.begin(), storage.end(), 0.0); }
+
+void Buf::randn(uint64_t seed, double scale, double shift) {
+  for (int64_t i = 0; i < n(); ++i) set(i, shift + scale * rng_normal(seed, 77, uint64_t(i)));
+}
+
+void Buf::uniform(uint64_t seed, double lo, double hi) {
+  for (int64_t i = 0; i < n(); ++i) set(i, lo + (hi - lo) * rng_uniform(seed, 78, uint64_t(i)));
+}
+
+void Buf::copy_from(const Buf& o) {
+  EXPECT_EQ(n(), o.n());
+  for (int64_t i = 0; i < n(); ++i) set(i, o.get(i));
+}
+
+void expect_grad_matches(const std::function<double()>& loss, const std::function<void()>& backward,
+                         const std::vector<GradInput>& inputs, double h, double tol, int max_checks) {
+  for (const GradInput& in : inputs) in.grad->zero();
+  backward();
+  for (const GradInput& in : inputs) {
+    ASSERT_EQ(in.x->t.dtype, DType::F64) << in.name << ": gradient checks run in double";
+    const int64_t n = in.x->n();
+    const int64_t stride = std::max<int64_t>(1, n / max_checks);
+    double worst = 0;
+    int64_t worst_i = -1;
+    double nonzero = 0;
+    for (int64_t i = 0; i < n; i += stride) {
+      const double x0 = in.x->get(i);
+      in.x->set(i, x0 + h);
+      const double lp = loss();
+      in.x->set(i, x0 - h);
+      const double lm = loss();
+      in.x->set(i, x0);
+      const double numeric = (lp - lm) / (2 * h);
+      const double analytic = in.grad->get(i);
+      nonzero += std::fabs(numeric);
+      const double err = std::fabs(analytic - numeric) / std::max(1.0, std::fabs(numeric));
+      if (err > worst) worst = err, worst_i = i;
+      EXPECT_LE(err, tol) << in.name << "[" << i << "]: analytic " << analytic << " numeric " << numeric;
+    }
+    // A check whose numeric gradient is identically zero proves nothing.
+    EXPECT_GT(nonzero, 0.0) << in.name << ": all finite differences are zero";
+    (void)worst_i;
+  }
+}
+
+double dot(const Buf& a, const Buf& b) {
+  double s = 0;
+  for (int64_t i = 0; i < a.n(); ++i) s += a.get(i) * b.get(i);
+  return s;
+}
+
+double rel_err(const Buf& a, const Buf& b) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < a.n(); ++i) {
+    num = std::max(num, std::fabs(a.get(i) - b.get(i)));
+    den = std::max(den, std::fabs(b.get(i)));
+  }
+  return num / std::max(den, 1e-12);
+}
+
+std::string source_dir() { return WERSA_SOURCE_DIR; }
+
+std::string shared_data(const std::string& file) {
+  const std::string p = std::string(WERSA_SHARED_DIR) + "/data/" + file;
+  std::ifstream f(p);
+  return f.good() ? p : std::string();
+}
+
+std::string real_text(size_t bytes) {
+  static std::string cache;
+  if (cache.size() >= bytes) return cache.substr(0, bytes);
+  std::string out;
+  const std::string novels = shared_data("novels98.jsonl.xz");
+  if (!novels.empty()) {
+    // The first novel is long enough (hundreds of KB) for any test.
+    std::unique_ptr<FILE, int (*)(FILE*)> p(popen(("xz -dc '" + novels + "' | head -n 1").c_str(), "r"),
+                                            pclose);
+    std::string line;
+    char buf[1 << 16];
+    size_t k;
+    while (p && (k = fread(buf, 1, sizeof buf, p.get())) > 0) line.append(buf, k);
+    if (!line.empty()) out = nlohmann::json::parse(line).at("text").get<std::string>();
+  }
+  if (out.empty()) {
+    // Outside this team's machines: a real English text that Debian ships with every system.
+    for (const char* f : {"/usr/share/common-licenses/GPL-3", "/usr/share/common-licenses/GPL-2"}) {
+      std::ifstream in(f);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      out += ss.str();
+    }
+  }
+  EXPECT_FALSE(out.empty()) << "no real text found";
+  while (!out.empty() && out.size() < bytes) out += out;
+  cache = out;
+  return cache.substr(0, std::min(bytes, cache.size()));
+}
+
+}  // namespace wersa::test

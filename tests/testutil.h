@@ -1,0 +1,70 @@
+// Shared test helpers: owning host tensors, seeded random fills, and the central finite
+// difference gradient check used by every op test (double precision, so the differences are
+// accurate to ~1e-10 and a tolerance of 1e-6 separates a correct backward from a wrong one).
+#pragma once
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "wersa/common/rng.h"
+#include "wersa/tensor/tensor.h"
+
+namespace wersa::test {
+
+// A tensor that owns its (host) memory.
+struct Buf {
+  std::vector<double> storage;  // 8-byte aligned, big enough for any dtype
+  Tensor t;
+  Buf() = default;
+  Buf(DType dt, Shape s, const std::string& name = {});
+  Buf(const Buf&) = delete;
+  Buf& operator=(const Buf&) = delete;
+  Buf(Buf&&) = default;
+  Buf& operator=(Buf&&) = default;
+  operator const Tensor&() const { return t; }
+  template <class T>
+  T* p() const {
+    return t.ptr<T>();
+  }
+  int64_t n() const { return t.numel(); }
+  double get(int64_t i) const;    // element i as double (any float dtype)
+  void set(int64_t i, double v);  // element i from double
+  void zero();
+  // Normal(0, scale) values from (seed, stream); never all zeros.
+  void randn(uint64_t seed, double scale = 1.0, double shift = 0.0);
+  void uniform(uint64_t seed, double lo, double hi);
+  void copy_from(const Buf& o);  // converts dtype
+};
+
+// One differentiable input of a gradient check: the tensor perturbed, and where the backward
+// leaves its gradient (for inputs whose gradient is accumulated, the check zeroes it first).
+struct GradInput {
+  Buf* x;
+  Buf* grad;
+  std::string name;
+};
+
+// Checks d(loss)/d(input) from `backward` against central finite differences of `loss`.
+// loss(): runs the forward in double and returns sum(out * probe) for a fixed random probe.
+// backward(): runs the backward with dout = probe, writing into each GradInput::grad.
+// Checks up to max_checks elements per input (spread over the tensor) and expects
+// |analytic - numeric| <= tol * max(1, |numeric|).
+void expect_grad_matches(const std::function<double()>& loss, const std::function<void()>& backward,
+                         const std::vector<GradInput>& inputs, double h = 1e-5, double tol = 1e-6,
+                         int max_checks = 200);
+
+// sum_i a[i] * b[i] in double.
+double dot(const Buf& a, const Buf& b);
+// max |a - b| / max(1e-12, max|b|)
+double rel_err(const Buf& a, const Buf& b);
+
+// Paths to real data: ../shared/data beside the checkout (returns "" when missing).
+std::string shared_data(const std::string& file);
+std::string source_dir();
+// A few KB..MB of real English text for tests: the first `bytes` bytes of a novel from
+// ../shared/data/novels98.jsonl.xz (decompressed via `xz -dc`), or a Debian-packaged text.
+std::string real_text(size_t bytes);
+
+}  // namespace wersa::test
