@@ -30,3 +30,8 @@ bool available();
 }  // namespace cuda
 
 }  // namespace wersa
+
+namespace wersa {
+// Threads used by CPU kernels (OpenMP and BLAS); 0 = all cores. Returns the count in effect.
+int set_cpu_threads(int n);
+}  // namespace wersa

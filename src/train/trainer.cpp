@@ -1,0 +1,220 @@
+#include "wersa/train/trainer.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "wersa/backend/backend.h"
+#include "wersa/common/log.h"
+#include "wersa/common/timer.h"
+#include "wersa/io/checkpoint.h"
+#include "wersa/optim/optimizer.h"
+
+namespace fs = std::filesystem;
+
+namespace wersa {
+
+void Batcher::next(Workspace& ws) {
+  const int64_t B = ws.batch(), T = ws.seq();
+  WERSA_CHECK(ds_.size() >= T + 1, ds_.describe(), ": has ", ds_.size(), " tokens, fewer than one sequence of ",
+              T + 1, " (lower train.seq_len or use more data)");
+  buf_.resize(size_t(T + 1));
+  int32_t* tok = ws.tokens.ptr<int32_t>();
+  int32_t* tgt = ws.targets.ptr<int32_t>();
+  for (int64_t b = 0; b < B; ++b) {
+    if (pos_ + T + 1 > ds_.size()) pos_ = 0;
+    ds_.read(pos_, T + 1, buf_.data());
+    for (int64_t t = 0; t < T; ++t) {
+      tok[b * T + t] = buf_[t];
+      tgt[b * T + t] = buf_[t + 1];
+    }
+    pos_ += T;
+  }
+}
+
+EvalResult evaluate(Model& m, const data::TokenDataset& ds, int64_t seq, int64_t batch, int64_t max_tokens,
+                    const std::function<void(int64_t, int32_t, double)>& per_token) {
+  EvalResult r;
+  Timer timer;
+  const int64_t total = ds.size();
+  int64_t limit = total - 1;  // number of predicted positions available
+  if (max_tokens >= 0) limit = std::min(limit, max_tokens);
+  WERSA_CHECK(limit >= 1, ds.describe(), ": needs at least 2 tokens to evaluate");
+  std::unique_ptr<Workspace> ws;
+  std::vector<int32_t> buf;
+  double sum = 0;
+  int64_t pos = 0;
+  while (pos < limit) {
+    const int64_t remaining = limit - pos;
+    // Full windows go through the batched workspace; the tail gets a workspace of its own length.
+    int64_t T = seq, B = std::min(batch, remaining / seq);
+    if (B == 0) T = remaining, B = 1;
+    if (!ws || ws->seq() != T || ws->batch() != B) ws = std::make_unique<Workspace>(m, B, T, false);
+    buf.resize(size_t(T + 1));
+    for (int64_t b = 0; b < B; ++b) {
+      ds.read(pos + b * T, T + 1, buf.data());
+      for (int64_t t = 0; t < T; ++t) {
+        ws->tokens.ptr<int32_t>()[b * T + t] = buf[t];
+        ws->targets.ptr<int32_t>()[b * T + t] = buf[t + 1];
+      }
+    }
+    int64_t n = 0;
+    sum += model_forward(m, *ws, &n);
+    if (per_token) {
+      for (int64_t i = 0; i < B * T; ++i) {
+        const double nll = m.dtype() == DType::F64 ? ws->losses.ptr<double>()[i] : ws->losses.ptr<float>()[i];
+        per_token(pos + i + 1, ws->targets.ptr<int32_t>()[i], nll);
+      }
+    }
+    r.tokens += n;
+    pos += B * T;
+  }
+  r.mean_loss = sum / double(r.tokens);
+  r.seconds = timer.ms() / 1000.0;
+  return r;
+}
+
+namespace {
+
+// Keeps the lines of metrics.jsonl whose step is <= `step` (a resumed run rewrites the rest).
+void truncate_metrics(const fs::path& p, int64_t step) {
+  std::ifstream in(p);
+  if (!in.good()) return;
+  std::vector<std::string> keep;
+  std::string line;
+  while (std::getline(in, line)) {
+    try {
+      const auto j = nlohmann::json::parse(line);
+      if (j.value("step", int64_t(0)) <= step) keep.push_back(line);
+    } catch (const nlohmann::json::exception&) {
+      // a line torn by a crash: dropped
+    }
+  }
+  in.close();
+  std::ofstream out(p, std::ios::trunc);
+  for (const auto& l : keep) out << l << "\n";
+}
+
+}  // namespace
+
+TrainResult train(const Config& cfg, const TrainOptions& opt) {
+  require_training_data(cfg, "config");
+  const TrainConfig& tc = cfg.train;
+  WERSA_CHECK(tc.device == "cpu" || cuda_available(), "train.device: 'cuda' requested but ",
+              "no CUDA device is available in this build/machine");
+  WERSA_CHECK(tc.device == "cpu", "train.device: 'cuda' training is not implemented yet; use 'cpu'");
+  const int threads = set_cpu_threads(tc.threads);
+  auto tok = data::load_tokenizer(cfg.data.tokenizer);
+  WERSA_CHECK(tok->vocab_size() <= cfg.model.vocab_size, "model.vocab_size: ", cfg.model.vocab_size,
+              " is smaller than the tokenizer's vocabulary (", tok->vocab_size(), ")");
+  auto train_ds = data::open_dataset(cfg.data.train, *tok, cfg.model.vocab_size);
+  std::unique_ptr<data::TokenDataset> val_ds;
+  if (!cfg.data.val.empty()) val_ds = data::open_dataset(cfg.data.val, *tok, cfg.model.vocab_size);
+
+  Model model(cfg.model, DType::F32);
+  model.init(tc.seed);
+  AdamW adam(model);
+  Workspace ws(model, tc.batch_size, tc.seq_len, true);
+  int64_t step = 0, pos = 0;
+
+  fs::path out;
+  if (!opt.out_dir.empty()) {
+    out = opt.out_dir;
+    std::error_code ec;
+    fs::create_directories(out, ec);
+    WERSA_CHECK(!ec, opt.out_dir, ": cannot create run directory: ", ec.message());
+  }
+  if (opt.resume) {
+    WERSA_CHECK(!out.empty(), "--resume needs --out DIR (the run directory holding the checkpoints)");
+    const std::string ck = io::find_latest_checkpoint(out.string());
+    if (ck.empty()) {
+      spdlog::warn("no checkpoint in {}: starting from step 0", out.string());
+    } else {
+      const Config saved = io::load_checkpoint_config(ck);
+      WERSA_CHECK(config_to_json(saved)["model"] == config_to_json(cfg)["model"], ck,
+                  ": the checkpoint's model section differs from the config given; resume with the same model");
+      io::load_model_weights(ck, model);
+      io::load_optimizer_state(ck, adam.m_arena(), adam.v_arena());
+      const auto st = io::load_checkpoint_state(ck);
+      step = st.at("step").get<int64_t>();
+      pos = st.at("train_pos").get<int64_t>();
+      spdlog::info("resumed from {} (step {})", ck, step);
+    }
+  }
+  std::ofstream metrics;
+  if (!out.empty()) {
+    std::ofstream(out / "config.json") << config_to_json(cfg).dump(2) << "\n";
+    if (opt.resume) truncate_metrics(out / "metrics.jsonl", step);
+    metrics.open(out / "metrics.jsonl", opt.resume ? std::ios::app : std::ios::trunc);
+  }
+  if (!opt.quiet)
+    spdlog::info("model: {} parameters, attention {}, {} threads; data: {} ({} tokens); workspace {}",
+                 model.num_params(), cfg.model.attention.type, threads, train_ds->describe(), train_ds->size(),
+                 format_bytes(ws.bytes()));
+
+  Batcher batcher(*train_ds, pos);
+  TrainResult res;
+  const int64_t tokens_per_step = int64_t(tc.batch_size) * tc.seq_len * tc.grad_accum;
+  int64_t ran = 0;
+  auto save = [&](int64_t done) {
+    if (out.empty()) return;
+    io::CheckpointContents c;
+    c.model = &model;
+    c.adam_m = &adam.m_arena();
+    c.adam_v = &adam.v_arena();
+    c.config = config_to_json(cfg);
+    c.state = {{"step", done}, {"train_pos", batcher.pos()}, {"seed", tc.seed}, {"tokens_seen", done * tokens_per_step}};
+    if (!cfg.data.tokenizer.empty() && cfg.data.tokenizer != "byte") c.tokenizer_path = cfg.data.tokenizer;
+    const std::string p = io::save_checkpoint(out.string(), done, c);
+    if (!opt.quiet) spdlog::info("checkpoint {}", p);
+  };
+  for (; step < tc.steps; ++step) {
+    if (opt.stop_after >= 0 && ran >= opt.stop_after) break;
+    Timer timer;
+    model.zero_grads();
+    double loss = 0;
+    for (int micro = 0; micro < tc.grad_accum; ++micro) {
+      batcher.next(ws);
+      int64_t n = 0;
+      const double sum = model_forward(model, ws, &n);
+      model_backward(model, ws, 1.0 / (double(n) * tc.grad_accum));
+      loss += sum / double(n) / tc.grad_accum;
+    }
+    WERSA_CHECK(std::isfinite(loss), "training diverged at step ", step + 1, " (loss ", loss,
+                "); lower train.lr or enable train.grad_clip");
+    const double norm = grad_global_norm(model);
+    clip_grads(model, norm, tc.grad_clip);
+    const double lr = lr_at(tc, step);
+    adam.step(tc, lr, step + 1);
+    const double ms = timer.ms();
+    const double tps = tokens_per_step / (ms / 1000.0);
+    res.losses.push_back(loss);
+    ++ran;
+    const int64_t done = step + 1;
+    if (!opt.quiet && (done % tc.log_every == 0 || done == tc.steps))
+      spdlog::info("step {:5d}/{} | loss {:.4f} | norm {:.4f} | lr {:.2e} | {:.1f} ms | {:.0f} tok/s", done, tc.steps,
+                   loss, norm, lr, ms, tps);
+    if (metrics.is_open()) {
+      nlohmann::json j = {{"step", done}, {"loss", loss},  {"grad_norm", norm},
+                          {"lr", lr},     {"ms", ms},      {"tok_per_s", tps}};
+      metrics << j.dump() << "\n" << std::flush;
+    }
+    if (val_ds && tc.eval_every > 0 && (done % tc.eval_every == 0 || done == tc.steps)) {
+      const EvalResult ev = evaluate(model, *val_ds, tc.seq_len, tc.batch_size,
+                                     int64_t(tc.eval_batches) * tc.batch_size * tc.seq_len);
+      res.val_losses.emplace_back(done, ev.mean_loss);
+      if (!opt.quiet)
+        spdlog::info("step {:5d} | val_loss {:.4f} | val_ppl {:.2f} | {} tokens", done, ev.mean_loss,
+                     std::exp(ev.mean_loss), ev.tokens);
+      if (metrics.is_open()) metrics << nlohmann::json{{"step", done}, {"val_loss", ev.mean_loss}}.dump() << "\n" << std::flush;
+    }
+    // Periodic checkpoints when checkpoint_every > 0; the final model is always saved to --out.
+    if ((tc.checkpoint_every > 0 && done % tc.checkpoint_every == 0) || done == tc.steps) save(done);
+  }
+  res.final_step = step;
+  return res;
+}
+
+}  // namespace wersa

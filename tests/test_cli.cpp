@@ -1,0 +1,121 @@
+// The command-line tools as a user runs them: bad input ends with one "error:" line and a
+// non-zero exit; wersa-eval's per-token losses of a text's beginning do not depend on its end.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "testutil.h"
+
+namespace fs = std::filesystem;
+using namespace wersa::test;
+
+namespace {
+
+struct Run {
+  int status = -1;
+  std::string out, err;
+};
+
+Run run(const std::string& args) {
+  static int counter = 0;
+  const fs::path dir = fs::temp_directory_path() / ("wersa_cli_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const fs::path o = dir / ("out" + std::to_string(counter)), e = dir / ("err" + std::to_string(counter++));
+  const std::string cmd = std::string(WERSA_BIN_DIR) + "/" + args + " >" + o.string() + " 2>" + e.string();
+  Run r;
+  const int s = std::system(cmd.c_str());
+  r.status = WIFEXITED(s) ? WEXITSTATUS(s) : -1;
+  std::stringstream so, se;
+  so << std::ifstream(o).rdbuf();
+  se << std::ifstream(e).rdbuf();
+  r.out = so.str();
+  r.err = se.str();
+  return r;
+}
+
+fs::path temp_dir(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / ("wersa_cli_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+// One line, starting with "error:", containing `needle`.
+void expect_one_line_error(const Run& r, const std::string& needle) {
+  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
+}
+
+}  // namespace
+
+TEST(Cli, BadConfigsAreOneLineErrors) {
+  const fs::path d = temp_dir("badcfg");
+  std::ofstream(d / "malformed.json") << "{\"model\": {\"dim\": 64,, }";
+  std::ofstream(d / "unknown.json") << "{\"model\": {\"dimm\": 64}}";
+  std::ofstream(d / "range.json") << "{\"model\": {\"dim\": -4}}";
+  expect_one_line_error(run("wersa-train --config " + (d / "malformed.json").string()), "malformed.json");
+  expect_one_line_error(run("wersa-train --config " + (d / "unknown.json").string()), "model.dimm");
+  expect_one_line_error(run("wersa-train --config " + (d / "range.json").string()), "model.dim");
+  expect_one_line_error(run("wersa-train --config " + (d / "nonexistent.json").string()), "nonexistent.json");
+  expect_one_line_error(run("wersa-train --config " + source_dir() + "/configs/tiny.json --set model.heads=5"),
+                        "model.heads");
+  expect_one_line_error(run("wersa-train --config " + source_dir() + "/configs/tiny.json --set data.train=" +
+                            (d / "missing.txt").string()),
+                        "missing.txt");
+}
+
+TEST(Cli, TruncatedShardIsAOneLineError) {
+  const fs::path d = temp_dir("shard");
+  // A valid llm.c header claiming 1000 uint16 tokens, followed by only 10.
+  std::vector<int32_t> header(256, 0);
+  header[0] = 20240520, header[1] = 1, header[2] = 1000;
+  std::ofstream f(d / "train_000.bin", std::ios::binary);
+  f.write(reinterpret_cast<const char*>(header.data()), 1024);
+  std::vector<uint16_t> toks(10, 7);
+  f.write(reinterpret_cast<const char*>(toks.data()), 20);
+  f.close();
+  expect_one_line_error(run("wersa-train --config " + source_dir() + "/configs/tiny.json --set data.train=" +
+                            (d / "train_000.bin").string()),
+                        "train_000.bin");
+}
+
+TEST(Cli, TrainThenEvalPerTokenIsCausal) {
+  const fs::path d = temp_dir("eval");
+  const std::string text = real_text(60000);
+  std::ofstream(d / "train.txt") << text.substr(0, 50000);
+  const std::string doc = text.substr(50000, 3000);
+  std::string changed = doc;
+  for (size_t i = 2000; i < changed.size(); ++i) changed[i] = char('a' + (i % 26));
+  std::ofstream(d / "a.txt") << doc;
+  std::ofstream(d / "b.txt") << changed;
+  const Run tr = run("wersa-train --config " + source_dir() + "/configs/tiny.json --set train.steps=3 " +
+                     "--set train.eval_every=0 --set data.train=" + (d / "train.txt").string() +
+                     " --set data.val= --out " + (d / "run").string());
+  ASSERT_EQ(tr.status, 0) << tr.err;
+  ASSERT_TRUE(fs::exists(d / "run" / "step-000003" / "model.safetensors"));
+  const Run ea = run("wersa-eval --checkpoint " + (d / "run").string() + " --text " + (d / "a.txt").string() +
+                     " --seq 256 --per-token " + (d / "a.tsv").string());
+  const Run eb = run("wersa-eval --checkpoint " + (d / "run").string() + " --text " + (d / "b.txt").string() +
+                     " --seq 256 --per-token " + (d / "b.tsv").string());
+  ASSERT_EQ(ea.status, 0) << ea.err;
+  ASSERT_EQ(eb.status, 0) << eb.err;
+  EXPECT_NE(ea.out.find("perplexity"), std::string::npos) << ea.out;
+  std::ifstream fa(d / "a.tsv"), fb(d / "b.tsv");
+  std::string la, lb;
+  int64_t lines = 0, differ_after = 0;
+  while (std::getline(fa, la) && std::getline(fb, lb)) {
+    const int64_t pos = std::stoll(la.substr(0, la.find('\t')));
+    if (pos < 2000)
+      EXPECT_EQ(la, lb) << "position " << pos << " changed when only positions >= 2000 did";
+    else
+      differ_after += la != lb;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 2999);
+  EXPECT_GT(differ_after, 900);
+}

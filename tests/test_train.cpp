@@ -1,0 +1,172 @@
+// Training-level tests on real text: overfitting one batch, identical runs, bitwise resume,
+// checkpoint validation.
+#include <filesystem>
+#include <fstream>
+
+#include "testutil.h"
+#include "wersa/io/checkpoint.h"
+#include "wersa/io/safetensors.h"
+#include "wersa/optim/optimizer.h"
+#include "wersa/train/trainer.h"
+
+using namespace wersa;
+using namespace wersa::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path temp_dir(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / ("wersa_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+std::string write_text(const fs::path& dir, size_t offset, size_t bytes) {
+  const std::string text = real_text(offset + bytes).substr(offset);
+  const fs::path p = dir / ("text_" + std::to_string(offset) + ".txt");
+  std::ofstream(p) << text;
+  return p.string();
+}
+
+Config tiny_config(const fs::path& dir) {
+  Config c = config_from_file(source_dir() + "/configs/tiny.json");
+  c.data.train = write_text(dir, 0, 200000);
+  c.data.val = write_text(dir, 200000, 20000);
+  c.train.steps = 12;
+  c.train.seq_len = 64;
+  c.train.batch_size = 4;
+  c.train.warmup_steps = 3;
+  c.train.eval_every = 0;
+  c.train.threads = 2;
+  return c;
+}
+
+}  // namespace
+
+TEST(Train, OverfitsOneBatch) {
+  const fs::path dir = temp_dir("overfit");
+  Config c = tiny_config(dir);
+  // A 130-token training set is exactly one batch of 2 x 64 (+1): every step sees the same batch.
+  std::ofstream(dir / "one.txt") << real_text(129);
+  c.data.train = (dir / "one.txt").string();
+  c.data.val = "";
+  c.train.batch_size = 2;
+  c.train.steps = 150;
+  c.train.lr = 3e-3;
+  c.train.min_lr = 3e-3;
+  c.train.warmup_steps = 5;
+  c.train.weight_decay = 0;
+  TrainOptions o;
+  o.quiet = true;
+  const TrainResult r = train(c, o);
+  ASSERT_EQ(r.losses.size(), 150u);
+  EXPECT_GT(r.losses.front(), 4.0);  // ~ln(259) at init
+  EXPECT_LT(r.losses.back(), 0.1);
+}
+
+TEST(Train, IdenticalRunsGiveIdenticalLosses) {
+  const fs::path dir = temp_dir("identical");
+  const Config c = tiny_config(dir);
+  TrainOptions o;
+  o.quiet = true;
+  const TrainResult a = train(c, o), b = train(c, o);
+  ASSERT_EQ(a.losses.size(), b.losses.size());
+  for (size_t i = 0; i < a.losses.size(); ++i) EXPECT_EQ(a.losses[i], b.losses[i]) << "step " << i + 1;
+  EXPECT_LT(a.losses.back(), a.losses.front());
+}
+
+TEST(Train, ResumeIsBitwiseIdentical) {
+  const fs::path dir = temp_dir("resume");
+  Config c = tiny_config(dir);
+  c.train.checkpoint_every = 5;
+  c.train.grad_accum = 2;
+  TrainOptions full;
+  full.quiet = true;
+  full.out_dir = (dir / "full").string();
+  const TrainResult a = train(c, full);
+  // Interrupted after 7 steps (the newest checkpoint is step 5), then resumed.
+  TrainOptions part = full;
+  part.out_dir = (dir / "part").string();
+  part.stop_after = 7;
+  train(c, part);
+  EXPECT_EQ(io::find_latest_checkpoint(part.out_dir), (fs::path(part.out_dir) / "step-000005").string());
+  part.stop_after = -1;
+  part.resume = true;
+  const TrainResult b = train(c, part);
+  ASSERT_EQ(b.losses.size(), a.losses.size() - 5);
+  for (size_t i = 0; i < b.losses.size(); ++i) EXPECT_EQ(b.losses[i], a.losses[i + 5]) << "step " << i + 6;
+  // metrics.jsonl of the resumed run has each step once.
+  std::ifstream f(fs::path(part.out_dir) / "metrics.jsonl");
+  std::string line;
+  int64_t lines = 0, last = 0;
+  while (std::getline(f, line)) {
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j.at("step").get<int64_t>(), last + 1);
+    last = j.at("step").get<int64_t>();
+    for (const char* k : {"loss", "grad_norm", "lr", "ms", "tok_per_s"}) EXPECT_TRUE(j.contains(k)) << k;
+    ++lines;
+  }
+  EXPECT_EQ(lines, c.train.steps);
+}
+
+TEST(Train, ValidationLossIsReported) {
+  const fs::path dir = temp_dir("val");
+  Config c = tiny_config(dir);
+  c.train.eval_every = 6;
+  TrainOptions o;
+  o.quiet = true;
+  const TrainResult r = train(c, o);
+  ASSERT_EQ(r.val_losses.size(), 2u);
+  EXPECT_EQ(r.val_losses[0].first, 6);
+  EXPECT_LT(r.val_losses[1].second, r.val_losses[0].second + 0.5);
+}
+
+TEST(Checkpoint, MissingOrMisshapedTensorIsAClearError) {
+  const fs::path dir = temp_dir("ckpt");
+  Config c = tiny_config(dir);
+  c.train.steps = 1;
+  TrainOptions o;
+  o.quiet = true;
+  o.out_dir = (dir / "run").string();
+  train(c, o);
+  const std::string ck = io::find_latest_checkpoint(o.out_dir);
+  ASSERT_FALSE(ck.empty());
+  Model m(c.model, DType::F32, Device::CPU, false);
+  io::load_model_weights(ck, m);  // loads
+  // Rewrite the weights without one tensor, then with one tensor of the wrong shape.
+  std::vector<Tensor> ts;
+  for (const Tensor& t : m.params_arena().tensors()) ts.push_back(t);
+  for (const Tensor& t : m.buffers_arena().tensors()) ts.push_back(t);
+  std::vector<Tensor> missing(ts.begin() + 1, ts.end());
+  io::save_safetensors(ck + "/model.safetensors", missing);
+  try {
+    io::load_model_weights(ck, m);
+    FAIL() << "a missing tensor was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(ts[0].name), std::string::npos) << e.what();
+  }
+  std::vector<Tensor> bad = ts;
+  bad[1] = bad[1].view({bad[1].numel()});
+  io::save_safetensors(ck + "/model.safetensors", bad);
+  try {
+    io::load_model_weights(ck, m);
+    FAIL() << "a mis-shaped tensor was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(ts[1].name), std::string::npos) << e.what();
+  }
+}
+
+TEST(Schedule, WarmupThenCosine) {
+  TrainConfig t;
+  t.steps = 100;
+  t.warmup_steps = 10;
+  t.lr = 1e-3;
+  t.min_lr = 1e-4;
+  EXPECT_NEAR(lr_at(t, 0), 1e-4, 1e-12);
+  EXPECT_NEAR(lr_at(t, 9), 1e-3, 1e-12);
+  EXPECT_NEAR(lr_at(t, 10), 1e-3, 1e-12);
+  EXPECT_NEAR(lr_at(t, 99), 1e-4, 1e-12);
+  EXPECT_NEAR(lr_at(t, 10 + 89 / 2.0), 0.5 * (1e-3 + 1e-4), 2e-5);
+  for (int s = 10; s < 99; ++s) EXPECT_LE(lr_at(t, s + 1), lr_at(t, s));
+}
