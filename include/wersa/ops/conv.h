@@ -1,0 +1,41 @@
+// Depthwise convolution along time, one filter per channel (the WERSA gate convolution, spec step 2).
+//   causal (default):  y[b,t,c] = bias[c] + sum_{i=0..K-1} w[c,i] * x[b, t-K+1+i, c]
+//   centred:           y[b,t,c] = bias[c] + sum_{i=0..K-1} w[c,i] * x[b, t-(K-1)/2+i, c]
+// with x = 0 outside [0, T) (per sequence). Causal mode sees the present and the K-1 previous
+// positions only; centred mode (bidirectional models) sees (K-1)/2 future positions. With
+// o = K-1 (causal) or (K-1)/2 (centred), both read y[t] = bias + sum_i w[:,i] * x[t-o+i].
+// Shapes: x, y [B, T, C]; w [C, K]; bias [C] (may be undefined: no bias).
+// Derivatives:
+//   dx[b,s,c] = sum_i w[c,i] * dy[b, s+o-i, c]      (overwritten, or added when accumulate_dx)
+//   dw[c,i]  += sum_{b,t} dy[b,t,c] * x[b, t-o+i, c]  (accumulated)
+//   db[c]    += sum_{b,t} dy[b,t,c]                   (accumulated)
+// Any of dx, dw, db may be left undefined to skip it. The backward needs x and w from the forward.
+// Parameter-gradient sums run per channel in a fixed order (deterministic), accumulated in double.
+#pragma once
+#include "wersa/tensor/tensor.h"
+
+namespace wersa {
+
+struct DepthwiseConvFwd {
+  Tensor y;        // [B, T, C] out (overwritten)
+  Tensor x, w, b;  // [B, T, C], [C, K], [C] or undefined
+  bool causal = true;
+};
+struct DepthwiseConvBwd {
+  Tensor dx, dw, db;  // [B, T, C], [C, K], [C]; each may be undefined
+  Tensor dy, x, w;    // [B, T, C], [B, T, C], [C, K]
+  bool causal = true;
+  bool accumulate_dx = false;
+};
+
+void depthwise_conv_fwd(const DepthwiseConvFwd& a);
+void depthwise_conv_bwd(const DepthwiseConvBwd& a);
+
+namespace cpu {
+template <class T>
+void depthwise_conv_fwd(const DepthwiseConvFwd& a);
+template <class T>
+void depthwise_conv_bwd(const DepthwiseConvBwd& a);
+}  // namespace cpu
+
+}  // namespace wersa

@@ -1,0 +1,72 @@
+// Causal stationary Haar analysis and gated synthesis (spec steps 4-5). Every channel c of every
+// sequence b is an independent signal over time t; positions t < 0 hold 0.
+//
+// Analysis (levels L >= 1), for l = 1..L with delta = 2^(l-1), a_0 = x:
+//   a_l[t] = (a_{l-1}[t] + a_{l-1}[t - delta]) / sqrt(2)
+//   d_l[t] = (a_{l-1}[t] - a_{l-1}[t - delta]) / sqrt(2)
+// so d_l[t] and a_l[t] depend only on x[t - 2^l + 1 .. t] (causal, no block alignment).
+// Output layout coef [L+1, B, T, C]: coef[l-1] = d_l for l = 1..L, coef[L] = a_L.
+// Backward (adjoint, l = L..1, with da_L = dcoef[L], dd_l = dcoef[l-1]):
+//   da_{l-1}[t] = (da_l[t] + dd_l[t]) / sqrt(2) + (da_l[t+delta] - dd_l[t+delta]) / sqrt(2)
+//   dx = da_0   (overwritten, or added when accumulate_dx). Needs nothing saved from the forward.
+//
+// Synthesis with one gate vector gamma[b,t,0..L] per token, shared by all channels:
+//   r_L = gamma_L * a_L
+//   for l = L..1:  r_{l-1} = (r_l + gamma_{l-1} * d_l) / sqrt(2)
+//   y = r_0
+// Closed form: y[t] = sum_{l=1..L} gamma_{l-1}[t] d_l[t] / 2^(l/2) + gamma_L[t] a_L[t] / 2^(L/2);
+// with every gamma = 1, synthesis(analysis(x)) = x exactly (perfect reconstruction). Synthesis is
+// pointwise in t: it mixes levels, never positions.
+// Backward (adjoint of the recursion; dr_0 = dy, dr_l = dr_{l-1} / sqrt(2)):
+//   dd_l = gamma_{l-1} * dr_{l-1} / sqrt(2),   da_L = gamma_L * dr_L              (dcoef overwritten)
+//   dgamma_{l-1}[b,t] = sum_c dr_{l-1} d_l / sqrt(2),  dgamma_L[b,t] = sum_c dr_L a_L
+//   (dgamma overwritten, or added when accumulate_dgamma: q and k share the gates, so the second
+//    call adds its contribution). Needs coef and gamma from the forward.
+// Either dcoef or dgamma may be left undefined to skip it.
+// levels must be in 1..16; any T >= 0 works (no power-of-two requirement). Float dtypes f32 or
+// f64; the CPU kernels accumulate in double.
+#pragma once
+#include "wersa/tensor/tensor.h"
+
+namespace wersa {
+
+struct HaarAnalysisFwd {
+  Tensor coef;  // [L+1, B, T, C] out (overwritten)
+  Tensor x;     // [B, T, C]
+  int levels;   // L
+};
+struct HaarAnalysisBwd {
+  Tensor dx;     // [B, T, C] out (overwritten, or added when accumulate_dx)
+  Tensor dcoef;  // [L+1, B, T, C]
+  int levels;
+  bool accumulate_dx = false;
+};
+struct HaarSynthesisFwd {
+  Tensor y;            // [B, T, C] out (overwritten)
+  Tensor coef, gamma;  // [L+1, B, T, C], [B, T, L+1]
+  int levels;
+};
+struct HaarSynthesisBwd {
+  Tensor dcoef, dgamma;    // [L+1, B, T, C] (overwritten), [B, T, L+1] (overwritten or added)
+  Tensor dy, coef, gamma;  // [B, T, C], [L+1, B, T, C], [B, T, L+1]
+  int levels;
+  bool accumulate_dgamma = false;
+};
+
+void haar_analysis_fwd(const HaarAnalysisFwd& a);
+void haar_analysis_bwd(const HaarAnalysisBwd& a);
+void haar_synthesis_fwd(const HaarSynthesisFwd& a);
+void haar_synthesis_bwd(const HaarSynthesisBwd& a);
+
+namespace cpu {
+template <class T>
+void haar_analysis_fwd(const HaarAnalysisFwd& a);
+template <class T>
+void haar_analysis_bwd(const HaarAnalysisBwd& a);
+template <class T>
+void haar_synthesis_fwd(const HaarSynthesisFwd& a);
+template <class T>
+void haar_synthesis_bwd(const HaarSynthesisBwd& a);
+}  // namespace cpu
+
+}  // namespace wersa

@@ -1,0 +1,176 @@
+// CPU causal stationary Haar analysis and gated synthesis (spec steps 4-5); formulas in
+// include/wersa/ops/haar.h.
+//
+// Analysis runs one task per (sequence b, block of CB channels): the block's signal is copied into
+// a per-thread double buffer A[T][CB] that holds a_{l-1}, and each level updates it in place with t
+// descending (a_l[t] reads a_{l-1}[t] and a_{l-1}[t - delta], and t - delta has not been
+// overwritten yet). Its adjoint runs l = L..1 in place with t ascending (da_{l-1}[t] reads da_l[t]
+// and da_l[t + delta]). Synthesis is pointwise in t: one task per row (b, t).
+#include "wersa/ops/haar.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace wersa::cpu {
+namespace {
+
+constexpr int64_t CB = 32;  // channels per analysis task
+constexpr double kInvSqrt2 = 0.70710678118654752440;
+
+double* scratch(int64_t n) {
+  static thread_local std::vector<double> buf;
+  if (int64_t(buf.size()) < n) buf.resize(n);
+  return buf.data();
+}
+
+}  // namespace
+
+template <class T>
+void haar_analysis_fwd(const HaarAnalysisFwd& a) {
+  const int L = a.levels;
+  const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2);
+  const int64_t plane = B * T_ * C;  // one level of coef
+  const T* x = a.x.ptr<T>();
+  T* coef = a.coef.ptr<T>();
+  const int64_t nblk = (C + CB - 1) / CB;
+#pragma omp parallel for schedule(static)
+  for (int64_t task = 0; task < B * nblk; ++task) {
+    const int64_t b = task / nblk, c0 = (task % nblk) * CB, nc = std::min(CB, C - c0);
+    double* A = scratch(T_ * CB);
+    for (int64_t t = 0; t < T_; ++t)
+      for (int64_t c = 0; c < nc; ++c) A[t * CB + c] = double(x[(b * T_ + t) * C + c0 + c]);
+    for (int l = 1; l <= L; ++l) {
+      const int64_t delta = int64_t(1) << (l - 1);
+      T* d = coef + (l - 1) * plane;
+      for (int64_t t = T_ - 1; t >= 0; --t) {
+        double* cur = A + t * CB;
+        const double* prev = t >= delta ? A + (t - delta) * CB : nullptr;
+        T* drow = d + (b * T_ + t) * C + c0;
+        for (int64_t c = 0; c < nc; ++c) {
+          const double u = cur[c], p = prev ? prev[c] : 0.0;
+          drow[c] = T((u - p) * kInvSqrt2);
+          cur[c] = (u + p) * kInvSqrt2;
+        }
+      }
+    }
+    T* aL = coef + L * plane;
+    for (int64_t t = 0; t < T_; ++t)
+      for (int64_t c = 0; c < nc; ++c) aL[(b * T_ + t) * C + c0 + c] = T(A[t * CB + c]);
+  }
+}
+
+template <class T>
+void haar_analysis_bwd(const HaarAnalysisBwd& a) {
+  const int L = a.levels;
+  const int64_t B = a.dx.dim(0), T_ = a.dx.dim(1), C = a.dx.dim(2);
+  const int64_t plane = B * T_ * C;
+  const T* dcoef = a.dcoef.ptr<T>();
+  T* dx = a.dx.ptr<T>();
+  const int64_t nblk = (C + CB - 1) / CB;
+#pragma omp parallel for schedule(static)
+  for (int64_t task = 0; task < B * nblk; ++task) {
+    const int64_t b = task / nblk, c0 = (task % nblk) * CB, nc = std::min(CB, C - c0);
+    double* A = scratch(T_ * CB);  // da_l, starting from da_L
+    const T* daL = dcoef + L * plane;
+    for (int64_t t = 0; t < T_; ++t)
+      for (int64_t c = 0; c < nc; ++c) A[t * CB + c] = double(daL[(b * T_ + t) * C + c0 + c]);
+    for (int l = L; l >= 1; --l) {
+      const int64_t delta = int64_t(1) << (l - 1);
+      const T* dd = dcoef + (l - 1) * plane;
+      for (int64_t t = 0; t < T_; ++t) {
+        double* cur = A + t * CB;
+        const T* ddrow = dd + (b * T_ + t) * C + c0;
+        if (t + delta < T_) {
+          const double* next = A + (t + delta) * CB;
+          const T* ddnext = dd + (b * T_ + t + delta) * C + c0;
+          for (int64_t c = 0; c < nc; ++c)
+            cur[c] = (cur[c] + double(ddrow[c]) + next[c] - double(ddnext[c])) * kInvSqrt2;
+        } else {
+          for (int64_t c = 0; c < nc; ++c) cur[c] = (cur[c] + double(ddrow[c])) * kInvSqrt2;
+        }
+      }
+    }
+    for (int64_t t = 0; t < T_; ++t) {
+      T* row = dx + (b * T_ + t) * C + c0;
+      const double* src = A + t * CB;
+      if (a.accumulate_dx)
+        for (int64_t c = 0; c < nc; ++c) row[c] += T(src[c]);
+      else
+        for (int64_t c = 0; c < nc; ++c) row[c] = T(src[c]);
+    }
+  }
+}
+
+template <class T>
+void haar_synthesis_fwd(const HaarSynthesisFwd& a) {
+  const int L = a.levels;
+  const int64_t B = a.y.dim(0), T_ = a.y.dim(1), C = a.y.dim(2);
+  const int64_t plane = B * T_ * C;
+  const T* coef = a.coef.ptr<T>();
+  const T* gamma = a.gamma.ptr<T>();
+  T* y = a.y.ptr<T>();
+#pragma omp parallel for schedule(static)
+  for (int64_t bt = 0; bt < B * T_; ++bt) {
+    const T* gm = gamma + bt * (L + 1);
+    double* r = scratch(C);
+    const T* aL = coef + L * plane + bt * C;
+    for (int64_t c = 0; c < C; ++c) r[c] = double(gm[L]) * double(aL[c]);
+    for (int l = L; l >= 1; --l) {
+      const T* d = coef + (l - 1) * plane + bt * C;
+      const double g = double(gm[l - 1]);
+      for (int64_t c = 0; c < C; ++c) r[c] = (r[c] + g * double(d[c])) * kInvSqrt2;
+    }
+    T* out = y + bt * C;
+    for (int64_t c = 0; c < C; ++c) out[c] = T(r[c]);
+  }
+}
+
+template <class T>
+void haar_synthesis_bwd(const HaarSynthesisBwd& a) {
+  const int L = a.levels;
+  const int64_t B = a.dy.dim(0), T_ = a.dy.dim(1), C = a.dy.dim(2);
+  const int64_t plane = B * T_ * C;
+  const T* coef = a.coef.ptr<T>();
+  const T* gamma = a.gamma.ptr<T>();
+  const T* dy = a.dy.ptr<T>();
+  T* dcoef = a.dcoef.defined() ? a.dcoef.ptr<T>() : nullptr;
+  T* dgamma = a.dgamma.defined() ? a.dgamma.ptr<T>() : nullptr;
+#pragma omp parallel for schedule(static)
+  for (int64_t bt = 0; bt < B * T_; ++bt) {
+    const T* gm = gamma + bt * (L + 1);
+    const T* dyr = dy + bt * C;
+    // Adjoint of r_{l-1} = (r_l + gamma_{l-1} d_l) / sqrt(2), walked l = 1..L from dr_0 = dy:
+    // dd_l = gamma_{l-1} dr_{l-1} / sqrt(2) and dr_l = dr_{l-1} / sqrt(2), so both are dy * scale
+    // with scale = 2^(-l/2) after step l's division.
+    double scale = 1.0;
+    for (int l = 1; l <= L + 1; ++l) {
+      // l <= L: the detail d_l (coef level l-1, gate l-1); l = L+1: the approximation a_L (coef level
+      // L, gate L), whose gradient is gamma_L dr_L with no further division.
+      const int lvl = l - 1;
+      if (l <= L) scale *= kInvSqrt2;
+      const int64_t off = lvl * plane + bt * C;
+      if (dcoef) {
+        const double k = double(gm[lvl]) * scale;
+        for (int64_t c = 0; c < C; ++c) dcoef[off + c] = T(k * double(dyr[c]));
+      }
+      if (dgamma) {
+        double s = 0;
+        for (int64_t c = 0; c < C; ++c) s += double(dyr[c]) * double(coef[off + c]);
+        T& dst = dgamma[bt * (L + 1) + lvl];
+        dst = T(s * scale + (a.accumulate_dgamma ? double(dst) : 0.0));
+      }
+    }
+  }
+}
+
+template void haar_analysis_fwd<float>(const HaarAnalysisFwd&);
+template void haar_analysis_fwd<double>(const HaarAnalysisFwd&);
+template void haar_analysis_bwd<float>(const HaarAnalysisBwd&);
+template void haar_analysis_bwd<double>(const HaarAnalysisBwd&);
+template void haar_synthesis_fwd<float>(const HaarSynthesisFwd&);
+template void haar_synthesis_fwd<double>(const HaarSynthesisFwd&);
+template void haar_synthesis_bwd<float>(const HaarSynthesisBwd&);
+template void haar_synthesis_bwd<double>(const HaarSynthesisBwd&);
+
+}  // namespace wersa::cpu

@@ -1,0 +1,154 @@
+// cross_entropy: values against a direct formula, stability for large logits, ignored targets,
+// backward against finite differences (f64), in-place backward, f32 against f64, user errors.
+#include <cmath>
+
+#include "testutil.h"
+#include "wersa/ops/cross_entropy.h"
+
+using namespace wersa;
+using namespace wersa::test;
+
+namespace {
+
+void fill_targets(Buf& t, int64_t V, uint64_t seed) {
+  for (int64_t n = 0; n < t.n(); ++n) t.set(n, double(rng_bits(seed, 5, uint64_t(n)) % uint64_t(V)));
+}
+
+}  // namespace
+
+TEST(CrossEntropy, ForwardMatchesDirectFormula) {
+  const int64_t N = 7, V = 13;
+  Buf logits(DType::F64, {N, V}), targets(DType::I32, {N}), losses(DType::F64, {N});
+  logits.randn(1, 2.0);
+  fill_targets(targets, V, 2);
+  cross_entropy_fwd({losses, logits, targets});
+  for (int64_t n = 0; n < N; ++n) {
+    double z = 0;
+    for (int64_t v = 0; v < V; ++v) z += std::exp(logits.get(n * V + v));
+    const int64_t t = int64_t(targets.get(n));
+    const double want = -std::log(std::exp(logits.get(n * V + t)) / z);
+    EXPECT_NEAR(losses.get(n), want, 1e-12) << "row " << n;
+  }
+}
+
+TEST(CrossEntropy, UniformLogitsGiveLogV) {
+  const int64_t N = 3, V = 256;
+  Buf logits(DType::F32, {N, V}), targets(DType::I32, {N}), losses(DType::F32, {N});
+  for (int64_t i = 0; i < logits.n(); ++i) logits.set(i, 0.25);
+  fill_targets(targets, V, 3);
+  cross_entropy_fwd({losses, logits, targets});
+  for (int64_t n = 0; n < N; ++n) EXPECT_NEAR(losses.get(n), std::log(256.0), 1e-5);
+}
+
+TEST(CrossEntropy, LargeLogitsAreStable) {
+  // exp(1000) overflows; log-sum-exp with the row max must give the same loss as the shifted row.
+  const int64_t N = 4, V = 9;
+  for (DType dt : {DType::F32, DType::F64}) {
+    Buf logits(dt, {N, V}), shifted(dt, {N, V}), targets(DType::I32, {N}), l1(dt, {N}), l2(dt, {N});
+    logits.randn(4, 3.0);
+    for (int64_t i = 0; i < logits.n(); ++i) shifted.set(i, logits.get(i) + 1000.0);
+    fill_targets(targets, V, 5);
+    cross_entropy_fwd({l1, logits, targets});
+    cross_entropy_fwd({l2, shifted, targets});
+    for (int64_t n = 0; n < N; ++n) {
+      EXPECT_TRUE(std::isfinite(l2.get(n)));
+      EXPECT_NEAR(l2.get(n), l1.get(n), dt == DType::F64 ? 1e-10 : 2e-3);  // f32 ulp at 1000 is 6e-5
+    }
+  }
+}
+
+TEST(CrossEntropy, IgnoredTargetsGiveZeroLossAndGradient) {
+  const int64_t N = 5, V = 7;
+  Buf logits(DType::F64, {N, V}), targets(DType::I32, {N}), losses(DType::F64, {N}), dl(DType::F64, {N, V});
+  logits.randn(6);
+  fill_targets(targets, V, 7);
+  targets.set(1, -1), targets.set(4, -1);
+  losses.randn(8), dl.randn(9);  // garbage that must be overwritten
+  cross_entropy_fwd({losses, logits, targets});
+  cross_entropy_bwd({dl, logits, targets, 1.0});
+  for (int64_t n : {1, 4}) {
+    EXPECT_EQ(losses.get(n), 0.0);
+    for (int64_t v = 0; v < V; ++v) EXPECT_EQ(dl.get(n * V + v), 0.0);
+  }
+  EXPECT_GT(losses.get(0), 0.0);
+  // Each non-ignored gradient row sums to zero (softmax minus one-hot).
+  for (int64_t n : {0, 2, 3}) {
+    double s = 0;
+    for (int64_t v = 0; v < V; ++v) s += dl.get(n * V + v);
+    EXPECT_NEAR(s, 0.0, 1e-14);
+  }
+}
+
+TEST(CrossEntropy, GradientsMatchFiniteDifferences) {
+  const int64_t N = 7, V = 13;
+  const double scale = 0.37;
+  Buf logits(DType::F64, {N, V}), targets(DType::I32, {N}), losses(DType::F64, {N}), dl(DType::F64, {N, V});
+  logits.randn(10, 1.5);
+  fill_targets(targets, V, 11);
+  targets.set(3, -1);
+  auto loss = [&] {
+    cross_entropy_fwd({losses, logits, targets});
+    double s = 0;
+    for (int64_t n = 0; n < N; ++n) s += losses.get(n);
+    return scale * s;
+  };
+  auto backward = [&] { cross_entropy_bwd({dl, logits, targets, scale}); };
+  expect_grad_matches(loss, backward, {{&logits, &dl, "logits"}});
+}
+
+TEST(CrossEntropy, BackwardInPlaceMatchesOutOfPlace) {
+  const int64_t N = 6, V = 11;
+  for (DType dt : {DType::F32, DType::F64}) {
+    Buf logits(dt, {N, V}), targets(DType::I32, {N}), dl(dt, {N, V});
+    logits.randn(12, 2.0);
+    fill_targets(targets, V, 13);
+    targets.set(2, -1);
+    cross_entropy_bwd({dl, logits, targets, 0.5});
+    cross_entropy_bwd({logits, logits, targets, 0.5});  // dlogits aliases logits
+    for (int64_t i = 0; i < dl.n(); ++i) EXPECT_EQ(logits.get(i), dl.get(i)) << i;
+  }
+}
+
+TEST(CrossEntropy, FloatMatchesDouble) {
+  const int64_t N = 37, V = 1003;
+  Buf logits(DType::F64, {N, V}), targets(DType::I32, {N}), losses(DType::F64, {N}), dl(DType::F64, {N, V});
+  Buf logitsf(DType::F32, {N, V}), lossesf(DType::F32, {N}), dlf(DType::F32, {N, V});
+  logits.randn(14, 3.0);
+  logitsf.copy_from(logits);
+  fill_targets(targets, V, 15);
+  cross_entropy_fwd({losses, logits, targets});
+  cross_entropy_fwd({lossesf, logitsf, targets});
+  cross_entropy_bwd({dl, logits, targets, 1.0 / N});
+  cross_entropy_bwd({dlf, logitsf, targets, 1.0 / N});
+  EXPECT_LT(rel_err(lossesf, losses), 1e-5);
+  EXPECT_LT(rel_err(dlf, dl), 1e-5);
+}
+
+TEST(CrossEntropy, BadTargetsAreErrorsNamingPositionAndId) {
+  const int64_t N = 4, V = 10;
+  Buf logits(DType::F32, {N, V}), targets(DType::I32, {N}), losses(DType::F32, {N}), dl(DType::F32, {N, V});
+  logits.randn(16);
+  fill_targets(targets, V, 17);
+  for (int bad : {10, -2, 1 << 30}) {
+    targets.set(2, bad);
+    try {
+      cross_entropy_fwd({losses, logits, targets});
+      ADD_FAILURE() << "target " << bad << " accepted";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("position 2"), std::string::npos) << msg;
+      EXPECT_NE(msg.find(std::to_string(bad)), std::string::npos) << msg;
+    }
+    EXPECT_THROW(cross_entropy_bwd({dl, logits, targets, 1.0}), Error);
+  }
+}
+
+TEST(CrossEntropy, ShapeAndDtypeErrors) {
+  Buf logits(DType::F32, {4, 10}), targets(DType::I32, {4}), losses(DType::F32, {4});
+  Buf short_t(DType::I32, {3}), float_t(DType::F32, {4}), losses64(DType::F64, {4}), dl(DType::F32, {4, 9});
+  EXPECT_THROW(cross_entropy_fwd({losses, logits, short_t}), Error);
+  EXPECT_THROW(cross_entropy_fwd({losses, logits, float_t}), Error);
+  EXPECT_THROW(cross_entropy_fwd({losses64, logits, targets}), Error);
+  EXPECT_THROW(cross_entropy_bwd({dl, logits, targets, 1.0}), Error);
+  EXPECT_THROW(cross_entropy_fwd({{}, logits, targets}), Error);
+}
