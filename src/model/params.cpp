@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "wersa/common/rng.h"
+#include "wersa/ops/feature_map.h"
 
 namespace wersa {
 
@@ -117,17 +118,7 @@ void init_params(Arena& params, const ModelConfig& m, uint64_t seed) {
 
 void init_buffers(Arena& buffers, const ModelConfig& m, uint64_t seed) {
   // Omega entries N(0, 1/d): the random features of spec step 6, drawn once from the seed.
-  for (Tensor& t : buffers.tensors()) {
-    const double sd = 1.0 / std::sqrt(double(t.dim(0)));
-    const uint64_t stream = hash_name(t.name.c_str());
-    for (int64_t i = 0; i < t.numel(); ++i) {
-      const double v = sd * rng_normal(seed, stream, uint64_t(i));
-      if (t.dtype == DType::F64)
-        t.ptr<double>()[i] = v;
-      else
-        t.ptr<float>()[i] = float(v);
-    }
-  }
+  for (Tensor& t : buffers.tensors()) init_omega(t, seed, hash_name(t.name.c_str()));
 }
 
 }  // namespace wersa
