@@ -1,0 +1,77 @@
+// Linear (kernel) attention over non-negative features (spec step 7 and "Parallel form").
+// Per batch b and query head h, with kv head g = h / (H / Hkv) and v'[s] = [v[s], 1] (d+1 wide):
+//   causal:        S'_t = sum_{s<=t} phik[s]^T v'[s]     (m x (d+1); the last column is z_t)
+//   bidirectional: S'_t = sum_{s<T}  phik[s]^T v'[s]     (the same for every t)
+//   [num[t], den[t] - eps] = phiq[t] S'_t,   den[t] = phiq[t] . z_t + eps,   o[t] = num[t] / den[t]
+// Chunked form (chunk C, any T): inside a chunk (Phi_Q Phi_K^T * M) V' with M the causal mask,
+// plus Phi_Q S'_prev; S' is carried between chunks in the tensors' precision (fp32 for f32, double
+// for f64).
+//
+// Derivatives. With g[t] = [dout[t] / den[t], -(dout[t] . o[t]) / den[t]]  (d+1 wide, the gradient
+// of [num, den]) and R_s = sum_{t>=s} phiq[t]^T g[t]  (all t when bidirectional; m x (d+1)):
+//   dphiq[t]    = g[t] S'_t^T                    i.e. sum_{s<=t} (g[t] . v'[s]) phik[s]
+//   dphik[s][k] = sum_e R_s[k][e] v'[s][e]        summed over the H/Hkv query heads of the group
+//   dv[s][e]    = sum_k phik[s][k] R_s[k][e]      (e < d), summed over the query heads of the group
+// All three gradients are overwritten. The backward needs the inputs and o, den from the forward
+// (den already includes eps, so the backward's eps is only validated; chunk only sets the work split);
+// it recomputes the chunk states (one forward sweep for dphiq, one reverse sweep carrying R for
+// dphik, dv) instead of storing T/C of them. Parallel over (b, query head) for o and dphiq and over
+// (b, kv head) for dphik, dv: no two threads write the same element, results are deterministic.
+//
+// Generation: linear_attention_step advances one sequence by one position in O(H m d);
+// linear_attention_state exports S, z after a prefix (chunked prefill), so that steps from there on
+// continue the forward pass.
+#pragma once
+#include "wersa/tensor/tensor.h"
+
+namespace wersa {
+
+struct LinearAttnFwd {
+  Tensor o, den;         // [B, T, H, d], [B, T, H] (den includes eps); overwritten
+  Tensor phiq, phik, v;  // [B, T, H, m], [B, T, Hkv, m], [B, T, Hkv, d]
+  int chunk = 64;
+  double eps = 1e-6;
+  bool causal = true;
+};
+struct LinearAttnBwd {
+  Tensor dphiq, dphik, dv;             // overwritten; shapes of phiq, phik, v
+  Tensor dout, o, den, phiq, phik, v;  // dout, o [B, T, H, d]; den [B, T, H] from the forward
+  int chunk = 64;
+  double eps = 1e-6;
+  bool causal = true;
+};
+
+void linear_attention_fwd(const LinearAttnFwd& a);
+void linear_attention_bwd(const LinearAttnBwd& a);
+
+// One position of one sequence (generation, O(1) in T):
+//   S[g] += phik[g]^T v[g], z[g] += phik[g]   (in place), THEN
+//   o[h] = phiq[h] S[g] / (phiq[h] . z[g] + eps)  with g = h / (H / Hkv).
+struct LinearAttnStep {
+  Tensor o;              // [H, d] overwritten
+  Tensor S, z;           // [Hkv, m, d], [Hkv, m] updated in place
+  Tensor phiq, phik, v;  // [H, m], [Hkv, m], [Hkv, d]
+  double eps = 1e-6;
+};
+void linear_attention_step(const LinearAttnStep& a);
+
+// State after a whole prefix: S[b, g] = sum_{t<T} phik[b, t, g]^T v[b, t, g], z[b, g] = sum_t
+// phik[b, t, g]. Overwritten.
+struct LinearAttnState {
+  Tensor S, z;     // [B, Hkv, m, d], [B, Hkv, m]
+  Tensor phik, v;  // [B, T, Hkv, m], [B, T, Hkv, d]
+};
+void linear_attention_state(const LinearAttnState& a);
+
+namespace cpu {
+template <class T>
+void linear_attention_fwd(const LinearAttnFwd& a);
+template <class T>
+void linear_attention_bwd(const LinearAttnBwd& a);
+template <class T>
+void linear_attention_step(const LinearAttnStep& a);
+template <class T>
+void linear_attention_state(const LinearAttnState& a);
+}  // namespace cpu
+
+}  // namespace wersa

@@ -1,0 +1,56 @@
+// Exact multi-head softmax attention (the O(T^2) baseline), flash-style in memory.
+// Per batch b and query head h, with kv head g = h / (H / Hkv) and keys j <= t (causal) or all j:
+//   s[t][j] = scale * q[t] . k[j],   lse[t] = log sum_j exp(s[t][j]),   p[t][j] = exp(s[t][j] - lse[t])
+//   o[t] = sum_j p[t][j] v[j]
+// Derivatives (Dl[t] = dout[t] . o[t], ds[t][j] = p[t][j] (dout[t] . v[j] - Dl[t])):
+//   dq[t] = scale sum_j ds[t][j] k[j]
+//   dk[j] = scale sum_t ds[t][j] q[t]   and   dv[j] = sum_t p[t][j] dout[t]
+//           (both summed over the H/Hkv query heads of the group)
+// All gradients are overwritten. The forward saves only the row log-sum-exp; the backward
+// recomputes the probabilities from q, k and lse (memory O(T d), never O(T^2)). The backward runs
+// in parallel over (b, kv head) with queries in a fixed order: deterministic, no atomics.
+//
+// Generation: softmax_attention_decode attends one new query per head over the first len rows of a
+// key/value cache (the cache must already hold the new position's k and v).
+#pragma once
+#include <cstdint>
+
+#include "wersa/tensor/tensor.h"
+
+namespace wersa {
+
+struct SoftmaxAttnFwd {
+  Tensor o, lse;   // [B, T, H, d], [B, T, H]; overwritten
+  Tensor q, k, v;  // [B, T, H, d], [B, T, Hkv, d], [B, T, Hkv, d]
+  double scale;    // usually 1 / sqrt(d)
+  bool causal = true;
+};
+struct SoftmaxAttnBwd {
+  Tensor dq, dk, dv;             // overwritten; shapes of q, k, v
+  Tensor dout, o, lse, q, k, v;  // o, lse from the forward
+  double scale;
+  bool causal = true;
+};
+
+void softmax_attention_fwd(const SoftmaxAttnFwd& a);
+void softmax_attention_bwd(const SoftmaxAttnBwd& a);
+
+// o[h] = sum_{j<len} softmax_j(scale q[h] . kcache[j, g]) vcache[j, g],  g = h / (H / Hkv).
+struct SoftmaxAttnDecode {
+  Tensor o;                  // [H, d] overwritten
+  Tensor q, kcache, vcache;  // [H, d], [Tmax, Hkv, d], [Tmax, Hkv, d]
+  int64_t len;               // rows of the caches in use, 1..Tmax
+  double scale;
+};
+void softmax_attention_decode(const SoftmaxAttnDecode& a);
+
+namespace cpu {
+template <class T>
+void softmax_attention_fwd(const SoftmaxAttnFwd& a);
+template <class T>
+void softmax_attention_bwd(const SoftmaxAttnBwd& a);
+template <class T>
+void softmax_attention_decode(const SoftmaxAttnDecode& a);
+}  // namespace cpu
+
+}  // namespace wersa

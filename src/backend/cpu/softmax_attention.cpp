@@ -1,0 +1,322 @@
+// CPU exact softmax attention (see include/wersa/ops/softmax_attention.h for the math).
+// Layout q [B,T,H,d], k, v [B,T,Hkv,d]. A thread copies the keys (and values) of its kv head into
+// a transposed [d x T] scratch and processes kQ queries at a time: scores are register tiles of
+// kQ queries x kW keys accumulated over d, weighted sums of rows are tiles of kQ queries x kW
+// columns accumulated over keys. Every sum runs in a fixed order (keys ascending, then heads,
+// then query blocks), so results do not depend on the thread count. Scratch is O(T d) per thread,
+// never O(T^2). A causal query row t reads keys j <= t only.
+#include "wersa/ops/softmax_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace wersa::cpu {
+
+namespace {
+
+// Per-thread scratch that only grows; Slot separates the buffers live at the same time.
+template <class T, int Slot>
+T* scratch(int64_t n) {
+  thread_local std::vector<T> buf;
+  if (int64_t(buf.size()) < n) buf.resize(size_t(n));
+  return buf.data();
+}
+
+template <class T>
+inline void axpy(int64_t n, T a, const T* x, T* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+constexpr int kQ = 4;  // query rows per block
+constexpr int kW = 8;  // keys or columns per register tile
+
+// Below this many multiply-adds an op runs on one thread: a parallel region costs more.
+constexpr int64_t kParallelWork = int64_t(1) << 16;
+
+struct Geo {
+  int64_t B, T, H, Hkv, d;
+  int64_t rep() const { return H / Hkv; }
+  int64_t work() const { return B * H * T * T * d; }
+  int64_t ldt() const { return (T + kW - 1) / kW * kW; }  // padded row length of transposed K, V
+};
+
+// XT [d x ldt] = rows of kv head g of x [B,T,Hkv,d] for batch b, transposed; padding zeroed.
+template <class T>
+void load_transposed(const Geo& G, const T* x, int64_t b, int64_t g, T* XT) {
+  const T* base = x + (b * G.T * G.Hkv + g) * G.d;
+  const int64_t ld = G.ldt();
+  for (int64_t j = 0; j < G.T; ++j) {
+    const T* r = base + j * G.Hkv * G.d;
+    for (int64_t e = 0; e < G.d; ++e) XT[e * ld + j] = r[e];
+  }
+  for (int64_t e = 0; e < G.d; ++e) std::fill(XT + e * ld + G.T, XT + (e + 1) * ld, T(0));
+}
+
+// out[r][j] = sum_e a[r][e] XT[e][j] for j < n rounded up to kW (XT padded that far);
+// a is R x d, out has rows of ldo. Each element sums over e in ascending order.
+template <class T, int R>
+void dot_rows_t(int64_t d, const T* a, const T* XT, int64_t ldx, int64_t n, T* out, int64_t ldo) {
+  for (int64_t j0 = 0; j0 < n; j0 += kW) {
+    T acc[R][kW] = {};
+    for (int64_t e = 0; e < d; ++e) {
+      const T* x = XT + e * ldx + j0;
+      for (int r = 0; r < R; ++r) {
+        const T ar = a[r * d + e];
+#pragma omp simd
+        for (int jj = 0; jj < kW; ++jj) acc[r][jj] += ar * x[jj];
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int jj = 0; jj < kW; ++jj) out[r * ldo + j0 + jj] = acc[r][jj];
+  }
+}
+
+// out[r][e] = sum_{j < n[r]} w[r][j] X[j][e] (e < d), X rows ldx apart, w rows ldw apart, out R x d.
+// Each element sums over j in ascending order.
+template <class T, int R>
+void weighted_rows(int64_t d, const T* w, int64_t ldw, const int64_t* n, const T* X, int64_t ldx, T* out) {
+  int64_t nmin = n[0];
+  for (int r = 1; r < R; ++r) nmin = std::min(nmin, n[r]);
+  int64_t e0 = 0;
+  for (; e0 + kW <= d; e0 += kW) {
+    T acc[R][kW] = {};
+    for (int64_t j = 0; j < nmin; ++j) {
+      const T* x = X + j * ldx + e0;
+      for (int r = 0; r < R; ++r) {
+        const T wr = w[r * ldw + j];
+#pragma omp simd
+        for (int jj = 0; jj < kW; ++jj) acc[r][jj] += wr * x[jj];
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int jj = 0; jj < kW; ++jj) out[r * d + e0 + jj] = acc[r][jj];
+  }
+  if (e0 < d) {
+    for (int r = 0; r < R; ++r) std::fill(out + r * d + e0, out + (r + 1) * d, T(0));
+    for (int64_t j = 0; j < nmin; ++j)
+      for (int r = 0; r < R; ++r) axpy(d - e0, w[r * ldw + j], X + j * ldx + e0, out + r * d + e0);
+  }
+  for (int r = 0; r < R; ++r)
+    for (int64_t j = nmin; j < n[r]; ++j) axpy(d, w[r * ldw + j], X + j * ldx, out + r * d);
+}
+
+// acc[j][e] += sum_{r : j < n[r]} (c w[r][j]) y[r][e]   (e < d; y is R x d; acc rows of d).
+// Each element adds the rows r in ascending order.
+template <class T, int R>
+void rank_update(int64_t d, const T* w, int64_t ldw, const int64_t* n, T c, const T* y, T* acc) {
+  int64_t nmin = n[0], nmax = n[0];
+  for (int r = 1; r < R; ++r) nmin = std::min(nmin, n[r]), nmax = std::max(nmax, n[r]);
+  int64_t e0 = 0;
+  for (; e0 + kW <= d; e0 += kW) {
+    T yr[R][kW];
+    for (int r = 0; r < R; ++r)
+      for (int jj = 0; jj < kW; ++jj) yr[r][jj] = y[r * d + e0 + jj];
+    for (int64_t j = 0; j < nmin; ++j) {
+      T cw[R];
+      for (int r = 0; r < R; ++r) cw[r] = c * w[r * ldw + j];
+      T* a = acc + j * d + e0;
+#pragma omp simd
+      for (int jj = 0; jj < kW; ++jj) {
+        T s = a[jj];
+        for (int r = 0; r < R; ++r) s += cw[r] * yr[r][jj];
+        a[jj] = s;
+      }
+    }
+  }
+  for (int64_t j = 0; j < nmax; ++j)
+    for (int r = 0; r < R; ++r)
+      if (j < n[r])
+        axpy(j < nmin ? d - e0 : d, c * w[r * ldw + j], y + r * d + (j < nmin ? e0 : 0),
+             acc + j * d + (j < nmin ? e0 : 0));
+}
+
+// One block of R query rows starting at t0 for one (b, h): softmax probabilities into P (rows of
+// G.ldt()), output rows and lse.
+template <class T, int R>
+void fwd_block(const Geo& G, const SoftmaxAttnFwd& a, int64_t b, int64_t h, int64_t t0, const T* KT) {
+  const int64_t d = G.d, ld = G.ldt(), g = h / G.rep();
+  const T scale = T(a.scale);
+  T* P = scratch<T, 1>(kQ * ld);
+  T* qs = scratch<T, 2>(kQ * d);
+  T* acc = scratch<T, 3>(kQ * d);
+  int64_t n[R];
+  double l[R];
+  T mx[R];
+  const T* q = a.q.ptr<T>() + ((b * G.T + t0) * G.H + h) * d;
+  for (int r = 0; r < R; ++r) {
+    n[r] = a.causal ? t0 + r + 1 : G.T;
+    for (int64_t e = 0; e < d; ++e) qs[r * d + e] = scale * q[r * G.H * d + e];
+  }
+  dot_rows_t<T, R>(d, qs, KT, ld, n[R - 1], P, ld);
+  for (int r = 0; r < R; ++r) {
+    T* p = P + r * ld;
+    mx[r] = *std::max_element(p, p + n[r]);
+    l[r] = 0;
+    for (int64_t j = 0; j < n[r]; ++j) {
+      p[j] = std::exp(p[j] - mx[r]);
+      l[r] += p[j];
+    }
+  }
+  const T* v = a.v.ptr<T>() + (b * G.T * G.Hkv + g) * d;
+  weighted_rows<T, R>(d, P, ld, n, v, G.Hkv * d, acc);
+  for (int r = 0; r < R; ++r) {
+    T* o = a.o.ptr<T>() + ((b * G.T + t0 + r) * G.H + h) * d;
+    for (int64_t e = 0; e < d; ++e) o[e] = T(acc[r * d + e] / l[r]);
+    a.lse.ptr<T>()[(b * G.T + t0 + r) * G.H + h] = T(double(mx[r]) + std::log(l[r]));
+  }
+}
+
+// One block of R query rows of head h: dq rows, and the block's share of dK, dV (accumulated).
+template <class T, int R>
+void bwd_block(const Geo& G, const SoftmaxAttnBwd& a, int64_t b, int64_t h, int64_t t0, const T* KT,
+               const T* VT, T* dKa, T* dVa) {
+  const int64_t d = G.d, ld = G.ldt(), g = h / G.rep();
+  const T scale = T(a.scale);
+  T* P = scratch<T, 1>(kQ * ld);
+  T* qs = scratch<T, 2>(kQ * d);
+  T* acc = scratch<T, 3>(kQ * d);
+  T* dS = scratch<T, 4>(kQ * ld);
+  T* qr = scratch<T, 5>(kQ * d);
+  T* dor = scratch<T, 6>(kQ * d);
+  int64_t n[R];
+  const int64_t row0 = (b * G.T + t0) * G.H + h;
+  for (int r = 0; r < R; ++r) {
+    n[r] = a.causal ? t0 + r + 1 : G.T;
+    const int64_t off = (row0 + r * G.H) * d;
+    for (int64_t e = 0; e < d; ++e) {
+      qr[r * d + e] = a.q.ptr<T>()[off + e];
+      qs[r * d + e] = scale * qr[r * d + e];
+      dor[r * d + e] = a.dout.ptr<T>()[off + e];
+    }
+  }
+  dot_rows_t<T, R>(d, qs, KT, ld, n[R - 1], P, ld);
+  dot_rows_t<T, R>(d, dor, VT, ld, n[R - 1], dS, ld);
+  for (int r = 0; r < R; ++r) {
+    const T lse = a.lse.ptr<T>()[row0 + r * G.H];
+    const T* o = a.o.ptr<T>() + (row0 + r * G.H) * d;
+    double Dl = 0;
+    for (int64_t e = 0; e < d; ++e) Dl += double(dor[r * d + e]) * double(o[e]);
+    T* p = P + r * ld;
+    T* ds = dS + r * ld;
+    for (int64_t j = 0; j < n[r]; ++j) {
+      p[j] = std::exp(p[j] - lse);
+      ds[j] = p[j] * (ds[j] - T(Dl));
+    }
+  }
+  const T* k = a.k.ptr<T>() + (b * G.T * G.Hkv + g) * d;
+  weighted_rows<T, R>(d, dS, ld, n, k, G.Hkv * d, acc);
+  for (int r = 0; r < R; ++r) {
+    T* dq = a.dq.ptr<T>() + (row0 + r * G.H) * d;
+    for (int64_t e = 0; e < d; ++e) dq[e] = scale * acc[r * d + e];
+  }
+  rank_update<T, R>(d, dS, ld, n, scale, qr, dKa);
+  rank_update<T, R>(d, P, ld, n, T(1), dor, dVa);
+}
+
+// Runs F<T, R> for the block of rows [t0, t0 + R), R = min(kQ, T - t0).
+#define WERSA_BLOCK_ROWS(F, RR, ...) \
+  switch (RR) {                      \
+    case 4:                          \
+      F<T, 4>(__VA_ARGS__);          \
+      break;                         \
+    case 3:                          \
+      F<T, 3>(__VA_ARGS__);          \
+      break;                         \
+    case 2:                          \
+      F<T, 2>(__VA_ARGS__);          \
+      break;                         \
+    default:                         \
+      F<T, 1>(__VA_ARGS__);          \
+  }
+
+}  // namespace
+
+template <class T>
+void softmax_attention_fwd(const SoftmaxAttnFwd& a) {
+  const Geo G{a.q.dim(0), a.q.dim(1), a.q.dim(2), a.k.dim(2), a.q.dim(3)};
+  const int64_t nbh = G.B * G.H;
+#pragma omp parallel for schedule(static) if (G.work() > kParallelWork)
+  for (int64_t bh = 0; bh < nbh; ++bh) {
+    const int64_t b = bh / G.H, h = bh % G.H;
+    T* KT = scratch<T, 0>(G.d * G.ldt());
+    load_transposed(G, a.k.ptr<T>(), b, h / G.rep(), KT);
+    for (int64_t t0 = 0; t0 < G.T; t0 += kQ) {
+      const int64_t R = std::min<int64_t>(kQ, G.T - t0);
+      WERSA_BLOCK_ROWS(fwd_block, R, G, a, b, h, t0, KT);
+    }
+  }
+}
+
+template <class T>
+void softmax_attention_bwd(const SoftmaxAttnBwd& a) {
+  const Geo G{a.q.dim(0), a.q.dim(1), a.q.dim(2), a.k.dim(2), a.q.dim(3)};
+  const int64_t nbg = G.B * G.Hkv, d = G.d;
+#pragma omp parallel for schedule(static) if (G.work() > kParallelWork)
+  for (int64_t bg = 0; bg < nbg; ++bg) {
+    const int64_t b = bg / G.Hkv, g = bg % G.Hkv;
+    T* KT = scratch<T, 0>(d * G.ldt());
+    T* VT = scratch<T, 7>(d * G.ldt());
+    T* dKa = scratch<T, 8>(G.T * d);
+    T* dVa = scratch<T, 9>(G.T * d);
+    load_transposed(G, a.k.ptr<T>(), b, g, KT);
+    load_transposed(G, a.v.ptr<T>(), b, g, VT);
+    std::fill(dKa, dKa + G.T * d, T(0));
+    std::fill(dVa, dVa + G.T * d, T(0));
+    for (int64_t r = 0; r < G.rep(); ++r)
+      for (int64_t t0 = 0; t0 < G.T; t0 += kQ) {
+        const int64_t R = std::min<int64_t>(kQ, G.T - t0);
+        WERSA_BLOCK_ROWS(bwd_block, R, G, a, b, g * G.rep() + r, t0, KT, VT, dKa, dVa);
+      }
+    T* dk = a.dk.ptr<T>() + (b * G.T * G.Hkv + g) * d;
+    T* dv = a.dv.ptr<T>() + (b * G.T * G.Hkv + g) * d;
+    for (int64_t j = 0; j < G.T; ++j) {
+      std::copy(dKa + j * d, dKa + (j + 1) * d, dk + j * G.Hkv * d);
+      std::copy(dVa + j * d, dVa + (j + 1) * d, dv + j * G.Hkv * d);
+    }
+  }
+}
+
+#undef WERSA_BLOCK_ROWS
+
+template <class T>
+void softmax_attention_decode(const SoftmaxAttnDecode& a) {
+  const int64_t H = a.q.dim(0), d = a.q.dim(1), Hkv = a.kcache.dim(1), n = a.len;
+  const int64_t rep = H / Hkv;
+  const T scale = T(a.scale);
+#pragma omp parallel for schedule(static) if (H * n * d > kParallelWork)
+  for (int64_t h = 0; h < H; ++h) {
+    const int64_t g = h / rep;
+    const T* q = a.q.ptr<T>() + h * d;
+    const T* k = a.kcache.ptr<T>() + g * d;
+    const T* v = a.vcache.ptr<T>() + g * d;
+    T* sc = scratch<T, 1>(n);
+    T* acc = scratch<T, 2>(d);
+    for (int64_t j = 0; j < n; ++j) {
+      const T* kr = k + j * Hkv * d;
+      T s = T(0);
+      for (int64_t e = 0; e < d; ++e) s += (scale * q[e]) * kr[e];
+      sc[j] = s;
+    }
+    const T mx = *std::max_element(sc, sc + n);
+    double l = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      sc[j] = std::exp(sc[j] - mx);
+      l += sc[j];
+    }
+    std::fill(acc, acc + d, T(0));
+    for (int64_t j = 0; j < n; ++j)
+      if (sc[j] != T(0)) axpy(d, sc[j], v + j * Hkv * d, acc);
+    T* o = a.o.ptr<T>() + h * d;
+    for (int64_t e = 0; e < d; ++e) o[e] = T(acc[e] / l);
+  }
+}
+
+template void softmax_attention_fwd<float>(const SoftmaxAttnFwd&);
+template void softmax_attention_fwd<double>(const SoftmaxAttnFwd&);
+template void softmax_attention_bwd<float>(const SoftmaxAttnBwd&);
+template void softmax_attention_bwd<double>(const SoftmaxAttnBwd&);
+template void softmax_attention_decode<float>(const SoftmaxAttnDecode&);
+template void softmax_attention_decode<double>(const SoftmaxAttnDecode&);
+
+}  // namespace wersa::cpu
