@@ -1,0 +1,347 @@
+#include "wersa/io/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <vector>
+
+namespace wersa::io {
+
+using json = nlohmann::json;
+
+namespace {
+
+constexpr uint64_t kMaxHeader = 100ull << 20;  // 100 MiB: anything larger is not a real header
+constexpr uint64_t kMaxElems = 1ull << 62;     // bound on the product of the non-zero dims
+constexpr const char* kMetaKey = "__metadata__";
+
+bool host_is_little_endian() {
+  const uint16_t one = 1;
+  unsigned char b;
+  std::memcpy(&b, &one, 1);
+  return b == 1;
+}
+
+bool dtype_from_name(const std::string& s, DType& out) {
+  static const std::pair<const char*, DType> table[] = {{"F32", DType::F32},
+                                                        {"F64", DType::F64},
+                                                        {"I32", DType::I32},
+                                                        {"U16", DType::U16},
+                                                        {"U32", DType::U32}};
+  for (const auto& [n, t] : table)
+    if (s == n) return out = t, true;
+  return false;
+}
+
+// A name for an error message: control characters would break the one-line rule.
+std::string printable(const std::string& s) {
+  std::string out = s;
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return out;
+}
+
+// A JSON value for an error message: short and on one line.
+std::string brief(const json& j) {
+  std::string s = j.dump(-1, ' ', true, json::error_handler_t::replace);
+  if (s.size() > 60) s = s.substr(0, 57) + "...";
+  return s;
+}
+
+// Parses the header, rejecting duplicate keys (which nlohmann would silently merge) and
+// nesting deeper than a valid header ever needs (so no input can exhaust the stack).
+json parse_header(const std::string& file, const char* begin, const char* end) {
+  std::vector<std::set<std::string>> keys;  // one set per open object
+  auto cb = [&](int depth, json::parse_event_t ev, json& parsed) -> bool {
+    if (ev == json::parse_event_t::object_start || ev == json::parse_event_t::array_start) {
+      WERSA_CHECK(depth < 4, file, ": invalid header: JSON nested too deeply");
+    }
+    if (ev == json::parse_event_t::object_start) keys.emplace_back();
+    if (ev == json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
+    if (ev == json::parse_event_t::key && !keys.empty() && parsed.is_string()) {
+      const std::string& k = parsed.get_ref<const std::string&>();
+      WERSA_CHECK(keys.back().insert(k).second, file, ": invalid header: duplicate key '", printable(k), "'");
+    }
+    return true;
+  };
+  try {
+    return json::parse(begin, end, cb);
+  } catch (const json::exception& e) {
+    std::string msg = e.what();
+    const size_t close = msg.find("] ");
+    if (msg.rfind("[json.exception.", 0) == 0 && close != std::string::npos) msg = msg.substr(close + 2);
+    WERSA_FAIL(file, ": invalid JSON header: ", msg);
+  }
+}
+
+// Reads a non-negative JSON integer (dims, offsets).
+uint64_t get_uint(const std::string& where, const char* what, const json& j) {
+  WERSA_CHECK(j.is_number_integer(), where, ": ", what, " must be an integer, got ", brief(j));
+  WERSA_CHECK(j.is_number_unsigned(), where, ": ", what, " must be non-negative, got ", brief(j));
+  return j.get<uint64_t>();
+}
+
+SafeTensorEntry parse_entry(const std::string& file, const std::string& name, const json& e,
+                            uint64_t buffer_bytes) {
+  const std::string where = file + ": tensor '" + printable(name) + "'";
+  WERSA_CHECK(!name.empty(), file, ": invalid header: a tensor has an empty name");
+  WERSA_CHECK(e.is_object(), where, ": header entry must be an object, got ", brief(e));
+  for (const char* key : {"dtype", "shape", "data_offsets"})
+    WERSA_CHECK(e.contains(key), where, ": header entry lacks '", key, "'");
+  for (const auto& item : e.items())
+    WERSA_CHECK(item.key() == "dtype" || item.key() == "shape" || item.key() == "data_offsets", where,
+                ": unknown header field '", printable(item.key()),
+                "' (expected dtype, shape and data_offsets)");
+
+  SafeTensorEntry out;
+  out.name = name;
+  const json& dt = e["dtype"];
+  WERSA_CHECK(dt.is_string(), where, ": dtype must be a string, got ", brief(dt));
+  WERSA_CHECK(dtype_from_name(dt.get_ref<const std::string&>(), out.dtype), where, ": unknown dtype ",
+              brief(dt), " (expected F32, F64, I32, U16 or U32)");
+
+  const json& sh = e["shape"];
+  WERSA_CHECK(sh.is_array(), where, ": shape must be an array, got ", brief(sh));
+  WERSA_CHECK(sh.size() <= size_t(kMaxDims), where, ": shape has rank ", sh.size(), " (expected at most ",
+              kMaxDims, ")");
+  // The product of the non-zero dims is bounded even when a zero dim makes the tensor empty,
+  // so that Shape::numel() can never overflow on its partial products.
+  uint64_t nonzero_prod = 1;
+  bool has_zero = false;
+  for (const json& d : sh) {
+    const uint64_t v = get_uint(where, "every shape dimension", d);
+    if (v == 0) {
+      has_zero = true;
+      continue;
+    }
+    WERSA_CHECK(v <= kMaxElems && nonzero_prod <= kMaxElems / v, where, ": shape ", brief(sh),
+                " has too many elements");
+    nonzero_prod *= v;
+  }
+  out.shape.rank = int(sh.size());
+  for (int i = 0; i < out.shape.rank; ++i) out.shape.dim[i] = int64_t(sh[i].get<uint64_t>());
+
+  const json& off = e["data_offsets"];
+  WERSA_CHECK(off.is_array() && off.size() == 2, where, ": data_offsets must be [begin, end], got ",
+              brief(off));
+  out.begin = get_uint(where, "data_offsets", off[0]);
+  out.end = get_uint(where, "data_offsets", off[1]);
+  WERSA_CHECK(out.begin <= out.end && out.end <= buffer_bytes, where, ": data_offsets [", out.begin, ", ",
+              out.end, "] lie outside the data buffer of ", buffer_bytes, " bytes");
+  const uint64_t elems = has_zero ? 0 : nonzero_prod;
+  const uint64_t esize = dtype_size(out.dtype);
+  const bool fits = elems <= ~uint64_t(0) / esize;  // elems <= 2^62, esize <= 8
+  WERSA_CHECK(fits && out.end - out.begin == elems * esize, where, ": data_offsets [", out.begin, ", ",
+              out.end, "] span ", out.end - out.begin, " bytes, but ", safetensors_dtype_name(out.dtype), " ",
+              out.shape.str(), " needs ", fits ? std::to_string(elems * esize) : std::string("over 2^64"));
+  return out;
+}
+
+// Reads a regular file into `out`.
+void read_whole_file(const std::string& path, std::vector<char>& out) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  WERSA_CHECK(fd >= 0, path, ": cannot open file: ", std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    WERSA_FAIL(path, ": cannot read file: not a regular file");
+  }
+  out.resize(size_t(st.st_size));
+  size_t got = 0;
+  int err = 0;
+  while (got < out.size()) {
+    const ssize_t r = ::read(fd, out.data() + got, out.size() - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) err = errno;
+    if (r <= 0) break;
+    got += size_t(r);
+  }
+  ::close(fd);
+  WERSA_CHECK(got == out.size(), path, ": cannot read file (read ", got, " of ", out.size(), " bytes)",
+              err ? std::string(": ") + std::strerror(err) : std::string());
+}
+
+// Writes all of `data` to fd, retrying on partial writes and EINTR.
+bool write_all(int fd, const char* data, size_t n) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, data, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w == 0) errno = EIO;
+    if (w <= 0) return false;
+    data += w;
+    n -= size_t(w);
+  }
+  return true;
+}
+
+}  // namespace
+
+const char* safetensors_dtype_name(DType t) {
+  switch (t) {
+    case DType::F32:
+      return "F32";
+    case DType::F64:
+      return "F64";
+    case DType::I32:
+      return "I32";
+    case DType::U16:
+      return "U16";
+    case DType::U32:
+      return "U32";
+  }
+  return "?";
+}
+
+void save_safetensors(const std::string& path, const std::vector<Tensor>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  WERSA_ASSERT(host_is_little_endian(), "safetensors I/O assumes a little-endian host");
+  std::set<std::string> names;
+  for (const Tensor& t : tensors) {
+    WERSA_CHECK(!t.name.empty(), path, ": cannot save a tensor without a name (", t.describe(), ")");
+    WERSA_CHECK(t.name != kMetaKey, path, ": '", kMetaKey, "' is reserved and cannot name a tensor");
+    WERSA_CHECK(names.insert(t.name).second, path, ": two tensors are named '", t.name, "'");
+    WERSA_CHECK(t.device == Device::CPU, path, ": tensor '", t.name, "' is on ", device_name(t.device),
+                " (expected a CPU tensor)");
+    for (int i = 0; i < t.rank(); ++i)
+      WERSA_CHECK(t.dim(i) >= 0, path, ": tensor '", t.name, "' has a negative dimension ", t.shape.str());
+    WERSA_CHECK(t.bytes() == 0 || t.data != nullptr, path, ": tensor '", t.name, "' has no data");
+  }
+
+  // Largest elements first, then by name: deterministic, and every tensor naturally aligned.
+  std::vector<size_t> order(tensors.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const size_t sa = dtype_size(tensors[a].dtype), sb = dtype_size(tensors[b].dtype);
+    return sa != sb ? sa > sb : tensors[a].name < tensors[b].name;
+  });
+
+  json header = json::object();
+  uint64_t offset = 0;
+  for (size_t i : order) {
+    const Tensor& t = tensors[i];
+    json shape = json::array();
+    for (int d = 0; d < t.rank(); ++d) shape.push_back(t.dim(d));
+    header[t.name] = {{"dtype", safetensors_dtype_name(t.dtype)},
+                      {"shape", shape},
+                      {"data_offsets", {offset, offset + t.bytes()}}};
+    offset += t.bytes();
+  }
+  if (!metadata.empty()) header[kMetaKey] = metadata;
+
+  std::string text;
+  try {
+    text = header.dump();
+  } catch (const json::exception&) {
+    WERSA_FAIL(path, ": tensor names and metadata must be valid UTF-8");
+  }
+  text.append((8 - text.size() % 8) % 8, ' ');
+  char prefix[8];
+  for (int i = 0; i < 8; ++i) prefix[i] = char((uint64_t(text.size()) >> (8 * i)) & 0xff);
+
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  WERSA_CHECK(fd >= 0, tmp, ": cannot create file: ", std::strerror(errno));
+  bool ok = write_all(fd, prefix, 8) && write_all(fd, text.data(), text.size());
+  for (size_t i : order)
+    if (ok) ok = write_all(fd, static_cast<const char*>(tensors[i].data), tensors[i].bytes());
+  int err = ok ? 0 : errno;
+  if (ok && ::fsync(fd) != 0) ok = false, err = errno;
+  if (::close(fd) != 0 && ok) ok = false, err = errno;
+  if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) ok = false, err = errno;
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    WERSA_FAIL(path, ": cannot write file: ", std::strerror(err));
+  }
+  // Make the rename itself durable (best effort: some filesystems refuse fsync on directories).
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
+  WERSA_ASSERT(host_is_little_endian(), "safetensors I/O assumes a little-endian host");
+  read_whole_file(path, bytes_);
+
+  const uint64_t fsize = bytes_.size();
+  WERSA_CHECK(fsize >= 8, path, ": file is ", fsize,
+              " bytes, too short for a safetensors header (expected at least 8)");
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= uint64_t(static_cast<unsigned char>(bytes_[i])) << (8 * i);
+  WERSA_CHECK(n <= kMaxHeader, path, ": header length ", n, " is absurd (expected at most ", kMaxHeader,
+              " bytes); not a safetensors file?");
+  WERSA_CHECK(n <= fsize - 8, path, ": header length ", n, " runs past the end of the file (", fsize,
+              " bytes)");
+  data_start_ = 8 + n;
+  const uint64_t buffer_bytes = fsize - data_start_;
+
+  const json header = parse_header(path, bytes_.data() + 8, bytes_.data() + 8 + n);
+  WERSA_CHECK(header.is_object(), path, ": invalid header: expected a JSON object, got ", brief(header));
+
+  for (const auto& item : header.items()) {
+    if (item.key() == kMetaKey) {
+      WERSA_CHECK(item.value().is_object(), path, ": __metadata__ must be an object, got ",
+                  brief(item.value()));
+      for (const auto& m : item.value().items()) {
+        WERSA_CHECK(m.value().is_string(), path, ": __metadata__ '", printable(m.key()),
+                    "' must be a string, got ", brief(m.value()));
+        metadata_[m.key()] = m.value().get<std::string>();
+      }
+      continue;
+    }
+    entries_.push_back(parse_entry(path, item.key(), item.value(), buffer_bytes));
+  }
+
+  // The tensors must tile the buffer exactly: no overlaps, no gaps, nothing left over.
+  std::sort(entries_.begin(), entries_.end(), [](const SafeTensorEntry& a, const SafeTensorEntry& b) {
+    return a.begin != b.begin ? a.begin < b.begin : (a.end != b.end ? a.end < b.end : a.name < b.name);
+  });
+  uint64_t covered = 0;
+  const SafeTensorEntry* prev = nullptr;
+  for (const SafeTensorEntry& e : entries_) {
+    WERSA_CHECK(e.begin >= covered, path, ": tensor '", printable(e.name), "' (bytes ", e.begin, "..", e.end,
+                ") overlaps tensor '", prev ? printable(prev->name) : std::string(), "' (bytes ",
+                prev ? prev->begin : 0, "..", covered, ")");
+    WERSA_CHECK(e.begin == covered, path, ": tensor '", printable(e.name), "' starts at byte ", e.begin,
+                " of the data buffer, leaving a gap after byte ", covered);
+    covered = e.end;
+    prev = &e;
+  }
+  WERSA_CHECK(covered == buffer_bytes, path, ": the tensors cover ", covered, " bytes of a data buffer of ",
+              buffer_bytes, " bytes (trailing bytes after the last tensor)");
+  for (size_t i = 0; i < entries_.size(); ++i) index_[entries_[i].name] = i;
+}
+
+const SafeTensorEntry& SafeTensorsFile::entry(const std::string& name) const {
+  auto it = index_.find(name);
+  WERSA_CHECK(it != index_.end(), path_, ": no tensor '", name, "' (the file has ", entries_.size(),
+              " tensors)");
+  return entries_[it->second];
+}
+
+void SafeTensorsFile::read_into(const std::string& name, const Tensor& dst) const {
+  const SafeTensorEntry& e = entry(name);
+  WERSA_CHECK(dst.device == Device::CPU, path_, ": tensor '", name, "': destination ", dst.describe(),
+              " is not a CPU tensor");
+  WERSA_CHECK(dst.dtype == e.dtype, path_, ": tensor '", name, "' has dtype ",
+              safetensors_dtype_name(e.dtype), ", expected ", safetensors_dtype_name(dst.dtype));
+  WERSA_CHECK(dst.shape == e.shape, path_, ": tensor '", name, "' has shape ", e.shape.str(), ", expected ",
+              dst.shape.str());
+  const size_t n = size_t(e.end - e.begin);
+  WERSA_ASSERT(n == dst.bytes(), "validated entry size");
+  if (n == 0) return;
+  WERSA_CHECK(dst.data != nullptr, path_, ": tensor '", name, "': destination has no data");
+  std::memcpy(dst.data, bytes_.data() + data_start_ + e.begin, n);
+}
+
+}  // namespace wersa::io

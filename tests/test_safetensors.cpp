@@ -1,0 +1,367 @@
+// safetensors: round trips, the exact bytes of the format, every validation error, and a
+// corruption sweep (no input may crash the reader or escape as anything but wersa::Error).
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "testutil.h"
+#include "wersa/io/safetensors.h"
+
+using namespace wersa;
+using namespace wersa::test;
+using wersa::io::SafeTensorsFile;
+
+namespace {
+
+// Temporary files, removed when the test program exits.
+struct TmpFiles {
+  std::vector<std::string> paths;
+  ~TmpFiles() {
+    for (const std::string& p : paths) ::unlink(p.c_str()), ::unlink((p + ".tmp").c_str());
+  }
+} tmp_files;
+
+std::string tmp_path(const std::string& name) {
+  const std::string p = ::testing::TempDir() + "wersa_st_" + std::to_string(::getpid()) + "_" + name;
+  tmp_files.paths.push_back(p);
+  return p;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void spit(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+std::string le64(uint64_t n) {
+  std::string s(8, '\0');
+  for (int i = 0; i < 8; ++i) s[i] = char((n >> (8 * i)) & 0xff);
+  return s;
+}
+
+// A hand-built file: length prefix, header (padded to 8 unless told otherwise), data.
+std::string raw_file(const std::string& header, const std::string& data, bool pad = true) {
+  std::string h = header;
+  if (pad) h.append((8 - h.size() % 8) % 8, ' ');
+  return le64(h.size()) + h + data;
+}
+
+// Loads `bytes` from a file and returns the error message ("" when it loads).
+std::string load_error(const std::string& bytes, const std::string& path) {
+  spit(path, bytes);
+  try {
+    SafeTensorsFile f(path);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Expects loading `header` + `data` to fail with a one-line message naming the file and
+// containing `needle`.
+void expect_load_error(const std::string& header, const std::string& data, const std::string& needle) {
+  const std::string path = tmp_path("bad.safetensors");
+  const std::string msg = load_error(raw_file(header, data), path);
+  EXPECT_NE(msg, "") << "loaded without error: " << header;
+  EXPECT_NE(msg.find(needle), std::string::npos) << "message: " << msg << "\nwanted: " << needle;
+  EXPECT_EQ(msg.rfind(path + ": ", 0), 0u) << "message does not start with the file: " << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << "multi-line message: " << msg;
+}
+
+std::string entry(const std::string& name, const std::string& dtype, const std::string& shape, uint64_t b,
+                  uint64_t e) {
+  return "\"" + name + "\":{\"dtype\":\"" + dtype + "\",\"shape\":" + shape + ",\"data_offsets\":[" +
+         std::to_string(b) + "," + std::to_string(e) + "]}";
+}
+
+bool same_bytes(const Tensor& a, const Tensor& b) {
+  return a.bytes() == b.bytes() && (a.bytes() == 0 || std::memcmp(a.data, b.data, a.bytes()) == 0);
+}
+
+}  // namespace
+
+TEST(SafeTensors, RoundTripAllDtypesAndMetadata) {
+  std::vector<Buf> bufs;
+  bufs.emplace_back(DType::F32, Shape{3, 5}, "blocks.0.attn.wq");
+  bufs.emplace_back(DType::F64, Shape{7}, "omega");
+  bufs.emplace_back(DType::I32, Shape{2, 3, 4}, "ids");
+  bufs.emplace_back(DType::U16, Shape{13}, "tokens16");  // odd byte count before 4-byte dtypes
+  bufs.emplace_back(DType::U32, Shape{1, 2, 1, 3}, "tokens32");
+  bufs.emplace_back(DType::F32, Shape{}, "scalar");
+  bufs.emplace_back(DType::F64, Shape{0, 4}, "empty");
+  for (size_t k = 0; k < bufs.size(); ++k) {
+    Buf& b = bufs[k];
+    for (int64_t i = 0; i < b.n(); ++i) {
+      const bool is_float = b.t.dtype == DType::F32 || b.t.dtype == DType::F64;
+      const double v = is_float ? rng_normal(7, k, i) : double((i * 2654435761u + k) % 60000);
+      b.set(i, b.t.dtype == DType::I32 ? v - 30000 : v);
+    }
+  }
+  std::vector<Tensor> ts;
+  for (const Buf& b : bufs) ts.push_back(b.t);
+  const std::map<std::string, std::string> meta = {
+      {"format", "wersa"}, {"step", "123"}, {"note", "unicode \xc3\xa9 and \"quotes\""}};
+  const std::string path = tmp_path("roundtrip.safetensors");
+  io::save_safetensors(path, ts, meta);
+  EXPECT_NE(::access((path + ".tmp").c_str(), F_OK), 0) << "temporary file left behind";
+
+  SafeTensorsFile f(path);
+  EXPECT_EQ(f.path(), path);
+  EXPECT_EQ(f.metadata(), meta);
+  ASSERT_EQ(f.entries().size(), bufs.size());
+  uint64_t prev_end = 0;
+  for (const io::SafeTensorEntry& e : f.entries()) {
+    EXPECT_EQ(e.begin, prev_end) << e.name;  // contiguous, in file order
+    EXPECT_EQ(e.begin % dtype_size(e.dtype), 0u) << e.name << " is not naturally aligned";
+    prev_end = e.end;
+  }
+  for (const Buf& b : bufs) {
+    ASSERT_TRUE(f.has(b.t.name)) << b.t.name;
+    const io::SafeTensorEntry& e = f.entry(b.t.name);
+    EXPECT_EQ(e.dtype, b.t.dtype) << b.t.name;
+    EXPECT_EQ(e.shape, b.t.shape) << b.t.name;
+    EXPECT_EQ(e.end - e.begin, b.t.bytes()) << b.t.name;
+    Buf back(b.t.dtype, b.t.shape, b.t.name);
+    back.randn(99);
+    f.read_into(b.t.name, back);
+    EXPECT_TRUE(same_bytes(back.t, b.t)) << b.t.name;
+  }
+  EXPECT_FALSE(f.has("nope"));
+
+  // Saving again over an existing file replaces it.
+  io::save_safetensors(path, {bufs[1].t});
+  SafeTensorsFile g(path);
+  EXPECT_EQ(g.entries().size(), 1u);
+  EXPECT_TRUE(g.metadata().empty());
+}
+
+TEST(SafeTensors, FormatBytes) {
+  Buf a(DType::F32, {2}, "a");
+  a.set(0, 1.0), a.set(1, -2.0);
+  Buf b(DType::U16, {1}, "b");
+  b.set(0, 0x1234);
+  const std::string path = tmp_path("format.safetensors");
+  io::save_safetensors(path, {b.t, a.t}, {{"k", "v"}});
+  const std::string bytes = slurp(path);
+  ASSERT_GE(bytes.size(), 8u);
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= uint64_t(static_cast<unsigned char>(bytes[i])) << (8 * i);
+  EXPECT_EQ(n % 8, 0u);
+  // F32 (4-byte elements) before U16: largest elements first, then by name.
+  const std::string json =
+      "{\"__metadata__\":{\"k\":\"v\"},"
+      "\"a\":{\"data_offsets\":[0,8],\"dtype\":\"F32\",\"shape\":[2]},"
+      "\"b\":{\"data_offsets\":[8,10],\"dtype\":\"U16\",\"shape\":[1]}}";
+  const std::string padded = json + std::string((8 - json.size() % 8) % 8, ' ');
+  EXPECT_EQ(n, padded.size());
+  ASSERT_EQ(bytes.size(), 8 + n + 10);
+  EXPECT_EQ(bytes.substr(8, n), padded);
+  // 1.0f = 0x3f800000, -2.0f = 0xc0000000, little-endian; then 0x1234 little-endian.
+  const unsigned char data[10] = {0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0, 0x34, 0x12};
+  EXPECT_EQ(std::memcmp(bytes.data() + 8 + n, data, 10), 0);
+
+  // A hand-built file in the key order PyTorch's safetensors writes, with an unpadded header.
+  const std::string hand = raw_file("{\"w\":{\"dtype\":\"F64\",\"shape\":[1,1],\"data_offsets\":[0,8]}}",
+                                    std::string("\0\0\0\0\0\0\xf0\x3f", 8),
+                                    /*pad=*/false);
+  spit(path, hand);
+  SafeTensorsFile f(path);
+  Buf w(DType::F64, {1, 1});
+  f.read_into("w", w);
+  EXPECT_EQ(w.get(0), 1.0);
+
+  // No tensors at all: a valid, empty file.
+  io::save_safetensors(path, {});
+  EXPECT_EQ(slurp(path), le64(8) + "{}      ");
+  EXPECT_TRUE(SafeTensorsFile(path).entries().empty());
+}
+
+TEST(SafeTensors, WriterErrors) {
+  Buf a(DType::F32, {2}, "a"), a2(DType::F32, {3}, "a"), unnamed(DType::F32, {2}),
+      meta(DType::F32, {1}, "__metadata__");
+  const std::string path = tmp_path("werr.safetensors");
+  auto expect_err = [&](const std::vector<Tensor>& ts, const std::string& needle, const std::string& p) {
+    try {
+      io::save_safetensors(p, ts);
+      ADD_FAILURE() << "no error; wanted " << needle;
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find(needle), std::string::npos) << msg;
+      EXPECT_NE(msg.find(p), std::string::npos) << msg;
+    }
+  };
+  expect_err({a.t, a2.t}, "two tensors are named 'a'", path);
+  expect_err({unnamed.t}, "without a name", path);
+  expect_err({meta.t}, "reserved", path);
+  Tensor gpu(a.t.data, DType::F32, Device::CUDA, {2}, "g");
+  expect_err({gpu}, "expected a CPU tensor", path);
+  Tensor nodata(nullptr, DType::F32, Device::CPU, {2}, "n");
+  expect_err({nodata}, "has no data", path);
+  expect_err({a.t}, "cannot create file", tmp_path("no_such_dir/x.safetensors"));
+  EXPECT_NE(::access(path.c_str(), F_OK), 0) << "a failed save must not create the file";
+}
+
+TEST(SafeTensors, MissingTensorAndMismatchMessages) {
+  std::vector<Buf> bufs;
+  for (int i = 0; i < 36; ++i) bufs.emplace_back(DType::F32, Shape{2}, "t" + std::to_string(i));
+  bufs.emplace_back(DType::F32, Shape{3, 4}, "x");
+  std::vector<Tensor> ts;
+  for (const Buf& b : bufs) ts.push_back(b.t);
+  const std::string path = tmp_path("msg.safetensors");
+  io::save_safetensors(path, ts);
+  SafeTensorsFile f(path);
+  auto message = [](const std::function<void()>& fn) -> std::string {
+    try {
+      fn();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "(no error)";
+  };
+  EXPECT_EQ(message([&] { f.entry("blocks.0.attn.wq"); }),
+            path + ": no tensor 'blocks.0.attn.wq' (the file has 37 tensors)");
+  Buf dst(DType::F32, {4, 4});
+  EXPECT_EQ(message([&] { f.read_into("blocks.0.attn.wq", dst); }),
+            path + ": no tensor 'blocks.0.attn.wq' (the file has 37 tensors)");
+  EXPECT_EQ(message([&] { f.read_into("x", dst); }), path + ": tensor 'x' has shape [3, 4], expected [4, 4]");
+  Buf dst64(DType::F64, {3, 4});
+  EXPECT_EQ(message([&] { f.read_into("x", dst64); }), path + ": tensor 'x' has dtype F32, expected F64");
+  Tensor gpu(dst.t.data, DType::F32, Device::CUDA, {3, 4}, "g");
+  EXPECT_NE(message([&] { f.read_into("x", gpu); }).find("is not a CPU tensor"), std::string::npos);
+  Buf ok(DType::F32, {3, 4});
+  EXPECT_EQ(message([&] { f.read_into("x", ok); }), "(no error)");
+}
+
+TEST(SafeTensors, ReaderErrors) {
+  const std::string path = tmp_path("short.safetensors");
+  // Missing file, and short files.
+  EXPECT_NE(load_error("", path).find("too short"), std::string::npos);
+  EXPECT_NE(load_error("abcde", path).find("is 5 bytes, too short"), std::string::npos);
+  ::unlink(path.c_str());
+  try {
+    SafeTensorsFile f(path);
+    ADD_FAILURE() << "missing file loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ": cannot open file"), std::string::npos) << e.what();
+  }
+  EXPECT_NE(load_error(le64(1000) + "{}", path).find("header length 1000 runs past the end"),
+            std::string::npos);
+  EXPECT_NE(load_error(le64(1ull << 40) + "{}", path).find("is absurd"), std::string::npos);
+  EXPECT_NE(load_error(le64(~0ull) + "{}", path).find("is absurd"), std::string::npos);
+
+  const std::string f4(4, '\0');
+  expect_load_error("{not json", "", "invalid JSON header");
+  expect_load_error("", "", "invalid JSON header");
+  expect_load_error("[1, 2]", "", "expected a JSON object");
+  expect_load_error("{\"a\": 3}", "", "tensor 'a': header entry must be an object");
+  expect_load_error("{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", f4,
+                    "tensor 'a': header entry lacks 'dtype'");
+  expect_load_error("{\"a\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", f4, "lacks 'shape'");
+  expect_load_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", f4, "lacks 'data_offsets'");
+  expect_load_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":1}}", f4,
+                    "unknown header field 'x'");
+  expect_load_error("{" + entry("a", "BF16", "[2]", 0, 4) + "}", f4, "tensor 'a': unknown dtype \"BF16\"");
+  expect_load_error("{\"a\":{\"dtype\":7,\"shape\":[1],\"data_offsets\":[0,4]}}", f4,
+                    "dtype must be a string");
+  expect_load_error("{" + entry("a", "F32", "[-1]", 0, 4) + "}", f4, "must be non-negative, got -1");
+  expect_load_error("{" + entry("a", "F32", "[1.5]", 0, 4) + "}", f4, "must be an integer, got 1.5");
+  expect_load_error("{" + entry("a", "F32", "[1,1,1,1,1]", 0, 4) + "}", f4, "shape has rank 5");
+  expect_load_error("{" + entry("a", "F32", "1", 0, 4) + "}", f4, "shape must be an array");
+  expect_load_error("{" + entry("a", "F64", "[4611686018427387904]", 0, 4) + "}", f4, "needs over 2^64");
+  expect_load_error("{" + entry("a", "F32", "[4294967296,4294967296,4294967296,0]", 0, 0) + "}", "",
+                    "too many elements");
+  expect_load_error("{" + entry("a", "F32", "[1]", 0, 8) + "}", f4, "lie outside the data buffer of 4 bytes");
+  expect_load_error("{" + entry("a", "F32", "[1]", 4, 0) + "}", f4, "lie outside");
+  expect_load_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}", f4,
+                    "must be [begin, end]");
+  expect_load_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}}", f4, "non-negative");
+  expect_load_error("{" + entry("a", "F32", "[2]", 0, 4) + "}", f4, "span 4 bytes, but F32 [2] needs 8");
+  expect_load_error("{" + entry("a", "F32", "[1000000000000]", 0, 4) + "}", f4, "needs 4000000000000");
+  expect_load_error("{" + entry("a", "F32", "[2]", 0, 8) + "," + entry("b", "F32", "[1]", 4, 8) + "}",
+                    std::string(8, '\0'), "tensor 'b' (bytes 4..8) overlaps tensor 'a' (bytes 0..8)");
+  expect_load_error("{" + entry("a", "F32", "[1]", 4, 8) + "}", std::string(8, '\0'), "leaving a gap");
+  expect_load_error("{" + entry("a", "F32", "[1]", 0, 4) + "}", std::string(8, '\0'), "trailing bytes");
+  expect_load_error("{" + entry("a", "F32", "[1]", 0, 4) + "," + entry("a", "F32", "[1]", 0, 4) + "}", f4,
+                    "duplicate key 'a'");
+  expect_load_error("{" + entry("", "F32", "[1]", 0, 4) + "}", f4, "empty name");
+  expect_load_error("{\"__metadata__\": [1]}", "", "__metadata__ must be an object");
+  expect_load_error("{\"__metadata__\": {\"k\": 1}}", "", "__metadata__ 'k' must be a string");
+  expect_load_error(std::string(5000, '[') + std::string(5000, ']'), "", "nested too deeply");
+}
+
+TEST(SafeTensors, CorruptionNeverCrashes) {
+  Buf a(DType::F32, {2, 3}, "blocks.0.w"), b(DType::U16, {5}, "tok"), c(DType::F64, {}, "s"),
+      d(DType::I32, {0, 2}, "none");
+  a.randn(1), b.set(0, 7), c.set(0, 3.5);
+  const std::string path = tmp_path("fuzz_src.safetensors");
+  io::save_safetensors(path, {a.t, b.t, c.t, d.t}, {{"k", "v"}});
+  const std::string good = slurp(path);
+  const std::string fuzz = tmp_path("fuzz.safetensors");
+
+  // Tries to load (and fully read) `bytes`; any exception other than wersa::Error is a failure.
+  int loaded = 0, rejected = 0;
+  auto attempt = [&](const std::string& bytes, const std::string& what) {
+    spit(fuzz, bytes);
+    try {
+      SafeTensorsFile f(fuzz);
+      for (const io::SafeTensorEntry& e : f.entries()) {
+        Buf dst(e.dtype, e.shape);
+        f.read_into(e.name, dst);
+      }
+      ++loaded;
+    } catch (const Error& e) {
+      ++rejected;
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << what << ": " << e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << what << ": escaped as " << typeid(e).name() << ": " << e.what();
+    }
+  };
+
+  // Every truncation is invalid: the tensors no longer fit (or the header is cut).
+  for (size_t len = 0; len < good.size(); ++len) {
+    spit(fuzz, good.substr(0, len));
+    EXPECT_THROW(SafeTensorsFile{fuzz}, Error) << "truncated to " << len << " bytes";
+  }
+  // Single-byte corruptions everywhere, with bytes that matter to JSON and to the length prefix.
+  const unsigned char repl[] = {0x00, 0xff, '"', '{', '}', '[', ']', ',', ':', '9', '-', ' ', '\\', 0x80};
+  for (size_t pos = 0; pos < good.size(); ++pos) {
+    for (unsigned char r : repl) {
+      std::string bad = good;
+      bad[pos] = char(r);
+      attempt(bad, "byte " + std::to_string(pos) + " = " + std::to_string(int(r)));
+    }
+    std::string flip = good;
+    flip[pos] = char(flip[pos] ^ 0x01);
+    attempt(flip, "bit flip at " + std::to_string(pos));
+  }
+  // Random multi-byte corruptions, insertions and deletions.
+  for (uint64_t trial = 0; trial < 2000; ++trial) {
+    std::string bad = good;
+    const int edits = 1 + int(rng_bits(5, trial, 0) % 4);
+    for (int k = 0; k < edits && !bad.empty(); ++k) {
+      const uint64_t bits = rng_bits(5, trial, 1 + k);
+      const size_t pos = size_t(bits % bad.size());
+      const char byte = char((bits >> 32) & 0xff);
+      switch ((bits >> 40) % 3) {
+        case 0:
+          bad[pos] = byte;
+          break;
+        case 1:
+          bad.insert(bad.begin() + long(pos), byte);
+          break;
+        default:
+          bad.erase(bad.begin() + long(pos));
+      }
+    }
+    attempt(bad, "random trial " + std::to_string(trial));
+  }
+  // Data-buffer corruptions load fine; header corruptions mostly fail: both paths are exercised.
+  EXPECT_GT(loaded, 0);
+  EXPECT_GT(rejected, 0);
+}
