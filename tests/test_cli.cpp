@@ -14,18 +14,18 @@ using namespace wersa::test;
 
 namespace {
 
-struct Run {
+struct RunResult {
   int status = -1;
   std::string out, err;
 };
 
-Run run(const std::string& args) {
+RunResult run(const std::string& args) {
   static int counter = 0;
   const fs::path dir = fs::temp_directory_path() / ("wersa_cli_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const fs::path o = dir / ("out" + std::to_string(counter)), e = dir / ("err" + std::to_string(counter++));
   const std::string cmd = std::string(WERSA_BIN_DIR) + "/" + args + " >" + o.string() + " 2>" + e.string();
-  Run r;
+  RunResult r;
   const int s = std::system(cmd.c_str());
   r.status = WIFEXITED(s) ? WEXITSTATUS(s) : -1;
   std::stringstream so, se;
@@ -44,7 +44,7 @@ fs::path temp_dir(const std::string& name) {
 }
 
 // One line, starting with "error:", containing `needle`.
-void expect_one_line_error(const Run& r, const std::string& needle) {
+void expect_one_line_error(const RunResult& r, const std::string& needle) {
   EXPECT_NE(r.status, 0);
   EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
@@ -93,14 +93,14 @@ TEST(Cli, TrainThenEvalPerTokenIsCausal) {
   for (size_t i = 2000; i < changed.size(); ++i) changed[i] = char('a' + (i % 26));
   std::ofstream(d / "a.txt") << doc;
   std::ofstream(d / "b.txt") << changed;
-  const Run tr = run("wersa-train --config " + source_dir() + "/configs/tiny.json --set train.steps=3 " +
+  const RunResult tr = run("wersa-train --config " + source_dir() + "/configs/tiny.json --set train.steps=3 " +
                      "--set train.eval_every=0 --set data.train=" + (d / "train.txt").string() +
                      " --set data.val= --out " + (d / "run").string());
   ASSERT_EQ(tr.status, 0) << tr.err;
   ASSERT_TRUE(fs::exists(d / "run" / "step-000003" / "model.safetensors"));
-  const Run ea = run("wersa-eval --checkpoint " + (d / "run").string() + " --text " + (d / "a.txt").string() +
+  const RunResult ea = run("wersa-eval --checkpoint " + (d / "run").string() + " --text " + (d / "a.txt").string() +
                      " --seq 256 --per-token " + (d / "a.tsv").string());
-  const Run eb = run("wersa-eval --checkpoint " + (d / "run").string() + " --text " + (d / "b.txt").string() +
+  const RunResult eb = run("wersa-eval --checkpoint " + (d / "run").string() + " --text " + (d / "b.txt").string() +
                      " --seq 256 --per-token " + (d / "b.tsv").string());
   ASSERT_EQ(ea.status, 0) << ea.err;
   ASSERT_EQ(eb.status, 0) << eb.err;

@@ -32,10 +32,8 @@ AdamW::AdamW(Model& m) : model_(m) {
   const ModelConfig& c = m.config();
   m_ = std::make_unique<Arena>("adam m", m.device());
   v_ = std::make_unique<Arena>("adam v", m.device());
-  plan_params(*m_, c, m.dtype());
-  plan_params(*v_, c, m.dtype());
-  m_->allocate();
-  v_->allocate();
+  m_->build([&](Arena& a) { return plan_params(a, c, m.dtype()); });
+  v_->build([&](Arena& a) { return plan_params(a, c, m.dtype()); });
 }
 
 void AdamW::step(const TrainConfig& t, double lr, int64_t step) {

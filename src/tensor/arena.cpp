@@ -10,24 +10,25 @@ namespace wersa {
 
 Arena::~Arena() { device_free(device_, base_); }
 
-Tensor& Arena::add(const std::string& name, DType dtype, Shape shape) {
-  WERSA_ASSERT(!base_, "arena '", purpose_, "' already allocated; cannot add ", name);
-  offsets_.push_back(bytes_);
-  tensors_.emplace_back(nullptr, dtype, device_, shape, name);
+Tensor Arena::add(const std::string& name, DType dtype, Shape shape) {
   const size_t n = static_cast<size_t>(shape.numel()) * dtype_size(dtype);
+  const size_t offset = bytes_;
   bytes_ += (n + 63) / 64 * 64;
+  if (measuring_) return Tensor(nullptr, dtype, device_, shape, name);
+  WERSA_ASSERT(base_ && bytes_ <= capacity_, "arena '", purpose_, "': ", name, " does not fit the plan");
+  tensors_.emplace_back(static_cast<char*>(base_) + offset, dtype, device_, shape, name);
   return tensors_.back();
 }
 
-void Arena::allocate() {
-  WERSA_ASSERT(!base_, "arena '", purpose_, "' allocated twice");
+void Arena::reserve(size_t bytes) {
   if (device_ == Device::CPU) {
     const size_t avail = host_memory_available();
-    WERSA_CHECK(avail == 0 || bytes_ <= avail, "the ", purpose_, " arena needs ", format_bytes(bytes_),
+    WERSA_CHECK(avail == 0 || bytes <= avail, "the ", purpose_, " arena needs ", format_bytes(bytes),
                 " but only ", format_bytes(avail), " of host memory is available");
   }
-  base_ = device_alloc(device_, bytes_);
-  for (size_t i = 0; i < tensors_.size(); ++i) tensors_[i].data = static_cast<char*>(base_) + offsets_[i];
+  base_ = device_alloc(device_, bytes);
+  capacity_ = bytes;
+  bytes_ = 0;
 }
 
 Tensor Arena::flat(DType dtype) const {

@@ -1,10 +1,12 @@
 // An Arena is one allocation for one purpose (parameters, gradients, Adam moments, activations,
-// scratch). It is planned first (add() records name, dtype and shape), then allocated once;
-// the Tensors handed out by add() stay valid (stable addresses) and receive their data
-// pointers at allocate(). Nothing is allocated during a training step.
+// scratch), planned up front: build(plan) runs the planning function once to measure (add()
+// records name, dtype and shape and hands out views without data), allocates exactly that much
+// once, then runs the plan again so that every add() returns a view into the allocation.
+// Nothing is allocated during a training step.
 #pragma once
 #include <deque>
 #include <string>
+#include <type_traits>
 
 #include "wersa/tensor/tensor.h"
 
@@ -17,10 +19,18 @@ class Arena {
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
 
-  // Plans a tensor; its data pointer is set by allocate(). Each tensor starts 64-byte aligned.
-  Tensor& add(const std::string& name, DType dtype, Shape shape);
-  // Allocates (zero-filled) everything planned so far; may be called once.
-  void allocate();
+  // Measures plan(arena), allocates (zero-filled) and returns plan(arena) run on the allocation.
+  template <class F>
+  auto build(F&& plan) -> decltype(plan(std::declval<Arena&>())) {
+    WERSA_ASSERT(!base_ && tensors_.empty(), "arena '", purpose_, "' built twice");
+    measuring_ = true;
+    plan(*this);
+    measuring_ = false;
+    reserve(bytes_);
+    return plan(*this);
+  }
+  // A view of the next `shape` elements (64-byte aligned). While measuring, the view has no data.
+  Tensor add(const std::string& name, DType dtype, Shape shape);
   bool allocated() const { return base_ != nullptr; }
   size_t bytes() const { return bytes_; }
   const std::string& purpose() const { return purpose_; }
@@ -34,10 +44,11 @@ class Arena {
  private:
   std::string purpose_;
   Device device_;
+  void reserve(size_t bytes);
   std::deque<Tensor> tensors_;
-  std::deque<size_t> offsets_;
-  size_t bytes_ = 0;
+  size_t bytes_ = 0, capacity_ = 0;
   void* base_ = nullptr;
+  bool measuring_ = false;
 };
 
 // Host memory available to this process (MemAvailable), for "will this run fit" checks.
