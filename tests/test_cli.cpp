@@ -93,7 +93,7 @@ TEST(Cli, TrainThenEvalPerTokenIsCausal) {
   for (size_t i = 2000; i < changed.size(); ++i) changed[i] = char('a' + (i % 26));
   std::ofstream(d / "a.txt") << doc;
   std::ofstream(d / "b.txt") << changed;
-  const RunResult tr = run("wersa-train --config " + source_dir() + "/configs/tiny.json --set train.steps=3 " +
+  const RunResult tr = run("wersa-train --config " + source_dir() + "/configs/tiny.json --set train.steps=3 --set train.warmup_steps=1 " +
                      "--set train.eval_every=0 --set data.train=" + (d / "train.txt").string() +
                      " --set data.val= --out " + (d / "run").string());
   ASSERT_EQ(tr.status, 0) << tr.err;

@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
     WERSA_CHECK(!config_path.empty(), "--config FILE is required (try configs/tiny.json)");
     wersa::init_logging();
     wersa::Config cfg = wersa::config_from_file(config_path);
-    for (const auto& s : sets) wersa::config_set(cfg, s);
+    wersa::config_set_all(cfg, sets);
     wersa::TrainOptions opt;
     opt.out_dir = out_dir;
     opt.resume = resume;

@@ -437,7 +437,9 @@ Config config_from_file(const std::string& path) {
   return config_from_json(j, path);
 }
 
-void config_set(Config& c, const std::string& assignment, const std::string& source) {
+namespace {
+// Applies one KEY=VALUE (type-checked) to a copy of c and returns it; no cross-field validation.
+Config apply_assignment(const Config& c, const std::string& assignment, const std::string& source) {
   const size_t eq = assignment.find('=');
   WERSA_CHECK(eq != std::string::npos, source, ": '", clean(assignment),
               "': expected KEY=VALUE (e.g. model.dim=128); see the settings list for keys");
@@ -455,6 +457,19 @@ void config_set(Config& c, const std::string& assignment, const std::string& sou
   Setter s{key, value, raw, source};
   visit_fields(next, s);
   WERSA_ASSERT(s.found, "key ", key, " listed but not visited");
+  return next;
+}
+}  // namespace
+
+void config_set(Config& c, const std::string& assignment, const std::string& source) {
+  Config next = apply_assignment(c, assignment, source);
+  config_validate(next, source);
+  c = next;
+}
+
+void config_set_all(Config& c, const std::vector<std::string>& assignments, const std::string& source) {
+  Config next = c;
+  for (const std::string& a : assignments) next = apply_assignment(next, a, source);
   config_validate(next, source);
   c = next;
 }

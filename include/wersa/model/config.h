@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <vector>
 
 namespace wersa {
 
@@ -83,6 +84,9 @@ Config config_from_json(const nlohmann::json& j, const std::string& source);
 // taken as a string; string settings take the text as written unless it is a JSON string.
 // Same checks as a file, then the whole config is re-validated; on error c is unchanged.
 void config_set(Config& c, const std::string& assignment, const std::string& source = "--set");
+// Applies several assignments in order, then validates once (so their order does not matter
+// for cross-field rules such as warmup_steps <= steps). On error c is unchanged.
+void config_set_all(Config& c, const std::vector<std::string>& assignments, const std::string& source = "--set");
 // Per-field ranges and choices, then the cross-field rules (dim % heads, heads % kv_heads,
 // even head width with RoPE, min_lr <= lr, warmup_steps <= steps).
 void config_validate(const Config& c, const std::string& source);
