@@ -1,0 +1,529 @@
+// Corpus reading (files, directories, JSON Lines, .xz/.gz, segments, UTF-8 validation) and the
+// corpus -> shards pipeline: exact round trips, the whole-document validation split,
+// determinism, and the wersa-tokenize tool end to end.
+#include <lzma.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <zlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "testutil.h"
+#include "wersa/common/error.h"
+#include "wersa/data/corpus.h"
+#include "wersa/data/encode.h"
+#include "wersa/data/sentencepiece_train.h"
+#include "wersa/data/sha256.h"
+#include "wersa/data/shard.h"
+#include "wersa/data/tokenizer.h"
+
+using namespace wersa;
+using namespace wersa::data;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    std::string t = (fs::temp_directory_path() / "wersa_corpus_XXXXXX").string();
+    path = ::mkdtemp(t.data());
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string operator/(const std::string& name) const { return path + "/" + name; }
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+void write_file(const std::string& path, const std::string& bytes) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream f(path, std::ios::binary);
+  f << bytes;
+}
+std::string xz(const std::string& s) {
+  std::string out(lzma_stream_buffer_bound(s.size()), '\0');
+  size_t pos = 0;
+  EXPECT_EQ(lzma_easy_buffer_encode(6, LZMA_CHECK_CRC64, nullptr, reinterpret_cast<const uint8_t*>(s.data()),
+                                    s.size(), reinterpret_cast<uint8_t*>(out.data()), &pos, out.size()),
+            LZMA_OK);
+  out.resize(pos);
+  return out;
+}
+std::string gz(const std::string& s) {
+  z_stream z{};
+  EXPECT_EQ(deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string out(deflateBound(&z, s.size()) + 64, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(s.data()));
+  z.avail_in = static_cast<uInt>(s.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+std::string jsonl(const std::vector<std::string>& texts) {
+  std::string s;
+  for (const std::string& t : texts) s += json{{"id", s.size()}, {"text", t}}.dump() + "\n";
+  return s;
+}
+std::vector<Document> read_all(CorpusReader& r) {
+  std::vector<Document> docs;
+  Document d;
+  while (r.next(d)) docs.push_back(d);
+  return docs;
+}
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// Distinct real-text documents: paragraphs of a novel, with a few in other scripts.
+std::vector<std::string> real_documents(size_t n) {
+  const std::string text = test::real_text(1000000);
+  std::vector<std::string> docs;
+  size_t pos = 0;
+  while (docs.size() < n && pos < text.size()) {
+    size_t end = text.find("\n", pos + 300);
+    if (end == std::string::npos) end = text.size();
+    std::string d = "Document " + std::to_string(docs.size()) + ".\n" + text.substr(pos, end - pos);
+    if (docs.size() % 7 == 3)
+      d += "\nna\xc3\xafve caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e \xf0\x9f\x99\x82";
+    docs.push_back(d);
+    pos = end + 1;
+  }
+  return docs;
+}
+
+// The documents of a shard split: the stream cut after each EOS, decoded.
+std::vector<std::string> documents_of(const std::string& glob, const Tokenizer& tok) {
+  std::vector<std::string> out;
+  if (expand_glob(glob).empty()) return out;
+  ShardDataset ds(glob, tok.vocab_size());
+  std::vector<int32_t> ids(static_cast<size_t>(ds.size()));
+  ds.read(0, ds.size(), ids.data());
+  std::vector<int32_t> cur;
+  for (int32_t id : ids) {
+    if (id == tok.eos_id()) {
+      out.push_back(tok.decode(cur));
+      cur.clear();
+    } else {
+      cur.push_back(id);
+    }
+  }
+  EXPECT_TRUE(cur.empty()) << glob << ": the last document is not followed by EOS";
+  return out;
+}
+
+struct ToolRun {
+  int rc;
+  std::string out, err;
+};
+ToolRun run_tool(const std::string& args) {
+  const std::string bin = std::string(WERSA_BIN_DIR) + "/wersa-tokenize";
+  EXPECT_TRUE(fs::exists(bin)) << bin << " is not built";
+  const std::string err_file =
+      (fs::temp_directory_path() / ("wersa_tool_err_" + std::to_string(::getpid()))).string();
+  FILE* p = ::popen((bin + " " + args + " 2>" + err_file).c_str(), "r");
+  ToolRun r{-1, "", ""};
+  char buf[4096];
+  size_t k;
+  while ((k = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, k);
+  const int status = ::pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.err = read_file(err_file);
+  fs::remove(err_file);
+  return r;
+}
+
+}  // namespace
+
+// ---- reading ------------------------------------------------------------------------------------
+
+TEST(Utf8, FindsTheFirstInvalidByte) {
+  const auto npos = std::string_view::npos;
+  EXPECT_EQ(find_invalid_utf8(""), npos);
+  EXPECT_EQ(find_invalid_utf8("plain ASCII text, long enough for the 8-byte path"), npos);
+  EXPECT_EQ(find_invalid_utf8("na\xc3\xafve \xe6\x97\xa5 \xf0\x9f\x99\x82 \xf4\x8f\xbf\xbf"), npos);
+  EXPECT_EQ(find_invalid_utf8("abcdefghij\x80"), 10u);   // lone continuation byte
+  EXPECT_EQ(find_invalid_utf8("ab\xc0\xaf"), 2u);        // overlong '/'
+  EXPECT_EQ(find_invalid_utf8("ab\xe0\x80\xaf"), 2u);    // overlong, 3 bytes
+  EXPECT_EQ(find_invalid_utf8("abc\xed\xa0\x80"), 3u);   // surrogate U+D800
+  EXPECT_EQ(find_invalid_utf8("\xf4\x90\x80\x80"), 0u);  // above U+10FFFF
+  EXPECT_EQ(find_invalid_utf8("\xf5\x80\x80\x80"), 0u);
+  EXPECT_EQ(find_invalid_utf8("ok \xe6\x97"), 3u);      // truncated at the end
+  EXPECT_EQ(find_invalid_utf8("ok \xe6\x41\x41"), 3u);  // bad continuation
+  EXPECT_EQ(find_invalid_utf8("caf\xe9 latin-1"), 3u);
+}
+
+TEST(Corpus, ListsDirectoriesRecursivelyInSortedOrder) {
+  TempDir dir;
+  write_file(dir / "in/b.txt", "b");
+  write_file(dir / "in/a.jsonl", jsonl({"a"}));
+  write_file(dir / "in/sub/c.txt.xz", xz("c"));
+  write_file(dir / "in/sub/d.JSONL.gz", gz(jsonl({"d"})));
+  write_file(dir / "in/notes.md", "not a corpus file");
+  write_file(dir / "in/.hidden.txt", "hidden");
+  write_file(dir / "other.dat", "named explicitly: read as text");
+  const auto files = list_corpus_files({dir / "in", dir / "other.dat"});
+  ASSERT_EQ(files.size(), 5u);
+  EXPECT_EQ(files[0].path, dir / "in/a.jsonl");
+  EXPECT_EQ(files[0].format, InputFormat::Jsonl);
+  EXPECT_EQ(files[1].path, dir / "in/b.txt");
+  EXPECT_EQ(files[2].path, dir / "in/sub/c.txt.xz");
+  EXPECT_EQ(files[2].compression, Compression::Xz);
+  EXPECT_EQ(files[2].format, InputFormat::Text);
+  EXPECT_EQ(files[3].compression, Compression::Gzip);
+  EXPECT_EQ(files[3].format, InputFormat::Jsonl);
+  EXPECT_EQ(files[4].path, dir / "other.dat");
+  EXPECT_TRUE(contains(error_of([&] { list_corpus_files({dir / "nope"}); }), "does not exist"));
+  fs::create_directories(dir / "empty");
+  EXPECT_TRUE(contains(error_of([&] { list_corpus_files({dir / "empty"}); }), "holds no"));
+}
+
+TEST(Corpus, ReadsTextJsonlAndCompressedFilesAsDocuments) {
+  TempDir dir;
+  const std::string novel = test::real_text(200000);
+  write_file(dir / "c/1.txt", novel);
+  write_file(dir / "c/2.jsonl", jsonl({"first record", "second \xe6\x97\xa5"}) + "\n  \n" + jsonl({""}) +
+                                    "{\"text\": \"no newline at the end\"}");
+  write_file(dir / "c/3.jsonl.gz", gz(jsonl({"gz one"})) + gz(jsonl({"gz two (second member)"})));
+  write_file(dir / "c/4.txt.xz", xz(novel.substr(0, 50000)));
+  write_file(dir / "c/5.jsonl.xz", xz(jsonl({"xz record"})));
+  CorpusReader r({dir / "c"});
+  const auto docs = read_all(r);
+  std::vector<std::string> texts;
+  for (const auto& d : docs) texts.push_back(d.text);
+  const std::vector<std::string> want = {
+      novel,    "first record",           "second \xe6\x97\xa5",  "no newline at the end",
+      "gz one", "gz two (second member)", novel.substr(0, 50000), "xz record"};
+  EXPECT_EQ(texts, want);
+  EXPECT_EQ(docs[2].file, 1);
+  EXPECT_EQ(docs[2].line, 2);
+  EXPECT_EQ(docs[3].line, 6);
+  EXPECT_EQ(docs[3].index, 2);
+  const CorpusStats s = r.stats();
+  EXPECT_EQ(s.documents, 8);
+  EXPECT_EQ(s.skipped_empty, 1);
+  EXPECT_EQ(s.skipped_invalid, 0);
+  EXPECT_EQ(r.input_bytes_read(), r.total_input_bytes());
+  // Another field name.
+  write_file(dir / "f.jsonl", "{\"body\": \"in body\"}\n");
+  CorpusOptions opt;
+  opt.jsonl_field = "body";
+  CorpusReader rb({dir / "f.jsonl"}, opt);
+  EXPECT_EQ(read_all(rb).at(0).text, "in body");
+}
+
+TEST(Corpus, LongTextIsDeliveredInSegmentsCutAtLinesOrCharacters) {
+  TempDir dir;
+  std::string text = test::real_text(30000) + "\n";
+  for (int i = 0; i < 1500; ++i) text += "\xc3\xa9";  // a 3000-byte line of 2-byte characters
+  text += "\n" + test::real_text(7000);
+  write_file(dir / "long.txt", text);
+  write_file(dir / "short.txt", "short");
+  CorpusOptions opt;
+  opt.max_segment_bytes = 1001;  // odd, so that cuts fall inside characters if done wrong
+  CorpusReader r({dir / "long.txt", dir / "short.txt"}, opt);
+  const auto docs = read_all(r);
+  ASSERT_GT(docs.size(), 20u);
+  std::string joined;
+  for (size_t i = 0; i + 1 < docs.size(); ++i) {
+    const Document& d = docs[i];
+    EXPECT_EQ(d.first, i == 0) << i;
+    EXPECT_EQ(d.last, i + 2 == docs.size()) << i;
+    EXPECT_EQ(d.offset, static_cast<int64_t>(joined.size())) << i;
+    EXPECT_EQ(find_invalid_utf8(d.text), std::string_view::npos) << "segment " << i << " splits a character";
+    joined += d.text;
+  }
+  EXPECT_EQ(joined, text);
+  EXPECT_EQ(docs.back().text, "short");
+  EXPECT_TRUE(docs.back().first && docs.back().last);
+  EXPECT_EQ(r.stats().documents, 2);
+}
+
+TEST(Corpus, InvalidUtf8IsReportedWithFileAndOffsetThenSkippedOrRejected) {
+  TempDir dir;
+  write_file(dir / "a.txt", "good line\nbad \xff line\nlast line\n");
+  write_file(dir / "b.jsonl", "{\"text\": \"fine\"}\n{\"text\": \"caf\xe9\"}\n{\"text\": \"also fine\"}\n");
+  CorpusReader skip({dir / "a.txt", dir / "b.jsonl"});
+  const auto docs = read_all(skip);
+  ASSERT_EQ(docs.size(), 3u);
+  EXPECT_EQ(docs[0].text, "good line\nlast line\n");  // only the bad line is left out
+  EXPECT_EQ(docs[1].text, "fine");
+  EXPECT_EQ(docs[2].text, "also fine");
+  EXPECT_EQ(skip.stats().skipped_invalid, 2);
+  EXPECT_EQ(skip.file_stats()[1].skipped_invalid, 1);
+
+  CorpusOptions reject;
+  reject.invalid_utf8 = InvalidUtf8::Reject;
+  std::string msg = error_of([&] {
+    CorpusReader r({dir / "a.txt"}, reject);
+    read_all(r);
+  });
+  EXPECT_TRUE(contains(msg, dir / "a.txt") && contains(msg, "byte offset 14") && contains(msg, "line 2"))
+      << msg;
+  msg = error_of([&] {
+    CorpusReader r({dir / "b.jsonl"}, reject);
+    read_all(r);
+  });
+  EXPECT_TRUE(contains(msg, dir / "b.jsonl") && contains(msg, "byte offset 30") && contains(msg, "line 2"))
+      << msg;
+  // Offsets count decoded bytes in compressed files.
+  write_file(dir / "c.txt.gz", gz("0123456789\xfe"));
+  msg = error_of([&] {
+    CorpusReader r({dir / "c.txt.gz"}, reject);
+    read_all(r);
+  });
+  EXPECT_TRUE(contains(msg, "byte offset 10 of the decompressed text")) << msg;
+}
+
+TEST(Corpus, BadJsonLinesAndDamagedCompressionAreErrors) {
+  TempDir dir;
+  auto error_reading = [&](const std::string& name, const std::string& bytes) {
+    write_file(dir / name, bytes);
+    return error_of([&] {
+      CorpusReader r({dir / name});
+      read_all(r);
+    });
+  };
+  std::string msg = error_reading("a.jsonl", "{\"text\": \"ok\"}\n{\"text\": \"unterminated}\n");
+  EXPECT_TRUE(contains(msg, dir / "a.jsonl" + ":2") && contains(msg, "not valid JSON")) << msg;
+  msg = error_reading("b.jsonl", "{\"title\": \"no text\"}\n");
+  EXPECT_TRUE(contains(msg, ":1") && contains(msg, "no \"text\" field")) << msg;
+  msg = error_reading("c.jsonl", "{\"text\": 42}\n");
+  EXPECT_TRUE(contains(msg, "expected a string")) << msg;
+  msg = error_reading("d.jsonl", "[\"text\"]\n");
+  EXPECT_TRUE(contains(msg, "expected a JSON object")) << msg;
+  const std::string packed = xz(test::real_text(100000));
+  msg = error_reading("e.txt.xz", packed.substr(0, packed.size() / 2));
+  EXPECT_TRUE(contains(msg, dir / "e.txt.xz") && contains(msg, "truncated")) << msg;
+  std::string damaged = packed;
+  damaged[damaged.size() / 2] ^= 0x55;
+  msg = error_reading("f.txt.xz", damaged);
+  EXPECT_TRUE(contains(msg, dir / "f.txt.xz") && contains(msg, "corrupt")) << msg;
+  msg = error_reading("g.txt.xz", "this is not xz data at all");
+  EXPECT_TRUE(contains(msg, "not in .xz format")) << msg;
+  const std::string packed_gz = gz(test::real_text(100000));
+  msg = error_reading("h.txt.gz", packed_gz.substr(0, packed_gz.size() / 2));
+  EXPECT_TRUE(contains(msg, dir / "h.txt.gz") && contains(msg, "truncated")) << msg;
+  std::string damaged_gz = packed_gz;
+  damaged_gz[damaged_gz.size() / 2] ^= 0x55;
+  msg = error_reading("i.txt.gz", damaged_gz);
+  EXPECT_TRUE(contains(msg, dir / "i.txt.gz")) << msg;
+}
+
+TEST(Corpus, StreamsTheNovelsCorpus) {
+  const std::string novels = test::shared_data("novels98.jsonl.xz");
+  if (novels.empty()) GTEST_SKIP() << "../shared/data/novels98.jsonl.xz is not present";
+  CorpusReader r({novels});
+  Document d;
+  int64_t docs = 0, bytes = 0;
+  size_t longest = 0;
+  while (r.next(d)) {
+    ++docs, bytes += static_cast<int64_t>(d.text.size());
+    longest = std::max(longest, d.text.size());
+    ASSERT_TRUE(d.first && d.last);
+  }
+  EXPECT_EQ(docs, 98);
+  EXPECT_GT(bytes, 70000000);  // ~75 MB of text
+  EXPECT_GT(longest, size_t(1) << 20);
+  EXPECT_EQ(r.stats().skipped_invalid, 0);
+  EXPECT_EQ(r.input_bytes_read(), r.total_input_bytes());
+}
+
+// ---- encoding -----------------------------------------------------------------------------------
+
+TEST(Encode, RoundTripAndWholeDocumentSplit) {
+  TempDir dir;
+  const auto docs = real_documents(150);
+  ASSERT_EQ(docs.size(), 150u);
+  write_file(dir / "in/part1.jsonl", jsonl(std::vector<std::string>(docs.begin(), docs.begin() + 100)));
+  write_file(dir / "in/part2.jsonl.gz", gz(jsonl(std::vector<std::string>(docs.begin() + 100, docs.end()))));
+  SentencePieceTrainOptions topt;
+  topt.vocab_size = 400;
+  train_sentencepiece({dir / "in"}, topt, dir / "tok/tokenizer.model");
+  auto sp = load_sentencepiece(dir / "tok/tokenizer.model");
+  auto bytes = make_byte_tokenizer();
+
+  for (const Tokenizer* tok : {bytes.get(), sp.get()}) {
+    SCOPED_TRACE(tok->kind());
+    const std::string out = dir / ("out_" + tok->kind());
+    EncodeOptions opt;
+    opt.val_fraction = 0.2;
+    opt.shard_tokens = 7000;
+    opt.threads = 2;
+    const EncodeSummary s =
+        encode_corpus({dir / "in"}, *tok, tok->kind() == "byte" ? "" : dir / "tok/tokenizer.model", out, opt);
+    // Every document exactly once, in exactly one split, and exactly as written.
+    const auto train = documents_of(out + "/train_*.bin", *tok);
+    const auto val = documents_of(out + "/val_*.bin", *tok);
+    EXPECT_EQ(static_cast<int64_t>(train.size()), s.train.documents);
+    EXPECT_EQ(static_cast<int64_t>(val.size()), s.val.documents);
+    std::multiset<std::string> got(train.begin(), train.end());
+    got.insert(val.begin(), val.end());
+    EXPECT_TRUE(got == std::multiset<std::string>(docs.begin(), docs.end()));
+    std::set<std::string> train_set(train.begin(), train.end());
+    for (const std::string& v : val) EXPECT_EQ(train_set.count(v), 0u) << "a document is in both splits";
+    EXPECT_GT(val.size(), 10u);
+    const double share = double(s.val.tokens) / double(s.train.tokens + s.val.tokens);
+    EXPECT_NEAR(share, 0.2, 0.05);
+    // Shards: all full except the last of each split.
+    ASSERT_GT(s.train.shards.size(), 2u);
+    for (size_t i = 0; i + 1 < s.train.shards.size(); ++i) EXPECT_EQ(s.train.shards[i].tokens, 7000);
+    EXPECT_EQ(s.train.shards[0].token_bytes, 2);
+    // dataset.json agrees, and a SentencePiece directory carries its tokenizer.
+    const json meta = json::parse(read_file(out + "/dataset.json"));
+    EXPECT_EQ(meta["tokenizer"]["fingerprint"], tok->fingerprint());
+    EXPECT_EQ(meta["split"]["train"]["tokens"], s.train.tokens);
+    EXPECT_EQ(meta["split"]["val"]["documents"], s.val.documents);
+    EXPECT_EQ(meta["split"]["val_documents"].size(), val.size());
+    EXPECT_EQ(meta["totals"]["documents"], 150);
+    EXPECT_EQ(meta["sources"].size(), 2u);
+    EXPECT_EQ(meta["sources"][1]["compression"], "gzip");
+    if (tok->kind() == "sentencepiece") {
+      EXPECT_EQ(sha256_hex(read_file(out + "/tokenizer.model")), tok->fingerprint());
+      EXPECT_EQ(load_tokenizer(out)->fingerprint(), tok->fingerprint());
+    } else {
+      EXPECT_FALSE(fs::exists(out + "/tokenizer.model"));
+      EXPECT_EQ(load_tokenizer(out)->kind(), "byte");  // from dataset.json
+    }
+    EXPECT_NO_THROW(open_dataset(out + "/train_*.bin", *tok, tok->vocab_size()));
+  }
+}
+
+TEST(Encode, SameInputTwiceGivesIdenticalShards) {
+  TempDir dir;
+  // ~3 MB of real novels when the shared corpus is present, else real text documents.
+  std::vector<std::string> docs;
+  const std::string novels = test::shared_data("novels98.jsonl.xz");
+  if (!novels.empty()) {
+    CorpusReader r({novels});
+    Document d;
+    for (size_t bytes = 0; bytes < 3000000 && r.next(d); bytes += d.text.size()) docs.push_back(d.text);
+  } else {
+    docs = real_documents(400);
+  }
+  write_file(dir / "in.jsonl.xz", xz(jsonl(docs)));
+  SentencePieceTrainOptions topt;
+  topt.vocab_size = 2000;
+  train_sentencepiece({dir / "in.jsonl.xz"}, topt, dir / "tokenizer.model");
+  auto tok = load_sentencepiece(dir / "tokenizer.model");
+  EncodeOptions opt;
+  opt.val_fraction = 0.3;
+  opt.shard_tokens = 200000;
+  opt.threads = 1;
+  encode_corpus({dir / "in.jsonl.xz"}, *tok, dir / "tokenizer.model", dir / "a", opt);
+  opt.threads = 2;
+  encode_corpus({dir / "in.jsonl.xz"}, *tok, dir / "tokenizer.model", dir / "b", opt);
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir / "a")) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  ASSERT_GT(names.size(), 4u);
+  for (const std::string& n : names)
+    EXPECT_TRUE(read_file(dir / ("a/" + n)) == read_file(dir / ("b/" + n))) << n << " differs";
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir / "b"), fs::directory_iterator{}),
+            static_cast<std::ptrdiff_t>(names.size()));
+}
+
+TEST(Encode, SegmentedDocumentsStayWholeInTrain) {
+  TempDir dir;
+  const std::string big = test::real_text(60000);
+  write_file(dir / "in/big.txt", big);
+  for (int i = 0; i < 6; ++i)
+    write_file(dir / ("in/small" + std::to_string(i) + ".txt"), real_documents(6)[i]);
+  auto tok = make_byte_tokenizer();
+  EncodeOptions opt;
+  opt.val_fraction = 0.5;  // would take the big document if it were whole
+  opt.corpus.max_segment_bytes = 4096;
+  const EncodeSummary s = encode_corpus({dir / "in"}, *tok, "", dir / "out", opt);
+  const auto train = documents_of(dir / "out/train_*.bin", *tok);
+  EXPECT_EQ(std::count(train.begin(), train.end(), big), 1);
+  EXPECT_EQ(s.train.documents + s.val.documents, 7);
+  EXPECT_GT(s.val.documents, 0);
+}
+
+TEST(Encode, RefusesToMixWithEarlierOutputUnlessOverwriting) {
+  TempDir dir;
+  write_file(dir / "a.txt", test::real_text(5000));
+  auto tok = make_byte_tokenizer();
+  EncodeOptions opt;
+  opt.val_fraction = 0;
+  encode_corpus({dir / "a.txt"}, *tok, "", dir / "out", opt);
+  write_file(dir / "out/train_000007.bin", "stale");
+  const std::string msg = error_of([&] { encode_corpus({dir / "a.txt"}, *tok, "", dir / "out", opt); });
+  EXPECT_TRUE(contains(msg, "--overwrite")) << msg;
+  opt.overwrite = true;
+  encode_corpus({dir / "a.txt"}, *tok, "", dir / "out", opt);
+  EXPECT_FALSE(fs::exists(dir / "out/train_000007.bin"));
+  EXPECT_EQ(ShardDataset(dir / "out/train_*.bin", 259).size(), 5001);  // text + EOS
+  // Rejected input: an error, and no dataset.json claiming a complete directory.
+  write_file(dir / "bad.txt", "x\xff");
+  opt.corpus.invalid_utf8 = InvalidUtf8::Reject;
+  EXPECT_THROW(encode_corpus({dir / "bad.txt"}, *tok, "", dir / "out2", opt), Error);
+  EXPECT_FALSE(fs::exists(dir / "out2/dataset.json"));
+  EXPECT_TRUE(fs::is_empty(dir / "out2"));
+}
+
+// ---- the tool -----------------------------------------------------------------------------------
+
+TEST(Tool, TrainEncodeDecodeStatsEndToEnd) {
+  TempDir dir;
+  const auto docs = real_documents(40);
+  write_file(dir / "in.jsonl", jsonl(docs));
+  ToolRun r = run_tool("train --input " + dir / "in.jsonl" + " --vocab-size 400 --quiet --out " +
+                       dir / "tok/tokenizer.model");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir / "tok/tokenizer.json"));
+  r = run_tool("encode --tokenizer " + dir / "tok/tokenizer.model" + " --input " + dir / "in.jsonl" +
+               " --out " + dir / "shards" + " --val-fraction 0 --quiet");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "encoded 40 documents")) << r.out;
+  // decode finds the tokenizer beside the shards.
+  r = run_tool("decode --input " + dir / "shards/train_000000.bin" + " --eos '<EOS>'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  std::string want;
+  for (const std::string& d : docs) want += d + "<EOS>";
+  EXPECT_TRUE(r.out == want) << r.out.substr(0, 300);
+  r = run_tool("decode --tokenizer " + dir / "tok/tokenizer.model" + " --ids '1, 2,3'");
+  EXPECT_EQ(r.rc, 0) << r.err;
+  r = run_tool("stats --shards " + dir / "shards/train_*.bin" + " --input " + dir / "in.jsonl");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "tokens/word") && contains(r.out, "40 EOS")) << r.out;
+}
+
+TEST(Tool, ErrorsAreOneLineOnStderrWithNonZeroExit) {
+  TempDir dir;
+  write_file(dir / "bad.bin", std::string(2048, 'x'));
+  auto one_error_line = [](const ToolRun& r, const std::string& must_contain) {
+    EXPECT_NE(r.rc, 0);
+    EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_TRUE(contains(r.err, must_contain)) << r.err;
+  };
+  one_error_line(run_tool("decode --tokenizer byte --input " + dir / "bad.bin"), dir / "bad.bin");
+  one_error_line(run_tool("encode --tokenizer " + dir / "missing.model" + " --input x --out y"),
+                 "missing.model");
+  one_error_line(run_tool("encode --tokenizer byte --input " + dir / "nope.txt" + " --out " + dir / "o"),
+                 "nope.txt");
+  one_error_line(run_tool("train --input " + dir / "bad.bin"), "--vocab-size");
+  one_error_line(
+      run_tool("encode --tokenizer byte --input " + dir / "bad.bin" + " --out " + dir / "o --val-fraction 2"),
+      "fraction");
+}
