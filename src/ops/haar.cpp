@@ -17,6 +17,8 @@ Shape coef_shape(const char* op, const Tensor& signal, const char* what, int lev
   return Shape{levels + 1, signal.dim(0), signal.dim(1), signal.dim(2)};
 }
 
+int64_t ring_rows(int levels) { return (int64_t(1) << levels) - 1; }
+
 }  // namespace
 
 void haar_analysis_fwd(const HaarAnalysisFwd& a) {
@@ -26,8 +28,35 @@ void haar_analysis_fwd(const HaarAnalysisFwd& a) {
   check_defined(op, a.x, "x");
   check_shape(op, a.coef, coef_shape(op, a.x, "x", a.levels));
   check_dtype(op, a.x, a.coef.dtype);
-  check_same_device(op, {&a.coef, &a.x});
+  if (a.state.defined()) {
+    check_shape(op, a.state, Shape{a.x.dim(0), ring_rows(a.levels), a.x.dim(2)});
+    check_dtype(op, a.state, a.coef.dtype);
+    WERSA_CHECK(a.pos0 >= 0, op, ": pos0 = ", a.pos0, ", expected >= 0");
+  }
+  check_same_device(op, {&a.coef, &a.x, &a.state});
   WERSA_DISPATCH(haar_analysis_fwd, a, a.coef.device, a.coef.dtype);
+}
+
+void haar_step(const HaarStep& a) {
+  const char* op = "haar_step";
+  check_levels(op, a.levels);
+  check_defined(op, a.x, "x");
+  check_defined(op, a.state, "state");
+  WERSA_CHECK(a.x.rank() == 1, op, ": x must be [C]: ", a.x.describe());
+  const int64_t C = a.x.dim(0);
+  check_shape(op, a.state, Shape{ring_rows(a.levels), C});
+  if (a.y.defined()) {
+    check_defined(op, a.gamma, "gamma");
+    check_shape(op, a.y, Shape{C});
+    check_shape(op, a.gamma, Shape{a.levels + 1});
+  }
+  WERSA_CHECK(a.x.dtype == DType::F32 || a.x.dtype == DType::F64, op, ": x ", a.x.describe(),
+              " should be f32 or f64");
+  for (const Tensor* t : {&a.y, &a.state, &a.gamma})
+    if (t->defined()) check_dtype(op, *t, a.x.dtype);
+  WERSA_CHECK(a.pos >= 0, op, ": pos = ", a.pos, ", expected >= 0");
+  check_same_device(op, {&a.y, &a.state, &a.x, &a.gamma});
+  WERSA_DISPATCH(haar_step, a, a.x.device, a.x.dtype);
 }
 
 void haar_analysis_bwd(const HaarAnalysisBwd& a) {

@@ -62,7 +62,16 @@ void linear_attention_fwd(const LinearAttnFwd& a) {
   check_shape(op, a.den, Shape{D.B, D.T, D.H});
   check_dtype(op, a.o, a.phiq.dtype);
   check_dtype(op, a.den, a.phiq.dtype);
-  check_same_device(op, {&a.o, &a.den, &a.phiq, &a.phik, &a.v});
+  if (a.S0.defined() || a.z0.defined()) {
+    WERSA_CHECK(a.causal, op, ": an initial state (S0, z0) needs causal attention");
+    check_defined(op, a.S0, "S0");
+    check_defined(op, a.z0, "z0");
+    check_shape(op, a.S0, Shape{D.B, D.Hkv, D.m, D.d});
+    check_shape(op, a.z0, Shape{D.B, D.Hkv, D.m});
+    check_dtype(op, a.S0, a.phiq.dtype);
+    check_dtype(op, a.z0, a.phiq.dtype);
+  }
+  check_same_device(op, {&a.o, &a.den, &a.phiq, &a.phik, &a.v, &a.S0, &a.z0});
   WERSA_DISPATCH(linear_attention_fwd, a, a.phiq.device, a.phiq.dtype);
 }
 

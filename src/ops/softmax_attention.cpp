@@ -85,4 +85,28 @@ void softmax_attention_decode(const SoftmaxAttnDecode& a) {
   WERSA_DISPATCH(softmax_attention_decode, a, a.q.device, a.q.dtype);
 }
 
+void softmax_attention_prefill(const SoftmaxAttnPrefill& a) {
+  const char* op = "softmax_attention_prefill";
+  check_defined(op, a.o, "o");
+  check_defined(op, a.q, "q");
+  check_defined(op, a.kcache, "kcache");
+  check_defined(op, a.vcache, "vcache");
+  WERSA_CHECK(a.q.rank() == 3, op, ": tensor ", a.q.describe(), " should be [T, H, d]");
+  WERSA_CHECK(a.kcache.rank() == 3, op, ": tensor ", a.kcache.describe(), " should be [Tmax, Hkv, d]");
+  const int64_t T = a.q.dim(0), H = a.q.dim(1), d = a.q.dim(2), Tmax = a.kcache.dim(0), Hkv = a.kcache.dim(1);
+  WERSA_CHECK(Hkv > 0 && H % Hkv == 0, op, ": query heads (", a.q.describe(),
+              ") must be a multiple of key/value heads (", a.kcache.describe(), ")");
+  check_shape(op, a.kcache, Shape{Tmax, Hkv, d});
+  check_shape(op, a.vcache, Shape{Tmax, Hkv, d});
+  check_shape(op, a.o, a.q.shape);
+  WERSA_CHECK(a.pos0 >= 0 && a.pos0 + T <= Tmax, op, ": pos0 = ", a.pos0, " with ", T,
+              " queries does not fit the cache ", a.kcache.describe());
+  WERSA_CHECK(a.q.dtype == DType::F32 || a.q.dtype == DType::F64, op, ": tensor ", a.q.describe(),
+              " should be f32 or f64");
+  for (const Tensor* t : {&a.o, &a.kcache, &a.vcache}) check_dtype(op, *t, a.q.dtype);
+  WERSA_CHECK(std::isfinite(a.scale), op, ": scale = ", a.scale, ", expected a finite number");
+  check_same_device(op, {&a.o, &a.q, &a.kcache, &a.vcache});
+  WERSA_DISPATCH(softmax_attention_prefill, a, a.q.device, a.q.dtype);
+}
+
 }  // namespace wersa

@@ -11,6 +11,12 @@
 //   db[c]    += sum_{b,t} dy[b,t,c]                   (accumulated)
 // Any of dx, dw, db may be left undefined to skip it. The backward needs x and w from the forward.
 // Parameter-gradient sums run per channel in a fixed order (deterministic), accumulated in double.
+//
+// Generation: depthwise_conv_step computes the causal output of one position pos of one sequence
+// from a ring `window` [K-1, C] of the K-1 previous inputs (position p in row p mod (K-1); rows of
+// positions < 0 are never read, as x = 0 there), then stores x in the row of pos. It sums in the
+// same order as the parallel forward (bias, then i = 0..K-1, in double), so it returns the same
+// values. Inference only (no backward).
 #pragma once
 #include "wersa/tensor/tensor.h"
 
@@ -28,14 +34,24 @@ struct DepthwiseConvBwd {
   bool accumulate_dx = false;
 };
 
+struct DepthwiseConvStep {
+  Tensor y;        // [C] out (overwritten)
+  Tensor window;   // [K-1, C] ring of the previous inputs, updated in place; undefined when K = 1
+  Tensor x, w, b;  // [C], [C, K], [C] or undefined
+  int64_t pos;     // position of x in its sequence
+};
+
 void depthwise_conv_fwd(const DepthwiseConvFwd& a);
 void depthwise_conv_bwd(const DepthwiseConvBwd& a);
+void depthwise_conv_step(const DepthwiseConvStep& a);
 
 namespace cpu {
 template <class T>
 void depthwise_conv_fwd(const DepthwiseConvFwd& a);
 template <class T>
 void depthwise_conv_bwd(const DepthwiseConvBwd& a);
+template <class T>
+void depthwise_conv_step(const DepthwiseConvStep& a);
 }  // namespace cpu
 
 }  // namespace wersa

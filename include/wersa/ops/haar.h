@@ -25,15 +25,31 @@
 // Either dcoef or dgamma may be left undefined to skip it.
 // levels must be in 1..16; any T >= 0 works (no power-of-two requirement). Float dtypes f32 or
 // f64; the CPU kernels accumulate in double.
+//
+// Generation (a sequence continued in pieces). The causal history of the analysis is, for each
+// level l = 1..L with delta = 2^(l-1), a_{l-1} at the delta positions before the current one:
+// 2^L - 1 rows per channel, kept as a ring `state` [2^L - 1, C] in which level l occupies rows
+// [delta - 1, 2 delta - 1) and position p sits in row delta - 1 + (p mod delta). A zero state is
+// the zero padding before position 0.
+//  - haar_analysis_fwd with `state` defined ([B, 2^L - 1, C]) analyses a chunk at positions
+//    pos0 .. pos0 + T - 1: a_{l-1}[t - delta] for t < delta is read from the state instead of 0,
+//    and the state is then advanced in place to position pos0 + T. Chunk by chunk, this computes
+//    exactly the coefficients of the analysis of the whole sequence.
+//  - haar_step analyses one position pos of one sequence from its state (O(L C)), advances the
+//    state, and applies the gated synthesis of that position (y may be left undefined to only
+//    advance the state). It is the recurrence of the analysis and computes the same coefficients.
+// Neither has a backward (inference only).
 #pragma once
 #include "wersa/tensor/tensor.h"
 
 namespace wersa {
 
 struct HaarAnalysisFwd {
-  Tensor coef;  // [L+1, B, T, C] out (overwritten)
-  Tensor x;     // [B, T, C]
-  int levels;   // L
+  Tensor coef;       // [L+1, B, T, C] out (overwritten)
+  Tensor x;          // [B, T, C]
+  int levels;        // L
+  Tensor state{};    // optional [B, 2^L - 1, C] history ring (generation), read then advanced in place
+  int64_t pos0 = 0;  // position of t = 0 (with a state)
 };
 struct HaarAnalysisBwd {
   Tensor dx;     // [B, T, C] out (overwritten, or added when accumulate_dx)
@@ -53,7 +69,18 @@ struct HaarSynthesisBwd {
   bool accumulate_dgamma = false;
 };
 
+// One position of one sequence (generation): analysis from the state ring, gated synthesis.
+struct HaarStep {
+  Tensor y;      // [C] out (overwritten): the synthesis at this position; may be undefined
+  Tensor state;  // [2^L - 1, C] history ring, advanced in place from position pos to pos + 1
+  Tensor x;      // [C] the signal at position pos
+  Tensor gamma;  // [L+1] the position's gates (needed when y is defined)
+  int levels;
+  int64_t pos;
+};
+
 void haar_analysis_fwd(const HaarAnalysisFwd& a);
+void haar_step(const HaarStep& a);
 void haar_analysis_bwd(const HaarAnalysisBwd& a);
 void haar_synthesis_fwd(const HaarSynthesisFwd& a);
 void haar_synthesis_bwd(const HaarSynthesisBwd& a);
@@ -61,6 +88,8 @@ void haar_synthesis_bwd(const HaarSynthesisBwd& a);
 namespace cpu {
 template <class T>
 void haar_analysis_fwd(const HaarAnalysisFwd& a);
+template <class T>
+void haar_step(const HaarStep& a);
 template <class T>
 void haar_analysis_bwd(const HaarAnalysisBwd& a);
 template <class T>

@@ -20,7 +20,11 @@
 //
 // Generation: linear_attention_step advances one sequence by one position in O(H m d);
 // linear_attention_state exports S, z after a prefix (chunked prefill), so that steps from there on
-// continue the forward pass.
+// continue the forward pass. A causal forward may start from a state (S0, z0): a chunk of a longer
+// sequence then computes exactly what the forward over the whole sequence computes for its rows
+// (the sums over s < chunk start are S0 and z0); linear_attention_state with `accumulate` then
+// advances that state past the chunk. The backward has no initial state (training runs whole
+// sequences).
 #pragma once
 #include "wersa/tensor/tensor.h"
 
@@ -32,6 +36,7 @@ struct LinearAttnFwd {
   int chunk = 64;
   double eps = 1e-6;
   bool causal = true;
+  Tensor S0{}, z0{};  // optional initial state [B, Hkv, m, d], [B, Hkv, m] (causal only; both or neither)
 };
 struct LinearAttnBwd {
   Tensor dphiq, dphik, dv;             // overwritten; shapes of phiq, phik, v
@@ -56,10 +61,11 @@ struct LinearAttnStep {
 void linear_attention_step(const LinearAttnStep& a);
 
 // State after a whole prefix: S[b, g] = sum_{t<T} phik[b, t, g]^T v[b, t, g], z[b, g] = sum_t
-// phik[b, t, g]. Overwritten.
+// phik[b, t, g]. Overwritten, or added to when accumulate (the state after a further chunk).
 struct LinearAttnState {
   Tensor S, z;     // [B, Hkv, m, d], [B, Hkv, m]
   Tensor phik, v;  // [B, T, Hkv, m], [B, T, Hkv, d]
+  bool accumulate = false;
 };
 void linear_attention_state(const LinearAttnState& a);
 

@@ -11,7 +11,10 @@
 // in parallel over (b, kv head) with queries in a fixed order: deterministic, no atomics.
 //
 // Generation: softmax_attention_decode attends one new query per head over the first len rows of a
-// key/value cache (the cache must already hold the new position's k and v).
+// key/value cache (the cache must already hold the new position's k and v);
+// softmax_attention_prefill does the same for a chunk of T new queries at positions pos0 .. pos0 +
+// T - 1 (query t attends over cache rows 0 .. pos0 + t), so a prompt is processed in parallel in
+// chunks of bounded memory. Both compute the rows of the causal forward over the whole sequence.
 #pragma once
 #include <cstdint>
 
@@ -44,6 +47,15 @@ struct SoftmaxAttnDecode {
 };
 void softmax_attention_decode(const SoftmaxAttnDecode& a);
 
+// o[t, h] = sum_{j <= pos0 + t} softmax_j(scale q[t, h] . kcache[j, g]) vcache[j, g].
+struct SoftmaxAttnPrefill {
+  Tensor o;                  // [T, H, d] overwritten
+  Tensor q, kcache, vcache;  // [T, H, d], [Tmax, Hkv, d], [Tmax, Hkv, d]; rows < pos0 + T filled
+  int64_t pos0;              // cache rows before the chunk, pos0 + T <= Tmax
+  double scale;
+};
+void softmax_attention_prefill(const SoftmaxAttnPrefill& a);
+
 namespace cpu {
 template <class T>
 void softmax_attention_fwd(const SoftmaxAttnFwd& a);
@@ -51,6 +63,8 @@ template <class T>
 void softmax_attention_bwd(const SoftmaxAttnBwd& a);
 template <class T>
 void softmax_attention_decode(const SoftmaxAttnDecode& a);
+template <class T>
+void softmax_attention_prefill(const SoftmaxAttnPrefill& a);
 }  // namespace cpu
 
 }  // namespace wersa

@@ -3,6 +3,7 @@
 // elementwise kernel. Elements are independent, so y may alias x and dx may alias dy.
 #include "wersa/ops/activation.h"
 
+#include "parallel.h"
 #include "scalar.h"
 
 namespace wersa::cpu {
@@ -10,7 +11,7 @@ namespace {
 
 template <class T, class F>
 void map(int64_t n, T* y, const T* x, F f) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
   for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
 }
 

@@ -103,6 +103,28 @@ void depthwise_conv_bwd(const DepthwiseConvBwd& a) {
   }
 }
 
+template <class T>
+void depthwise_conv_step(const DepthwiseConvStep& a) {
+  const int64_t C = a.x.dim(0), K = a.w.dim(1), W = K - 1;
+  static thread_local std::vector<double> acc;
+  if (int64_t(acc.size()) < C) acc.resize(C);
+  const T* w = a.w.ptr<T>();
+  const T* x = a.x.ptr<T>();
+  const T* bias = a.b.defined() ? a.b.ptr<T>() : nullptr;
+  for (int64_t c = 0; c < C; ++c) acc[c] = bias ? double(bias[c]) : 0.0;
+  for (int64_t i = 0; i < K; ++i) {
+    const int64_t t = a.pos - W + i;  // input position of tap i
+    if (t < 0) continue;
+    const T* row = i == W ? x : a.window.ptr<T>() + (t % W) * C;
+    for (int64_t c = 0; c < C; ++c) acc[c] += double(w[c * K + i]) * double(row[c]);
+  }
+  T* y = a.y.ptr<T>();
+  for (int64_t c = 0; c < C; ++c) y[c] = T(acc[c]);
+  if (W > 0) std::copy(x, x + C, a.window.ptr<T>() + (a.pos % W) * C);
+}
+
+template void depthwise_conv_step<float>(const DepthwiseConvStep&);
+template void depthwise_conv_step<double>(const DepthwiseConvStep&);
 template void depthwise_conv_fwd<float>(const DepthwiseConvFwd&);
 template void depthwise_conv_fwd<double>(const DepthwiseConvFwd&);
 template void depthwise_conv_bwd<float>(const DepthwiseConvBwd&);

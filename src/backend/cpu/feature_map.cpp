@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "blas.h"
+#include "parallel.h"
 
 namespace wersa::cpu {
 
@@ -20,7 +21,7 @@ void feature_map_fwd(const FeatureMapFwd& a) {
   gemm(false, false, int(R), int(m), int(d), T(1.0 / std::sqrt(double(m))), a.x.ptr<T>(), int(d),
        a.omega.ptr<T>(), int(m), T(0), phi, int(m));
   const int64_t n = R * m;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
   for (int64_t i = 0; i < n; ++i) phi[i] = phi[i] > T(0) ? phi[i] : T(0);
 }
 

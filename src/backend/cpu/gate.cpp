@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "parallel.h"
+
 namespace wersa::cpu {
 namespace {
 
@@ -23,7 +25,7 @@ void gate_fwd(const GateFwd& a) {
   const T* s = a.s.ptr<T>();
   T* g = a.g.ptr<T>();
   T* gamma = a.gamma.ptr<T>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * L1 >= kParallelMinElems)
   for (int64_t n = 0; n < N; ++n)
     for (int64_t l = 0; l < L1; ++l) {
       const T v = sigmoid(z[n * L1 + l]);

@@ -6,6 +6,9 @@
 // descending (a_l[t] reads a_{l-1}[t] and a_{l-1}[t - delta], and t - delta has not been
 // overwritten yet). Its adjoint runs l = L..1 in place with t ascending (da_{l-1}[t] reads da_l[t]
 // and da_l[t + delta]). Synthesis is pointwise in t: one task per row (b, t).
+// With a history state (generation), the analysis reads a_{l-1} before the chunk from the ring and
+// writes the chunk's last delta rows of a_{l-1} back; haar_step is the same recurrence for one
+// position, serial (C values, O(L) each), fused with the synthesis.
 #include "wersa/ops/haar.h"
 
 #include <algorithm>
@@ -18,10 +21,10 @@ namespace {
 constexpr int64_t CB = 32;  // channels per analysis task
 constexpr double kInvSqrt2 = 0.70710678118654752440;
 
-double* scratch(int64_t n) {
-  static thread_local std::vector<double> buf;
-  if (int64_t(buf.size()) < n) buf.resize(n);
-  return buf.data();
+double* scratch(int64_t n, int slot = 0) {
+  static thread_local std::vector<double> buf[2];
+  if (int64_t(buf[slot].size()) < n) buf[slot].resize(n);
+  return buf[slot].data();
 }
 
 }  // namespace
@@ -33,6 +36,8 @@ void haar_analysis_fwd(const HaarAnalysisFwd& a) {
   const int64_t plane = B * T_ * C;  // one level of coef
   const T* x = a.x.ptr<T>();
   T* coef = a.coef.ptr<T>();
+  T* state = a.state.defined() ? a.state.ptr<T>() : nullptr;
+  const int64_t P = (int64_t(1) << L) - 1;  // rows of a state ring
   const int64_t nblk = (C + CB - 1) / CB;
 #pragma omp parallel for schedule(static)
   for (int64_t task = 0; task < B * nblk; ++task) {
@@ -40,23 +45,62 @@ void haar_analysis_fwd(const HaarAnalysisFwd& a) {
     double* A = scratch(T_ * CB);
     for (int64_t t = 0; t < T_; ++t)
       for (int64_t c = 0; c < nc; ++c) A[t * CB + c] = double(x[(b * T_ + t) * C + c0 + c]);
+    // With a state, the last min(T, delta) rows of a_{l-1} become the ring's new rows; they are
+    // saved before the level overwrites A in place and written after it has read the old ring.
+    double* keep = state ? scratch(std::min<int64_t>(T_, int64_t(1) << (L - 1)) * CB, 1) : nullptr;
+    T* ring = state ? state + b * P * C + c0 : nullptr;
     for (int l = 1; l <= L; ++l) {
       const int64_t delta = int64_t(1) << (l - 1);
+      const int64_t nkeep = std::min(T_, delta);
+      if (ring) std::copy(A + (T_ - nkeep) * CB, A + T_ * CB, keep);
+      T* lvl = ring ? ring + (delta - 1) * C : nullptr;  // this level's ring rows
       T* d = coef + (l - 1) * plane;
       for (int64_t t = T_ - 1; t >= 0; --t) {
         double* cur = A + t * CB;
         const double* prev = t >= delta ? A + (t - delta) * CB : nullptr;
+        const T* hist = !prev && lvl ? lvl + ((a.pos0 + t - delta) & (delta - 1)) * C : nullptr;
         T* drow = d + (b * T_ + t) * C + c0;
         for (int64_t c = 0; c < nc; ++c) {
-          const double u = cur[c], p = prev ? prev[c] : 0.0;
+          const double u = cur[c], p = prev ? prev[c] : hist ? double(hist[c]) : 0.0;
           drow[c] = T((u - p) * kInvSqrt2);
           cur[c] = (u + p) * kInvSqrt2;
         }
+      }
+      for (int64_t j = 0; lvl && j < nkeep; ++j) {
+        const int64_t p = a.pos0 + T_ - nkeep + j;
+        T* row = lvl + (p & (delta - 1)) * C;
+        for (int64_t c = 0; c < nc; ++c) row[c] = T(keep[j * CB + c]);
       }
     }
     T* aL = coef + L * plane;
     for (int64_t t = 0; t < T_; ++t)
       for (int64_t c = 0; c < nc; ++c) aL[(b * T_ + t) * C + c0 + c] = T(A[t * CB + c]);
+  }
+}
+
+template <class T>
+void haar_step(const HaarStep& a) {
+  const int L = a.levels;
+  const int64_t C = a.x.dim(0);
+  const T* x = a.x.ptr<T>();
+  T* state = a.state.ptr<T>();
+  T* y = a.y.defined() ? a.y.ptr<T>() : nullptr;
+  const T* gamma = y ? a.gamma.ptr<T>() : nullptr;
+  double dl[17];  // the details d_1..d_L of this position, rounded as the parallel analysis stores them
+  for (int64_t c = 0; c < C; ++c) {
+    double u = double(x[c]);
+    for (int l = 1; l <= L; ++l) {
+      const int64_t delta = int64_t(1) << (l - 1);
+      T& slot = state[(delta - 1 + (a.pos & (delta - 1))) * C + c];  // holds a_{l-1}[pos - delta]
+      const double p = double(slot);
+      dl[l] = double(T((u - p) * kInvSqrt2));
+      slot = T(u);
+      u = (u + p) * kInvSqrt2;
+    }
+    if (!y) continue;
+    double r = double(gamma[L]) * double(T(u));
+    for (int l = L; l >= 1; --l) r = (r + double(gamma[l - 1]) * dl[l]) * kInvSqrt2;
+    y[c] = T(r);
   }
 }
 
@@ -166,6 +210,8 @@ void haar_synthesis_bwd(const HaarSynthesisBwd& a) {
 
 template void haar_analysis_fwd<float>(const HaarAnalysisFwd&);
 template void haar_analysis_fwd<double>(const HaarAnalysisFwd&);
+template void haar_step<float>(const HaarStep&);
+template void haar_step<double>(const HaarStep&);
 template void haar_analysis_bwd<float>(const HaarAnalysisBwd&);
 template void haar_analysis_bwd<double>(const HaarAnalysisBwd&);
 template void haar_synthesis_fwd<float>(const HaarSynthesisFwd&);

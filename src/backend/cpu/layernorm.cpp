@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "parallel.h"
 #include "reduce.h"
 
 namespace wersa::cpu {
@@ -18,7 +19,7 @@ void layernorm_fwd(const LayerNormFwd& a) {
   T* y = a.y.ptr<T>();
   T* mean = a.mean.defined() ? a.mean.ptr<T>() : nullptr;
   T* rstd = a.rstd.defined() ? a.rstd.ptr<T>() : nullptr;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= kParallelMinElems)
   for (int64_t n = 0; n < N; ++n) {
     const T* xr = x + n * C;
     T* yr = y + n * C;

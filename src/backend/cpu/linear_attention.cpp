@@ -129,6 +129,15 @@ void fwd_head(const Geo& G, const LinearAttnFwd& a, int64_t b, int64_t h) {
   T* A = scratch<T, 3>(C);
   T* out = scratch<T, 4>(dp);
   std::fill(S, S + m * dp, T(0));
+  if (a.S0.defined()) {  // continue a sequence: S' = [S0, z0] of this kv head
+    const int64_t g = h / G.rep();
+    const T* S0 = a.S0.ptr<T>() + (b * G.Hkv + g) * m * G.d;
+    const T* z0 = a.z0.ptr<T>() + (b * G.Hkv + g) * m;
+    for (int64_t kk = 0; kk < m; ++kk) {
+      std::copy(S0 + kk * G.d, S0 + (kk + 1) * G.d, S + kk * dp);
+      S[kk * dp + G.d] = z0[kk];
+    }
+  }
   if (!a.causal) {
     for (int64_t c0 = 0; c0 < G.T; c0 += C) {
       const int64_t n = std::min(C, G.T - c0);
@@ -382,8 +391,10 @@ void linear_attention_state(const LinearAttnState& a) {
     const int64_t b = bg / Hkv, g = bg % Hkv;
     T* S = a.S.ptr<T>() + bg * m * d;
     T* z = a.z.ptr<T>() + bg * m;
-    std::fill(S, S + m * d, T(0));
-    std::fill(z, z + m, T(0));
+    if (!a.accumulate) {
+      std::fill(S, S + m * d, T(0));
+      std::fill(z, z + m, T(0));
+    }
     const T* k = a.phik.ptr<T>() + (b * Tn * Hkv + g) * m;
     const T* v = a.v.ptr<T>() + (b * Tn * Hkv + g) * d;
     for (int64_t t = 0; t < Tn; ++t) {

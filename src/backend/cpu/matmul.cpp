@@ -2,6 +2,7 @@
 #include "wersa/ops/matmul.h"
 
 #include "blas.h"
+#include "gemv.h"
 
 namespace wersa::cpu {
 
@@ -10,6 +11,10 @@ void matmul_fwd(const MatmulFwd& a) {
   const int N = int(a.x.dim(0)), I = int(a.x.dim(1)), O = int(a.w.dim(0));
   T* y = a.y.ptr<T>();
   if (N == 0) return;
+  if (N == 1) {  // one row (generation): a deterministic GEMV, no parallel region for small layers
+    gemv_rows(O, I, a.w.ptr<T>(), I, a.x.ptr<T>(), a.b.defined() ? a.b.ptr<T>() : nullptr, a.accumulate_y, y);
+    return;
+  }
   if (a.b.defined() && !a.accumulate_y) {
     const T* b = a.b.ptr<T>();
 #pragma omp parallel for schedule(static)

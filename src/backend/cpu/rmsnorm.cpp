@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "parallel.h"
 #include "reduce.h"
 
 namespace wersa::cpu {
@@ -16,7 +17,7 @@ void rmsnorm_fwd(const RmsNormFwd& a) {
   const T* w = a.w.ptr<T>();
   T* y = a.y.ptr<T>();
   T* rstd = a.rstd.defined() ? a.rstd.ptr<T>() : nullptr;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= kParallelMinElems)
   for (int64_t n = 0; n < N; ++n) {
     const T* xr = x + n * C;
     T* yr = y + n * C;

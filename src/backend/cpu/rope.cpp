@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "parallel.h"
 #include "reduce.h"
 
 namespace wersa::cpu {
@@ -18,7 +19,7 @@ void rope_rotate(const RopeArgs& a, double sign) {
   for (int64_t i = 0; i < half; ++i) inv_freq[i] = std::pow(a.theta, -2.0 * double(i) / double(d));
   // cos at [t * half + i], sin at [(Tn + t) * half + i]; sign folded into sin.
   double* table = scratch_f64(size_t(2 * Tn * half), 0);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (Tn * half >= kParallelMinElems)
   for (int64_t t = 0; t < Tn; ++t) {
     const double pos = double(a.pos0 + t);
     for (int64_t i = 0; i < half; ++i) {
@@ -30,7 +31,7 @@ void rope_rotate(const RopeArgs& a, double sign) {
   const T* x = a.x.ptr<T>();
   T* y = a.y.ptr<T>();
   const int64_t rows = B * Tn * H;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * d >= kParallelMinElems)
   for (int64_t row = 0; row < rows; ++row) {
     const int64_t t = (row / H) % Tn;
     const double* cs = table + t * half;

@@ -11,6 +11,8 @@
 #include <cmath>
 #include <vector>
 
+#include "gemv.h"
+
 namespace wersa::cpu {
 
 namespace {
@@ -167,6 +169,39 @@ void fwd_block(const Geo& G, const SoftmaxAttnFwd& a, int64_t b, int64_t h, int6
   }
 }
 
+// One block of R chunk queries t0.. of head h over the first pos0 + t0 + R cache rows (prefill):
+// like fwd_block with the keys shifted by pos0; KT holds the cache rows transposed.
+template <class T, int R>
+void prefill_block(const SoftmaxAttnPrefill& a, int64_t Hkv, int64_t ld, int64_t h, int64_t t0, const T* KT) {
+  const int64_t H = a.q.dim(1), d = a.q.dim(2), g = h / (H / Hkv);
+  const T scale = T(a.scale);
+  T* P = scratch<T, 1>(kQ * ld);
+  T* qs = scratch<T, 2>(kQ * d);
+  T* acc = scratch<T, 3>(kQ * d);
+  int64_t n[R];
+  double l[R];
+  const T* q = a.q.ptr<T>() + (t0 * H + h) * d;
+  for (int r = 0; r < R; ++r) {
+    n[r] = a.pos0 + t0 + r + 1;
+    for (int64_t e = 0; e < d; ++e) qs[r * d + e] = scale * q[r * H * d + e];
+  }
+  dot_rows_t<T, R>(d, qs, KT, ld, n[R - 1], P, ld);
+  for (int r = 0; r < R; ++r) {
+    T* p = P + r * ld;
+    const T mx = *std::max_element(p, p + n[r]);
+    l[r] = 0;
+    for (int64_t j = 0; j < n[r]; ++j) {
+      p[j] = std::exp(p[j] - mx);
+      l[r] += p[j];
+    }
+  }
+  weighted_rows<T, R>(d, P, ld, n, a.vcache.ptr<T>() + g * d, Hkv * d, acc);
+  for (int r = 0; r < R; ++r) {
+    T* o = a.o.ptr<T>() + ((t0 + r) * H + h) * d;
+    for (int64_t e = 0; e < d; ++e) o[e] = T(acc[r * d + e] / l[r]);
+  }
+}
+
 // One block of R query rows of head h: dq rows, and the block's share of dK, dV (accumulated).
 template <class T, int R>
 void bwd_block(const Geo& G, const SoftmaxAttnBwd& a, int64_t b, int64_t h, int64_t t0, const T* KT,
@@ -277,6 +312,22 @@ void softmax_attention_bwd(const SoftmaxAttnBwd& a) {
   }
 }
 
+template <class T>
+void softmax_attention_prefill(const SoftmaxAttnPrefill& a) {
+  const int64_t Tq = a.q.dim(0), H = a.q.dim(1), d = a.q.dim(2), Hkv = a.kcache.dim(1);
+  const Geo G{1, a.pos0 + Tq, H, Hkv, d};  // the cache rows in use, read as one sequence
+  const int64_t ld = G.ldt();
+#pragma omp parallel for schedule(static) if (H * Tq * G.T * d > kParallelWork)
+  for (int64_t h = 0; h < H; ++h) {
+    T* KT = scratch<T, 0>(d * ld);
+    load_transposed(G, a.kcache.ptr<T>(), 0, h / G.rep(), KT);
+    for (int64_t t0 = 0; t0 < Tq; t0 += kQ) {
+      const int64_t R = std::min<int64_t>(kQ, Tq - t0);
+      WERSA_BLOCK_ROWS(prefill_block, R, a, Hkv, ld, h, t0, KT);
+    }
+  }
+}
+
 #undef WERSA_BLOCK_ROWS
 
 template <class T>
@@ -284,31 +335,32 @@ void softmax_attention_decode(const SoftmaxAttnDecode& a) {
   const int64_t H = a.q.dim(0), d = a.q.dim(1), Hkv = a.kcache.dim(1), n = a.len;
   const int64_t rep = H / Hkv;
   const T scale = T(a.scale);
+  // Per kv head: the scores of its rep query heads in one pass over the key rows, the outputs in
+  // one pass over the value rows (gemv.h: vectorised, fixed order).
 #pragma omp parallel for schedule(static) if (H * n * d > kParallelWork)
-  for (int64_t h = 0; h < H; ++h) {
-    const int64_t g = h / rep;
-    const T* q = a.q.ptr<T>() + h * d;
-    const T* k = a.kcache.ptr<T>() + g * d;
-    const T* v = a.vcache.ptr<T>() + g * d;
-    T* sc = scratch<T, 1>(n);
-    T* acc = scratch<T, 2>(d);
-    for (int64_t j = 0; j < n; ++j) {
-      const T* kr = k + j * Hkv * d;
-      T s = T(0);
-      for (int64_t e = 0; e < d; ++e) s += (scale * q[e]) * kr[e];
-      sc[j] = s;
+  for (int64_t g = 0; g < Hkv; ++g) {
+    T* sc = scratch<T, 1>(rep * n);
+    T* acc = scratch<T, 2>(rep * d);
+    T* qs = scratch<T, 3>(rep * d);
+    const T* q = a.q.ptr<T>() + g * rep * d;
+    for (int64_t e = 0; e < rep * d; ++e) qs[e] = scale * q[e];
+    dot_rows_multi(n, d, a.kcache.ptr<T>() + g * d, Hkv * d, qs, int(rep), sc);
+    double* lsum = scratch<double, 4>(rep);
+    for (int64_t r = 0; r < rep; ++r) {
+      T* s = sc + r * n;
+      const T mx = *std::max_element(s, s + n);
+      double sum = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        s[j] = std::exp(s[j] - mx);
+        sum += s[j];
+      }
+      lsum[r] = sum;
     }
-    const T mx = *std::max_element(sc, sc + n);
-    double l = 0;
-    for (int64_t j = 0; j < n; ++j) {
-      sc[j] = std::exp(sc[j] - mx);
-      l += sc[j];
+    gemv_t_multi(n, d, a.vcache.ptr<T>() + g * d, Hkv * d, sc, int(rep), acc);
+    for (int64_t r = 0; r < rep; ++r) {
+      T* o = a.o.ptr<T>() + (g * rep + r) * d;
+      for (int64_t e = 0; e < d; ++e) o[e] = T(acc[r * d + e] / lsum[r]);
     }
-    std::fill(acc, acc + d, T(0));
-    for (int64_t j = 0; j < n; ++j)
-      if (sc[j] != T(0)) axpy(d, sc[j], v + j * Hkv * d, acc);
-    T* o = a.o.ptr<T>() + h * d;
-    for (int64_t e = 0; e < d; ++e) o[e] = T(acc[e] / l);
   }
 }
 
@@ -318,5 +370,7 @@ template void softmax_attention_bwd<float>(const SoftmaxAttnBwd&);
 template void softmax_attention_bwd<double>(const SoftmaxAttnBwd&);
 template void softmax_attention_decode<float>(const SoftmaxAttnDecode&);
 template void softmax_attention_decode<double>(const SoftmaxAttnDecode&);
+template void softmax_attention_prefill<float>(const SoftmaxAttnPrefill&);
+template void softmax_attention_prefill<double>(const SoftmaxAttnPrefill&);
 
 }  // namespace wersa::cpu

@@ -2,6 +2,7 @@
 // Each element reads its inputs before writing, so outputs may alias inputs at the same index.
 #include "wersa/ops/swiglu.h"
 
+#include "parallel.h"
 #include "scalar.h"
 
 namespace wersa::cpu {
@@ -12,7 +13,7 @@ void swiglu_fwd(const SwigluFwd& a) {
   const T* g = a.gate.ptr<T>();
   const T* u = a.up.ptr<T>();
   T* y = a.y.ptr<T>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
   for (int64_t i = 0; i < n; ++i) {
     const T gi = g[i], ui = u[i];
     y[i] = gi * sigmoid(gi) * ui;

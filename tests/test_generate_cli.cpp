@@ -1,0 +1,176 @@
+// wersa-generate and wersa-bench as a user runs them: greedy and seeded output is reproducible
+// and independent of the thread count, a state saved by one run continues exactly in the next,
+// errors are one line, the bench prints its table and JSON.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "testutil.h"
+#include "wersa/io/checkpoint.h"
+
+namespace fs = std::filesystem;
+using namespace wersa;
+using namespace wersa::test;
+
+namespace {
+
+struct RunResult {
+  int status = -1;
+  std::string out, err;
+};
+
+RunResult run(const std::string& args, const std::string& stdin_text = "") {
+  static int counter = 0;
+  const fs::path dir = fs::temp_directory_path() / ("wersa_gencli_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string id = std::to_string(counter++);
+  const fs::path o = dir / ("out" + id), e = dir / ("err" + id), in = dir / ("in" + id);
+  std::ofstream(in) << stdin_text;
+  const std::string cmd =
+      std::string(WERSA_BIN_DIR) + "/" + args + " <" + in.string() + " >" + o.string() + " 2>" + e.string();
+  RunResult r;
+  const int s = std::system(cmd.c_str());
+  r.status = WIFEXITED(s) ? WEXITSTATUS(s) : -1;
+  std::stringstream so, se;
+  so << std::ifstream(o).rdbuf();
+  se << std::ifstream(e).rdbuf();
+  r.out = so.str();
+  r.err = se.str();
+  return r;
+}
+
+fs::path temp_dir(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / ("wersa_gencli_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+// A byte-level checkpoint of a small random model.
+std::string make_checkpoint(const std::string& name, const std::string& type, uint64_t seed = 1) {
+  Config cfg;
+  cfg.model.dim = 32;
+  cfg.model.layers = 2;
+  cfg.model.heads = 4;
+  cfg.model.kv_heads = 2;
+  cfg.model.ffn_dim = 64;
+  cfg.model.init_std = 0.3;
+  cfg.model.attention.type = type;
+  cfg.model.attention.features = 16;
+  cfg.model.attention.conv_width = 9;
+  cfg.train.seq_len = 48;
+  Model m(cfg.model, DType::F32, Device::CPU, false);
+  m.init(seed);
+  const fs::path dir = temp_dir(name);
+  io::save_checkpoint(dir.string(), 1,
+                      {&m, nullptr, nullptr, config_to_json(cfg), nlohmann::json{{"step", 1}}, ""});
+  return dir.string();
+}
+
+void expect_one_line_error(const RunResult& r, const std::string& needle) {
+  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
+}
+
+}  // namespace
+
+TEST(GenerateCli, GreedyAndSeededOutputIsReproducibleForAnyThreadCount) {
+  const std::string ck = make_checkpoint("det", "wersa");
+  const std::string base = "wersa-generate -m " + ck + " -p 'Once upon a time' -n 40 ";
+  const RunResult g1 = run(base + "--temp 0 -t 1"), g2 = run(base + "--temp 0 -t 2");
+  ASSERT_EQ(g1.status, 0) << g1.err;
+  EXPECT_EQ(g1.out, g2.out);
+  EXPECT_EQ(g1.out.rfind("Once upon a time", 0), 0u) << g1.out;  // the prompt is echoed first
+  EXPECT_GT(g1.out.size(), std::string("Once upon a time").size());
+  EXPECT_NE(g1.err.find("prompt eval time"), std::string::npos) << g1.err;
+  EXPECT_NE(g1.err.find("tokens per second"), std::string::npos) << g1.err;
+  const RunResult s1 = run(base + "-s 5 --temp 1 -t 1"), s2 = run(base + "-s 5 --temp 1 -t 2");
+  ASSERT_EQ(s1.status, 0) << s1.err;
+  EXPECT_EQ(s1.out, s2.out);
+  EXPECT_NE(run(base + "-s 6 --temp 1").out, s1.out);
+}
+
+TEST(GenerateCli, SavedStateContinuesExactly) {
+  for (const char* type : {"wersa", "softmax"}) {
+    const std::string ck = make_checkpoint(std::string("state_") + type, type);
+    const fs::path d = temp_dir(std::string("st_") + type);
+    const std::string st = (d / "s.safetensors").string();
+    const std::string common = "wersa-generate -m " + ck + " --no-display-prompt -s 9 ";
+    // One run of 20 tokens, against 10 tokens, a saved state, and 10 more from the loaded state.
+    const RunResult full = run(common + "-p 'The state' -n 20 --temp 0.9");
+    const RunResult a = run(common + "-p 'The state' -n 10 --temp 0.9 --save-state " + st);
+    const RunResult b = run(common + "--load-state " + st + " -n 10 --temp 0.9");
+    ASSERT_EQ(full.status, 0) << full.err;
+    ASSERT_EQ(a.status, 0) << a.err;
+    ASSERT_EQ(b.status, 0) << b.err;
+    auto strip = [](std::string s) { return s.empty() || s.back() != '\n' ? s : s.substr(0, s.size() - 1); };
+    EXPECT_EQ(strip(a.out) + strip(b.out), strip(full.out)) << type;
+    // A document read once (-n 0), then a question appended from the saved state.
+    const RunResult read = run(common + "-p 'A long document.' -n 0 --save-state " + st);
+    ASSERT_EQ(read.status, 0) << read.err;
+    const RunResult q1 = run(common + "--load-state " + st + " -p ' Question?' -n 12 --temp 0");
+    const RunResult q2 = run(common + "-p 'A long document. Question?' -n 12 --temp 0");
+    ASSERT_EQ(q1.status, 0) << q1.err;
+    EXPECT_EQ(q1.out, q2.out) << type;
+    // Another model refuses the state.
+    const std::string other = make_checkpoint(std::string("other_") + type, type, 2);
+    expect_one_line_error(run("wersa-generate -m " + other + " --load-state " + st + " -n 1"),
+                          "another model");
+  }
+}
+
+TEST(GenerateCli, ErrorsAreOneLine) {
+  const std::string soft = make_checkpoint("soft_err", "softmax");
+  // seq_len 48: a 60-byte prompt (plus the EOS prefix) does not fit the KV cache.
+  expect_one_line_error(run("wersa-generate -m " + soft + " -p '" + std::string(60, 'x') + "' -n 1"),
+                        "context of 48");
+  // -c raises the limit.
+  EXPECT_EQ(run("wersa-generate -m " + soft + " -c 100 -p '" + std::string(60, 'x') + "' -n 1").status, 0);
+  const std::string ck = make_checkpoint("wersa_err", "wersa");
+  expect_one_line_error(run("wersa-generate -m " + ck), "-p");
+  expect_one_line_error(run("wersa-generate -m " + ck + " -f /nonexistent/prompt.txt"),
+                        "/nonexistent/prompt.txt");
+  expect_one_line_error(run("wersa-generate -m " + ck + " -p x --top-p 1.5"), "--top-p");
+  expect_one_line_error(run("wersa-generate -m /nonexistent/ckpt -p x"), "/nonexistent/ckpt");
+  const fs::path d = temp_dir("bad_state");
+  std::ofstream(d / "junk.safetensors") << "not a safetensors file";
+  expect_one_line_error(run("wersa-generate -m " + ck + " --load-state " + (d / "junk.safetensors").string()),
+                        "junk.safetensors");
+}
+
+TEST(GenerateCli, InteractiveModeKeepsTheState) {
+  const std::string ck = make_checkpoint("inter", "wersa");
+  const RunResult r = run("wersa-generate -m " + ck + " -i -n 8 --temp 0 -p 'Hi' --save-state " +
+                              (temp_dir("inter_st") / "s.safetensors").string(),
+                          "first line\nsecond line\n");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("> "), std::string::npos);
+  // EOS + 'Hi' (3) + 8, then 11 + 8, then 12 + 8 tokens.
+  EXPECT_NE(r.err.find("state of 50 tokens"), std::string::npos) << r.err;
+}
+
+TEST(GenerateCli, BenchPrintsTheTableAndJson) {
+  const fs::path d = temp_dir("bench");
+  const std::string json = (d / "bench.json").string();
+  const RunResult r =
+      run("wersa-bench --config " + source_dir() +
+          "/configs/tiny.json --attention wersa,softmax -p 16 -n 8 -d 0,32 -r 2 --bw-mib 16 --json " + json);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("| test | t/s |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| pp16 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tg8 @ d32"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("memory bandwidth"), std::string::npos) << r.out;
+  std::ifstream f(json);
+  const nlohmann::json j = nlohmann::json::parse(f);
+  EXPECT_EQ(j["results"].size(), 8u);  // 2 attention types x 2 depths x (pp, tg)
+  EXPECT_GT(j["memory_bandwidth_gbs"].get<double>(), 0.0);
+  for (const auto& row : j["results"]) EXPECT_EQ(row["samples_ts"].size(), 2u);
+  expect_one_line_error(run("wersa-bench --config " + source_dir() + "/configs/tiny.json -d 1,x"), "-d");
+  expect_one_line_error(run("wersa-bench"), "--config");
+}

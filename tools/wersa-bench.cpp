@@ -1,0 +1,280 @@
+// wersa-bench: prompt processing (pp, parallel chunked prefill) and generation (tg, one decode
+// step per token) throughput in the style of llama-bench, at chosen context depths (a prefilled
+// context of that many tokens before each test), repeated, mean +- standard deviation; a
+// markdown table and optionally JSON. In the same run it measures the memory bandwidth (a
+// streaming read of a buffer much larger than the last-level cache, all threads) and reports the
+// bound it puts on decoding (bandwidth / bytes of weights read per token) and the share reached.
+#include <omp.h>
+
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "wersa/backend/backend.h"
+#include "wersa/common/cli.h"
+#include "wersa/common/rng.h"
+#include "wersa/common/timer.h"
+#include "wersa/io/checkpoint.h"
+#include "wersa/model/generate.h"
+
+namespace {
+
+struct Stat {
+  double mean = 0, sd = 0;
+};
+Stat stats(const std::vector<double>& v) {
+  Stat s;
+  for (double x : v) s.mean += x;
+  s.mean /= double(v.size());
+  for (double x : v) s.sd += (x - s.mean) * (x - s.mean);
+  s.sd = v.size() > 1 ? std::sqrt(s.sd / double(v.size() - 1)) : 0.0;
+  return s;
+}
+
+std::vector<int64_t> parse_list(const std::string& s, const char* flag) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t used = 0;
+    long long v = -1;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    WERSA_CHECK(used == item.size() && v >= 0, flag, " ", s, ": '", item, "' is not a count >= 0");
+    out.push_back(v);
+  }
+  WERSA_CHECK(!out.empty(), flag, ": empty list");
+  return out;
+}
+
+// Streaming read of `bytes` on every core, whatever -t says (the machine's bandwidth, not the
+// thread setting's), with 16 independent float accumulators per thread so the loop vectorises
+// without reassociation; the best of `reps` passes, in GB/s (1e9 bytes).
+double memory_bandwidth(size_t bytes, int reps, int cores) {
+  const size_t n = bytes / sizeof(float) / 16 * 16;
+  std::unique_ptr<float[]> buf(new float[n]);
+#pragma omp parallel for schedule(static) num_threads(cores)
+  for (size_t i = 0; i < n; ++i) buf[i] = float(i & 1023);
+  double best = 0, sink = 0;
+  for (int r = 0; r < reps; ++r) {
+    const double t0 = omp_get_wtime();
+    double total = 0;
+#pragma omp parallel reduction(+ : total) num_threads(cores)
+    {
+      float acc[16] = {};
+#pragma omp for schedule(static)
+      for (size_t i = 0; i < n; i += 16)
+        for (int j = 0; j < 16; ++j) acc[j] += buf[i + j];
+      for (float a : acc) total += a;
+    }
+    const double dt = omp_get_wtime() - t0;
+    sink += total;
+    best = std::max(best, double(n * sizeof(float)) / dt / 1e9);
+  }
+  if (sink == 42.0) std::fprintf(stderr, " ");  // keeps the reads
+  return best;
+}
+
+struct ModelSpec {
+  std::string name;  // what the table shows
+  wersa::Config cfg;
+  std::string ckpt;  // empty: random init from the config
+};
+
+struct Row {
+  std::string model, attention, test;
+  int64_t params, n, depth;
+  std::vector<double> ts;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"wersa-bench: prefill (pp) and decode (tg) throughput at context depths, llama-bench style"};
+  std::vector<std::string> ckpts, configs, sets;
+  std::string pp_s = "512", tg_s = "128", depth_s = "0", attn_s, json_path;
+  int reps = 5, threads = 0;
+  int64_t batch = 512, bw_mib = 1024;
+  uint64_t seed = 1234;
+  app.add_option("-m,--model", ckpts, "checkpoint or run directory (repeatable)");
+  app.add_option("--config", configs, "JSON config: a randomly initialised model of that shape (repeatable)");
+  app.add_option("--set", sets, "override a config key of --config models: section.key=value (repeatable)");
+  app.add_option("--attention", attn_s,
+                 "comma list of attention types to run each --config as (e.g. wersa,softmax)");
+  app.add_option("-p,--n-prompt", pp_s, "prompt lengths for pp tests, comma list (0 = none)")
+      ->capture_default_str();
+  app.add_option("-n,--n-gen", tg_s, "generated tokens for tg tests, comma list (0 = none)")
+      ->capture_default_str();
+  app.add_option("-d,--n-depth", depth_s, "context depths, comma list")->capture_default_str();
+  app.add_option("-r,--repetitions", reps, "repetitions of each test")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("-t,--threads", threads, "CPU threads (0 = all cores)");
+  app.add_option("-b,--batch-size", batch, "rows per prefill chunk")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--json", json_path, "also write the results as JSON to this file");
+  app.add_option("--bw-mib", bw_mib, "buffer for the bandwidth measurement in MiB (0 = skip)")
+      ->capture_default_str();
+  app.add_option("--seed", seed, "seed of the random models and tokens")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  return wersa::run_cli([&] {
+    WERSA_CHECK(!ckpts.empty() || !configs.empty(), "give a model: -m CHECKPOINT or --config FILE");
+    const auto pps = parse_list(pp_s, "-p"), tgs = parse_list(tg_s, "-n"), depths = parse_list(depth_s, "-d");
+    const int nthreads = wersa::set_cpu_threads(threads);
+    std::vector<ModelSpec> specs;
+    for (const std::string& c : ckpts) {
+      std::string dir = c;
+      if (!wersa::io::find_latest_checkpoint(c).empty()) dir = wersa::io::find_latest_checkpoint(c);
+      specs.push_back({dir, wersa::io::load_checkpoint_config(dir), dir});
+    }
+    for (const std::string& c : configs) {
+      wersa::Config cfg = wersa::config_from_file(c);
+      wersa::config_set_all(cfg, sets);
+      std::vector<std::string> types;
+      std::stringstream ss(attn_s);
+      for (std::string t; std::getline(ss, t, ',');) types.push_back(t);
+      if (types.empty()) types.push_back(cfg.model.attention.type);
+      for (const std::string& t : types) {
+        wersa::Config ct = cfg;
+        wersa::config_set(ct, "model.attention.type=" + t, "--attention");
+        specs.push_back({c, ct, ""});
+      }
+    }
+    const int cores = omp_get_num_procs();
+    const double bw = bw_mib > 0 ? memory_bandwidth(size_t(bw_mib) << 20, 5, cores) : 0.0;
+    std::vector<Row> rows;
+    nlohmann::json jmodels = nlohmann::json::array();
+    for (const ModelSpec& sp : specs) {
+      wersa::Model model(sp.cfg.model, wersa::DType::F32, wersa::Device::CPU, false);
+      if (sp.ckpt.empty())
+        model.init(seed);
+      else
+        wersa::io::load_model_weights(sp.ckpt, model);
+      const std::string attn = sp.cfg.model.attention.type;
+      const int64_t V = sp.cfg.model.vocab_size;
+      int64_t maxd = 0, maxn = 0;
+      for (int64_t d : depths) maxd = std::max(maxd, d);
+      for (int64_t n : pps) maxn = std::max(maxn, n);
+      for (int64_t n : tgs) maxn = std::max(maxn, n);
+      const int64_t ctx = attn == "softmax" ? maxd + maxn + 1 : 0;
+      wersa::DecodeState base(model, {ctx, batch}), work(model, {ctx, batch});
+      uint64_t draw = 0;
+      auto random_tokens = [&](int64_t n) {
+        std::vector<int32_t> t(static_cast<size_t>(n));
+        for (int32_t& x : t) x = int32_t(wersa::rng_bits(seed, 99, draw++) % uint64_t(V));
+        return t;
+      };
+      const size_t wbytes = wersa::decode_weight_bytes(model);
+      std::fprintf(stderr, "wersa-bench: %s (%s, %.2f M params, %s of weights per token)\n", sp.name.c_str(),
+                   attn.c_str(), double(model.num_params()) / 1e6, wersa::format_bytes(wbytes).c_str());
+      for (int64_t depth : depths) {
+        base.reset();
+        if (depth > 0) {
+          const wersa::Timer t;
+          wersa::prefill(model, base, random_tokens(depth));
+          std::fprintf(stderr, "  depth %lld prefilled in %.1f s\n", static_cast<long long>(depth),
+                       t.ms() / 1e3);
+        }
+        for (int64_t n : pps) {
+          if (n == 0) continue;
+          Row r{sp.name, attn, "pp" + std::to_string(n), model.num_params(), n, depth, {}};
+          for (int rep = -1; rep < reps; ++rep) {  // rep -1: warm-up
+            work.copy_from(base);
+            const auto toks = random_tokens(n);
+            const wersa::Timer t;
+            wersa::prefill(model, work, toks);
+            if (rep >= 0) r.ts.push_back(1000.0 * double(n) / t.ms());
+          }
+          rows.push_back(r);
+        }
+        for (int64_t n : tgs) {
+          if (n == 0) continue;
+          Row r{sp.name, attn, "tg" + std::to_string(n), model.num_params(), n, depth, {}};
+          for (int rep = -1; rep < reps; ++rep) {
+            work.copy_from(base);
+            const auto toks = random_tokens(n);
+            const wersa::Timer t;
+            for (int32_t tk : toks) wersa::decode_step(model, work, tk);
+            if (rep >= 0) r.ts.push_back(1000.0 * double(n) / t.ms());
+          }
+          rows.push_back(r);
+        }
+      }
+      jmodels.push_back({{"model", sp.name},
+                         {"attention", attn},
+                         {"params", model.num_params()},
+                         {"weight_bytes_per_token", wbytes},
+                         {"state_bytes", base.state_bytes()},
+                         {"bandwidth_bound_tokens_per_s", bw > 0 ? bw * 1e9 / double(wbytes) : 0.0}});
+    }
+    // The table.
+    std::printf("| model | attention | params | threads | test | t/s |\n");
+    std::printf("| --- | --- | ---: | ---: | ---: | ---: |\n");
+    nlohmann::json jrows = nlohmann::json::array();
+    for (const Row& r : rows) {
+      const Stat s = stats(r.ts);
+      const std::string test = r.depth > 0 ? r.test + " @ d" + std::to_string(r.depth) : r.test;
+      std::printf("| %s | %s | %.2f M | %d | %s | %.2f ± %.2f |\n", r.model.c_str(), r.attention.c_str(),
+                  double(r.params) / 1e6, nthreads, test.c_str(), s.mean, s.sd);
+      jrows.push_back({{"model", r.model},
+                       {"attention", r.attention},
+                       {"params", r.params},
+                       {"threads", nthreads},
+                       {"test", r.test},
+                       {"n_tokens", r.n},
+                       {"depth", r.depth},
+                       {"samples_ts", r.ts},
+                       {"avg_ts", s.mean},
+                       {"stddev_ts", s.sd}});
+    }
+    // Bandwidth bound and depth ratios of decoding.
+    std::printf("\n");
+    if (bw > 0)
+      std::printf("memory bandwidth: %.2f GB/s (streaming read of %lld MiB, %d cores, best of 5)\n", bw,
+                  static_cast<long long>(bw_mib), cores);
+    for (size_t mi = 0; mi < specs.size(); ++mi) {
+      const nlohmann::json& jm = jmodels[mi];
+      const double bound = jm["bandwidth_bound_tokens_per_s"].get<double>();
+      const std::string name = jm["model"].get<std::string>(), attn = jm["attention"].get<std::string>();
+      for (int64_t n : tgs) {
+        if (n == 0) continue;
+        double at0 = 0;
+        for (const Row& r : rows) {
+          if (r.model != name || r.attention != attn || r.test != "tg" + std::to_string(n)) continue;
+          const double ts = stats(r.ts).mean;
+          if (r.depth == depths.front()) at0 = ts;
+          if (bw > 0)
+            std::printf(
+                "%s (%s) tg%lld @ d%lld: %.1f t/s = %.1f%% of the bandwidth bound %.1f t/s (%s/token)",
+                name.c_str(), attn.c_str(), static_cast<long long>(n), static_cast<long long>(r.depth), ts,
+                100.0 * ts / bound, bound,
+                wersa::format_bytes(jm["weight_bytes_per_token"].get<size_t>()).c_str());
+          else
+            std::printf("%s (%s) tg%lld @ d%lld: %.1f t/s", name.c_str(), attn.c_str(),
+                        static_cast<long long>(n), static_cast<long long>(r.depth), ts);
+          if (r.depth != depths.front() && at0 > 0)
+            std::printf(", %.1f%% of d%lld", 100.0 * ts / at0, static_cast<long long>(depths.front()));
+          std::printf("\n");
+        }
+      }
+    }
+    if (!json_path.empty()) {
+      const nlohmann::json j{{"threads", nthreads},        {"bandwidth_cores", cores},
+                             {"memory_bandwidth_gbs", bw}, {"bandwidth_buffer_mib", bw_mib},
+                             {"models", jmodels},          {"results", jrows}};
+      std::ofstream f(json_path);
+      WERSA_CHECK(f.good(), json_path, ": cannot open for writing");
+      f << j.dump(2) << "\n";
+      WERSA_CHECK(f.good(), json_path, ": write failed");
+    }
+    return 0;
+  });
+}
