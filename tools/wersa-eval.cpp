@@ -11,6 +11,7 @@
 #include "wersa/train/trainer.h"
 
 int main(int argc, char** argv) {
+  wersa::select_blas_kernels(argv);
   CLI::App app{"wersa-eval: evaluate a checkpoint's next-token loss"};
   std::string ckpt, text, shards, per_token;
   int64_t seq = 0, batch = 1, max_tokens = -1;

@@ -2,11 +2,13 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "wersa/backend/backend.h"
 #include "wersa/common/cli.h"
 #include "wersa/common/log.h"
 #include "wersa/train/trainer.h"
 
 int main(int argc, char** argv) {
+  wersa::select_blas_kernels(argv);
   CLI::App app{"wersa-train: train a causal WERSA (or softmax) language model from a JSON config"};
   std::string config_path, out_dir;
   std::vector<std::string> sets;

@@ -150,9 +150,9 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     metrics.open(out / "metrics.jsonl", opt.resume ? std::ios::app : std::ios::trunc);
   }
   if (!opt.quiet)
-    spdlog::info("model: {} parameters, attention {}, {} threads; data: {} ({} tokens); workspace {}",
-                 model.num_params(), cfg.model.attention.type, threads, train_ds->describe(), train_ds->size(),
-                 format_bytes(ws.bytes()));
+    spdlog::info("model: {} parameters, attention {}, {} threads, BLAS kernels {}; data: {} ({} tokens); workspace {}",
+                 model.num_params(), cfg.model.attention.type, threads, blas_kernel_name(), train_ds->describe(),
+                 train_ds->size(), format_bytes(ws.bytes()));
 
   Batcher batcher(*train_ds, pos);
   TrainResult res;
