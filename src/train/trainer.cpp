@@ -97,6 +97,18 @@ void truncate_metrics(const fs::path& p, int64_t step) {
   for (const auto& l : keep) out << l << "\n";
 }
 
+// The tokenizer for cfg: data.tokenizer when given; otherwise the tokenizer.model that
+// wersa-tokenize encode leaves beside its shards; otherwise the byte-level tokenizer.
+std::string tokenizer_spec(const Config& cfg) {
+  if (!cfg.data.tokenizer.empty()) return cfg.data.tokenizer;
+  std::error_code ec;
+  const fs::path train(cfg.data.train);
+  const fs::path dir = fs::is_directory(train, ec) ? train : train.parent_path();
+  const fs::path model = dir / "tokenizer.model";
+  if (!dir.empty() && fs::exists(dir / "dataset.json", ec) && fs::exists(model, ec)) return model.string();
+  return "byte";
+}
+
 }  // namespace
 
 TrainResult train(const Config& cfg, const TrainOptions& opt) {
@@ -106,9 +118,11 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
               "no CUDA device is available in this build/machine");
   WERSA_CHECK(tc.device == "cpu", "train.device: 'cuda' training is not implemented yet; use 'cpu'");
   const int threads = set_cpu_threads(tc.threads);
-  auto tok = data::load_tokenizer(cfg.data.tokenizer);
+  const std::string tok_spec = tokenizer_spec(cfg);
+  auto tok = data::load_tokenizer(tok_spec);
   WERSA_CHECK(tok->vocab_size() <= cfg.model.vocab_size, "model.vocab_size: ", cfg.model.vocab_size,
-              " is smaller than the tokenizer's vocabulary (", tok->vocab_size(), ")");
+              " is smaller than the vocabulary of tokenizer '", tok_spec, "' (", tok->vocab_size(),
+              "); set model.vocab_size to at least ", tok->vocab_size());
   auto train_ds = data::open_dataset(cfg.data.train, *tok, cfg.model.vocab_size);
   std::unique_ptr<data::TokenDataset> val_ds;
   if (!cfg.data.val.empty()) val_ds = data::open_dataset(cfg.data.val, *tok, cfg.model.vocab_size);
@@ -150,9 +164,9 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     metrics.open(out / "metrics.jsonl", opt.resume ? std::ios::app : std::ios::trunc);
   }
   if (!opt.quiet)
-    spdlog::info("model: {} parameters, attention {}, {} threads, BLAS kernels {}; data: {} ({} tokens); workspace {}",
-                 model.num_params(), cfg.model.attention.type, threads, blas_kernel_name(), train_ds->describe(),
-                 train_ds->size(), format_bytes(ws.bytes()));
+    spdlog::info("model: {} parameters, attention {}, {} threads, BLAS kernels {}; tokenizer {}; data: {}; workspace {}",
+                 model.num_params(), cfg.model.attention.type, threads, blas_kernel_name(), tok_spec,
+                 train_ds->describe(), format_bytes(ws.bytes()));
 
   Batcher batcher(*train_ds, pos);
   TrainResult res;
@@ -166,7 +180,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     c.adam_v = &adam.v_arena();
     c.config = config_to_json(cfg);
     c.state = {{"step", done}, {"train_pos", batcher.pos()}, {"seed", tc.seed}, {"tokens_seen", done * tokens_per_step}};
-    if (!cfg.data.tokenizer.empty() && cfg.data.tokenizer != "byte") c.tokenizer_path = cfg.data.tokenizer;
+    if (tok->kind() != "byte") c.tokenizer_path = tok_spec;
     const std::string p = io::save_checkpoint(out.string(), done, c);
     if (!opt.quiet) spdlog::info("checkpoint {}", p);
   };
