@@ -62,10 +62,10 @@ TEST(Cli, BadConfigsAreOneLineErrors) {
   expect_one_line_error(run("wersa-train --config " + (d / "unknown.json").string()), "model.dimm");
   expect_one_line_error(run("wersa-train --config " + (d / "range.json").string()), "model.dim");
   expect_one_line_error(run("wersa-train --config " + (d / "nonexistent.json").string()), "nonexistent.json");
-  expect_one_line_error(run("wersa-train --config " + source_dir() + "/configs/tiny.json --set model.heads=5"),
-                        "model.heads");
-  expect_one_line_error(run("wersa-train --config " + source_dir() + "/configs/tiny.json --set data.train=" +
-                            (d / "missing.txt").string()),
+  expect_one_line_error(
+      run("wersa-train --config " + source_dir() + "/configs/tiny.json --set model.heads=5"), "model.heads");
+  expect_one_line_error(run("wersa-train --config " + source_dir() +
+                            "/configs/tiny.json --set data.train=" + (d / "missing.txt").string()),
                         "missing.txt");
 }
 
@@ -79,8 +79,8 @@ TEST(Cli, TruncatedShardIsAOneLineError) {
   std::vector<uint16_t> toks(10, 7);
   f.write(reinterpret_cast<const char*>(toks.data()), 20);
   f.close();
-  expect_one_line_error(run("wersa-train --config " + source_dir() + "/configs/tiny.json --set data.train=" +
-                            (d / "train_000.bin").string()),
+  expect_one_line_error(run("wersa-train --config " + source_dir() +
+                            "/configs/tiny.json --set data.train=" + (d / "train_000.bin").string()),
                         "train_000.bin");
 }
 
@@ -93,15 +93,16 @@ TEST(Cli, TrainThenEvalPerTokenIsCausal) {
   for (size_t i = 2000; i < changed.size(); ++i) changed[i] = char('a' + (i % 26));
   std::ofstream(d / "a.txt") << doc;
   std::ofstream(d / "b.txt") << changed;
-  const RunResult tr = run("wersa-train --config " + source_dir() + "/configs/tiny.json --set train.steps=3 --set train.warmup_steps=1 " +
-                     "--set train.eval_every=0 --set data.train=" + (d / "train.txt").string() +
-                     " --set data.val= --out " + (d / "run").string());
+  const RunResult tr = run("wersa-train --config " + source_dir() +
+                           "/configs/tiny.json --set train.steps=3 --set train.warmup_steps=1 " +
+                           "--set train.eval_every=0 --set data.train=" + (d / "train.txt").string() +
+                           " --set data.val= --out " + (d / "run").string());
   ASSERT_EQ(tr.status, 0) << tr.err;
   ASSERT_TRUE(fs::exists(d / "run" / "step-000003" / "model.safetensors"));
-  const RunResult ea = run("wersa-eval --checkpoint " + (d / "run").string() + " --text " + (d / "a.txt").string() +
-                     " --seq 256 --per-token " + (d / "a.tsv").string());
-  const RunResult eb = run("wersa-eval --checkpoint " + (d / "run").string() + " --text " + (d / "b.txt").string() +
-                     " --seq 256 --per-token " + (d / "b.tsv").string());
+  const RunResult ea = run("wersa-eval --checkpoint " + (d / "run").string() + " --text " +
+                           (d / "a.txt").string() + " --seq 256 --per-token " + (d / "a.tsv").string());
+  const RunResult eb = run("wersa-eval --checkpoint " + (d / "run").string() + " --text " +
+                           (d / "b.txt").string() + " --seq 256 --per-token " + (d / "b.tsv").string());
   ASSERT_EQ(ea.status, 0) << ea.err;
   ASSERT_EQ(eb.status, 0) << eb.err;
   EXPECT_NE(ea.out.find("perplexity"), std::string::npos) << ea.out;

@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
   bool resume = false, help_config = false;
   app.add_option("-c,--config", config_path, "JSON config file (see configs/)");
   app.add_option("--set", sets, "override a config key: section.key=value (repeatable)");
-  app.add_option("-o,--out", out_dir, "run directory: metrics.jsonl, config.json and checkpoints step-NNNNNN/");
+  app.add_option("-o,--out", out_dir,
+                 "run directory: metrics.jsonl, config.json and checkpoints step-NNNNNN/");
   app.add_flag("--resume", resume, "continue from the newest complete checkpoint in --out");
   app.add_flag("--help-config", help_config, "list every config key with its type, default and range");
   CLI11_PARSE(app, argc, argv);

@@ -18,8 +18,8 @@ namespace wersa {
 
 void Batcher::next(Workspace& ws) {
   const int64_t B = ws.batch(), T = ws.seq();
-  WERSA_CHECK(ds_.size() >= T + 1, ds_.describe(), ": has ", ds_.size(), " tokens, fewer than one sequence of ",
-              T + 1, " (lower train.seq_len or use more data)");
+  WERSA_CHECK(ds_.size() >= T + 1, ds_.describe(), ": has ", ds_.size(),
+              " tokens, fewer than one sequence of ", T + 1, " (lower train.seq_len or use more data)");
   buf_.resize(size_t(T + 1));
   int32_t* tok = ws.tokens.ptr<int32_t>();
   int32_t* tgt = ws.targets.ptr<int32_t>();
@@ -147,8 +147,9 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
       spdlog::warn("no checkpoint in {}: starting from step 0", out.string());
     } else {
       const Config saved = io::load_checkpoint_config(ck);
-      WERSA_CHECK(config_to_json(saved)["model"] == config_to_json(cfg)["model"], ck,
-                  ": the checkpoint's model section differs from the config given; resume with the same model");
+      WERSA_CHECK(
+          config_to_json(saved)["model"] == config_to_json(cfg)["model"], ck,
+          ": the checkpoint's model section differs from the config given; resume with the same model");
       io::load_model_weights(ck, model);
       io::load_optimizer_state(ck, adam.m_arena(), adam.v_arena());
       const auto st = io::load_checkpoint_state(ck);
@@ -164,9 +165,11 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     metrics.open(out / "metrics.jsonl", opt.resume ? std::ios::app : std::ios::trunc);
   }
   if (!opt.quiet)
-    spdlog::info("model: {} parameters, attention {}, {} threads, BLAS kernels {}; tokenizer {}; data: {}; workspace {}",
-                 model.num_params(), cfg.model.attention.type, threads, blas_kernel_name(), tok_spec,
-                 train_ds->describe(), format_bytes(ws.bytes()));
+    spdlog::info(
+        "model: {} parameters, attention {}, {} threads, BLAS kernels {}; tokenizer {}; data: {}; workspace "
+        "{}",
+        model.num_params(), cfg.model.attention.type, threads, blas_kernel_name(), tok_spec,
+        train_ds->describe(), format_bytes(ws.bytes()));
 
   Batcher batcher(*train_ds, pos);
   TrainResult res;
@@ -179,7 +182,10 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     c.adam_m = &adam.m_arena();
     c.adam_v = &adam.v_arena();
     c.config = config_to_json(cfg);
-    c.state = {{"step", done}, {"train_pos", batcher.pos()}, {"seed", tc.seed}, {"tokens_seen", done * tokens_per_step}};
+    c.state = {{"step", done},
+               {"train_pos", batcher.pos()},
+               {"seed", tc.seed},
+               {"tokens_seen", done * tokens_per_step}};
     if (tok->kind() != "byte") c.tokenizer_path = tok_spec;
     const std::string p = io::save_checkpoint(out.string(), done, c);
     if (!opt.quiet) spdlog::info("checkpoint {}", p);
@@ -208,11 +214,11 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     ++ran;
     const int64_t done = step + 1;
     if (!opt.quiet && (done % tc.log_every == 0 || done == tc.steps))
-      spdlog::info("step {:5d}/{} | loss {:.4f} | norm {:.4f} | lr {:.2e} | {:.1f} ms | {:.0f} tok/s", done, tc.steps,
-                   loss, norm, lr, ms, tps);
+      spdlog::info("step {:5d}/{} | loss {:.4f} | norm {:.4f} | lr {:.2e} | {:.1f} ms | {:.0f} tok/s", done,
+                   tc.steps, loss, norm, lr, ms, tps);
     if (metrics.is_open()) {
-      nlohmann::json j = {{"step", done}, {"loss", loss},  {"grad_norm", norm},
-                          {"lr", lr},     {"ms", ms},      {"tok_per_s", tps}};
+      nlohmann::json j = {{"step", done}, {"loss", loss}, {"grad_norm", norm},
+                          {"lr", lr},     {"ms", ms},     {"tok_per_s", tps}};
       metrics << j.dump() << "\n" << std::flush;
     }
     if (val_ds && tc.eval_every > 0 && (done % tc.eval_every == 0 || done == tc.steps)) {
@@ -222,7 +228,8 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
       if (!opt.quiet)
         spdlog::info("step {:5d} | val_loss {:.4f} | val_ppl {:.2f} | {} tokens", done, ev.mean_loss,
                      std::exp(ev.mean_loss), ev.tokens);
-      if (metrics.is_open()) metrics << nlohmann::json{{"step", done}, {"val_loss", ev.mean_loss}}.dump() << "\n" << std::flush;
+      if (metrics.is_open())
+        metrics << nlohmann::json{{"step", done}, {"val_loss", ev.mean_loss}}.dump() << "\n" << std::flush;
     }
     // Periodic checkpoints when checkpoint_every > 0; the final model is always saved to --out.
     if ((tc.checkpoint_every > 0 && done % tc.checkpoint_every == 0) || done == tc.steps) save(done);
