@@ -2,7 +2,7 @@
 # Installs the Debian packages the engine builds against. Idempotent; needs root (or sudo).
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config nlohmann-json3-dev libcli11-dev libspdlog-dev
-  libfmt-dev libsentencepiece-dev libopenblas-dev libgtest-dev libgmock-dev xz-utils zlib1g-dev
+  libfmt-dev libsentencepiece-dev libopenblas-dev libopenblas-openmp-dev libgtest-dev libgmock-dev xz-utils zlib1g-dev
   liblzma-dev clang-format)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -21,8 +21,7 @@ struct RunResult {
 
 RunResult run(const std::string& args) {
   static int counter = 0;
-  const fs::path dir = fs::temp_directory_path() / ("wersa_cli_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  static const TempDir dir("cli_io");
   const fs::path o = dir / ("out" + std::to_string(counter)), e = dir / ("err" + std::to_string(counter++));
   const std::string cmd = std::string(WERSA_BIN_DIR) + "/" + args + " >" + o.string() + " 2>" + e.string();
   RunResult r;
@@ -36,13 +35,6 @@ RunResult run(const std::string& args) {
   return r;
 }
 
-fs::path temp_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("wersa_cli_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-
 // One line, starting with "error:", containing `needle`.
 void expect_one_line_error(const RunResult& r, const std::string& needle) {
   EXPECT_NE(r.status, 0);
@@ -54,23 +46,23 @@ void expect_one_line_error(const RunResult& r, const std::string& needle) {
 }  // namespace
 
 TEST(Cli, BadConfigsAreOneLineErrors) {
-  const fs::path d = temp_dir("badcfg");
+  const TempDir d("badcfg");
   std::ofstream(d / "malformed.json") << "{\"model\": {\"dim\": 64,, }";
   std::ofstream(d / "unknown.json") << "{\"model\": {\"dimm\": 64}}";
   std::ofstream(d / "range.json") << "{\"model\": {\"dim\": -4}}";
-  expect_one_line_error(run("wersa-train --config " + (d / "malformed.json").string()), "malformed.json");
-  expect_one_line_error(run("wersa-train --config " + (d / "unknown.json").string()), "model.dimm");
-  expect_one_line_error(run("wersa-train --config " + (d / "range.json").string()), "model.dim");
-  expect_one_line_error(run("wersa-train --config " + (d / "nonexistent.json").string()), "nonexistent.json");
-  expect_one_line_error(run("wersa-train --config " + source_dir() + "/configs/tiny.json --set model.heads=5"),
-                        "model.heads");
-  expect_one_line_error(run("wersa-train --config " + source_dir() + "/configs/tiny.json --set data.train=" +
-                            (d / "missing.txt").string()),
+  expect_one_line_error(run("wersa-train --config " + (d / "malformed.json")), "malformed.json");
+  expect_one_line_error(run("wersa-train --config " + (d / "unknown.json")), "model.dimm");
+  expect_one_line_error(run("wersa-train --config " + (d / "range.json")), "model.dim");
+  expect_one_line_error(run("wersa-train --config " + (d / "nonexistent.json")), "nonexistent.json");
+  expect_one_line_error(
+      run("wersa-train --config " + source_dir() + "/configs/tiny.json --set model.heads=5"), "model.heads");
+  expect_one_line_error(run("wersa-train --config " + source_dir() +
+                            "/configs/tiny.json --set data.train=" + (d / "missing.txt")),
                         "missing.txt");
 }
 
 TEST(Cli, TruncatedShardIsAOneLineError) {
-  const fs::path d = temp_dir("shard");
+  const TempDir d("shard");
   // A valid llm.c header claiming 1000 uint16 tokens, followed by only 10.
   std::vector<int32_t> header(256, 0);
   header[0] = 20240520, header[1] = 1, header[2] = 1000;
@@ -79,13 +71,13 @@ TEST(Cli, TruncatedShardIsAOneLineError) {
   std::vector<uint16_t> toks(10, 7);
   f.write(reinterpret_cast<const char*>(toks.data()), 20);
   f.close();
-  expect_one_line_error(run("wersa-train --config " + source_dir() + "/configs/tiny.json --set data.train=" +
-                            (d / "train_000.bin").string()),
+  expect_one_line_error(run("wersa-train --config " + source_dir() +
+                            "/configs/tiny.json --set data.train=" + (d / "train_000.bin")),
                         "train_000.bin");
 }
 
 TEST(Cli, TrainThenEvalPerTokenIsCausal) {
-  const fs::path d = temp_dir("eval");
+  const TempDir d("eval");
   const std::string text = real_text(60000);
   std::ofstream(d / "train.txt") << text.substr(0, 50000);
   const std::string doc = text.substr(50000, 3000);
@@ -93,15 +85,16 @@ TEST(Cli, TrainThenEvalPerTokenIsCausal) {
   for (size_t i = 2000; i < changed.size(); ++i) changed[i] = char('a' + (i % 26));
   std::ofstream(d / "a.txt") << doc;
   std::ofstream(d / "b.txt") << changed;
-  const RunResult tr = run("wersa-train --config " + source_dir() + "/configs/tiny.json --set train.steps=3 --set train.warmup_steps=1 " +
-                     "--set train.eval_every=0 --set data.train=" + (d / "train.txt").string() +
-                     " --set data.val= --out " + (d / "run").string());
+  const RunResult tr = run("wersa-train --config " + source_dir() +
+                           "/configs/tiny.json --set train.steps=3 --set train.warmup_steps=1 " +
+                           "--set train.eval_every=0 --set data.train=" + (d / "train.txt") +
+                           " --set data.val= --out " + (d / "run"));
   ASSERT_EQ(tr.status, 0) << tr.err;
-  ASSERT_TRUE(fs::exists(d / "run" / "step-000003" / "model.safetensors"));
-  const RunResult ea = run("wersa-eval --checkpoint " + (d / "run").string() + " --text " + (d / "a.txt").string() +
-                     " --seq 256 --per-token " + (d / "a.tsv").string());
-  const RunResult eb = run("wersa-eval --checkpoint " + (d / "run").string() + " --text " + (d / "b.txt").string() +
-                     " --seq 256 --per-token " + (d / "b.tsv").string());
+  ASSERT_TRUE(fs::exists(d.path / "run" / "step-000003" / "model.safetensors"));
+  const RunResult ea = run("wersa-eval --checkpoint " + (d / "run") + " --text " + (d / "a.txt") +
+                           " --seq 256 --per-token " + (d / "a.tsv"));
+  const RunResult eb = run("wersa-eval --checkpoint " + (d / "run") + " --text " + (d / "b.txt") +
+                           " --seq 256 --per-token " + (d / "b.tsv"));
   ASSERT_EQ(ea.status, 0) << ea.err;
   ASSERT_EQ(eb.status, 0) << eb.err;
   EXPECT_NE(ea.out.find("perplexity"), std::string::npos) << ea.out;

@@ -23,33 +23,13 @@
 #include "wersa/data/tokenizer.h"
 
 using namespace wersa;
+using namespace wersa::test;
 using namespace wersa::data;
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "wersa_corpus_XXXXXX").string();
-    path = ::mkdtemp(t.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-void write_file(const std::string& path, const std::string& bytes) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream f(path, std::ios::binary);
-  f << bytes;
-}
 std::string xz(const std::string& s) {
   std::string out(lzma_stream_buffer_bound(s.size()), '\0');
   size_t pos = 0;

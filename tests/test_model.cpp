@@ -52,7 +52,8 @@ void check_directional_derivatives(const ModelConfig& cfg) {
   // Perturb scale weights and norm weights away from their (symmetric) init values.
   for (Tensor& t : m.params_arena().tensors()) {
     if (param_kind(t.name) == ParamKind::Matrix) continue;
-    for (int64_t j = 0; j < t.numel(); ++j) t.ptr<double>()[j] += 0.2 * rng_normal(5, hash_name(t.name.c_str()), j);
+    for (int64_t j = 0; j < t.numel(); ++j)
+      t.ptr<double>()[j] += 0.2 * rng_normal(5, hash_name(t.name.c_str()), j);
   }
   Workspace ws(m, 2, 11);  // T = 11: not a multiple of the chunk (4) nor of 2^levels
   fill_tokens(ws, cfg.vocab_size, 9);
@@ -131,7 +132,8 @@ TEST(ModelCausality, FutureTokensDoNotChangeThePast) {
       for (int64_t i = 0; i < t0 * V; ++i)
         ASSERT_EQ(a.logits.ptr<float>()[i], b.logits.ptr<float>()[i]) << type << " t0=" << t0 << " i=" << i;
       bool changed = false;
-      for (int64_t i = t0 * V; i < T * V; ++i) changed |= a.logits.ptr<float>()[i] != b.logits.ptr<float>()[i];
+      for (int64_t i = t0 * V; i < T * V; ++i)
+        changed |= a.logits.ptr<float>()[i] != b.logits.ptr<float>()[i];
       EXPECT_TRUE(changed) << type << ": the change at t0=" << t0 << " had no effect at all";
     }
   }

@@ -12,31 +12,11 @@
 #include "wersa/data/tokenizer.h"
 
 using namespace wersa;
+using namespace wersa::test;
 using namespace wersa::data;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "wersa_shard_XXXXXX").string();
-    path = ::mkdtemp(t.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f << bytes;
-}
 
 std::vector<uint32_t> random_tokens(size_t n, uint32_t vocab, uint64_t seed) {
   std::vector<uint32_t> t(n);

@@ -15,13 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("wersa_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-
 std::string write_text(const fs::path& dir, size_t offset, size_t bytes) {
   const std::string text = real_text(offset + bytes).substr(offset);
   const fs::path p = dir / ("text_" + std::to_string(offset) + ".txt");
@@ -45,11 +38,11 @@ Config tiny_config(const fs::path& dir) {
 }  // namespace
 
 TEST(Train, OverfitsOneBatch) {
-  const fs::path dir = temp_dir("overfit");
-  Config c = tiny_config(dir);
+  const TempDir dir("overfit");
+  Config c = tiny_config(dir.path);
   // A 130-token training set is exactly one batch of 2 x 64 (+1): every step sees the same batch.
   std::ofstream(dir / "one.txt") << real_text(129);
-  c.data.train = (dir / "one.txt").string();
+  c.data.train = (dir / "one.txt");
   c.data.val = "";
   c.train.batch_size = 2;
   c.train.steps = 150;
@@ -66,8 +59,8 @@ TEST(Train, OverfitsOneBatch) {
 }
 
 TEST(Train, IdenticalRunsGiveIdenticalLosses) {
-  const fs::path dir = temp_dir("identical");
-  const Config c = tiny_config(dir);
+  const TempDir dir("identical");
+  const Config c = tiny_config(dir.path);
   TrainOptions o;
   o.quiet = true;
   const TrainResult a = train(c, o), b = train(c, o);
@@ -77,17 +70,17 @@ TEST(Train, IdenticalRunsGiveIdenticalLosses) {
 }
 
 TEST(Train, ResumeIsBitwiseIdentical) {
-  const fs::path dir = temp_dir("resume");
-  Config c = tiny_config(dir);
+  const TempDir dir("resume");
+  Config c = tiny_config(dir.path);
   c.train.checkpoint_every = 5;
   c.train.grad_accum = 2;
   TrainOptions full;
   full.quiet = true;
-  full.out_dir = (dir / "full").string();
+  full.out_dir = (dir / "full");
   const TrainResult a = train(c, full);
   // Interrupted after 7 steps (the newest checkpoint is step 5), then resumed.
   TrainOptions part = full;
-  part.out_dir = (dir / "part").string();
+  part.out_dir = (dir / "part");
   part.stop_after = 7;
   train(c, part);
   EXPECT_EQ(io::find_latest_checkpoint(part.out_dir), (fs::path(part.out_dir) / "step-000005").string());
@@ -111,8 +104,8 @@ TEST(Train, ResumeIsBitwiseIdentical) {
 }
 
 TEST(Train, ValidationLossIsReported) {
-  const fs::path dir = temp_dir("val");
-  Config c = tiny_config(dir);
+  const TempDir dir("val");
+  Config c = tiny_config(dir.path);
   c.train.eval_every = 6;
   TrainOptions o;
   o.quiet = true;
@@ -123,12 +116,12 @@ TEST(Train, ValidationLossIsReported) {
 }
 
 TEST(Checkpoint, MissingOrMisshapedTensorIsAClearError) {
-  const fs::path dir = temp_dir("ckpt");
-  Config c = tiny_config(dir);
+  const TempDir dir("ckpt");
+  Config c = tiny_config(dir.path);
   c.train.steps = 1;
   TrainOptions o;
   o.quiet = true;
-  o.out_dir = (dir / "run").string();
+  o.out_dir = (dir / "run");
   train(c, o);
   const std::string ck = io::find_latest_checkpoint(o.out_dir);
   ASSERT_FALSE(ck.empty());

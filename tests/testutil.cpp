@@ -1,8 +1,11 @@
 #include "testutil.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -111,6 +114,33 @@ double rel_err(const Buf& a, const Buf& b) {
     den = std::max(den, std::fabs(b.get(i)));
   }
   return num / std::max(den, 1e-12);
+}
+
+TempDir::TempDir(const std::string& tag) {
+  std::string t = (std::filesystem::temp_directory_path() / ("wersa_" + tag + "_XXXXXX")).string();
+  const char* p = ::mkdtemp(t.data());
+  EXPECT_NE(p, nullptr) << "mkdtemp failed";
+  path = t;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  std::ofstream f(path, std::ios::binary);
+  f << bytes;
+  EXPECT_TRUE(f.good()) << "cannot write " << path;
 }
 
 std::string source_dir() { return WERSA_SOURCE_DIR; }

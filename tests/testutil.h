@@ -4,6 +4,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -59,6 +60,18 @@ void expect_grad_matches(const std::function<double()>& loss, const std::functio
 double dot(const Buf& a, const Buf& b);
 // max |a - b| / max(1e-12, max|b|)
 double rel_err(const Buf& a, const Buf& b);
+
+// A fresh temporary directory, removed with everything in it when the object goes away.
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string& tag = "test");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& bytes);
 
 // Paths to real data: ../shared/data beside the checkout (returns "" when missing).
 std::string shared_data(const std::string& file);

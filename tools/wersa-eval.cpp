@@ -11,11 +11,13 @@
 #include "wersa/train/trainer.h"
 
 int main(int argc, char** argv) {
+  wersa::select_blas_kernels(argv);
   CLI::App app{"wersa-eval: evaluate a checkpoint's next-token loss"};
   std::string ckpt, text, shards, per_token;
   int64_t seq = 0, batch = 1, max_tokens = -1;
   int threads = 0;
-  app.add_option("-m,--checkpoint", ckpt, "checkpoint directory (RUN/step-NNNNNN) or a run directory")->required();
+  app.add_option("-m,--checkpoint", ckpt, "checkpoint directory (RUN/step-NNNNNN) or a run directory")
+      ->required();
   auto* t = app.add_option("--text", text, "UTF-8 text file, tokenized with the checkpoint's tokenizer");
   auto* s = app.add_option("--shards", shards, "token shard glob (llm.c format)");
   t->excludes(s);
@@ -42,13 +44,16 @@ int main(int argc, char** argv) {
       f = std::fopen(per_token.c_str(), "w");
       WERSA_CHECK(f, per_token, ": cannot open for writing");
     }
-    const auto r = wersa::evaluate(model, *ds, seq, batch, max_tokens, [&](int64_t pos, int32_t token, double nll) {
-      if (f) std::fprintf(f, "%lld\t%d\t%.6f\n", static_cast<long long>(pos), token, nll);
-    });
+    const auto r =
+        wersa::evaluate(model, *ds, seq, batch, max_tokens, [&](int64_t pos, int32_t token, double nll) {
+          if (f) std::fprintf(f, "%lld\t%d\t%.6f\n", static_cast<long long>(pos), token, nll);
+        });
     if (f) WERSA_CHECK(std::fclose(f) == 0, per_token, ": write failed");
-    std::printf("checkpoint %s\ndata %s\ntokens %lld\nmean_loss %.6f\nperplexity %.4f\nbits_per_token %.4f\ntok_per_s %.1f\n",
-                dir.c_str(), ds->describe().c_str(), static_cast<long long>(r.tokens), r.mean_loss,
-                std::exp(r.mean_loss), r.mean_loss / std::log(2.0), r.tokens / std::max(r.seconds, 1e-9));
+    std::printf(
+        "checkpoint %s\ndata %s\ntokens %lld\nmean_loss %.6f\nperplexity %.4f\nbits_per_token "
+        "%.4f\ntok_per_s %.1f\n",
+        dir.c_str(), ds->describe().c_str(), static_cast<long long>(r.tokens), r.mean_loss,
+        std::exp(r.mean_loss), r.mean_loss / std::log(2.0), r.tokens / std::max(r.seconds, 1e-9));
     return 0;
   });
 }

@@ -2,18 +2,21 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "wersa/backend/backend.h"
 #include "wersa/common/cli.h"
 #include "wersa/common/log.h"
 #include "wersa/train/trainer.h"
 
 int main(int argc, char** argv) {
+  wersa::select_blas_kernels(argv);
   CLI::App app{"wersa-train: train a causal WERSA (or softmax) language model from a JSON config"};
   std::string config_path, out_dir;
   std::vector<std::string> sets;
   bool resume = false, help_config = false;
   app.add_option("-c,--config", config_path, "JSON config file (see configs/)");
   app.add_option("--set", sets, "override a config key: section.key=value (repeatable)");
-  app.add_option("-o,--out", out_dir, "run directory: metrics.jsonl, config.json and checkpoints step-NNNNNN/");
+  app.add_option("-o,--out", out_dir,
+                 "run directory: metrics.jsonl, config.json and checkpoints step-NNNNNN/");
   app.add_flag("--resume", resume, "continue from the newest complete checkpoint in --out");
   app.add_flag("--help-config", help_config, "list every config key with its type, default and range");
   CLI11_PARSE(app, argc, argv);

@@ -98,7 +98,9 @@ Config load_checkpoint_config(const std::string& dir) {
   return config_from_json(read_json(p), p.string());
 }
 
-nlohmann::json load_checkpoint_state(const std::string& dir) { return read_json(fs::path(dir) / "state.json"); }
+nlohmann::json load_checkpoint_state(const std::string& dir) {
+  return read_json(fs::path(dir) / "state.json");
+}
 
 void load_model_weights(const std::string& dir, Model& m) {
   const SafeTensorsFile f((fs::path(dir) / "model.safetensors").string());

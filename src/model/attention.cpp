@@ -26,8 +26,8 @@ struct Dims {
 };
 Dims dims(const Model& m, const Workspace& ws) {
   const ModelConfig& c = m.config();
-  return {ws.batch(),    ws.seq(),  ws.rows(), c.dim, c.heads, c.kv_heads, config_head_dim(c), c.attention.features,
-          c.attention.levels};
+  return {ws.batch(),           ws.seq(),          ws.rows(), c.dim, c.heads, c.kv_heads, config_head_dim(c),
+          c.attention.features, c.attention.levels};
 }
 // The first (L+1)*N*C elements of the coefficient scratch, viewed as [L+1, B, T, C].
 Tensor coef_view(const Tensor& scratch, const Dims& s, int64_t C) {
@@ -78,8 +78,8 @@ void attention_fwd(const Model& m, int layer, const LayerActs& a, Workspace& ws)
   linear_attention_fwd({a.o.view({s.B, s.T, s.H, s.d}), a.den, a.phiq.view({s.B, s.T, s.H, s.M}),
                         a.phik.view({s.B, s.T, s.Hkv, s.M}), v4, c.attention.chunk, c.attention.eps, causal});
   // Head LayerNorm over d (weights shared by heads), then the output projection + residual.
-  layernorm_fwd({a.on.view({s.N * s.H, s.d}), a.ln_mean, a.ln_rstd, a.o.view({s.N * s.H, s.d}), p.hn_w, p.hn_b,
-                 c.attention.head_norm_eps});
+  layernorm_fwd({a.on.view({s.N * s.H, s.d}), a.ln_mean, a.ln_rstd, a.o.view({s.N * s.H, s.d}), p.hn_w,
+                 p.hn_b, c.attention.head_norm_eps});
   tensor_copy(a.h, a.x);
   matmul_fwd({a.h, a.on, p.wo, {}, true});
 }
@@ -96,8 +96,8 @@ void attention_bwd(Model& m, int layer, const LayerActs& a, Workspace& ws) {
   const Tensor dv4 = g.dv.view({s.B, s.T, s.Hkv, s.d});
   if (c.attention.type == "softmax") {
     matmul_bwd({g.do_, gp.wo, {}, g.dres, a.o, p.wo});
-    softmax_attention_bwd({dq4, dk4, dv4, g.do_.view({s.B, s.T, s.H, s.d}), a.o.view({s.B, s.T, s.H, s.d}), a.lse,
-                           q4, k4, v4, 1.0 / std::sqrt(double(s.d)), c.attention.causal});
+    softmax_attention_bwd({dq4, dk4, dv4, g.do_.view({s.B, s.T, s.H, s.d}), a.o.view({s.B, s.T, s.H, s.d}),
+                           a.lse, q4, k4, v4, 1.0 / std::sqrt(double(s.d)), c.attention.causal});
   } else {
     const bool causal = c.attention.causal;
     const int L = int(s.L);

@@ -99,9 +99,11 @@ void visit_fields(C& c, V& v) {
   v.field("train.adam_eps", t.adam_eps, open_closed(0, 1), "AdamW epsilon");
   v.field("train.device", t.device, OneOf{{"cpu", "cuda"}}, "where to run");
   v.field("train.threads", t.threads, Int{0, 4096}, "CPU threads (0 = all cores)");
-  v.field("data.train", d.train, Text{}, "training data file (required to train)");
-  v.field("data.val", d.val, Text{}, "validation data file (\"\" = none)");
-  v.field("data.tokenizer", d.tokenizer, Text{}, "SentencePiece model file (\"\" = byte-level tokenizer)");
+  v.field("data.train", d.train, Text{},
+          "training data: a UTF-8 .txt file, or a token shard file, glob or directory (required)");
+  v.field("data.val", d.val, Text{}, "validation data, same forms as data.train (\"\" = none)");
+  v.field("data.tokenizer", d.tokenizer, Text{},
+          "SentencePiece model file (\"\" = the tokenizer.model beside the shards, else byte-level)");
 }
 
 // ---- describing limits and values ------------------------------------------------------------

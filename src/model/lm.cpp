@@ -13,7 +13,9 @@
 namespace wersa {
 
 namespace {
-const Tensor& lm_head(const Model& m) { return m.config().tie_embeddings ? m.params.embed : m.params.lm_head; }
+const Tensor& lm_head(const Model& m) {
+  return m.config().tie_embeddings ? m.params.embed : m.params.lm_head;
+}
 }  // namespace
 
 double model_forward(Model& m, Workspace& ws, int64_t* count) {

@@ -16,7 +16,8 @@ bool ends_with(const std::string& s, const char* suf) {
 
 ModelParams plan_params(Arena& a, const ModelConfig& m, DType dt) {
   const int64_t D = m.dim, H = m.heads, Hkv = m.kv_heads, d = config_head_dim(m), V = m.vocab_size;
-  const int64_t F = m.ffn_dim, G = config_gate_dim(m), L1 = m.attention.levels + 1, K = m.attention.conv_width;
+  const int64_t F = m.ffn_dim, G = config_gate_dim(m), L1 = m.attention.levels + 1,
+                K = m.attention.conv_width;
   const bool wersa = m.attention.type == "wersa";
   ModelParams p;
   p.embed = a.add("embed.weight", dt, {V, D});
@@ -93,7 +94,8 @@ void fill(const Tensor& t, const ModelConfig& m, uint64_t seed) {
     case ParamKind::NormWeight:
       for (int64_t i = 0; i < n; ++i) p[i] = T(1);
       return;
-    case ParamKind::Matrix: break;
+    case ParamKind::Matrix:
+      break;
   }
   double std = m.init_std;
   // Output projections of each residual branch are scaled down with depth (GPT-2 style), so the

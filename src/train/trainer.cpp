@@ -18,8 +18,8 @@ namespace wersa {
 
 void Batcher::next(Workspace& ws) {
   const int64_t B = ws.batch(), T = ws.seq();
-  WERSA_CHECK(ds_.size() >= T + 1, ds_.describe(), ": has ", ds_.size(), " tokens, fewer than one sequence of ",
-              T + 1, " (lower train.seq_len or use more data)");
+  WERSA_CHECK(ds_.size() >= T + 1, ds_.describe(), ": has ", ds_.size(),
+              " tokens, fewer than one sequence of ", T + 1, " (lower train.seq_len or use more data)");
   buf_.resize(size_t(T + 1));
   int32_t* tok = ws.tokens.ptr<int32_t>();
   int32_t* tgt = ws.targets.ptr<int32_t>();
@@ -97,6 +97,18 @@ void truncate_metrics(const fs::path& p, int64_t step) {
   for (const auto& l : keep) out << l << "\n";
 }
 
+// The tokenizer for cfg: data.tokenizer when given; otherwise the tokenizer.model that
+// wersa-tokenize encode leaves beside its shards; otherwise the byte-level tokenizer.
+std::string tokenizer_spec(const Config& cfg) {
+  if (!cfg.data.tokenizer.empty()) return cfg.data.tokenizer;
+  std::error_code ec;
+  const fs::path train(cfg.data.train);
+  const fs::path dir = fs::is_directory(train, ec) ? train : train.parent_path();
+  const fs::path model = dir / "tokenizer.model";
+  if (!dir.empty() && fs::exists(dir / "dataset.json", ec) && fs::exists(model, ec)) return model.string();
+  return "byte";
+}
+
 }  // namespace
 
 TrainResult train(const Config& cfg, const TrainOptions& opt) {
@@ -106,9 +118,11 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
               "no CUDA device is available in this build/machine");
   WERSA_CHECK(tc.device == "cpu", "train.device: 'cuda' training is not implemented yet; use 'cpu'");
   const int threads = set_cpu_threads(tc.threads);
-  auto tok = data::load_tokenizer(cfg.data.tokenizer);
+  const std::string tok_spec = tokenizer_spec(cfg);
+  auto tok = data::load_tokenizer(tok_spec);
   WERSA_CHECK(tok->vocab_size() <= cfg.model.vocab_size, "model.vocab_size: ", cfg.model.vocab_size,
-              " is smaller than the tokenizer's vocabulary (", tok->vocab_size(), ")");
+              " is smaller than the vocabulary of tokenizer '", tok_spec, "' (", tok->vocab_size(),
+              "); set model.vocab_size to at least ", tok->vocab_size());
   auto train_ds = data::open_dataset(cfg.data.train, *tok, cfg.model.vocab_size);
   std::unique_ptr<data::TokenDataset> val_ds;
   if (!cfg.data.val.empty()) val_ds = data::open_dataset(cfg.data.val, *tok, cfg.model.vocab_size);
@@ -133,8 +147,9 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
       spdlog::warn("no checkpoint in {}: starting from step 0", out.string());
     } else {
       const Config saved = io::load_checkpoint_config(ck);
-      WERSA_CHECK(config_to_json(saved)["model"] == config_to_json(cfg)["model"], ck,
-                  ": the checkpoint's model section differs from the config given; resume with the same model");
+      WERSA_CHECK(
+          config_to_json(saved)["model"] == config_to_json(cfg)["model"], ck,
+          ": the checkpoint's model section differs from the config given; resume with the same model");
       io::load_model_weights(ck, model);
       io::load_optimizer_state(ck, adam.m_arena(), adam.v_arena());
       const auto st = io::load_checkpoint_state(ck);
@@ -150,9 +165,11 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     metrics.open(out / "metrics.jsonl", opt.resume ? std::ios::app : std::ios::trunc);
   }
   if (!opt.quiet)
-    spdlog::info("model: {} parameters, attention {}, {} threads; data: {} ({} tokens); workspace {}",
-                 model.num_params(), cfg.model.attention.type, threads, train_ds->describe(), train_ds->size(),
-                 format_bytes(ws.bytes()));
+    spdlog::info(
+        "model: {} parameters, attention {}, {} threads, BLAS kernels {}; tokenizer {}; data: {}; workspace "
+        "{}",
+        model.num_params(), cfg.model.attention.type, threads, blas_kernel_name(), tok_spec,
+        train_ds->describe(), format_bytes(ws.bytes()));
 
   Batcher batcher(*train_ds, pos);
   TrainResult res;
@@ -165,8 +182,11 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     c.adam_m = &adam.m_arena();
     c.adam_v = &adam.v_arena();
     c.config = config_to_json(cfg);
-    c.state = {{"step", done}, {"train_pos", batcher.pos()}, {"seed", tc.seed}, {"tokens_seen", done * tokens_per_step}};
-    if (!cfg.data.tokenizer.empty() && cfg.data.tokenizer != "byte") c.tokenizer_path = cfg.data.tokenizer;
+    c.state = {{"step", done},
+               {"train_pos", batcher.pos()},
+               {"seed", tc.seed},
+               {"tokens_seen", done * tokens_per_step}};
+    if (tok->kind() != "byte") c.tokenizer_path = tok_spec;
     const std::string p = io::save_checkpoint(out.string(), done, c);
     if (!opt.quiet) spdlog::info("checkpoint {}", p);
   };
@@ -194,11 +214,11 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     ++ran;
     const int64_t done = step + 1;
     if (!opt.quiet && (done % tc.log_every == 0 || done == tc.steps))
-      spdlog::info("step {:5d}/{} | loss {:.4f} | norm {:.4f} | lr {:.2e} | {:.1f} ms | {:.0f} tok/s", done, tc.steps,
-                   loss, norm, lr, ms, tps);
+      spdlog::info("step {:5d}/{} | loss {:.4f} | norm {:.4f} | lr {:.2e} | {:.1f} ms | {:.0f} tok/s", done,
+                   tc.steps, loss, norm, lr, ms, tps);
     if (metrics.is_open()) {
-      nlohmann::json j = {{"step", done}, {"loss", loss},  {"grad_norm", norm},
-                          {"lr", lr},     {"ms", ms},      {"tok_per_s", tps}};
+      nlohmann::json j = {{"step", done}, {"loss", loss}, {"grad_norm", norm},
+                          {"lr", lr},     {"ms", ms},     {"tok_per_s", tps}};
       metrics << j.dump() << "\n" << std::flush;
     }
     if (val_ds && tc.eval_every > 0 && (done % tc.eval_every == 0 || done == tc.steps)) {
@@ -208,7 +228,8 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
       if (!opt.quiet)
         spdlog::info("step {:5d} | val_loss {:.4f} | val_ppl {:.2f} | {} tokens", done, ev.mean_loss,
                      std::exp(ev.mean_loss), ev.tokens);
-      if (metrics.is_open()) metrics << nlohmann::json{{"step", done}, {"val_loss", ev.mean_loss}}.dump() << "\n" << std::flush;
+      if (metrics.is_open())
+        metrics << nlohmann::json{{"step", done}, {"val_loss", ev.mean_loss}}.dump() << "\n" << std::flush;
     }
     // Periodic checkpoints when checkpoint_every > 0; the final model is always saved to --out.
     if ((tc.checkpoint_every > 0 && done % tc.checkpoint_every == 0) || done == tc.steps) save(done);

@@ -3,6 +3,7 @@
 // without CUDA, come from cuda_stub.cpp, which throws a clear error.
 #pragma once
 #include <cstddef>
+#include <string>
 
 #include "wersa/tensor/tensor.h"
 
@@ -34,4 +35,15 @@ bool available();
 namespace wersa {
 // Threads used by CPU kernels (OpenMP and BLAS); 0 = all cores. Returns the count in effect.
 int set_cpu_threads(int n);
+}  // namespace wersa
+
+namespace wersa {
+// OpenBLAS (0.3.21, Debian 12) falls back to its slowest x86 kernels ("Prescott", SSE3) on CPUs
+// it does not recognise, such as many virtual machines' generic Xeon models; its kernel choice is
+// made when the library loads, from OPENBLAS_CORETYPE. When that variable is unset and the
+// fallback was taken on a CPU with AVX-512 or AVX2+FMA, this sets it (SkylakeX or Haswell) and
+// re-executes the program once. Call first thing in main(); a no-op otherwise.
+void select_blas_kernels(char** argv);
+// The OpenBLAS kernel family in use, e.g. "skylakex".
+std::string blas_kernel_name();
 }  // namespace wersa

@@ -15,8 +15,8 @@ struct CheckpointContents {
   Model* model = nullptr;
   Arena* adam_m = nullptr;  // optional optimizer moments (planned like the parameters)
   Arena* adam_v = nullptr;
-  nlohmann::json config;    // the fully resolved config
-  nlohmann::json state;     // step, data position, ...
+  nlohmann::json config;       // the fully resolved config
+  nlohmann::json state;        // step, data position, ...
   std::string tokenizer_path;  // copied as tokenizer.model when not empty
 };
 // Writes RUN/step-XXXXXX; returns its path.

@@ -86,7 +86,8 @@ Config config_from_json(const nlohmann::json& j, const std::string& source);
 void config_set(Config& c, const std::string& assignment, const std::string& source = "--set");
 // Applies several assignments in order, then validates once (so their order does not matter
 // for cross-field rules such as warmup_steps <= steps). On error c is unchanged.
-void config_set_all(Config& c, const std::vector<std::string>& assignments, const std::string& source = "--set");
+void config_set_all(Config& c, const std::vector<std::string>& assignments,
+                    const std::string& source = "--set");
 // Per-field ranges and choices, then the cross-field rules (dim % heads, heads % kv_heads,
 // even head width with RoPE, min_lr <= lr, warmup_steps <= steps).
 void config_validate(const Config& c, const std::string& source);

@@ -38,15 +38,15 @@ class Model {
 
 // Activations saved by the forward pass for one layer (rows are the B*T positions).
 struct LayerActs {
-  Tensor x, u, rstd1;         // block input, RMSNorm(x), its 1/rms
-  Tensor q, k, v;             // projections (q, k after RoPE)   [N, H*d] / [N, Hkv*d]
+  Tensor x, u, rstd1;             // block input, RMSNorm(x), its 1/rms
+  Tensor q, k, v;                 // projections (q, k after RoPE)   [N, H*d] / [N, Hkv*d]
   Tensor c, h1, a1, z, g, gamma;  // WERSA gates: conv out, fc1 pre/post ReLU, fc2 out, sigmoid, gamma
-  Tensor qh, kh, qt, kt;      // GELU(q), GELU(k), and their gated Haar filterings
-  Tensor phiq, phik;          // random features [N, H, m], [N, Hkv, m]
-  Tensor o, den, lse;         // attention output [N, H*d]; linear-attn denominators / softmax lse
-  Tensor on, ln_mean, ln_rstd;  // head LayerNorm output and statistics [N*H]
-  Tensor h, u2, rstd2;        // after the attention residual, its RMSNorm
-  Tensor gate, up, act;       // SwiGLU
+  Tensor qh, kh, qt, kt;          // GELU(q), GELU(k), and their gated Haar filterings
+  Tensor phiq, phik;              // random features [N, H, m], [N, Hkv, m]
+  Tensor o, den, lse;             // attention output [N, H*d]; linear-attn denominators / softmax lse
+  Tensor on, ln_mean, ln_rstd;    // head LayerNorm output and statistics [N*H]
+  Tensor h, u2, rstd2;            // after the attention residual, its RMSNorm
+  Tensor gate, up, act;           // SwiGLU
 };
 
 class Workspace {
@@ -60,15 +60,15 @@ class Workspace {
   Tensor tokens, targets;  // [B*T] i32, filled by the caller; target -1 = no loss at that position
   Tensor logits, losses;   // [B*T, V], [B*T]
   std::vector<LayerActs> acts;
-  Tensor x_out;            // output of the last block [B*T, D]
-  Tensor xf, rstdf;        // final RMSNorm output and 1/rms
+  Tensor x_out;      // output of the last block [B*T, D]
+  Tensor xf, rstdf;  // final RMSNorm output and 1/rms
   // backward scratch (shared by all layers)
   struct Grads {
     Tensor dres, du, dq, dk, dv, dqh, dkh, dqt, dkt, dphiq, dphik, do_, don, dgamma, dz, da1, dh1, dc;
     Tensor dcoef;  // [L+1, B, T, H*d]; the coefficients are recomputed into coef_scratch
     Tensor dgate, dup, dact;
   } g;
-  Tensor coef_scratch;     // forward Haar coefficients [L+1, B, T, H*d]
+  Tensor coef_scratch;  // forward Haar coefficients [L+1, B, T, H*d]
 
  private:
   int64_t B_, T_;

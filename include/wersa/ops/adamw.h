@@ -16,7 +16,8 @@ struct AdamWArgs {
 void adamw_step(const AdamWArgs& a);
 
 namespace cpu {
-template <class T> void adamw_step(const AdamWArgs& a);
+template <class T>
+void adamw_step(const AdamWArgs& a);
 }
 
 }  // namespace wersa

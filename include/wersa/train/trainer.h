@@ -27,16 +27,17 @@ class Batcher {
 };
 
 struct TrainResult {
-  std::vector<double> losses;             // training loss of every step run by this call
+  std::vector<double> losses;                          // training loss of every step run by this call
   std::vector<std::pair<int64_t, double>> val_losses;  // (step, loss)
   int64_t final_step = 0;
 };
 
 struct TrainOptions {
-  std::string out_dir;   // run directory: metrics.jsonl and checkpoints ("" = none)
-  bool resume = false;   // continue from the newest complete checkpoint in out_dir
-  bool quiet = false;    // no per-step log lines
-  int64_t stop_after = -1;  // stop (as if interrupted) after this many steps of this call; -1 = run to the end
+  std::string out_dir;  // run directory: metrics.jsonl and checkpoints ("" = none)
+  bool resume = false;  // continue from the newest complete checkpoint in out_dir
+  bool quiet = false;   // no per-step log lines
+  int64_t stop_after =
+      -1;  // stop (as if interrupted) after this many steps of this call; -1 = run to the end
 };
 
 TrainResult train(const Config& cfg, const TrainOptions& opt);
@@ -49,7 +50,8 @@ struct EvalResult {
 // Mean next-token loss over a token stream, in windows of `seq` inputs starting at positions
 // 0, seq, 2 seq, ... (the last one shorter). per_token(pos, token, nll) receives every
 // predicted position (pos = index of the predicted token in the stream).
-EvalResult evaluate(Model& m, const data::TokenDataset& ds, int64_t seq, int64_t batch, int64_t max_tokens = -1,
+EvalResult evaluate(Model& m, const data::TokenDataset& ds, int64_t seq, int64_t batch,
+                    int64_t max_tokens = -1,
                     const std::function<void(int64_t, int32_t, double)>& per_token = {});
 
 }  // namespace wersa
