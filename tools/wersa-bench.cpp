@@ -97,6 +97,7 @@ struct Row {
 }  // namespace
 
 int main(int argc, char** argv) {
+  wersa::select_blas_kernels(argv);
   CLI::App app{"wersa-bench: prefill (pp) and decode (tg) throughput at context depths, llama-bench style"};
   std::vector<std::string> ckpts, configs, sets;
   std::string pp_s = "512", tg_s = "128", depth_s = "0", attn_s, json_path;
@@ -237,6 +238,7 @@ int main(int argc, char** argv) {
     }
     // Bandwidth bound and depth ratios of decoding.
     std::printf("\n");
+    std::printf("BLAS kernels: %s; decode GEMV: own kernels (gemv.h)\n", wersa::blas_kernel_name().c_str());
     if (bw > 0)
       std::printf("memory bandwidth: %.2f GB/s (streaming read of %lld MiB, %d cores, best of 5)\n", bw,
                   static_cast<long long>(bw_mib), cores);
@@ -267,9 +269,13 @@ int main(int argc, char** argv) {
       }
     }
     if (!json_path.empty()) {
-      const nlohmann::json j{{"threads", nthreads},        {"bandwidth_cores", cores},
-                             {"memory_bandwidth_gbs", bw}, {"bandwidth_buffer_mib", bw_mib},
-                             {"models", jmodels},          {"results", jrows}};
+      const nlohmann::json j{{"threads", nthreads},
+                             {"blas_kernels", wersa::blas_kernel_name()},
+                             {"bandwidth_cores", cores},
+                             {"memory_bandwidth_gbs", bw},
+                             {"bandwidth_buffer_mib", bw_mib},
+                             {"models", jmodels},
+                             {"results", jrows}};
       std::ofstream f(json_path);
       WERSA_CHECK(f.good(), json_path, ": cannot open for writing");
       f << j.dump(2) << "\n";

@@ -39,6 +39,7 @@ void perf_line(const char* what, double ms, int64_t n, const char* unit) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  wersa::select_blas_kernels(argv);
   CLI::App app{"wersa-generate: generate text from a checkpoint (flags as in llama.cpp's llama-cli)"};
   std::string model_dir, prompt, prompt_file, save_state, load_state;
   int64_t n_predict = 128, ctx = 0, batch = 512, seed = -1;
