@@ -12,52 +12,20 @@
 namespace fs = std::filesystem;
 using namespace wersa::test;
 
-namespace {
-
-struct RunResult {
-  int status = -1;
-  std::string out, err;
-};
-
-RunResult run(const std::string& args) {
-  static int counter = 0;
-  static const TempDir dir("cli_io");
-  const fs::path o = dir / ("out" + std::to_string(counter)), e = dir / ("err" + std::to_string(counter++));
-  const std::string cmd = std::string(WERSA_BIN_DIR) + "/" + args + " >" + o.string() + " 2>" + e.string();
-  RunResult r;
-  const int s = std::system(cmd.c_str());
-  r.status = WIFEXITED(s) ? WEXITSTATUS(s) : -1;
-  std::stringstream so, se;
-  so << std::ifstream(o).rdbuf();
-  se << std::ifstream(e).rdbuf();
-  r.out = so.str();
-  r.err = se.str();
-  return r;
-}
-
-// One line, starting with "error:", containing `needle`.
-void expect_one_line_error(const RunResult& r, const std::string& needle) {
-  EXPECT_NE(r.status, 0);
-  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
-}
-
-}  // namespace
-
 TEST(Cli, BadConfigsAreOneLineErrors) {
   const TempDir d("badcfg");
   std::ofstream(d / "malformed.json") << "{\"model\": {\"dim\": 64,, }";
   std::ofstream(d / "unknown.json") << "{\"model\": {\"dimm\": 64}}";
   std::ofstream(d / "range.json") << "{\"model\": {\"dim\": -4}}";
-  expect_one_line_error(run("wersa-train --config " + (d / "malformed.json")), "malformed.json");
-  expect_one_line_error(run("wersa-train --config " + (d / "unknown.json")), "model.dimm");
-  expect_one_line_error(run("wersa-train --config " + (d / "range.json")), "model.dim");
-  expect_one_line_error(run("wersa-train --config " + (d / "nonexistent.json")), "nonexistent.json");
+  expect_one_line_error(run_tool("wersa-train --config " + (d / "malformed.json")), "malformed.json");
+  expect_one_line_error(run_tool("wersa-train --config " + (d / "unknown.json")), "model.dimm");
+  expect_one_line_error(run_tool("wersa-train --config " + (d / "range.json")), "model.dim");
+  expect_one_line_error(run_tool("wersa-train --config " + (d / "nonexistent.json")), "nonexistent.json");
   expect_one_line_error(
-      run("wersa-train --config " + source_dir() + "/configs/tiny.json --set model.heads=5"), "model.heads");
-  expect_one_line_error(run("wersa-train --config " + source_dir() +
-                            "/configs/tiny.json --set data.train=" + (d / "missing.txt")),
+      run_tool("wersa-train --config " + source_dir() + "/configs/tiny.json --set model.heads=5"),
+      "model.heads");
+  expect_one_line_error(run_tool("wersa-train --config " + source_dir() +
+                                 "/configs/tiny.json --set data.train=" + (d / "missing.txt")),
                         "missing.txt");
 }
 
@@ -71,8 +39,8 @@ TEST(Cli, TruncatedShardIsAOneLineError) {
   std::vector<uint16_t> toks(10, 7);
   f.write(reinterpret_cast<const char*>(toks.data()), 20);
   f.close();
-  expect_one_line_error(run("wersa-train --config " + source_dir() +
-                            "/configs/tiny.json --set data.train=" + (d / "train_000.bin")),
+  expect_one_line_error(run_tool("wersa-train --config " + source_dir() +
+                                 "/configs/tiny.json --set data.train=" + (d / "train_000.bin")),
                         "train_000.bin");
 }
 
@@ -85,16 +53,16 @@ TEST(Cli, TrainThenEvalPerTokenIsCausal) {
   for (size_t i = 2000; i < changed.size(); ++i) changed[i] = char('a' + (i % 26));
   std::ofstream(d / "a.txt") << doc;
   std::ofstream(d / "b.txt") << changed;
-  const RunResult tr = run("wersa-train --config " + source_dir() +
-                           "/configs/tiny.json --set train.steps=3 --set train.warmup_steps=1 " +
-                           "--set train.eval_every=0 --set data.train=" + (d / "train.txt") +
-                           " --set data.val= --out " + (d / "run"));
+  const ToolRun tr = run_tool("wersa-train --config " + source_dir() +
+                              "/configs/tiny.json --set train.steps=3 --set train.warmup_steps=1 " +
+                              "--set train.eval_every=0 --set data.train=" + (d / "train.txt") +
+                              " --set data.val= --out " + (d / "run"));
   ASSERT_EQ(tr.status, 0) << tr.err;
   ASSERT_TRUE(fs::exists(d.path / "run" / "step-000003" / "model.safetensors"));
-  const RunResult ea = run("wersa-eval --checkpoint " + (d / "run") + " --text " + (d / "a.txt") +
-                           " --seq 256 --per-token " + (d / "a.tsv"));
-  const RunResult eb = run("wersa-eval --checkpoint " + (d / "run") + " --text " + (d / "b.txt") +
-                           " --seq 256 --per-token " + (d / "b.tsv"));
+  const ToolRun ea = run_tool("wersa-eval --checkpoint " + (d / "run") + " --text " + (d / "a.txt") +
+                              " --seq 256 --per-token " + (d / "a.tsv"));
+  const ToolRun eb = run_tool("wersa-eval --checkpoint " + (d / "run") + " --text " + (d / "b.txt") +
+                              " --seq 256 --per-token " + (d / "b.tsv"));
   ASSERT_EQ(ea.status, 0) << ea.err;
   ASSERT_EQ(eb.status, 0) << eb.err;
   EXPECT_NE(ea.out.find("perplexity"), std::string::npos) << ea.out;

@@ -111,26 +111,8 @@ std::vector<std::string> documents_of(const std::string& glob, const Tokenizer& 
   return out;
 }
 
-struct ToolRun {
-  int rc;
-  std::string out, err;
-};
-ToolRun run_tool(const std::string& args) {
-  const std::string bin = std::string(WERSA_BIN_DIR) + "/wersa-tokenize";
-  EXPECT_TRUE(fs::exists(bin)) << bin << " is not built";
-  const std::string err_file =
-      (fs::temp_directory_path() / ("wersa_tool_err_" + std::to_string(::getpid()))).string();
-  FILE* p = ::popen((bin + " " + args + " 2>" + err_file).c_str(), "r");
-  ToolRun r{-1, "", ""};
-  char buf[4096];
-  size_t k;
-  while ((k = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, k);
-  const int status = ::pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = read_file(err_file);
-  fs::remove(err_file);
-  return r;
-}
+// wersa-tokenize with `args`.
+ToolRun tokenize(const std::string& args) { return run_tool("wersa-tokenize " + args); }
 
 }  // namespace
 
@@ -467,43 +449,38 @@ TEST(Tool, TrainEncodeDecodeStatsEndToEnd) {
   TempDir dir;
   const auto docs = real_documents(40);
   write_file(dir / "in.jsonl", jsonl(docs));
-  ToolRun r = run_tool("train --input " + dir / "in.jsonl" + " --vocab-size 400 --quiet --out " +
+  ToolRun r = tokenize("train --input " + dir / "in.jsonl" + " --vocab-size 400 --quiet --out " +
                        dir / "tok/tokenizer.model");
-  ASSERT_EQ(r.rc, 0) << r.err;
+  ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(fs::exists(dir / "tok/tokenizer.json"));
-  r = run_tool("encode --tokenizer " + dir / "tok/tokenizer.model" + " --input " + dir / "in.jsonl" +
+  r = tokenize("encode --tokenizer " + dir / "tok/tokenizer.model" + " --input " + dir / "in.jsonl" +
                " --out " + dir / "shards" + " --val-fraction 0 --quiet");
-  ASSERT_EQ(r.rc, 0) << r.err;
+  ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(contains(r.out, "encoded 40 documents")) << r.out;
   // decode finds the tokenizer beside the shards.
-  r = run_tool("decode --input " + dir / "shards/train_000000.bin" + " --eos '<EOS>'");
-  ASSERT_EQ(r.rc, 0) << r.err;
+  r = tokenize("decode --input " + dir / "shards/train_000000.bin" + " --eos '<EOS>'");
+  ASSERT_EQ(r.status, 0) << r.err;
   std::string want;
   for (const std::string& d : docs) want += d + "<EOS>";
   EXPECT_TRUE(r.out == want) << r.out.substr(0, 300);
-  r = run_tool("decode --tokenizer " + dir / "tok/tokenizer.model" + " --ids '1, 2,3'");
-  EXPECT_EQ(r.rc, 0) << r.err;
-  r = run_tool("stats --shards " + dir / "shards/train_*.bin" + " --input " + dir / "in.jsonl");
-  ASSERT_EQ(r.rc, 0) << r.err;
+  r = tokenize("decode --tokenizer " + dir / "tok/tokenizer.model" + " --ids '1, 2,3'");
+  EXPECT_EQ(r.status, 0) << r.err;
+  r = tokenize("stats --shards " + dir / "shards/train_*.bin" + " --input " + dir / "in.jsonl");
+  ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(contains(r.out, "tokens/word") && contains(r.out, "40 EOS")) << r.out;
 }
 
 TEST(Tool, ErrorsAreOneLineOnStderrWithNonZeroExit) {
   TempDir dir;
   write_file(dir / "bad.bin", std::string(2048, 'x'));
-  auto one_error_line = [](const ToolRun& r, const std::string& must_contain) {
-    EXPECT_NE(r.rc, 0);
-    EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-    EXPECT_TRUE(contains(r.err, must_contain)) << r.err;
-  };
-  one_error_line(run_tool("decode --tokenizer byte --input " + dir / "bad.bin"), dir / "bad.bin");
-  one_error_line(run_tool("encode --tokenizer " + dir / "missing.model" + " --input x --out y"),
+  const auto one_error_line = expect_one_line_error;
+  one_error_line(tokenize("decode --tokenizer byte --input " + dir / "bad.bin"), dir / "bad.bin");
+  one_error_line(tokenize("encode --tokenizer " + dir / "missing.model" + " --input x --out y"),
                  "missing.model");
-  one_error_line(run_tool("encode --tokenizer byte --input " + dir / "nope.txt" + " --out " + dir / "o"),
+  one_error_line(tokenize("encode --tokenizer byte --input " + dir / "nope.txt" + " --out " + dir / "o"),
                  "nope.txt");
-  one_error_line(run_tool("train --input " + dir / "bad.bin"), "--vocab-size");
+  one_error_line(tokenize("train --input " + dir / "bad.bin"), "--vocab-size");
   one_error_line(
-      run_tool("encode --tokenizer byte --input " + dir / "bad.bin" + " --out " + dir / "o --val-fraction 2"),
+      tokenize("encode --tokenizer byte --input " + dir / "bad.bin" + " --out " + dir / "o --val-fraction 2"),
       "fraction");
 }

@@ -18,34 +18,10 @@ using namespace wersa::test;
 
 namespace {
 
-struct RunResult {
-  int status = -1;
-  std::string out, err;
-};
-
-RunResult run(const std::string& args, const std::string& stdin_text = "") {
-  static int counter = 0;
-  const fs::path dir = fs::temp_directory_path() / ("wersa_gencli_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const std::string id = std::to_string(counter++);
-  const fs::path o = dir / ("out" + id), e = dir / ("err" + id), in = dir / ("in" + id);
-  std::ofstream(in) << stdin_text;
-  const std::string cmd =
-      std::string(WERSA_BIN_DIR) + "/" + args + " <" + in.string() + " >" + o.string() + " 2>" + e.string();
-  RunResult r;
-  const int s = std::system(cmd.c_str());
-  r.status = WIFEXITED(s) ? WEXITSTATUS(s) : -1;
-  std::stringstream so, se;
-  so << std::ifstream(o).rdbuf();
-  se << std::ifstream(e).rdbuf();
-  r.out = so.str();
-  r.err = se.str();
-  return r;
-}
-
+// A directory of its own for `name`, under one temporary root removed at exit.
 fs::path temp_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("wersa_gencli_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
+  static const TempDir root("gencli");
+  const fs::path p = root.path / name;
   fs::create_directories(p);
   return p;
 }
@@ -71,29 +47,22 @@ std::string make_checkpoint(const std::string& name, const std::string& type, ui
   return dir.string();
 }
 
-void expect_one_line_error(const RunResult& r, const std::string& needle) {
-  EXPECT_NE(r.status, 0);
-  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
-}
-
 }  // namespace
 
 TEST(GenerateCli, GreedyAndSeededOutputIsReproducibleForAnyThreadCount) {
   const std::string ck = make_checkpoint("det", "wersa");
   const std::string base = "wersa-generate -m " + ck + " -p 'Once upon a time' -n 40 ";
-  const RunResult g1 = run(base + "--temp 0 -t 1"), g2 = run(base + "--temp 0 -t 2");
+  const ToolRun g1 = run_tool(base + "--temp 0 -t 1"), g2 = run_tool(base + "--temp 0 -t 2");
   ASSERT_EQ(g1.status, 0) << g1.err;
   EXPECT_EQ(g1.out, g2.out);
   EXPECT_EQ(g1.out.rfind("Once upon a time", 0), 0u) << g1.out;  // the prompt is echoed first
   EXPECT_GT(g1.out.size(), std::string("Once upon a time").size());
   EXPECT_NE(g1.err.find("prompt eval time"), std::string::npos) << g1.err;
   EXPECT_NE(g1.err.find("tokens per second"), std::string::npos) << g1.err;
-  const RunResult s1 = run(base + "-s 5 --temp 1 -t 1"), s2 = run(base + "-s 5 --temp 1 -t 2");
+  const ToolRun s1 = run_tool(base + "-s 5 --temp 1 -t 1"), s2 = run_tool(base + "-s 5 --temp 1 -t 2");
   ASSERT_EQ(s1.status, 0) << s1.err;
   EXPECT_EQ(s1.out, s2.out);
-  EXPECT_NE(run(base + "-s 6 --temp 1").out, s1.out);
+  EXPECT_NE(run_tool(base + "-s 6 --temp 1").out, s1.out);
 }
 
 TEST(GenerateCli, SavedStateContinuesExactly) {
@@ -103,24 +72,24 @@ TEST(GenerateCli, SavedStateContinuesExactly) {
     const std::string st = (d / "s.safetensors").string();
     const std::string common = "wersa-generate -m " + ck + " --no-display-prompt -s 9 ";
     // One run of 20 tokens, against 10 tokens, a saved state, and 10 more from the loaded state.
-    const RunResult full = run(common + "-p 'The state' -n 20 --temp 0.9");
-    const RunResult a = run(common + "-p 'The state' -n 10 --temp 0.9 --save-state " + st);
-    const RunResult b = run(common + "--load-state " + st + " -n 10 --temp 0.9");
+    const ToolRun full = run_tool(common + "-p 'The state' -n 20 --temp 0.9");
+    const ToolRun a = run_tool(common + "-p 'The state' -n 10 --temp 0.9 --save-state " + st);
+    const ToolRun b = run_tool(common + "--load-state " + st + " -n 10 --temp 0.9");
     ASSERT_EQ(full.status, 0) << full.err;
     ASSERT_EQ(a.status, 0) << a.err;
     ASSERT_EQ(b.status, 0) << b.err;
     auto strip = [](std::string s) { return s.empty() || s.back() != '\n' ? s : s.substr(0, s.size() - 1); };
     EXPECT_EQ(strip(a.out) + strip(b.out), strip(full.out)) << type;
     // A document read once (-n 0), then a question appended from the saved state.
-    const RunResult read = run(common + "-p 'A long document.' -n 0 --save-state " + st);
+    const ToolRun read = run_tool(common + "-p 'A long document.' -n 0 --save-state " + st);
     ASSERT_EQ(read.status, 0) << read.err;
-    const RunResult q1 = run(common + "--load-state " + st + " -p ' Question?' -n 12 --temp 0");
-    const RunResult q2 = run(common + "-p 'A long document. Question?' -n 12 --temp 0");
+    const ToolRun q1 = run_tool(common + "--load-state " + st + " -p ' Question?' -n 12 --temp 0");
+    const ToolRun q2 = run_tool(common + "-p 'A long document. Question?' -n 12 --temp 0");
     ASSERT_EQ(q1.status, 0) << q1.err;
     EXPECT_EQ(q1.out, q2.out) << type;
     // Another model refuses the state.
     const std::string other = make_checkpoint(std::string("other_") + type, type, 2);
-    expect_one_line_error(run("wersa-generate -m " + other + " --load-state " + st + " -n 1"),
+    expect_one_line_error(run_tool("wersa-generate -m " + other + " --load-state " + st + " -n 1"),
                           "another model");
   }
 }
@@ -128,27 +97,29 @@ TEST(GenerateCli, SavedStateContinuesExactly) {
 TEST(GenerateCli, ErrorsAreOneLine) {
   const std::string soft = make_checkpoint("soft_err", "softmax");
   // seq_len 48: a 60-byte prompt (plus the EOS prefix) does not fit the KV cache.
-  expect_one_line_error(run("wersa-generate -m " + soft + " -p '" + std::string(60, 'x') + "' -n 1"),
+  expect_one_line_error(run_tool("wersa-generate -m " + soft + " -p '" + std::string(60, 'x') + "' -n 1"),
                         "context of 48");
   // -c raises the limit.
-  EXPECT_EQ(run("wersa-generate -m " + soft + " -c 100 -p '" + std::string(60, 'x') + "' -n 1").status, 0);
+  EXPECT_EQ(run_tool("wersa-generate -m " + soft + " -c 100 -p '" + std::string(60, 'x') + "' -n 1").status,
+            0);
   const std::string ck = make_checkpoint("wersa_err", "wersa");
-  expect_one_line_error(run("wersa-generate -m " + ck), "-p");
-  expect_one_line_error(run("wersa-generate -m " + ck + " -f /nonexistent/prompt.txt"),
+  expect_one_line_error(run_tool("wersa-generate -m " + ck), "-p");
+  expect_one_line_error(run_tool("wersa-generate -m " + ck + " -f /nonexistent/prompt.txt"),
                         "/nonexistent/prompt.txt");
-  expect_one_line_error(run("wersa-generate -m " + ck + " -p x --top-p 1.5"), "--top-p");
-  expect_one_line_error(run("wersa-generate -m /nonexistent/ckpt -p x"), "/nonexistent/ckpt");
+  expect_one_line_error(run_tool("wersa-generate -m " + ck + " -p x --top-p 1.5"), "--top-p");
+  expect_one_line_error(run_tool("wersa-generate -m /nonexistent/ckpt -p x"), "/nonexistent/ckpt");
   const fs::path d = temp_dir("bad_state");
   std::ofstream(d / "junk.safetensors") << "not a safetensors file";
-  expect_one_line_error(run("wersa-generate -m " + ck + " --load-state " + (d / "junk.safetensors").string()),
-                        "junk.safetensors");
+  expect_one_line_error(
+      run_tool("wersa-generate -m " + ck + " --load-state " + (d / "junk.safetensors").string()),
+      "junk.safetensors");
 }
 
 TEST(GenerateCli, InteractiveModeKeepsTheState) {
   const std::string ck = make_checkpoint("inter", "wersa");
-  const RunResult r = run("wersa-generate -m " + ck + " -i -n 8 --temp 0 -p 'Hi' --save-state " +
-                              (temp_dir("inter_st") / "s.safetensors").string(),
-                          "first line\nsecond line\n");
+  const ToolRun r = run_tool("wersa-generate -m " + ck + " -i -n 8 --temp 0 -p 'Hi' --save-state " +
+                                 (temp_dir("inter_st") / "s.safetensors").string(),
+                             "first line\nsecond line\n");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.err.find("> "), std::string::npos);
   // EOS + 'Hi' (3) + 8, then 11 + 8, then 12 + 8 tokens.
@@ -158,9 +129,9 @@ TEST(GenerateCli, InteractiveModeKeepsTheState) {
 TEST(GenerateCli, BenchPrintsTheTableAndJson) {
   const fs::path d = temp_dir("bench");
   const std::string json = (d / "bench.json").string();
-  const RunResult r =
-      run("wersa-bench --config " + source_dir() +
-          "/configs/tiny.json --attention wersa,softmax -p 16 -n 8 -d 0,32 -r 2 --bw-mib 16 --json " + json);
+  const ToolRun r = run_tool(
+      "wersa-bench --config " + source_dir() +
+      "/configs/tiny.json --attention wersa,softmax -p 16 -n 8 -d 0,32 -r 2 --bw-mib 16 --json " + json);
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("| test | t/s |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("| pp16 |"), std::string::npos) << r.out;
@@ -171,6 +142,6 @@ TEST(GenerateCli, BenchPrintsTheTableAndJson) {
   EXPECT_EQ(j["results"].size(), 8u);  // 2 attention types x 2 depths x (pp, tg)
   EXPECT_GT(j["memory_bandwidth_gbs"].get<double>(), 0.0);
   for (const auto& row : j["results"]) EXPECT_EQ(row["samples_ts"].size(), 2u);
-  expect_one_line_error(run("wersa-bench --config " + source_dir() + "/configs/tiny.json -d 1,x"), "-d");
-  expect_one_line_error(run("wersa-bench"), "--config");
+  expect_one_line_error(run_tool("wersa-bench --config " + source_dir() + "/configs/tiny.json -d 1,x"), "-d");
+  expect_one_line_error(run_tool("wersa-bench"), "--config");
 }

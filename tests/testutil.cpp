@@ -1,5 +1,6 @@
 #include "testutil.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -141,6 +142,28 @@ void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream f(path, std::ios::binary);
   f << bytes;
   EXPECT_TRUE(f.good()) << "cannot write " << path;
+}
+
+ToolRun run_tool(const std::string& args, const std::string& stdin_text) {
+  static int counter = 0;
+  static const TempDir dir("tool_io");
+  const std::string id = std::to_string(counter++);
+  const std::string o = dir / ("out" + id), e = dir / ("err" + id), in = dir / ("in" + id);
+  write_file(in, stdin_text);
+  const std::string cmd = std::string(WERSA_BIN_DIR) + "/" + args + " <" + in + " >" + o + " 2>" + e;
+  ToolRun r;
+  const int s = std::system(cmd.c_str());
+  r.status = WIFEXITED(s) ? WEXITSTATUS(s) : -1;
+  r.out = read_file(o);
+  r.err = read_file(e);
+  return r;
+}
+
+void expect_one_line_error(const ToolRun& r, const std::string& needle) {
+  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
 }
 
 std::string source_dir() { return WERSA_SOURCE_DIR; }

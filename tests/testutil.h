@@ -73,6 +73,16 @@ struct TempDir {
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& bytes);
 
+// Runs a command-line tool of the build (WERSA_BIN_DIR/args, a shell command line) with
+// `stdin_text` on its standard input and captures its exit status and output.
+struct ToolRun {
+  int status = -1;
+  std::string out, err;
+};
+ToolRun run_tool(const std::string& args, const std::string& stdin_text = "");
+// A user error as the tools report it: non-zero exit, one stderr line "error: ..." with `needle`.
+void expect_one_line_error(const ToolRun& r, const std::string& needle);
+
 // Paths to real data: ../shared/data beside the checkout (returns "" when missing).
 std::string shared_data(const std::string& file);
 std::string source_dir();
