@@ -8,22 +8,11 @@
 #include <algorithm>
 #include <vector>
 
+#include "reduce.h"
+
 namespace wersa::cpu {
 
 namespace {
-
-// Per-thread scratch that only grows; Slot separates the buffers live at the same time.
-template <class T, int Slot>
-T* scratch(int64_t n) {
-  thread_local std::vector<T> buf;
-  if (int64_t(buf.size()) < n) buf.resize(size_t(n));
-  return buf.data();
-}
-
-template <class T>
-inline void axpy(int64_t n, T a, const T* x, T* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
-}
 
 // Below this many multiply-adds an op runs on one thread: a parallel region costs more.
 constexpr int64_t kParallelWork = int64_t(1) << 16;
@@ -85,7 +74,7 @@ void add_state(const Geo& G, int64_t n, const T* KT, const T* V1, T* S) {
     const T* kt = KT + kk * G.C;
     T* sr = S + kk * dp;
     for (int64_t s = 0; s < n; ++s)
-      if (kt[s] != T(0)) axpy(dp, kt[s], V1 + s * dp, sr);
+      if (kt[s] != T(0)) axpy_row(dp, kt[s], V1 + s * dp, sr);
   }
 }
 
@@ -94,7 +83,7 @@ template <class T>
 void add_query_state(const Geo& G, const T* q, const T* S, T* out) {
   const int64_t dp = G.d + 1;
   for (int64_t kk = 0; kk < G.m; ++kk)
-    if (q[kk] != T(0)) axpy(dp, q[kk], S + kk * dp, out);
+    if (q[kk] != T(0)) axpy_row(dp, q[kk], S + kk * dp, out);
 }
 
 // o = num / den from the augmented row out = [num, den - eps].
@@ -123,11 +112,11 @@ void fwd_head(const Geo& G, const LinearAttnFwd& a, int64_t b, int64_t h) {
   T* den = a.den.ptr<T>() + b * G.T * G.H + h;
   const T eps = T(a.eps);
   const int64_t m = G.m, dp = G.d + 1, C = G.C;
-  T* KT = scratch<T, 0>(m * C);
-  T* V1 = scratch<T, 1>(C * dp);
-  T* S = scratch<T, 2>(m * dp);
-  T* A = scratch<T, 3>(C);
-  T* out = scratch<T, 4>(dp);
+  T* KT = thread_scratch<T, 0>(m * C);
+  T* V1 = thread_scratch<T, 1>(C * dp);
+  T* S = thread_scratch<T, 2>(m * dp);
+  T* A = thread_scratch<T, 3>(C);
+  T* out = thread_scratch<T, 4>(dp);
   std::fill(S, S + m * dp, T(0));
   if (a.S0.defined()) {  // continue a sequence: S' = [S0, z0] of this kv head
     const int64_t g = h / G.rep();
@@ -159,10 +148,10 @@ void fwd_head(const Geo& G, const LinearAttnFwd& a, int64_t b, int64_t h) {
       // A[s] = q . phik[c0+s] for s <= i (the causal mask: later positions are never read).
       std::fill(A, A + i + 1, T(0));
       for (int64_t kk = 0; kk < m; ++kk)
-        if (q[kk] != T(0)) axpy(i + 1, q[kk], KT + kk * C, A);
+        if (q[kk] != T(0)) axpy_row(i + 1, q[kk], KT + kk * C, A);
       std::fill(out, out + dp, T(0));
       for (int64_t s = 0; s <= i; ++s)
-        if (A[s] != T(0)) axpy(dp, A[s], V1 + s * dp, out);
+        if (A[s] != T(0)) axpy_row(dp, A[s], V1 + s * dp, out);
       add_query_state(G, q, S, out);
       finish_row(G, out, eps, o + (c0 + i) * G.os(), den + (c0 + i) * G.H);
     }
@@ -181,19 +170,19 @@ void bwd_dq_head(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t h) {
   const T* den = a.den.ptr<T>() + b * G.T * G.H + h;
   T* dq = a.dphiq.ptr<T>() + (b * G.T * G.H + h) * G.m;
   const int64_t m = G.m, d = G.d, dp = d + 1, C = G.C;
-  T* VT = scratch<T, 0>(dp * C);  // v' of the chunk, transposed [(d+1) x C]
-  T* ST = scratch<T, 1>(dp * m);  // S' transposed [(d+1) x m]
-  T* Bv = scratch<T, 2>(C);
-  T* g = scratch<T, 3>(dp);
-  T* acc = scratch<T, 4>(m);
+  T* VT = thread_scratch<T, 0>(dp * C);  // v' of the chunk, transposed [(d+1) x C]
+  T* ST = thread_scratch<T, 1>(dp * m);  // S' transposed [(d+1) x m]
+  T* Bv = thread_scratch<T, 2>(C);
+  T* g = thread_scratch<T, 3>(dp);
+  T* acc = thread_scratch<T, 4>(m);
   std::fill(ST, ST + dp * m, T(0));
   if (!a.causal) {  // bidirectional: the state over all T first
     for (int64_t s = 0; s < G.T; ++s) {
       const T* kr = R.k + s * G.ks();
       const T* vr = R.v + s * G.vs();
       for (int64_t e = 0; e < d; ++e)
-        if (vr[e] != T(0)) axpy(m, vr[e], kr, ST + e * m);
-      axpy(m, T(1), kr, ST + d * m);
+        if (vr[e] != T(0)) axpy_row(m, vr[e], kr, ST + e * m);
+      axpy_row(m, T(1), kr, ST + d * m);
     }
   }
   for (int64_t c0 = 0; c0 < G.T; c0 += C) {
@@ -213,12 +202,12 @@ void bwd_dq_head(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t h) {
         // Bv[s] = g . v'[c0+s] for s <= i, then acc = sum_s Bv[s] phik[c0+s].
         std::fill(Bv, Bv + i + 1, T(0));
         for (int64_t e = 0; e < dp; ++e)
-          if (g[e] != T(0)) axpy(i + 1, g[e], VT + e * C, Bv);
+          if (g[e] != T(0)) axpy_row(i + 1, g[e], VT + e * C, Bv);
         for (int64_t s = 0; s <= i; ++s)
-          if (Bv[s] != T(0)) axpy(m, Bv[s], R.k + (c0 + s) * G.ks(), acc);
+          if (Bv[s] != T(0)) axpy_row(m, Bv[s], R.k + (c0 + s) * G.ks(), acc);
       }
       for (int64_t e = 0; e < dp; ++e)
-        if (g[e] != T(0)) axpy(m, g[e], ST + e * m, acc);
+        if (g[e] != T(0)) axpy_row(m, g[e], ST + e * m, acc);
       std::copy(acc, acc + m, dq + t * G.qs());
     }
     if (a.causal) {
@@ -226,7 +215,7 @@ void bwd_dq_head(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t h) {
         const T* vt = VT + e * C;
         T* st = ST + e * m;
         for (int64_t s = 0; s < n; ++s)
-          if (vt[s] != T(0)) axpy(m, vt[s], R.k + (c0 + s) * G.ks(), st);
+          if (vt[s] != T(0)) axpy_row(m, vt[s], R.k + (c0 + s) * G.ks(), st);
       }
     }
   }
@@ -243,15 +232,15 @@ void bwd_dkv_group(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t gk) 
     std::fill(dk + t * G.ks(), dk + t * G.ks() + m, T(0));
     std::fill(dv + t * G.vs(), dv + t * G.vs() + d, T(0));
   }
-  T* Rm = scratch<T, 5>(m * d);   // R[:, 0:d]      [m x d]
-  T* RT = scratch<T, 6>(dp * m);  // R transposed   [(d+1) x m]
-  T* Gc = scratch<T, 7>(C * dp);  // g rows of the chunk [C x (d+1)]
-  T* GT = scratch<T, 8>(dp * C);  // transposed      [(d+1) x C]
-  T* QT = scratch<T, 9>(m * C);   // phiq transposed [m x C]
-  T* bv = scratch<T, 10>(C);
-  T* av = scratch<T, 11>(C);
-  T* acck = scratch<T, 12>(m);
-  T* accv = scratch<T, 13>(dp);
+  T* Rm = thread_scratch<T, 5>(m * d);   // R[:, 0:d]      [m x d]
+  T* RT = thread_scratch<T, 6>(dp * m);  // R transposed   [(d+1) x m]
+  T* Gc = thread_scratch<T, 7>(C * dp);  // g rows of the chunk [C x (d+1)]
+  T* GT = thread_scratch<T, 8>(dp * C);  // transposed      [(d+1) x C]
+  T* QT = thread_scratch<T, 9>(m * C);   // phiq transposed [m x C]
+  T* bv = thread_scratch<T, 10>(C);
+  T* av = thread_scratch<T, 11>(C);
+  T* acck = thread_scratch<T, 12>(m);
+  T* accv = thread_scratch<T, 13>(dp);
   const int64_t nch = (G.T + C - 1) / C;
   for (int64_t j = 0; j < G.rep(); ++j) {
     const int64_t h = gk * G.rep() + j;
@@ -288,35 +277,35 @@ void bwd_dkv_group(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t gk) 
               std::fill(bv + s, bv + n, T(0));
               std::fill(av + s, av + n, T(0));
               for (int64_t e = 0; e < d; ++e)
-                if (vr[e] != T(0)) axpy(n - s, vr[e], GT + e * C + s, bv + s);
-              axpy(n - s, T(1), GT + d * C + s, bv + s);
+                if (vr[e] != T(0)) axpy_row(n - s, vr[e], GT + e * C + s, bv + s);
+              axpy_row(n - s, T(1), GT + d * C + s, bv + s);
               for (int64_t kk = 0; kk < m; ++kk)
-                if (kr[kk] != T(0)) axpy(n - s, kr[kk], QT + kk * C + s, av + s);
+                if (kr[kk] != T(0)) axpy_row(n - s, kr[kk], QT + kk * C + s, av + s);
               for (int64_t i = s; i < n; ++i) {
-                if (bv[i] != T(0)) axpy(m, bv[i], R.q + (c0 + i) * G.qs(), acck);
-                if (av[i] != T(0)) axpy(d, av[i], Gc + i * dp, accv);
+                if (bv[i] != T(0)) axpy_row(m, bv[i], R.q + (c0 + i) * G.qs(), acck);
+                if (av[i] != T(0)) axpy_row(d, av[i], Gc + i * dp, accv);
               }
             }
             // The later chunks (causal) or all positions (bidirectional), through R.
             for (int64_t e = 0; e < d; ++e)
-              if (vr[e] != T(0)) axpy(m, vr[e], RT + e * m, acck);
-            axpy(m, T(1), RT + d * m, acck);
+              if (vr[e] != T(0)) axpy_row(m, vr[e], RT + e * m, acck);
+            axpy_row(m, T(1), RT + d * m, acck);
             for (int64_t kk = 0; kk < m; ++kk)
-              if (kr[kk] != T(0)) axpy(d, kr[kk], Rm + kk * d, accv);
-            axpy(m, T(1), acck, dk + (c0 + s) * G.ks());
-            axpy(d, T(1), accv, dv + (c0 + s) * G.vs());
+              if (kr[kk] != T(0)) axpy_row(d, kr[kk], Rm + kk * d, accv);
+            axpy_row(m, T(1), acck, dk + (c0 + s) * G.ks());
+            axpy_row(d, T(1), accv, dv + (c0 + s) * G.vs());
           }
         }
         if (update_r) {  // R += phiq[chunk]^T g[chunk]
           for (int64_t kk = 0; kk < m; ++kk) {
             const T* qt = QT + kk * C;
             for (int64_t i = 0; i < n; ++i)
-              if (qt[i] != T(0)) axpy(d, qt[i], Gc + i * dp, Rm + kk * d);
+              if (qt[i] != T(0)) axpy_row(d, qt[i], Gc + i * dp, Rm + kk * d);
           }
           for (int64_t e = 0; e < dp; ++e) {
             const T* gt = GT + e * C;
             for (int64_t i = 0; i < n; ++i)
-              if (gt[i] != T(0)) axpy(m, gt[i], R.q + (c0 + i) * G.qs(), RT + e * m);
+              if (gt[i] != T(0)) axpy_row(m, gt[i], R.q + (c0 + i) * G.qs(), RT + e * m);
           }
         }
       }
@@ -359,7 +348,7 @@ void linear_attention_step(const LinearAttnStep& a) {
     const T* kr = phik + g * m;
     for (int64_t kk = 0; kk < m; ++kk) {
       if (kr[kk] == T(0)) continue;
-      axpy(d, kr[kk], v + g * d, S + (g * m + kk) * d);
+      axpy_row(d, kr[kk], v + g * d, S + (g * m + kk) * d);
       z[g * m + kk] += kr[kk];
     }
   }
@@ -367,12 +356,12 @@ void linear_attention_step(const LinearAttnStep& a) {
   for (int64_t h = 0; h < H; ++h) {
     const int64_t g = h / rep;
     const T* q = a.phiq.ptr<T>() + h * m;
-    T* num = scratch<T, 14>(d);
+    T* num = thread_scratch<T, 14>(d);
     std::fill(num, num + d, T(0));
     T dn = T(0);
     for (int64_t kk = 0; kk < m; ++kk) {
       if (q[kk] == T(0)) continue;
-      axpy(d, q[kk], S + (g * m + kk) * d, num);
+      axpy_row(d, q[kk], S + (g * m + kk) * d, num);
       dn += q[kk] * z[g * m + kk];
     }
     dn += T(a.eps);
@@ -402,7 +391,7 @@ void linear_attention_state(const LinearAttnState& a) {
       const T* vr = v + t * Hkv * d;
       for (int64_t kk = 0; kk < m; ++kk) {
         if (kr[kk] == T(0)) continue;
-        axpy(d, kr[kk], vr, S + kk * d);
+        axpy_row(d, kr[kk], vr, S + kk * d);
         z[kk] += kr[kk];
       }
     }

@@ -25,4 +25,18 @@ inline double* scratch_f64(size_t n, int slot = 0) {
   return v.data();
 }
 
+// The same for any element type: one grow-only buffer per (thread, T, Slot).
+template <class T, int Slot>
+T* thread_scratch(int64_t n) {
+  thread_local std::vector<T> buf;
+  if (int64_t(buf.size()) < n) buf.resize(size_t(n));
+  return buf.data();
+}
+
+// y += a x over n contiguous elements (a loop the compiler vectorises).
+template <class T>
+inline void axpy_row(int64_t n, T a, const T* x, T* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
 }  // namespace wersa::cpu

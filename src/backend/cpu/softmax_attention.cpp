@@ -12,23 +12,11 @@
 #include <vector>
 
 #include "gemv.h"
+#include "reduce.h"
 
 namespace wersa::cpu {
 
 namespace {
-
-// Per-thread scratch that only grows; Slot separates the buffers live at the same time.
-template <class T, int Slot>
-T* scratch(int64_t n) {
-  thread_local std::vector<T> buf;
-  if (int64_t(buf.size()) < n) buf.resize(size_t(n));
-  return buf.data();
-}
-
-template <class T>
-inline void axpy(int64_t n, T a, const T* x, T* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
-}
 
 constexpr int kQ = 4;  // query rows per block
 constexpr int kW = 8;  // keys or columns per register tile
@@ -97,10 +85,10 @@ void weighted_rows(int64_t d, const T* w, int64_t ldw, const int64_t* n, const T
   if (e0 < d) {
     for (int r = 0; r < R; ++r) std::fill(out + r * d + e0, out + (r + 1) * d, T(0));
     for (int64_t j = 0; j < nmin; ++j)
-      for (int r = 0; r < R; ++r) axpy(d - e0, w[r * ldw + j], X + j * ldx + e0, out + r * d + e0);
+      for (int r = 0; r < R; ++r) axpy_row(d - e0, w[r * ldw + j], X + j * ldx + e0, out + r * d + e0);
   }
   for (int r = 0; r < R; ++r)
-    for (int64_t j = nmin; j < n[r]; ++j) axpy(d, w[r * ldw + j], X + j * ldx, out + r * d);
+    for (int64_t j = nmin; j < n[r]; ++j) axpy_row(d, w[r * ldw + j], X + j * ldx, out + r * d);
 }
 
 // acc[j][e] += sum_{r : j < n[r]} (c w[r][j]) y[r][e]   (e < d; y is R x d; acc rows of d).
@@ -129,8 +117,8 @@ void rank_update(int64_t d, const T* w, int64_t ldw, const int64_t* n, T c, cons
   for (int64_t j = 0; j < nmax; ++j)
     for (int r = 0; r < R; ++r)
       if (j < n[r])
-        axpy(j < nmin ? d - e0 : d, c * w[r * ldw + j], y + r * d + (j < nmin ? e0 : 0),
-             acc + j * d + (j < nmin ? e0 : 0));
+        axpy_row(j < nmin ? d - e0 : d, c * w[r * ldw + j], y + r * d + (j < nmin ? e0 : 0),
+                 acc + j * d + (j < nmin ? e0 : 0));
 }
 
 // One block of R query rows starting at t0 for one (b, h): softmax probabilities into P (rows of
@@ -139,9 +127,9 @@ template <class T, int R>
 void fwd_block(const Geo& G, const SoftmaxAttnFwd& a, int64_t b, int64_t h, int64_t t0, const T* KT) {
   const int64_t d = G.d, ld = G.ldt(), g = h / G.rep();
   const T scale = T(a.scale);
-  T* P = scratch<T, 1>(kQ * ld);
-  T* qs = scratch<T, 2>(kQ * d);
-  T* acc = scratch<T, 3>(kQ * d);
+  T* P = thread_scratch<T, 1>(kQ * ld);
+  T* qs = thread_scratch<T, 2>(kQ * d);
+  T* acc = thread_scratch<T, 3>(kQ * d);
   int64_t n[R];
   double l[R];
   T mx[R];
@@ -175,9 +163,9 @@ template <class T, int R>
 void prefill_block(const SoftmaxAttnPrefill& a, int64_t Hkv, int64_t ld, int64_t h, int64_t t0, const T* KT) {
   const int64_t H = a.q.dim(1), d = a.q.dim(2), g = h / (H / Hkv);
   const T scale = T(a.scale);
-  T* P = scratch<T, 1>(kQ * ld);
-  T* qs = scratch<T, 2>(kQ * d);
-  T* acc = scratch<T, 3>(kQ * d);
+  T* P = thread_scratch<T, 1>(kQ * ld);
+  T* qs = thread_scratch<T, 2>(kQ * d);
+  T* acc = thread_scratch<T, 3>(kQ * d);
   int64_t n[R];
   double l[R];
   const T* q = a.q.ptr<T>() + (t0 * H + h) * d;
@@ -208,12 +196,12 @@ void bwd_block(const Geo& G, const SoftmaxAttnBwd& a, int64_t b, int64_t h, int6
                const T* VT, T* dKa, T* dVa) {
   const int64_t d = G.d, ld = G.ldt(), g = h / G.rep();
   const T scale = T(a.scale);
-  T* P = scratch<T, 1>(kQ * ld);
-  T* qs = scratch<T, 2>(kQ * d);
-  T* acc = scratch<T, 3>(kQ * d);
-  T* dS = scratch<T, 4>(kQ * ld);
-  T* qr = scratch<T, 5>(kQ * d);
-  T* dor = scratch<T, 6>(kQ * d);
+  T* P = thread_scratch<T, 1>(kQ * ld);
+  T* qs = thread_scratch<T, 2>(kQ * d);
+  T* acc = thread_scratch<T, 3>(kQ * d);
+  T* dS = thread_scratch<T, 4>(kQ * ld);
+  T* qr = thread_scratch<T, 5>(kQ * d);
+  T* dor = thread_scratch<T, 6>(kQ * d);
   int64_t n[R];
   const int64_t row0 = (b * G.T + t0) * G.H + h;
   for (int r = 0; r < R; ++r) {
@@ -274,7 +262,7 @@ void softmax_attention_fwd(const SoftmaxAttnFwd& a) {
 #pragma omp parallel for schedule(static) if (G.work() > kParallelWork)
   for (int64_t bh = 0; bh < nbh; ++bh) {
     const int64_t b = bh / G.H, h = bh % G.H;
-    T* KT = scratch<T, 0>(G.d * G.ldt());
+    T* KT = thread_scratch<T, 0>(G.d * G.ldt());
     load_transposed(G, a.k.ptr<T>(), b, h / G.rep(), KT);
     for (int64_t t0 = 0; t0 < G.T; t0 += kQ) {
       const int64_t R = std::min<int64_t>(kQ, G.T - t0);
@@ -290,10 +278,10 @@ void softmax_attention_bwd(const SoftmaxAttnBwd& a) {
 #pragma omp parallel for schedule(static) if (G.work() > kParallelWork)
   for (int64_t bg = 0; bg < nbg; ++bg) {
     const int64_t b = bg / G.Hkv, g = bg % G.Hkv;
-    T* KT = scratch<T, 0>(d * G.ldt());
-    T* VT = scratch<T, 7>(d * G.ldt());
-    T* dKa = scratch<T, 8>(G.T * d);
-    T* dVa = scratch<T, 9>(G.T * d);
+    T* KT = thread_scratch<T, 0>(d * G.ldt());
+    T* VT = thread_scratch<T, 7>(d * G.ldt());
+    T* dKa = thread_scratch<T, 8>(G.T * d);
+    T* dVa = thread_scratch<T, 9>(G.T * d);
     load_transposed(G, a.k.ptr<T>(), b, g, KT);
     load_transposed(G, a.v.ptr<T>(), b, g, VT);
     std::fill(dKa, dKa + G.T * d, T(0));
@@ -319,7 +307,7 @@ void softmax_attention_prefill(const SoftmaxAttnPrefill& a) {
   const int64_t ld = G.ldt();
 #pragma omp parallel for schedule(static) if (H * Tq * G.T * d > kParallelWork)
   for (int64_t h = 0; h < H; ++h) {
-    T* KT = scratch<T, 0>(d * ld);
+    T* KT = thread_scratch<T, 0>(d * ld);
     load_transposed(G, a.kcache.ptr<T>(), 0, h / G.rep(), KT);
     for (int64_t t0 = 0; t0 < Tq; t0 += kQ) {
       const int64_t R = std::min<int64_t>(kQ, Tq - t0);
@@ -339,13 +327,13 @@ void softmax_attention_decode(const SoftmaxAttnDecode& a) {
   // one pass over the value rows (gemv.h: vectorised, fixed order).
 #pragma omp parallel for schedule(static) if (H * n * d > kParallelWork)
   for (int64_t g = 0; g < Hkv; ++g) {
-    T* sc = scratch<T, 1>(rep * n);
-    T* acc = scratch<T, 2>(rep * d);
-    T* qs = scratch<T, 3>(rep * d);
+    T* sc = thread_scratch<T, 1>(rep * n);
+    T* acc = thread_scratch<T, 2>(rep * d);
+    T* qs = thread_scratch<T, 3>(rep * d);
     const T* q = a.q.ptr<T>() + g * rep * d;
     for (int64_t e = 0; e < rep * d; ++e) qs[e] = scale * q[e];
     dot_rows_multi(n, d, a.kcache.ptr<T>() + g * d, Hkv * d, qs, int(rep), sc);
-    double* lsum = scratch<double, 4>(rep);
+    double* lsum = thread_scratch<double, 4>(rep);
     for (int64_t r = 0; r < rep; ++r) {
       T* s = sc + r * n;
       const T mx = *std::max_element(s, s + n);
