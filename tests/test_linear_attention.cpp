@@ -76,15 +76,6 @@ void reference(const Prob& p, bool causal, double eps, std::vector<double>& o, s
     }
 }
 
-double max_rel(const Buf& a, const std::vector<double>& ref) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < a.n(); ++i) {
-    num = std::max(num, std::fabs(a.get(i) - ref[size_t(i)]));
-    den = std::max(den, std::fabs(ref[size_t(i)]));
-  }
-  return num / std::max(den, 1e-300);
-}
-
 bool bitwise_equal_rows(const Buf& a, const Buf& b, int64_t row_elems, int64_t rows_per_batch, int64_t B,
                         int64_t upto) {
   const size_t es = dtype_size(a.t.dtype);

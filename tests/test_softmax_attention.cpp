@@ -69,15 +69,6 @@ void reference(const Prob& p, bool causal, std::vector<double>& o, std::vector<d
     }
 }
 
-double max_rel(const Buf& a, const std::vector<double>& ref) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < a.n(); ++i) {
-    num = std::max(num, std::fabs(a.get(i) - ref[size_t(i)]));
-    den = std::max(den, std::fabs(ref[size_t(i)]));
-  }
-  return num / std::max(den, 1e-300);
-}
-
 }  // namespace
 
 TEST(SoftmaxAttention, MatchesNaiveReference) {

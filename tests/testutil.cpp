@@ -166,6 +166,15 @@ void expect_one_line_error(const ToolRun& r, const std::string& needle) {
   EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
 }
 
+double max_rel(const Buf& a, const std::vector<double>& ref) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < a.n(); ++i) {
+    num = std::max(num, std::fabs(a.get(i) - ref[size_t(i)]));
+    den = std::max(den, std::fabs(ref[size_t(i)]));
+  }
+  return num / std::max(den, 1e-300);
+}
+
 std::string source_dir() { return WERSA_SOURCE_DIR; }
 
 std::string shared_data(const std::string& file) {

@@ -60,6 +60,8 @@ void expect_grad_matches(const std::function<double()>& loss, const std::functio
 double dot(const Buf& a, const Buf& b);
 // max |a - b| / max(1e-12, max|b|)
 double rel_err(const Buf& a, const Buf& b);
+// max |a - ref| / max|ref|, against a reference computed in double.
+double max_rel(const Buf& a, const std::vector<double>& ref);
 
 // A fresh temporary directory, removed with everything in it when the object goes away.
 struct TempDir {
