@@ -31,13 +31,6 @@ void Arena::reserve(size_t bytes) {
   bytes_ = 0;
 }
 
-Tensor Arena::flat(DType dtype) const {
-  WERSA_ASSERT(base_, "arena not allocated");
-  for (const Tensor& t : tensors_) WERSA_ASSERT(t.dtype == dtype, "mixed dtypes in arena ", purpose_);
-  WERSA_ASSERT(bytes_ % dtype_size(dtype) == 0);
-  return Tensor(base_, dtype, device_, Shape{static_cast<int64_t>(bytes_ / dtype_size(dtype))}, purpose_);
-}
-
 void Arena::zero() {
   if (base_) device_memset0(Tensor(base_, DType::U16, device_, Shape{int64_t(bytes_ / 2)}, purpose_));
 }

@@ -31,14 +31,11 @@ class Arena {
   }
   // A view of the next `shape` elements (64-byte aligned). While measuring, the view has no data.
   Tensor add(const std::string& name, DType dtype, Shape shape);
-  bool allocated() const { return base_ != nullptr; }
   size_t bytes() const { return bytes_; }
   const std::string& purpose() const { return purpose_; }
   Device device() const { return device_; }
   std::deque<Tensor>& tensors() { return tensors_; }
   const std::deque<Tensor>& tensors() const { return tensors_; }
-  // The whole arena as one flat tensor of `dtype` (all tensors must share it).
-  Tensor flat(DType dtype) const;
   void zero();
 
  private:
