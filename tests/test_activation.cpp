@@ -16,7 +16,7 @@ const Activation kAll[] = {Activation::Gelu, Activation::Relu, Activation::Sigmo
 double eval(Activation act, double v) {
   Buf x(DType::F64, {1}), y(DType::F64, {1});
   x.set(0, v);
-  activation_fwd({y, x, act});
+  activation_fwd(ctx(), {y, x, act});
   return y.get(0);
 }
 }  // namespace
@@ -53,10 +53,10 @@ TEST(Activation, GradientsMatchFiniteDifferences) {
     for (int64_t i = 0; i < x.n(); ++i)
       if (std::fabs(x.get(i)) < 1e-3) x.set(i, 0.1);
     auto loss = [&] {
-      activation_fwd({y, x, act});
+      activation_fwd(ctx(), {y, x, act});
       return dot(y, probe);
     };
-    auto backward = [&] { activation_bwd({dx, probe, x, act}); };
+    auto backward = [&] { activation_bwd(ctx(), {dx, probe, x, act}); };
     expect_grad_matches(loss, backward, {{&x, &dx, "x"}});
   }
 }
@@ -68,18 +68,18 @@ TEST(Activation, DxOverwrittenOrAddedAndInPlace) {
     Buf x(DType::F64, s), y(DType::F64, s), dy(DType::F64, s), dx(DType::F64, s), dx2(DType::F64, s);
     Buf prior(DType::F64, s);
     x.randn(1, 2.0), dy.randn(2), prior.randn(3);
-    activation_bwd({dx, dy, x, act});
+    activation_bwd(ctx(), {dx, dy, x, act});
     dx2.randn(4);  // garbage that must be overwritten
-    activation_bwd({dx2, dy, x, act});
+    activation_bwd(ctx(), {dx2, dy, x, act});
     EXPECT_EQ(rel_err(dx2, dx), 0.0);
     dx2.copy_from(prior);
-    activation_bwd({dx2, dy, x, act, true});
+    activation_bwd(ctx(), {dx2, dy, x, act, true});
     for (int64_t i = 0; i < dx.n(); ++i) EXPECT_NEAR(dx2.get(i), prior.get(i) + dx.get(i), 1e-14);
     // dx over dy in place, y over x in place.
-    activation_bwd({dy, dy, x, act});
+    activation_bwd(ctx(), {dy, dy, x, act});
     EXPECT_EQ(rel_err(dy, dx), 0.0);
-    activation_fwd({y, x, act});
-    activation_fwd({x, x, act});
+    activation_fwd(ctx(), {y, x, act});
+    activation_fwd(ctx(), {x, x, act});
     EXPECT_EQ(rel_err(x, y), 0.0);
   }
 }
@@ -93,10 +93,10 @@ TEST(Activation, FloatMatchesDoubleOverAWideRange) {
     for (int64_t i = 0; i < n; ++i) x.set(i, -60.0 + 0.1 * double(i));  // -60 .. 60
     dy.randn(1);
     xf.copy_from(x), dyf.copy_from(dy);
-    activation_fwd({y, x, act});
-    activation_fwd({yf, xf, act});
-    activation_bwd({dx, dy, x, act});
-    activation_bwd({dxf, dyf, xf, act});
+    activation_fwd(ctx(), {y, x, act});
+    activation_fwd(ctx(), {yf, xf, act});
+    activation_bwd(ctx(), {dx, dy, x, act});
+    activation_bwd(ctx(), {dxf, dyf, xf, act});
     EXPECT_LT(rel_err(yf, y), 1e-6);
     EXPECT_LT(rel_err(dxf, dx), 1e-6);
     for (int64_t i = 0; i < n; ++i) ASSERT_TRUE(std::isfinite(yf.get(i)) && std::isfinite(dxf.get(i))) << i;
@@ -106,10 +106,10 @@ TEST(Activation, FloatMatchesDoubleOverAWideRange) {
 TEST(Activation, ArgumentErrors) {
   Buf x(DType::F32, {4, 6}), y(DType::F32, {4, 6}), ybad(DType::F32, {4, 7}), y64(DType::F64, {4, 6});
   Buf i32(DType::I32, {4, 6});
-  EXPECT_THROW(activation_fwd({ybad, x, Activation::Gelu}), Error);
-  EXPECT_THROW(activation_fwd({y64, x, Activation::Gelu}), Error);
-  EXPECT_THROW(activation_fwd({i32, i32, Activation::Relu}), Error);
-  EXPECT_THROW(activation_fwd({y, x, static_cast<Activation>(42)}), Error);
-  EXPECT_THROW(activation_bwd({y, ybad, x, Activation::Silu}), Error);
-  EXPECT_NO_THROW(activation_bwd({y, y, x, Activation::Silu}));
+  EXPECT_THROW(activation_fwd(ctx(), {ybad, x, Activation::Gelu}), Error);
+  EXPECT_THROW(activation_fwd(ctx(), {y64, x, Activation::Gelu}), Error);
+  EXPECT_THROW(activation_fwd(ctx(), {i32, i32, Activation::Relu}), Error);
+  EXPECT_THROW(activation_fwd(ctx(), {y, x, static_cast<Activation>(42)}), Error);
+  EXPECT_THROW(activation_bwd(ctx(), {y, ybad, x, Activation::Silu}), Error);
+  EXPECT_NO_THROW(activation_bwd(ctx(), {y, y, x, Activation::Silu}));
 }

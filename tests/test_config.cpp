@@ -69,7 +69,8 @@ Config all_non_default() {
   m.vocab_size = 1000, m.dim = 96, m.layers = 3, m.heads = 6, m.kv_heads = 3, m.ffn_dim = 200;
   m.tie_embeddings = false, m.rope_theta = 500000.0, m.norm_eps = 1e-5, m.init_std = 0.015;
   AttentionConfig& a = m.attention;
-  a.type = "softmax", a.features = 48, a.levels = 4, a.conv_width = 17, a.shared_qk_features = false;
+  a.type = AttentionKind::Softmax, a.features = 48, a.levels = 4, a.conv_width = 17,
+  a.shared_qk_features = false;
   a.causal = false, a.chunk = 128, a.eps = 1e-5, a.qkv_bias = false, a.gate_dim = 20, a.head_norm_eps = 1e-4;
   TrainConfig& t = c.train;
   t.steps = 5000, t.batch_size = 16, t.seq_len = 512, t.lr = 6e-4, t.min_lr = 6e-5, t.warmup_steps = 300;
@@ -170,7 +171,7 @@ TEST(Config, PartialJsonKeepsDefaults) {
   EXPECT_EQ(c.model.attention.levels, 5);
   EXPECT_EQ(c.train.seed, 7u);
   EXPECT_EQ(c.model.heads, 4);
-  EXPECT_EQ(c.model.attention.type, "wersa");
+  EXPECT_EQ(c.model.attention.type, AttentionKind::Wersa);
   EXPECT_EQ(c.train.lr, 1e-3);
 }
 
@@ -240,7 +241,7 @@ TEST(Config, OutOfRange) {
       "configs/x.json: train.seed: -1 is out of range (expected an integer in [0, 18446744073709551615])");
   EXPECT_EQ(json_error(R"({"model": {"attention": {"type": "flash"}}})"),
             "configs/x.json: model.attention.type: \"flash\" is not a valid choice (expected one of: wersa, "
-            "softmax)");
+            "softmax, linear)");
   EXPECT_EQ(json_error(R"({"train": {"device": "tpu"}})"),
             "configs/x.json: train.device: \"tpu\" is not a valid choice (expected one of: cpu, cuda)");
   // Boundaries are inclusive where the help says so.
@@ -293,7 +294,7 @@ TEST(Config, SetOverrides) {
   config_set(c, "data.tokenizer=\"quoted.model\"");
   EXPECT_EQ(c.model.dim, 128);
   EXPECT_EQ(c.model.attention.levels, 5);
-  EXPECT_EQ(c.model.attention.type, "softmax");
+  EXPECT_EQ(c.model.attention.type, AttentionKind::Softmax);
   EXPECT_FALSE(c.model.tie_embeddings);
   EXPECT_EQ(c.train.lr, 3e-3);
   EXPECT_EQ(c.train.seed, 99u);
@@ -358,8 +359,8 @@ TEST(Config, CrossFieldRules) {
             "x.json: train.warmup_steps: 101 is more than train.steps = 100 (expected train.warmup_steps <= "
             "train.steps)");
   EXPECT_EQ(
-      err([](Config& c) { c.model.attention.type = "linear"; }),
-      "x.json: model.attention.type: \"linear\" is not a valid choice (expected one of: wersa, softmax)");
+      err([](Config& c) { c.model.attention.type = static_cast<AttentionKind>(9); }),
+      "x.json: model.attention.type: 9 is not a valid choice (expected one of: wersa, softmax, linear)");
   EXPECT_EQ(err([](Config& c) { c.train.device = "gpu"; }),
             "x.json: train.device: \"gpu\" is not a valid choice (expected one of: cpu, cuda)");
   // The same rules apply to files.

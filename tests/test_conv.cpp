@@ -29,7 +29,7 @@ TEST(DepthwiseConv, ForwardMatchesDirectFormula) {
       const int64_t B = 2, C = 19;
       Buf x(DType::F64, {B, T, C}), w(DType::F64, {C, K}), b(DType::F64, {C}), y(DType::F64, {B, T, C});
       x.randn(1), w.randn(2), b.randn(3), y.randn(4);
-      depthwise_conv_fwd({y, x, w, b, causal});
+      depthwise_conv_fwd(ctx(), {y, x, w, b, causal});
       for (int64_t bb = 0; bb < B; ++bb)
         for (int64_t t = 0; t < T; ++t)
           for (int64_t c = 0; c < C; ++c)
@@ -43,14 +43,14 @@ TEST(DepthwiseConv, CausalOutputDependsOnlyOnPastAndPresent) {
   Buf x(DType::F64, {B, T, C}), w(DType::F64, {C, K}), b(DType::F64, {C});
   Buf y1(DType::F64, {B, T, C}), y2(DType::F64, {B, T, C});
   x.randn(5), w.randn(6), b.randn(7);
-  depthwise_conv_fwd({y1, x, w, b});
+  depthwise_conv_fwd(ctx(), {y1, x, w, b});
   for (int64_t t0 : {0, 4, 12}) {
     Buf x2(DType::F64, {B, T, C});
     x2.copy_from(x);
     for (int64_t bb = 0; bb < B; ++bb)
       for (int64_t t = t0; t < T; ++t)
         for (int64_t c = 0; c < C; ++c) x2.set((bb * T + t) * C + c, 100.0 + t);
-    depthwise_conv_fwd({y2, x2, w, b});
+    depthwise_conv_fwd(ctx(), {y2, x2, w, b});
     for (int64_t bb = 0; bb < B; ++bb)
       for (int64_t t = 0; t < T; ++t)
         for (int64_t c = 0; c < C; ++c) {
@@ -69,12 +69,12 @@ TEST(DepthwiseConv, CentredWindowSeesHalfTheWidthAhead) {
   Buf x(DType::F64, {B, T, C}), w(DType::F64, {C, K}), b(DType::F64, {C});
   Buf y1(DType::F64, {B, T, C}), y2(DType::F64, {B, T, C});
   x.randn(8), w.randn(9), b.randn(10);
-  depthwise_conv_fwd({y1, x, w, b, false});
+  depthwise_conv_fwd(ctx(), {y1, x, w, b, false});
   for (int64_t ahead : {3, 4}) {
     Buf x2(DType::F64, {B, T, C});
     x2.copy_from(x);
     for (int64_t c = 0; c < C; ++c) x2.set((t + ahead) * C + c, 50.0);
-    depthwise_conv_fwd({y2, x2, w, b, false});
+    depthwise_conv_fwd(ctx(), {y2, x2, w, b, false});
     for (int64_t c = 0; c < C; ++c) {
       if (ahead == 3)
         EXPECT_NE(y2.get(t * C + c), y1.get(t * C + c));
@@ -93,10 +93,10 @@ TEST(DepthwiseConv, GradientsMatchFiniteDifferences) {
           db(DType::F64, {C});
       x.randn(11), w.randn(12), b.randn(13), probe.randn(14);
       auto loss = [&] {
-        depthwise_conv_fwd({y, x, w, b, causal});
+        depthwise_conv_fwd(ctx(), {y, x, w, b, causal});
         return dot(y, probe);
       };
-      auto backward = [&] { depthwise_conv_bwd({dx, dw, db, probe, x, w, causal}); };
+      auto backward = [&] { depthwise_conv_bwd(ctx(), {dx, dw, db, probe, x, w, causal}); };
       SCOPED_TRACE(testing::Message() << "causal " << causal << " K " << K);
       expect_grad_matches(loss, backward, {{&x, &dx, "x"}, {&w, &dw, "w"}, {&b, &db, "b"}});
     }
@@ -108,20 +108,20 @@ TEST(DepthwiseConv, ParameterGradientsAccumulateInputGradientOverwritesOrAdds) {
   Buf dx(DType::F64, {B, T, C}), dw(DType::F64, {C, K}), db(DType::F64, {C});
   Buf dx2(DType::F64, {B, T, C}), dw2(DType::F64, {C, K}), db2(DType::F64, {C});
   x.randn(15), w.randn(16), dy.randn(17);
-  depthwise_conv_bwd({dx, dw, db, dy, x, w});
+  depthwise_conv_bwd(ctx(), {dx, dw, db, dy, x, w});
   dx2.randn(18);  // garbage that must be overwritten
-  depthwise_conv_bwd({dx2, dw2, db2, dy, x, w});
+  depthwise_conv_bwd(ctx(), {dx2, dw2, db2, dy, x, w});
   for (int64_t i = 0; i < dx.n(); ++i) EXPECT_NEAR(dx2.get(i), dx.get(i), 1e-12);
   DepthwiseConvBwd again{dx2, dw2, db2, dy, x, w};
   again.accumulate_dx = true;
-  depthwise_conv_bwd(again);
+  depthwise_conv_bwd(ctx(), again);
   for (int64_t i = 0; i < dx.n(); ++i) EXPECT_NEAR(dx2.get(i), 2 * dx.get(i), 1e-12);
   for (int64_t i = 0; i < dw.n(); ++i) EXPECT_NEAR(dw2.get(i), 2 * dw.get(i), 1e-12);
   for (int64_t i = 0; i < db.n(); ++i) EXPECT_NEAR(db2.get(i), 2 * db.get(i), 1e-12);
   // Undefined outputs are skipped; no bias is allowed.
   Buf y(DType::F64, {B, T, C});
-  depthwise_conv_fwd({y, x, w, {}});
-  depthwise_conv_bwd({{}, dw2, {}, dy, x, w});
+  depthwise_conv_fwd(ctx(), {y, x, w, {}});
+  depthwise_conv_bwd(ctx(), {{}, dw2, {}, dy, x, w});
 }
 
 TEST(DepthwiseConv, FloatMatchesDouble) {
@@ -133,10 +133,10 @@ TEST(DepthwiseConv, FloatMatchesDouble) {
     Buf dxf(DType::F32, {B, T, C}), dwf(DType::F32, {C, K}), dbf(DType::F32, {C}), dyf(DType::F32, {B, T, C});
     x.randn(19), w.randn(20), b.randn(21), dy.randn(22);
     xf.copy_from(x), wf.copy_from(w), bf.copy_from(b), dyf.copy_from(dy);
-    depthwise_conv_bwd({dx, dw, db, dy, x, w, causal});
-    depthwise_conv_bwd({dxf, dwf, dbf, dyf, xf, wf, causal});
-    depthwise_conv_fwd({y, x, w, b, causal});
-    depthwise_conv_fwd({yf, xf, wf, bf, causal});
+    depthwise_conv_bwd(ctx(), {dx, dw, db, dy, x, w, causal});
+    depthwise_conv_bwd(ctx(), {dxf, dwf, dbf, dyf, xf, wf, causal});
+    depthwise_conv_fwd(ctx(), {y, x, w, b, causal});
+    depthwise_conv_fwd(ctx(), {yf, xf, wf, bf, causal});
     EXPECT_LT(rel_err(yf, y), 1e-6);
     EXPECT_LT(rel_err(dxf, dx), 1e-6);
     EXPECT_LT(rel_err(dwf, dw), 1e-6);
@@ -148,9 +148,9 @@ TEST(DepthwiseConv, ShapeAndDtypeErrors) {
   Buf x(DType::F32, {2, 5, 4}), w(DType::F32, {4, 3}), b(DType::F32, {4}), y(DType::F32, {2, 5, 4});
   Buf wbad(DType::F32, {3, 3}), w0(DType::F32, {4, 0}), b64(DType::F64, {4}), x2(DType::F32, {10, 4});
   Buf dw_bad(DType::F32, {4, 2});
-  EXPECT_THROW(depthwise_conv_fwd({y, x, wbad, b}), Error);
-  EXPECT_THROW(depthwise_conv_fwd({y, x, w0, b}), Error);
-  EXPECT_THROW(depthwise_conv_fwd({y, x, w, b64}), Error);
-  EXPECT_THROW(depthwise_conv_fwd({y, x2, w, b}), Error);
-  EXPECT_THROW(depthwise_conv_bwd({{}, dw_bad, {}, y, x, w}), Error);
+  EXPECT_THROW(depthwise_conv_fwd(ctx(), {y, x, wbad, b}), Error);
+  EXPECT_THROW(depthwise_conv_fwd(ctx(), {y, x, w0, b}), Error);
+  EXPECT_THROW(depthwise_conv_fwd(ctx(), {y, x, w, b64}), Error);
+  EXPECT_THROW(depthwise_conv_fwd(ctx(), {y, x2, w, b}), Error);
+  EXPECT_THROW(depthwise_conv_bwd(ctx(), {{}, dw_bad, {}, y, x, w}), Error);
 }

@@ -21,7 +21,7 @@ TEST(CrossEntropy, ForwardMatchesDirectFormula) {
   Buf logits(DType::F64, {N, V}), targets(DType::I32, {N}), losses(DType::F64, {N});
   logits.randn(1, 2.0);
   fill_targets(targets, V, 2);
-  cross_entropy_fwd({losses, logits, targets});
+  cross_entropy_fwd(ctx(), {losses, logits, targets});
   for (int64_t n = 0; n < N; ++n) {
     double z = 0;
     for (int64_t v = 0; v < V; ++v) z += std::exp(logits.get(n * V + v));
@@ -36,7 +36,7 @@ TEST(CrossEntropy, UniformLogitsGiveLogV) {
   Buf logits(DType::F32, {N, V}), targets(DType::I32, {N}), losses(DType::F32, {N});
   for (int64_t i = 0; i < logits.n(); ++i) logits.set(i, 0.25);
   fill_targets(targets, V, 3);
-  cross_entropy_fwd({losses, logits, targets});
+  cross_entropy_fwd(ctx(), {losses, logits, targets});
   for (int64_t n = 0; n < N; ++n) EXPECT_NEAR(losses.get(n), std::log(256.0), 1e-5);
 }
 
@@ -48,8 +48,8 @@ TEST(CrossEntropy, LargeLogitsAreStable) {
     logits.randn(4, 3.0);
     for (int64_t i = 0; i < logits.n(); ++i) shifted.set(i, logits.get(i) + 1000.0);
     fill_targets(targets, V, 5);
-    cross_entropy_fwd({l1, logits, targets});
-    cross_entropy_fwd({l2, shifted, targets});
+    cross_entropy_fwd(ctx(), {l1, logits, targets});
+    cross_entropy_fwd(ctx(), {l2, shifted, targets});
     for (int64_t n = 0; n < N; ++n) {
       EXPECT_TRUE(std::isfinite(l2.get(n)));
       EXPECT_NEAR(l2.get(n), l1.get(n), dt == DType::F64 ? 1e-10 : 2e-3);  // f32 ulp at 1000 is 6e-5
@@ -64,8 +64,8 @@ TEST(CrossEntropy, IgnoredTargetsGiveZeroLossAndGradient) {
   fill_targets(targets, V, 7);
   targets.set(1, -1), targets.set(4, -1);
   losses.randn(8), dl.randn(9);  // garbage that must be overwritten
-  cross_entropy_fwd({losses, logits, targets});
-  cross_entropy_bwd({dl, logits, targets, 1.0});
+  cross_entropy_fwd(ctx(), {losses, logits, targets});
+  cross_entropy_bwd(ctx(), {dl, logits, targets, 1.0});
   for (int64_t n : {1, 4}) {
     EXPECT_EQ(losses.get(n), 0.0);
     for (int64_t v = 0; v < V; ++v) EXPECT_EQ(dl.get(n * V + v), 0.0);
@@ -87,12 +87,12 @@ TEST(CrossEntropy, GradientsMatchFiniteDifferences) {
   fill_targets(targets, V, 11);
   targets.set(3, -1);
   auto loss = [&] {
-    cross_entropy_fwd({losses, logits, targets});
+    cross_entropy_fwd(ctx(), {losses, logits, targets});
     double s = 0;
     for (int64_t n = 0; n < N; ++n) s += losses.get(n);
     return scale * s;
   };
-  auto backward = [&] { cross_entropy_bwd({dl, logits, targets, scale}); };
+  auto backward = [&] { cross_entropy_bwd(ctx(), {dl, logits, targets, scale}); };
   expect_grad_matches(loss, backward, {{&logits, &dl, "logits"}});
 }
 
@@ -103,8 +103,8 @@ TEST(CrossEntropy, BackwardInPlaceMatchesOutOfPlace) {
     logits.randn(12, 2.0);
     fill_targets(targets, V, 13);
     targets.set(2, -1);
-    cross_entropy_bwd({dl, logits, targets, 0.5});
-    cross_entropy_bwd({logits, logits, targets, 0.5});  // dlogits aliases logits
+    cross_entropy_bwd(ctx(), {dl, logits, targets, 0.5});
+    cross_entropy_bwd(ctx(), {logits, logits, targets, 0.5});  // dlogits aliases logits
     for (int64_t i = 0; i < dl.n(); ++i) EXPECT_EQ(logits.get(i), dl.get(i)) << i;
   }
 }
@@ -116,10 +116,10 @@ TEST(CrossEntropy, FloatMatchesDouble) {
   logits.randn(14, 3.0);
   logitsf.copy_from(logits);
   fill_targets(targets, V, 15);
-  cross_entropy_fwd({losses, logits, targets});
-  cross_entropy_fwd({lossesf, logitsf, targets});
-  cross_entropy_bwd({dl, logits, targets, 1.0 / N});
-  cross_entropy_bwd({dlf, logitsf, targets, 1.0 / N});
+  cross_entropy_fwd(ctx(), {losses, logits, targets});
+  cross_entropy_fwd(ctx(), {lossesf, logitsf, targets});
+  cross_entropy_bwd(ctx(), {dl, logits, targets, 1.0 / N});
+  cross_entropy_bwd(ctx(), {dlf, logitsf, targets, 1.0 / N});
   EXPECT_LT(rel_err(lossesf, losses), 1e-5);
   EXPECT_LT(rel_err(dlf, dl), 1e-5);
 }
@@ -132,23 +132,23 @@ TEST(CrossEntropy, BadTargetsAreErrorsNamingPositionAndId) {
   for (int bad : {10, -2, 1 << 30}) {
     targets.set(2, bad);
     try {
-      cross_entropy_fwd({losses, logits, targets});
+      cross_entropy_fwd(ctx(), {losses, logits, targets});
       ADD_FAILURE() << "target " << bad << " accepted";
     } catch (const Error& e) {
       const std::string msg = e.what();
       EXPECT_NE(msg.find("position 2"), std::string::npos) << msg;
       EXPECT_NE(msg.find(std::to_string(bad)), std::string::npos) << msg;
     }
-    EXPECT_THROW(cross_entropy_bwd({dl, logits, targets, 1.0}), Error);
+    EXPECT_THROW(cross_entropy_bwd(ctx(), {dl, logits, targets, 1.0}), Error);
   }
 }
 
 TEST(CrossEntropy, ShapeAndDtypeErrors) {
   Buf logits(DType::F32, {4, 10}), targets(DType::I32, {4}), losses(DType::F32, {4});
   Buf short_t(DType::I32, {3}), float_t(DType::F32, {4}), losses64(DType::F64, {4}), dl(DType::F32, {4, 9});
-  EXPECT_THROW(cross_entropy_fwd({losses, logits, short_t}), Error);
-  EXPECT_THROW(cross_entropy_fwd({losses, logits, float_t}), Error);
-  EXPECT_THROW(cross_entropy_fwd({losses64, logits, targets}), Error);
-  EXPECT_THROW(cross_entropy_bwd({dl, logits, targets, 1.0}), Error);
-  EXPECT_THROW(cross_entropy_fwd({{}, logits, targets}), Error);
+  EXPECT_THROW(cross_entropy_fwd(ctx(), {losses, logits, short_t}), Error);
+  EXPECT_THROW(cross_entropy_fwd(ctx(), {losses, logits, float_t}), Error);
+  EXPECT_THROW(cross_entropy_fwd(ctx(), {losses64, logits, targets}), Error);
+  EXPECT_THROW(cross_entropy_bwd(ctx(), {dl, logits, targets, 1.0}), Error);
+  EXPECT_THROW(cross_entropy_fwd(ctx(), {{}, logits, targets}), Error);
 }

@@ -53,11 +53,11 @@ TEST(DecodeOps, ConvStepReproducesTheCausalConv) {
         x.randn(1 + uint64_t(T));
         w.randn(2 + uint64_t(K));
         b.randn(3);
-        depthwise_conv_fwd({y, x, w, b, true});
+        depthwise_conv_fwd(ctx(), {y, x, w, b, true});
         Buf win(dt, {std::max<int64_t>(K - 1, 1), C}), ys(dt, {C});
         const Tensor window = K > 1 ? win.t.view({K - 1, C}) : Tensor();
         for (int64_t t = 0; t < T; ++t) {
-          depthwise_conv_step({ys, window, row_view(x, t, C), w, b, t});
+          depthwise_conv_step(ctx(), {ys, window, row_view(x, t, C), w, b, t});
           for (int64_t c = 0; c < C; ++c)
             ASSERT_EQ(ys.get(c), y.get(t * C + c))
                 << dtype_name(dt) << " K " << K << " T " << T << " t " << t;
@@ -73,12 +73,12 @@ TEST(DecodeOps, HaarStepReproducesAnalysisAndSynthesis) {
         Buf x(dt, {1, T, C}), gamma(dt, {1, T, L + 1}), coef(dt, {L + 1, 1, T, C}), y(dt, {1, T, C});
         x.randn(10 + uint64_t(L));
         gamma.uniform(20 + uint64_t(T), 0.1, 1.5);
-        haar_analysis_fwd({coef, x, L});
-        haar_synthesis_fwd({y, coef, gamma, L});
+        haar_analysis_fwd(ctx(), {coef, x, L});
+        haar_synthesis_fwd(ctx(), {y, coef, gamma, L});
         Buf ring(dt, {(int64_t(1) << L) - 1, C}), ys(dt, {C});
         double err = 0, scale = 0;
         for (int64_t t = 0; t < T; ++t) {
-          haar_step({ys, ring, row_view(x, t, C), row_view(gamma, t, L + 1), L, t});
+          haar_step(ctx(), {ys, ring, row_view(x, t, C), row_view(gamma, t, L + 1), L, t});
           for (int64_t c = 0; c < C; ++c) {
             err = std::max(err, std::fabs(ys.get(c) - y.get(t * C + c)));
             scale = std::max(scale, std::fabs(y.get(t * C + c)));
@@ -94,7 +94,7 @@ TEST(DecodeOps, HaarAnalysisInChunksEqualsOneShot) {
     for (int L : {1, 3, 5}) {
       Buf x(dt, {B, T, C}), full(dt, {L + 1, B, T, C});
       x.randn(30 + uint64_t(L));
-      haar_analysis_fwd({full, x, L});
+      haar_analysis_fwd(ctx(), {full, x, L});
       const int64_t P = (int64_t(1) << L) - 1;
       Buf state(dt, {B, P, C});
       double err = 0, scale = 0;
@@ -104,7 +104,7 @@ TEST(DecodeOps, HaarAnalysisInChunksEqualsOneShot) {
         for (int64_t b = 0; b < B; ++b)
           for (int64_t t = 0; t < n; ++t)
             for (int64_t c = 0; c < C; ++c) xc.set((b * n + t) * C + c, x.get((b * T + t0 + t) * C + c));
-        haar_analysis_fwd({cc, xc, L, state, t0});
+        haar_analysis_fwd(ctx(), {cc, xc, L, state, t0});
         for (int l = 0; l <= L; ++l)
           for (int64_t b = 0; b < B; ++b)
             for (int64_t t = 0; t < n; ++t)
@@ -118,7 +118,8 @@ TEST(DecodeOps, HaarAnalysisInChunksEqualsOneShot) {
       EXPECT_LE(err, tol_for(dt) * scale) << dtype_name(dt) << " L " << L;
       // The state reached chunk by chunk equals the one reached by steps (sequence 1).
       Buf ring(dt, {P, C});
-      for (int64_t t = 0; t < T; ++t) haar_step({Tensor(), ring, row_view(x, T + t, C), Tensor(), L, t});
+      for (int64_t t = 0; t < T; ++t)
+        haar_step(ctx(), {Tensor(), ring, row_view(x, T + t, C), Tensor(), L, t});
       double serr = 0;
       for (int64_t i = 0; i < P * C; ++i)
         serr = std::max(serr, std::fabs(ring.get(i) - state.get(P * C + i)));
@@ -134,7 +135,7 @@ TEST(DecodeOps, LinearAttentionFromAStateEqualsOneShot) {
     k.uniform(2, 0.0, 1.0);
     v.randn(3);
     Buf o(dt, {B, T, H, d}), den(dt, {B, T, H});
-    linear_attention_fwd({o, den, q, k, v, 8, 1e-6, true});
+    linear_attention_fwd(ctx(), {o, den, q, k, v, 8, 1e-6, true});
     Buf S(dt, {B, Hkv, m, d}), z(dt, {B, Hkv, m});
     double err = 0;
     int64_t t0 = 0;
@@ -148,8 +149,8 @@ TEST(DecodeOps, LinearAttentionFromAStateEqualsOneShot) {
           vc.set(b * n * Hkv * d + i, v.get((b * T + t0) * Hkv * d + i));
       }
       Buf oc(dt, {B, n, H, d}), dc(dt, {B, n, H});
-      linear_attention_fwd({oc, dc, qc, kc, vc, 4, 1e-6, true, S, z});
-      linear_attention_state({S, z, kc, vc, true});
+      linear_attention_fwd(ctx(), {oc, dc, qc, kc, vc, 4, 1e-6, true, S, z});
+      linear_attention_state(ctx(), {S, z, kc, vc, true});
       for (int64_t b = 0; b < B; ++b)
         for (int64_t i = 0; i < n * H * d; ++i)
           err = std::max(err, std::fabs(oc.get(b * n * H * d + i) - o.get((b * T + t0) * H * d + i)));
@@ -158,7 +159,7 @@ TEST(DecodeOps, LinearAttentionFromAStateEqualsOneShot) {
     EXPECT_LE(err, dt == DType::F64 ? 1e-12 : 1e-5) << dtype_name(dt);
     // The accumulated state equals the state of the whole sequence.
     Buf S1(dt, {B, Hkv, m, d}), z1(dt, {B, Hkv, m});
-    linear_attention_state({S1, z1, k, v});
+    linear_attention_state(ctx(), {S1, z1, k, v});
     EXPECT_LE(rel_err(S, S1), tol_for(dt) * 10);
     EXPECT_LE(rel_err(z, z1), tol_for(dt) * 10);
   }
@@ -173,14 +174,14 @@ TEST(DecodeOps, SoftmaxPrefillInChunksEqualsForward) {
     k.randn(2);
     v.randn(3);
     const double scale = 1.0 / 3.0;
-    softmax_attention_fwd({o, lse, q, k, v, scale, true});
+    softmax_attention_fwd(ctx(), {o, lse, q, k, v, scale, true});
     Buf kc(dt, {Tmax, Hkv, d}), vc(dt, {Tmax, Hkv, d});
     for (int64_t i = 0; i < T * Hkv * d; ++i) kc.set(i, k.get(i)), vc.set(i, v.get(i));
     double err = 0;
     int64_t t0 = 0;
     for (int64_t n : chunks_of(T, 9)) {
       Buf oc(dt, {n, H, d});
-      softmax_attention_prefill({oc, rows_view(q, t0, H * d, Shape{n, H, d}), kc, vc, t0, scale});
+      softmax_attention_prefill(ctx(), {oc, rows_view(q, t0, H * d, Shape{n, H, d}), kc, vc, t0, scale});
       for (int64_t i = 0; i < n * H * d; ++i)
         err = std::max(err, std::fabs(oc.get(i) - o.get(t0 * H * d + i)));
       t0 += n;
@@ -201,7 +202,7 @@ TEST(DecodeOps, SoftmaxDecodeMatchesTheDefinitionForAnyGrouping) {
       kc.randn(2);
       vc.randn(3);
       const double scale = 0.3;
-      softmax_attention_decode({o, q, kc, vc, n, scale});
+      softmax_attention_decode(ctx(), {o, q, kc, vc, n, scale});
       double err = 0;
       for (int64_t h = 0; h < H; ++h) {
         const int64_t g = h / (H / Hkv);
@@ -239,7 +240,7 @@ TEST(DecodeOps, OneRowMatmulEqualsTheBatchedRows) {
         for (int64_t r = 0; r < N; ++r) {
           y1.zero();
           for (int64_t o = 0; o < O; ++o) y1.set(o, y.get(r * O + o));
-          matmul_fwd({y1, rows_view(x, r, I, Shape{1, I}), w, bt, acc});
+          matmul_fwd(ctx(), {y1, rows_view(x, r, I, Shape{1, I}), w, bt, acc});
           for (int64_t o = 0; o < O; ++o) {
             double want = acc ? y.get(r * O + o) : 0.0;
             if (bias) want += b.get(o);
@@ -266,8 +267,8 @@ TEST(DecodeOps, OneRowKernelsDoNotDependOnTheThreadCount) {
   for (int threads : {1, 2, 1}) {
     set_cpu_threads(threads);
     Buf y(DType::F32, {1, O}), o(DType::F32, {H, d});
-    matmul_fwd({y, x, w, b});
-    softmax_attention_decode({o, q, kc, vc, Tmax, 0.125});
+    matmul_fwd(ctx(), {y, x, w, b});
+    softmax_attention_decode(ctx(), {o, q, kc, vc, Tmax, 0.125});
     std::vector<double> v;
     for (int64_t i = 0; i < O; ++i) v.push_back(y.get(i));
     for (int64_t i = 0; i < H * d; ++i) v.push_back(o.get(i));
@@ -281,18 +282,18 @@ TEST(DecodeOps, OneRowKernelsDoNotDependOnTheThreadCount) {
 TEST(DecodeOps, BadArgumentsAreErrors) {
   const DType dt = DType::F32;
   Buf x(dt, {8}), w(dt, {8, 5}), y(dt, {8}), win(dt, {3, 8});
-  EXPECT_THROW(depthwise_conv_step({y, win, x, w, Tensor(), 0}), Error);       // window must be [K-1, C]
-  EXPECT_THROW(depthwise_conv_step({y, Tensor(), x, w, Tensor(), 0}), Error);  // K > 1 needs a window
+  EXPECT_THROW(depthwise_conv_step(ctx(), {y, win, x, w, Tensor(), 0}), Error);  // window must be [K-1, C]
+  EXPECT_THROW(depthwise_conv_step(ctx(), {y, Tensor(), x, w, Tensor(), 0}), Error);  // K > 1 needs a window
   Buf ring(dt, {3, 8}), gamma(dt, {3});
-  EXPECT_THROW(haar_step({y, ring, x, gamma, 3, 0}), Error);     // L = 3 needs 7 ring rows
-  EXPECT_THROW(haar_step({y, ring, x, Tensor(), 2, 0}), Error);  // y needs gamma
+  EXPECT_THROW(haar_step(ctx(), {y, ring, x, gamma, 3, 0}), Error);     // L = 3 needs 7 ring rows
+  EXPECT_THROW(haar_step(ctx(), {y, ring, x, Tensor(), 2, 0}), Error);  // y needs gamma
   Buf xs(dt, {1, 4, 8}), coef(dt, {3, 1, 4, 8}), st(dt, {1, 2, 8});
-  EXPECT_THROW(haar_analysis_fwd({coef, xs, 2, st, 0}), Error);  // state must be [B, 3, C]
+  EXPECT_THROW(haar_analysis_fwd(ctx(), {coef, xs, 2, st, 0}), Error);  // state must be [B, 3, C]
   Buf q(dt, {1, 4, 2, 3}), k(dt, {1, 4, 2, 3}), v(dt, {1, 4, 2, 5}), o(dt, {1, 4, 2, 5}), den(dt, {1, 4, 2});
   Buf S(dt, {1, 2, 3, 5}), z(dt, {1, 2, 3});
-  EXPECT_THROW(linear_attention_fwd({o, den, q, k, v, 4, 1e-6, false, S, z}), Error);  // not causal
-  EXPECT_THROW(linear_attention_fwd({o, den, q, k, v, 4, 1e-6, true, S, Tensor()}), Error);
+  EXPECT_THROW(linear_attention_fwd(ctx(), {o, den, q, k, v, 4, 1e-6, false, S, z}), Error);  // not causal
+  EXPECT_THROW(linear_attention_fwd(ctx(), {o, den, q, k, v, 4, 1e-6, true, S, Tensor()}), Error);
   Buf qq(dt, {4, 2, 3}), kc(dt, {6, 1, 3}), vc(dt, {6, 1, 3}), oo(dt, {4, 2, 3});
-  EXPECT_THROW(softmax_attention_prefill({oo, qq, kc, vc, 3, 1.0}), Error);  // 3 + 4 rows > 6
-  EXPECT_NO_THROW(softmax_attention_prefill({oo, qq, kc, vc, 2, 1.0}));
+  EXPECT_THROW(softmax_attention_prefill(ctx(), {oo, qq, kc, vc, 3, 1.0}), Error);  // 3 + 4 rows > 6
+  EXPECT_NO_THROW(softmax_attention_prefill(ctx(), {oo, qq, kc, vc, 2, 1.0}));
 }

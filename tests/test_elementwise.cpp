@@ -14,15 +14,15 @@ using namespace wersa::test;
 TEST(Elementwise, AddAnyShapesWithEqualNumelAndAliasing) {
   Buf a(DType::F64, {6, 7}), b(DType::F64, {42}), y(DType::F64, {3, 14});
   a.randn(1), b.randn(2);
-  add_fwd({y, a, b});
+  add_fwd(ctx(), {y, a, b});
   for (int64_t i = 0; i < y.n(); ++i) EXPECT_EQ(y.get(i), a.get(i) + b.get(i));
   Buf a2(DType::F64, {6, 7});
   a2.copy_from(a);
-  add_fwd({a2, a2, b});  // y aliases a
+  add_fwd(ctx(), {a2, a2, b});  // y aliases a
   EXPECT_EQ(rel_err(a2, y), 0.0);
   Buf b2(DType::F64, {42});
   b2.copy_from(b);
-  add_fwd({b2, a, b2});  // y aliases b
+  add_fwd(ctx(), {b2, a, b2});  // y aliases b
   EXPECT_EQ(rel_err(b2, y), 0.0);
 }
 
@@ -30,16 +30,16 @@ TEST(Elementwise, AxpyAndScale) {
   Buf x(DType::F32, {5, 11}), y(DType::F32, {55}), y0(DType::F32, {55});
   x.randn(1), y.randn(2);
   y0.copy_from(y);
-  axpy({y, x, -0.75});  // different shapes, same element count
+  axpy(ctx(), {y, x, -0.75});  // different shapes, same element count
   for (int64_t i = 0; i < y.n(); ++i) EXPECT_NEAR(y.get(i), y0.get(i) - 0.75 * x.get(i), 1e-6) << i;
-  axpy({y, x, 0.75});
+  axpy(ctx(), {y, x, 0.75});
   for (int64_t i = 0; i < y.n(); ++i) EXPECT_NEAR(y.get(i), y0.get(i), 1e-6) << i;
   Buf x64(DType::F64, {9}), x64b(DType::F64, {9});
   x64.randn(3);
   x64b.copy_from(x64);
-  scale_inplace({x64, -0.5});
+  scale_inplace(ctx(), {x64, -0.5});
   for (int64_t i = 0; i < 9; ++i) EXPECT_EQ(x64.get(i), -0.5 * x64b.get(i));
-  scale_inplace({y0, 3.0});
+  scale_inplace(ctx(), {y0, 3.0});
   for (int64_t i = 0; i < y.n(); ++i) EXPECT_NEAR(y0.get(i), 3.0 * y.get(i), 1e-5) << i;
 }
 
@@ -80,18 +80,18 @@ TEST(Elementwise, GradientsMatchFiniteDifferences) {
   // d(sum_squares)/dx = 2x, built with axpy the way gradient clipping code would.
   Buf x(DType::F64, {7, 13}), g(DType::F64, {7, 13});
   x.randn(1);
-  expect_grad_matches([&] { return sum_squares(x); }, [&] { axpy({g, x, 2.0}); }, {{&x, &g, "x"}});
+  expect_grad_matches([&] { return sum_squares(x); }, [&] { axpy(ctx(), {g, x, 2.0}); }, {{&x, &g, "x"}});
   // add: both inputs receive dy (callers accumulate it with axpy).
   Buf a(DType::F64, {13, 3}), b(DType::F64, {39}), y(DType::F64, {39}), probe(DType::F64, {39});
   Buf da(DType::F64, {13, 3}), db(DType::F64, {39});
   a.randn(2), b.randn(3), probe.randn(4);
   auto loss = [&] {
-    add_fwd({y, a, b});
+    add_fwd(ctx(), {y, a, b});
     return dot(y, probe);
   };
   auto backward = [&] {
-    axpy({da, probe, 1.0});
-    axpy({db, probe, 1.0});
+    axpy(ctx(), {da, probe, 1.0});
+    axpy(ctx(), {db, probe, 1.0});
   };
   expect_grad_matches(loss, backward, {{&a, &da, "a"}, {&b, &db, "b"}});
   // scale: d(sum(alpha x * p))/dx = alpha p.
@@ -99,12 +99,12 @@ TEST(Elementwise, GradientsMatchFiniteDifferences) {
   xs.randn(5), ps.randn(6);
   auto loss_s = [&] {
     ys.copy_from(xs);
-    scale_inplace({ys, -1.7});
+    scale_inplace(ctx(), {ys, -1.7});
     return dot(ys, ps);
   };
   auto backward_s = [&] {
     dxs.copy_from(ps);
-    scale_inplace({dxs, -1.7});
+    scale_inplace(ctx(), {dxs, -1.7});
   };
   expect_grad_matches(loss_s, backward_s, {{&xs, &dxs, "x"}});
 }
@@ -112,13 +112,13 @@ TEST(Elementwise, GradientsMatchFiniteDifferences) {
 TEST(Elementwise, ArgumentErrors) {
   Buf a(DType::F32, {4, 6}), b(DType::F32, {25}), y(DType::F32, {24}), y64(DType::F64, {24});
   Buf i32(DType::I32, {24});
-  EXPECT_THROW(add_fwd({y, a, b}), Error);    // 25 elements, expected 24
-  EXPECT_THROW(add_fwd({y64, a, a}), Error);  // dtype mismatch
-  EXPECT_THROW(axpy({y, b, 1.0}), Error);
-  EXPECT_THROW(axpy({y64, a, 1.0}), Error);
-  EXPECT_THROW(axpy({i32, i32, 1.0}), Error);
-  EXPECT_THROW(scale_inplace({Tensor{}, 2.0}), Error);
+  EXPECT_THROW(add_fwd(ctx(), {y, a, b}), Error);    // 25 elements, expected 24
+  EXPECT_THROW(add_fwd(ctx(), {y64, a, a}), Error);  // dtype mismatch
+  EXPECT_THROW(axpy(ctx(), {y, b, 1.0}), Error);
+  EXPECT_THROW(axpy(ctx(), {y64, a, 1.0}), Error);
+  EXPECT_THROW(axpy(ctx(), {i32, i32, 1.0}), Error);
+  EXPECT_THROW(scale_inplace(ctx(), {Tensor{}, 2.0}), Error);
   EXPECT_THROW(sum_squares(i32), Error);
   EXPECT_THROW(sum_squares(Tensor{}), Error);
-  EXPECT_NO_THROW(add_fwd({y, a, a}));
+  EXPECT_NO_THROW(add_fwd(ctx(), {y, a, a}));
 }

@@ -15,7 +15,7 @@ TEST(FeatureMap, ForwardMatchesFormula) {
   x.randn(1);
   init_omega(omega, 2, 3);
   phi.randn(4);  // overwritten
-  feature_map_fwd({phi, x, omega});
+  feature_map_fwd(ctx(), {phi, x, omega});
   int positive = 0;
   for (int64_t r = 0; r < R; ++r)
     for (int64_t j = 0; j < m; ++j) {
@@ -35,13 +35,13 @@ TEST(FeatureMap, GradientMatchesFiniteDifferences) {
   x.randn(5), probe.randn(6);
   init_omega(omega, 7, 0);
   auto loss = [&] {
-    feature_map_fwd({phi, x, omega});
+    feature_map_fwd(ctx(), {phi, x, omega});
     return dot(phi, probe);
   };
   auto backward = [&] {
-    feature_map_fwd({phi, x, omega});
+    feature_map_fwd(ctx(), {phi, x, omega});
     dx.randn(8);  // overwritten
-    feature_map_bwd({dx, probe, phi, omega});
+    feature_map_bwd(ctx(), {dx, probe, phi, omega});
   };
   expect_grad_matches(loss, backward, {{&x, &dx, "x"}});
 }
@@ -54,12 +54,12 @@ TEST(FeatureMap, LeadingDimensionsAreFlattened) {
       phi2(DType::F64, {30, m});
   x4.randn(10);
   x2.copy_from(x4);
-  feature_map_fwd({phi4, x4, omega});
-  feature_map_fwd({phi2, x2, omega});
+  feature_map_fwd(ctx(), {phi4, x4, omega});
+  feature_map_fwd(ctx(), {phi2, x2, omega});
   for (int64_t i = 0; i < phi2.n(); ++i) EXPECT_EQ(phi4.get(i), phi2.get(i));
   Buf dx4(DType::F64, {2, 3, 5, d}), dx2(DType::F64, {30, d});
-  feature_map_bwd({dx4, phi4, phi4, omega});
-  feature_map_bwd({dx2, phi2, phi2, omega});
+  feature_map_bwd(ctx(), {dx4, phi4, phi4, omega});
+  feature_map_bwd(ctx(), {dx2, phi2, phi2, omega});
   for (int64_t i = 0; i < dx2.n(); ++i) EXPECT_EQ(dx4.get(i), dx2.get(i));
 }
 
@@ -70,8 +70,8 @@ TEST(FeatureMap, BackwardChunksAgreeWithOneShot) {
   Buf dx(DType::F64, {R, d});
   x.randn(11), dphi.randn(12);
   init_omega(omega, 13, 2);
-  feature_map_fwd({phi, x, omega});
-  feature_map_bwd({dx, dphi, phi, omega});
+  feature_map_fwd(ctx(), {phi, x, omega});
+  feature_map_bwd(ctx(), {dx, dphi, phi, omega});
   for (int64_t r : {int64_t(0), int64_t(1497), int64_t(1498), R - 1})
     for (int64_t i = 0; i < d; ++i) {
       double want = 0;
@@ -109,7 +109,7 @@ TEST(FeatureMap, SharedFeaturesApproximateArcCosineKernel) {
         xy.set(i, nx * e.get(i));
         xy.set(d + i, ny * (std::cos(th) * e.get(i) + std::sin(th) * e.get(d + i)));
       }
-      feature_map_fwd({phi, xy, omega});
+      feature_map_fwd(ctx(), {phi, xy, omega});
       double est = 0;
       for (int64_t j = 0; j < m; ++j) est += phi.get(j) * phi.get(m + j);
       const double want = nx * ny / (2 * pi * d) * (std::sin(th) + (pi - th) * std::cos(th));
@@ -154,15 +154,15 @@ TEST(FeatureMap, FloatMatchesDouble) {
   x.randn(14), dphi.randn(15);
   init_omega(omega, 16, 3);
   xf.copy_from(x), omegaf.copy_from(omega), dphif.copy_from(dphi);
-  feature_map_fwd({phi, x, omega});
-  feature_map_fwd({phif, xf, omegaf});
+  feature_map_fwd(ctx(), {phi, x, omega});
+  feature_map_fwd(ctx(), {phif, xf, omegaf});
   EXPECT_LT(rel_err(phif, phi), 1e-5);
   // The backward takes the ReLU mask from phi; give both precisions the same phi so that an entry
   // rounded across zero cannot flip the mask.
   Buf phi_from_f(DType::F64, {R, m});
   phi_from_f.copy_from(phif);
-  feature_map_bwd({dx, dphi, phi_from_f, omega});
-  feature_map_bwd({dxf, dphif, phif, omegaf});
+  feature_map_bwd(ctx(), {dx, dphi, phi_from_f, omega});
+  feature_map_bwd(ctx(), {dxf, dphif, phif, omegaf});
   EXPECT_LT(rel_err(dxf, dx), 1e-5);
 }
 
@@ -171,13 +171,13 @@ TEST(FeatureMap, ShapeAndDtypeErrors) {
   Buf x1(DType::F32, {20}), phi1(DType::F32, {32}), omega_bad(DType::F32, {6, 8}),
       phi_bad(DType::F32, {4, 7});
   Buf omega64(DType::F64, {5, 8}), phi3(DType::F32, {2, 2, 8}), omega_i(DType::I32, {5, 8});
-  EXPECT_NO_THROW(feature_map_fwd({phi, x, omega}));
-  EXPECT_THROW(feature_map_fwd({phi1, x1, omega}), Error);
-  EXPECT_THROW(feature_map_fwd({phi, x, omega_bad}), Error);
-  EXPECT_THROW(feature_map_fwd({phi_bad, x, omega}), Error);
-  EXPECT_THROW(feature_map_fwd({phi, x, omega64}), Error);
-  EXPECT_THROW(feature_map_fwd({phi3, x, omega}), Error);  // leading dims must match
-  EXPECT_THROW(feature_map_bwd({x, phi, phi_bad, omega}), Error);
+  EXPECT_NO_THROW(feature_map_fwd(ctx(), {phi, x, omega}));
+  EXPECT_THROW(feature_map_fwd(ctx(), {phi1, x1, omega}), Error);
+  EXPECT_THROW(feature_map_fwd(ctx(), {phi, x, omega_bad}), Error);
+  EXPECT_THROW(feature_map_fwd(ctx(), {phi_bad, x, omega}), Error);
+  EXPECT_THROW(feature_map_fwd(ctx(), {phi, x, omega64}), Error);
+  EXPECT_THROW(feature_map_fwd(ctx(), {phi3, x, omega}), Error);  // leading dims must match
+  EXPECT_THROW(feature_map_bwd(ctx(), {x, phi, phi_bad, omega}), Error);
   EXPECT_THROW(init_omega(omega_i, 1, 2), Error);
   EXPECT_THROW(init_omega(x1, 1, 2), Error);
 }

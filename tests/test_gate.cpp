@@ -13,7 +13,7 @@ TEST(Gate, ForwardValues) {
   Buf z(DType::F64, {N, L1}), s(DType::F64, {L1}), g(DType::F64, {N, L1}), gamma(DType::F64, {N, L1});
   z.randn(1, 3.0), s.randn(2);
   z.set(0, 800.0), z.set(1, -800.0);  // exp(800) overflows a double
-  gate_fwd({gamma, g, z, s});
+  gate_fwd(ctx(), {gamma, g, z, s});
   for (int64_t n = 0; n < N; ++n)
     for (int64_t l = 0; l < L1; ++l) {
       const int64_t i = n * L1 + l;
@@ -32,12 +32,12 @@ TEST(Gate, GradientsMatchFiniteDifferences) {
   Buf probe(DType::F64, {N, L1}), dz(DType::F64, {N, L1}), ds(DType::F64, {L1});
   z.randn(3, 2.0), s.randn(4, 0.3, 0.5), probe.randn(5);
   auto loss = [&] {
-    gate_fwd({gamma, g, z, s});
+    gate_fwd(ctx(), {gamma, g, z, s});
     return dot(gamma, probe);
   };
   auto backward = [&] {
-    gate_fwd({gamma, g, z, s});
-    gate_bwd({dz, ds, probe, g, s});
+    gate_fwd(ctx(), {gamma, g, z, s});
+    gate_bwd(ctx(), {dz, ds, probe, g, s});
   };
   expect_grad_matches(loss, backward, {{&z, &dz, "z"}, {&s, &ds, "s"}});
 }
@@ -48,14 +48,14 @@ TEST(Gate, ScaleGradientAccumulatesInputGradientOverwrites) {
   Buf dgamma(DType::F64, {N, L1}), dz(DType::F64, {N, L1}), ds(DType::F64, {L1}), dz2(DType::F64, {N, L1}),
       ds2(DType::F64, {L1});
   z.randn(6), s.randn(7), dgamma.randn(8);
-  gate_fwd({gamma, g, z, s});
-  gate_bwd({dz, ds, dgamma, g, s});
+  gate_fwd(ctx(), {gamma, g, z, s});
+  gate_bwd(ctx(), {dz, ds, dgamma, g, s});
   dz2.randn(9);  // garbage that must be overwritten
-  gate_bwd({dz2, ds2, dgamma, g, s});
-  gate_bwd({dz2, ds2, dgamma, g, s});
+  gate_bwd(ctx(), {dz2, ds2, dgamma, g, s});
+  gate_bwd(ctx(), {dz2, ds2, dgamma, g, s});
   for (int64_t i = 0; i < dz.n(); ++i) EXPECT_NEAR(dz2.get(i), dz.get(i), 1e-15);
   for (int64_t i = 0; i < ds.n(); ++i) EXPECT_NEAR(ds2.get(i), 2 * ds.get(i), 1e-14);
-  gate_bwd({{}, ds2, dgamma, g, s});  // dz may be skipped
+  gate_bwd(ctx(), {{}, ds2, dgamma, g, s});  // dz may be skipped
 }
 
 TEST(Gate, FloatMatchesDouble) {
@@ -66,10 +66,10 @@ TEST(Gate, FloatMatchesDouble) {
   Buf dgammaf(DType::F32, {N, L1}), dzf(DType::F32, {N, L1}), dsf(DType::F32, {L1});
   z.randn(10, 2.0), s.randn(11), dgamma.randn(12);
   zf.copy_from(z), sf.copy_from(s), dgammaf.copy_from(dgamma);
-  gate_fwd({gamma, g, z, s});
-  gate_fwd({gammaf, gf, zf, sf});
-  gate_bwd({dz, ds, dgamma, g, s});
-  gate_bwd({dzf, dsf, dgammaf, gf, sf});
+  gate_fwd(ctx(), {gamma, g, z, s});
+  gate_fwd(ctx(), {gammaf, gf, zf, sf});
+  gate_bwd(ctx(), {dz, ds, dgamma, g, s});
+  gate_bwd(ctx(), {dzf, dsf, dgammaf, gf, sf});
   EXPECT_LT(rel_err(gammaf, gamma), 1e-6);
   EXPECT_LT(rel_err(dzf, dz), 1e-6);
   EXPECT_LT(rel_err(dsf, ds), 1e-6);
@@ -78,8 +78,8 @@ TEST(Gate, FloatMatchesDouble) {
 TEST(Gate, ShapeAndDtypeErrors) {
   Buf z(DType::F32, {4, 5}), s(DType::F32, {5}), g(DType::F32, {4, 5}), gamma(DType::F32, {4, 5});
   Buf s4(DType::F32, {4}), g64(DType::F64, {4, 5}), z3(DType::F32, {4, 5, 1});
-  EXPECT_THROW(gate_fwd({gamma, g, z, s4}), Error);
-  EXPECT_THROW(gate_fwd({gamma, g64, z, s}), Error);
-  EXPECT_THROW(gate_fwd({gamma, g, z3, s}), Error);
-  EXPECT_THROW(gate_bwd({g, s4, gamma, g, s}), Error);
+  EXPECT_THROW(gate_fwd(ctx(), {gamma, g, z, s4}), Error);
+  EXPECT_THROW(gate_fwd(ctx(), {gamma, g64, z, s}), Error);
+  EXPECT_THROW(gate_fwd(ctx(), {gamma, g, z3, s}), Error);
+  EXPECT_THROW(gate_bwd(ctx(), {g, s4, gamma, g, s}), Error);
 }

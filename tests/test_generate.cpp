@@ -7,6 +7,7 @@
 
 #include "testutil.h"
 #include "wersa/backend/backend.h"
+#include "wersa/io/state_file.h"
 #include "wersa/model/generate.h"
 #include "wersa/model/sampler.h"
 
@@ -25,7 +26,7 @@ ModelConfig gen_model(const std::string& type, int conv_width = 5, int levels = 
   m.ffn_dim = 48;
   m.rope_theta = 10000.0;
   m.init_std = 0.2;  // large enough that every path moves the logits
-  m.attention.type = type;
+  m.attention.type = attention_kind_from_name(type);
   m.attention.features = 8;
   m.attention.levels = levels;
   m.attention.conv_width = conv_width;
@@ -37,10 +38,13 @@ ModelConfig gen_model(const std::string& type, int conv_width = 5, int levels = 
 std::unique_ptr<Model> make_model(const ModelConfig& c, DType dt, uint64_t seed = 42) {
   auto m = std::make_unique<Model>(c, dt, Device::CPU, false);
   m->init(seed);
-  for (Tensor& t : m->params_arena().tensors()) {
-    if (param_kind(t.name) == ParamKind::Matrix) continue;
+  const auto& params = m->params_arena().tensors();
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Tensor& t = params[i];
+    const ParamDecl& decl = m->param_decls()[i];
+    if (decl.kind == ParamKind::Matrix) continue;
     for (int64_t j = 0; j < t.numel(); ++j) {
-      const double dv = 0.2 * rng_normal(seed + 5, hash_name(t.name.c_str()), uint64_t(j));
+      const double dv = 0.2 * rng_normal(seed + 5, hash_name(decl.name.c_str()), uint64_t(j));
       if (dt == DType::F64)
         t.ptr<double>()[j] += dv;
       else
@@ -109,7 +113,7 @@ TEST_P(DecodeVsForward, TokenByTokenReproducesTheParallelLogits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Lengths, DecodeVsForward,
-                         ::testing::Combine(::testing::Values("wersa", "softmax"),
+                         ::testing::Combine(::testing::Values("wersa", "softmax", "linear"),
                                             ::testing::Values(1, 63, 64, 65, 1000)));
 
 TEST(Generate, WideConvAndDeepHaarDecodeLikeTheForward) {
@@ -128,7 +132,7 @@ TEST(Generate, WideConvAndDeepHaarDecodeLikeTheForward) {
 
 TEST(Generate, ChunkedPrefillEqualsOneShotForward) {
   const int64_t T = 150;
-  for (const char* type : {"wersa", "softmax"})
+  for (const char* type : {"wersa", "softmax", "linear"})
     for (DType dt : {DType::F64, DType::F32})
       for (int64_t chunk : {1, 7, 64, 1000}) {
         auto m = make_model(gen_model(type), dt);
@@ -152,7 +156,7 @@ TEST(Generate, ChunkedPrefillEqualsOneShotForward) {
 
 TEST(Generate, PrefillThenDecodeEqualsPureDecode) {
   const int64_t N = 150, P = 100;
-  for (const char* type : {"wersa", "softmax"})
+  for (const char* type : {"wersa", "softmax", "linear"})
     for (DType dt : {DType::F64, DType::F32}) {
       auto m = make_model(gen_model(type), dt);
       const int64_t V = m->config().vocab_size;
@@ -216,7 +220,7 @@ TEST(Generate, GreedyAndSeededSamplingAreDeterministicForAnyThreadCount) {
 
 TEST(Generate, SavedAndReloadedStateContinuesExactly) {
   const std::string path = testing::TempDir() + "/wersa_state.safetensors";
-  for (const char* type : {"wersa", "softmax"}) {
+  for (const char* type : {"wersa", "softmax", "linear"}) {
     auto m = make_model(gen_model(type), DType::F32);
     const auto prompt = tokens_of(77, 37, 2);
     SamplerOptions so;
@@ -293,6 +297,17 @@ TEST(Generate, WersaStateSizeDoesNotDependOnTheContext) {
   auto s = make_model(gen_model("softmax"), DType::F32);
   DecodeState c(*s, DecodeOptions{100, 64}), d(*s, DecodeOptions{1000, 64});
   EXPECT_GT(d.state_bytes(), 5 * c.state_bytes());
+}
+
+TEST(Generate, LinearStateIsTheSumsOnly) {
+  auto l = make_model(gen_model("linear"), DType::F32);
+  DecodeState a(*l), b(*l, DecodeOptions{100000, 64});
+  EXPECT_EQ(a.state_bytes(), b.state_bytes());
+  // Per layer S [Hkv, m, d] and z [Hkv, m] (2 kv heads, m 8, d 8), each 64-byte aligned.
+  EXPECT_EQ(a.state_tensors().size(), 4u);
+  EXPECT_EQ(a.state_bytes(), 2 * (512 + 64));
+  auto w = make_model(gen_model("wersa"), DType::F32);
+  EXPECT_GT(DecodeState(*w).state_bytes(), a.state_bytes());  // + the conv window and Haar rings
 }
 
 TEST(Sampler, FiltersAndGreedy) {

@@ -35,7 +35,7 @@ std::string make_checkpoint(const std::string& name, const std::string& type, ui
   cfg.model.kv_heads = 2;
   cfg.model.ffn_dim = 64;
   cfg.model.init_std = 0.3;
-  cfg.model.attention.type = type;
+  cfg.model.attention.type = attention_kind_from_name(type);
   cfg.model.attention.features = 16;
   cfg.model.attention.conv_width = 9;
   cfg.train.seq_len = 48;
@@ -66,7 +66,7 @@ TEST(GenerateCli, GreedyAndSeededOutputIsReproducibleForAnyThreadCount) {
 }
 
 TEST(GenerateCli, SavedStateContinuesExactly) {
-  for (const char* type : {"wersa", "softmax"}) {
+  for (const char* type : {"wersa", "softmax", "linear"}) {
     const std::string ck = make_checkpoint(std::string("state_") + type, type);
     const fs::path d = temp_dir(std::string("st_") + type);
     const std::string st = (d / "s.safetensors").string();
@@ -144,4 +144,19 @@ TEST(GenerateCli, BenchPrintsTheTableAndJson) {
   for (const auto& row : j["results"]) EXPECT_EQ(row["samples_ts"].size(), 2u);
   expect_one_line_error(run_tool("wersa-bench --config " + source_dir() + "/configs/tiny.json -d 1,x"), "-d");
   expect_one_line_error(run_tool("wersa-bench"), "--config");
+}
+
+TEST(GenerateCli, BenchRunsTheLinearAttention) {
+  const fs::path d = temp_dir("bench_linear");
+  const std::string json = (d / "bench.json").string();
+  const ToolRun r =
+      run_tool("wersa-bench --config " + source_dir() +
+               "/configs/tiny.json --attention linear -p 16 -n 8 -d 0,32 -r 2 --bw-mib 0 --json " + json);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("| linear |"), std::string::npos) << r.out;
+  std::ifstream f(json);
+  const nlohmann::json j = nlohmann::json::parse(f);
+  EXPECT_EQ(j["results"].size(), 4u);  // 2 depths x (pp, tg)
+  for (const auto& row : j["results"]) EXPECT_GT(row["avg_ts"].get<double>(), 0.0);
+  EXPECT_LT(j["models"][0]["state_bytes"].get<double>(), 64 * 1024);  // S and z only
 }

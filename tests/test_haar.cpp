@@ -14,14 +14,14 @@ namespace {
 Buf analysis(const Buf& x, int L) {
   const Tensor& t = x.t;
   Buf coef(t.dtype, {L + 1, t.dim(0), t.dim(1), t.dim(2)});
-  haar_analysis_fwd({coef, x, L});
+  haar_analysis_fwd(ctx(), {coef, x, L});
   return coef;
 }
 
 Buf synthesis(const Buf& coef, const Buf& gamma, int L) {
   const Tensor& c = coef.t;
   Buf y(c.dtype, {c.dim(1), c.dim(2), c.dim(3)});
-  haar_synthesis_fwd({y, coef, gamma, L});
+  haar_synthesis_fwd(ctx(), {y, coef, gamma, L});
   return y;
 }
 
@@ -161,10 +161,10 @@ TEST(Haar, AnalysisGradientMatchesFiniteDifferences) {
     Buf dx(DType::F64, {B, T, C});
     x.randn(7), probe.randn(8);
     auto loss = [&] {
-      haar_analysis_fwd({coef, x, L});
+      haar_analysis_fwd(ctx(), {coef, x, L});
       return dot(coef, probe);
     };
-    auto backward = [&] { haar_analysis_bwd({dx, probe, L}); };
+    auto backward = [&] { haar_analysis_bwd(ctx(), {dx, probe, L}); };
     SCOPED_TRACE(testing::Message() << "L " << L);
     expect_grad_matches(loss, backward, {{&x, &dx, "x"}});
   }
@@ -177,10 +177,10 @@ TEST(Haar, SynthesisGradientsMatchFiniteDifferences) {
     Buf probe(DType::F64, {B, T, C}), dcoef(DType::F64, {L + 1, B, T, C}), dgamma(DType::F64, {B, T, L + 1});
     coef.randn(9), gamma.randn(10, 0.5, 0.5), probe.randn(11);
     auto loss = [&] {
-      haar_synthesis_fwd({y, coef, gamma, L});
+      haar_synthesis_fwd(ctx(), {y, coef, gamma, L});
       return dot(y, probe);
     };
-    auto backward = [&] { haar_synthesis_bwd({dcoef, dgamma, probe, coef, gamma, L}); };
+    auto backward = [&] { haar_synthesis_bwd(ctx(), {dcoef, dgamma, probe, coef, gamma, L}); };
     SCOPED_TRACE(testing::Message() << "L " << L);
     expect_grad_matches(loss, backward, {{&coef, &dcoef, "coef"}, {&gamma, &dgamma, "gamma"}});
   }
@@ -202,10 +202,10 @@ TEST(Haar, SharedGatesOfQueryAndKeyAccumulate) {
   auto backward = [&] {
     dgamma.randn(17);  // overwritten by the first call
     const Buf cq = analysis(q, L), ck = analysis(k, L);
-    haar_synthesis_bwd({dcoef, dgamma, pq, cq, gamma, L});
-    haar_analysis_bwd({dq, dcoef, L});
-    haar_synthesis_bwd({dcoef, dgamma, pk, ck, gamma, L, true});
-    haar_analysis_bwd({dk, dcoef, L});
+    haar_synthesis_bwd(ctx(), {dcoef, dgamma, pq, cq, gamma, L});
+    haar_analysis_bwd(ctx(), {dq, dcoef, L});
+    haar_synthesis_bwd(ctx(), {dcoef, dgamma, pk, ck, gamma, L, true});
+    haar_analysis_bwd(ctx(), {dk, dcoef, L});
   };
   expect_grad_matches(loss, backward, {{&q, &dq, "q"}, {&k, &dk, "k"}, {&gamma, &dgamma, "gamma"}});
 }
@@ -215,11 +215,11 @@ TEST(Haar, AnalysisBackwardOverwritesOrAdds) {
   const int64_t B = 2, T = 9, C = 3;
   Buf dcoef(DType::F64, {L + 1, B, T, C}), dx(DType::F64, {B, T, C}), dx2(DType::F64, {B, T, C});
   dcoef.randn(18);
-  haar_analysis_bwd({dx, dcoef, L});
+  haar_analysis_bwd(ctx(), {dx, dcoef, L});
   dx2.randn(19);
-  haar_analysis_bwd({dx2, dcoef, L});
+  haar_analysis_bwd(ctx(), {dx2, dcoef, L});
   for (int64_t i = 0; i < dx.n(); ++i) EXPECT_EQ(dx2.get(i), dx.get(i));
-  haar_analysis_bwd({dx2, dcoef, L, true});
+  haar_analysis_bwd(ctx(), {dx2, dcoef, L, true});
   for (int64_t i = 0; i < dx.n(); ++i) EXPECT_NEAR(dx2.get(i), 2 * dx.get(i), 1e-14);
 }
 
@@ -235,10 +235,10 @@ TEST(Haar, FloatMatchesDouble) {
   EXPECT_LT(rel_err(synthesis(coeff, gammaf, L), synthesis(coef, gamma, L)), 1e-6);
   Buf dcoef(DType::F64, {L + 1, B, T, C}), dgamma(DType::F64, {B, T, L + 1}), dx(DType::F64, {B, T, C});
   Buf dcoeff(DType::F32, {L + 1, B, T, C}), dgammaf(DType::F32, {B, T, L + 1}), dxf(DType::F32, {B, T, C});
-  haar_synthesis_bwd({dcoef, dgamma, dy, coef, gamma, L});
-  haar_synthesis_bwd({dcoeff, dgammaf, dyf, coeff, gammaf, L});
-  haar_analysis_bwd({dx, dcoef, L});
-  haar_analysis_bwd({dxf, dcoeff, L});
+  haar_synthesis_bwd(ctx(), {dcoef, dgamma, dy, coef, gamma, L});
+  haar_synthesis_bwd(ctx(), {dcoeff, dgammaf, dyf, coeff, gammaf, L});
+  haar_analysis_bwd(ctx(), {dx, dcoef, L});
+  haar_analysis_bwd(ctx(), {dxf, dcoeff, L});
   EXPECT_LT(rel_err(dcoeff, dcoef), 1e-6);
   EXPECT_LT(rel_err(dgammaf, dgamma), 1e-5);
   EXPECT_LT(rel_err(dxf, dx), 1e-6);
@@ -248,13 +248,13 @@ TEST(Haar, ShapeLevelAndDtypeErrors) {
   Buf x(DType::F32, {2, 5, 3}), coef(DType::F32, {3, 2, 5, 3}), gamma(DType::F32, {2, 5, 3}),
       y(DType::F32, {2, 5, 3});
   Buf gamma_bad(DType::F32, {2, 5, 4}), coef64(DType::F64, {3, 2, 5, 3}), x2(DType::F32, {10, 3});
-  EXPECT_NO_THROW(haar_analysis_fwd({coef, x, 2}));
-  EXPECT_THROW(haar_analysis_fwd({coef, x, 0}), Error);
-  EXPECT_THROW(haar_analysis_fwd({coef, x, 17}), Error);
-  EXPECT_THROW(haar_analysis_fwd({coef, x, 3}), Error);  // coef holds L+1 = 3 levels
-  EXPECT_THROW(haar_analysis_fwd({coef64, x, 2}), Error);
-  EXPECT_THROW(haar_analysis_fwd({coef, x2, 2}), Error);
-  EXPECT_THROW(haar_synthesis_fwd({y, coef, gamma_bad, 2}), Error);
-  EXPECT_THROW(haar_synthesis_bwd({coef, gamma_bad, y, coef, gamma, 2}), Error);
-  EXPECT_THROW(haar_analysis_bwd({x, coef, 16}), Error);
+  EXPECT_NO_THROW(haar_analysis_fwd(ctx(), {coef, x, 2}));
+  EXPECT_THROW(haar_analysis_fwd(ctx(), {coef, x, 0}), Error);
+  EXPECT_THROW(haar_analysis_fwd(ctx(), {coef, x, 17}), Error);
+  EXPECT_THROW(haar_analysis_fwd(ctx(), {coef, x, 3}), Error);  // coef holds L+1 = 3 levels
+  EXPECT_THROW(haar_analysis_fwd(ctx(), {coef64, x, 2}), Error);
+  EXPECT_THROW(haar_analysis_fwd(ctx(), {coef, x2, 2}), Error);
+  EXPECT_THROW(haar_synthesis_fwd(ctx(), {y, coef, gamma_bad, 2}), Error);
+  EXPECT_THROW(haar_synthesis_bwd(ctx(), {coef, gamma_bad, y, coef, gamma, 2}), Error);
+  EXPECT_THROW(haar_analysis_bwd(ctx(), {x, coef, 16}), Error);
 }

@@ -16,7 +16,7 @@ TEST(LayerNorm, ForwardNormalisesEachRow) {
   Buf mean(DType::F64, {N}), rstd(DType::F64, {N});
   x.randn(1, 3.0, 2.0);
   for (int64_t c = 0; c < C; ++c) w.set(c, 1.0);  // b = 0: y is the normalised row
-  layernorm_fwd({y, mean, rstd, x, w, b, 1e-5});
+  layernorm_fwd(ctx(), {y, mean, rstd, x, w, b, 1e-5});
   for (int64_t n = 0; n < N; ++n) {
     double s = 0, ss = 0, xs = 0;
     for (int64_t c = 0; c < C; ++c) s += y.get(n * C + c), ss += y.get(n * C + c) * y.get(n * C + c);
@@ -28,7 +28,7 @@ TEST(LayerNorm, ForwardNormalisesEachRow) {
   // With weight and bias: y = xh w + b.
   Buf y2(DType::F64, {N, C});
   w.randn(2), b.randn(3);
-  layernorm_fwd({y2, mean, rstd, x, w, b, 1e-5});
+  layernorm_fwd(ctx(), {y2, mean, rstd, x, w, b, 1e-5});
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c)
       EXPECT_NEAR(y2.get(n * C + c), y.get(n * C + c) * w.get(c) + b.get(c), 1e-12);
@@ -41,12 +41,12 @@ TEST(LayerNorm, GradientsMatchFiniteDifferences) {
   Buf dx(DType::F64, {N, C}), dw(DType::F64, {C}), db(DType::F64, {C});
   x.randn(1, 1.5, 0.3), w.randn(2, 0.5, 1.0), b.randn(3), probe.randn(4);
   auto loss = [&] {
-    layernorm_fwd({y, mean, rstd, x, w, b});
+    layernorm_fwd(ctx(), {y, mean, rstd, x, w, b});
     return dot(y, probe);
   };
   auto backward = [&] {
-    layernorm_fwd({y, mean, rstd, x, w, b});
-    layernorm_bwd({dx, dw, db, probe, x, w, mean, rstd});
+    layernorm_fwd(ctx(), {y, mean, rstd, x, w, b});
+    layernorm_bwd(ctx(), {dx, dw, db, probe, x, w, mean, rstd});
   };
   expect_grad_matches(loss, backward, {{&x, &dx, "x"}, {&w, &dw, "w"}, {&b, &db, "b"}});
 }
@@ -58,18 +58,18 @@ TEST(LayerNorm, DxOverwrittenParameterGradientsAccumulated) {
   Buf dx(DType::F64, {N, C}), dw(DType::F64, {C}), db(DType::F64, {C});
   Buf dx2(DType::F64, {N, C}), dw2(DType::F64, {C}), db2(DType::F64, {C});
   x.randn(1), w.randn(2, 0.5, 1.0), b.randn(3), dy.randn(4);
-  layernorm_fwd({y, mean, rstd, x, w, b});
-  layernorm_bwd({dx, dw, db, dy, x, w, mean, rstd});
+  layernorm_fwd(ctx(), {y, mean, rstd, x, w, b});
+  layernorm_bwd(ctx(), {dx, dw, db, dy, x, w, mean, rstd});
   dx2.randn(8);  // garbage that must be overwritten
-  layernorm_bwd({dx2, dw2, db2, dy, x, w, mean, rstd});
-  layernorm_bwd({dx2, dw2, db2, dy, x, w, mean, rstd});
+  layernorm_bwd(ctx(), {dx2, dw2, db2, dy, x, w, mean, rstd});
+  layernorm_bwd(ctx(), {dx2, dw2, db2, dy, x, w, mean, rstd});
   for (int64_t i = 0; i < dx.n(); ++i) EXPECT_NEAR(dx2.get(i), dx.get(i), 1e-12);
   for (int64_t i = 0; i < C; ++i) EXPECT_NEAR(dw2.get(i), 2 * dw.get(i), 1e-12);
   for (int64_t i = 0; i < C; ++i) EXPECT_NEAR(db2.get(i), 2 * db.get(i), 1e-12);
   // Any of dx, dw, db may be skipped.
   Buf dx3(DType::F64, {N, C}), db3(DType::F64, {C});
-  layernorm_bwd({dx3, {}, {}, dy, x, w, mean, rstd});
-  layernorm_bwd({{}, {}, db3, dy, x, w, mean, rstd});
+  layernorm_bwd(ctx(), {dx3, {}, {}, dy, x, w, mean, rstd});
+  layernorm_bwd(ctx(), {{}, {}, db3, dy, x, w, mean, rstd});
   EXPECT_LT(rel_err(dx3, dx), 1e-14);
   EXPECT_LT(rel_err(db3, db), 1e-14);
 }
@@ -85,11 +85,11 @@ TEST(LayerNorm, FloatMatchesDouble) {
   Buf dxf(DType::F32, {N, C}), dwf(DType::F32, {C}), dbf(DType::F32, {C});
   x.randn(1, 2.0, 1.0), w.randn(2, 0.5, 1.0), b.randn(3), dy.randn(4);
   xf.copy_from(x), wf.copy_from(w), bf.copy_from(b), dyf.copy_from(dy);
-  layernorm_fwd({y, m, r, x, w, b});
-  layernorm_fwd({yf, mf, rf, xf, wf, bf});
+  layernorm_fwd(ctx(), {y, m, r, x, w, b});
+  layernorm_fwd(ctx(), {yf, mf, rf, xf, wf, bf});
   EXPECT_LT(rel_err(yf, y), 1e-6);
-  layernorm_bwd({dx, dw, db, dy, x, w, m, r});
-  layernorm_bwd({dxf, dwf, dbf, dyf, xf, wf, mf, rf});
+  layernorm_bwd(ctx(), {dx, dw, db, dy, x, w, m, r});
+  layernorm_bwd(ctx(), {dxf, dwf, dbf, dyf, xf, wf, mf, rf});
   EXPECT_LT(rel_err(dxf, dx), 1e-5);
   EXPECT_LT(rel_err(dwf, dw), 1e-5);
   EXPECT_LT(rel_err(dbf, db), 1e-5);
@@ -102,12 +102,12 @@ TEST(LayerNorm, ParameterGradientsAreIdenticalForAnyThreadCount) {
   Buf m(DType::F64, {N}), r(DType::F64, {N}), dy(DType::F64, {N, C}), dx(DType::F64, {N, C});
   Buf dw1(DType::F64, {C}), db1(DType::F64, {C}), dw2(DType::F64, {C}), db2(DType::F64, {C});
   x.randn(1), w.randn(2), b.randn(3), dy.randn(4);
-  layernorm_fwd({y, m, r, x, w, b});
+  layernorm_fwd(ctx(), {y, m, r, x, w, b});
   const int saved = omp_get_max_threads();
   omp_set_num_threads(1);
-  layernorm_bwd({dx, dw1, db1, dy, x, w, m, r});
+  layernorm_bwd(ctx(), {dx, dw1, db1, dy, x, w, m, r});
   omp_set_num_threads(5);
-  layernorm_bwd({dx, dw2, db2, dy, x, w, m, r});
+  layernorm_bwd(ctx(), {dx, dw2, db2, dy, x, w, m, r});
   omp_set_num_threads(saved);
   for (int64_t i = 0; i < C; ++i) {
     ASSERT_EQ(dw1.p<double>()[i], dw2.p<double>()[i]) << i;
@@ -119,11 +119,11 @@ TEST(LayerNorm, ArgumentErrors) {
   const int64_t N = 4, C = 6;
   Buf x(DType::F32, {N, C}), w(DType::F32, {C}), b(DType::F32, {C}), y(DType::F32, {N, C});
   Buf m(DType::F32, {N}), r(DType::F32, {N}), bbad(DType::F32, {C - 1}), m64(DType::F64, {N});
-  EXPECT_THROW(layernorm_fwd({y, m, r, x, w, bbad}), Error);
-  EXPECT_THROW(layernorm_fwd({y, m64, r, x, w, b}), Error);
-  EXPECT_THROW(layernorm_fwd({y, m, r, x, w, {}}), Error);
-  EXPECT_THROW(layernorm_fwd({y, m, r, x, w, b, 0.0}), Error);
-  EXPECT_THROW(layernorm_bwd({y, w, b, y, x, w, {}, r}), Error);  // mean is required
-  EXPECT_THROW(layernorm_bwd({y, w, bbad, y, x, w, m, r}), Error);
-  EXPECT_NO_THROW(layernorm_fwd({y, {}, {}, x, w, b}));
+  EXPECT_THROW(layernorm_fwd(ctx(), {y, m, r, x, w, bbad}), Error);
+  EXPECT_THROW(layernorm_fwd(ctx(), {y, m64, r, x, w, b}), Error);
+  EXPECT_THROW(layernorm_fwd(ctx(), {y, m, r, x, w, {}}), Error);
+  EXPECT_THROW(layernorm_fwd(ctx(), {y, m, r, x, w, b, 0.0}), Error);
+  EXPECT_THROW(layernorm_bwd(ctx(), {y, w, b, y, x, w, {}, r}), Error);  // mean is required
+  EXPECT_THROW(layernorm_bwd(ctx(), {y, w, bbad, y, x, w, m, r}), Error);
+  EXPECT_NO_THROW(layernorm_fwd(ctx(), {y, {}, {}, x, w, b}));
 }

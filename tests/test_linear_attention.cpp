@@ -41,7 +41,7 @@ struct Prob {
   }
   void copy_inputs(const Prob& o2) { q.copy_from(o2.q), k.copy_from(o2.k), v.copy_from(o2.v); }
   void fwd(int chunk, bool causal, double eps = 1e-6) {
-    linear_attention_fwd({o, den, q, k, v, chunk, eps, causal});
+    linear_attention_fwd(ctx(), {o, den, q, k, v, chunk, eps, causal});
   }
 };
 
@@ -193,7 +193,7 @@ void grad_check(Sizes s, int chunk, bool causal, bool relu_features) {
   };
   auto backward = [&] {
     p.fwd(chunk, causal);
-    linear_attention_bwd({dq, dk, dv, probe, p.o, p.den, p.q, p.k, p.v, chunk, 1e-6, causal});
+    linear_attention_bwd(ctx(), {dq, dk, dv, probe, p.o, p.den, p.q, p.k, p.v, chunk, 1e-6, causal});
   };
   expect_grad_matches(loss, backward, {{&p.q, &dq, "phiq"}, {&p.k, &dk, "phik"}, {&p.v, &dv, "v"}});
 }
@@ -218,8 +218,8 @@ TEST(LinearAttention, GradientsOverwriteAndAreDeterministic) {
   Buf dq1(DType::F32, p.q.t.shape), dk1(DType::F32, p.k.t.shape), dv1(DType::F32, p.v.t.shape);
   Buf dq2(DType::F32, p.q.t.shape), dk2(DType::F32, p.k.t.shape), dv2(DType::F32, p.v.t.shape);
   dq2.randn(1), dk2.randn(2), dv2.randn(3);  // garbage that must be overwritten
-  linear_attention_bwd({dq1, dk1, dv1, probe, p.o, p.den, p.q, p.k, p.v, 16, 1e-6, true});
-  linear_attention_bwd({dq2, dk2, dv2, probe, p.o, p.den, p.q, p.k, p.v, 16, 1e-6, true});
+  linear_attention_bwd(ctx(), {dq1, dk1, dv1, probe, p.o, p.den, p.q, p.k, p.v, 16, 1e-6, true});
+  linear_attention_bwd(ctx(), {dq2, dk2, dv2, probe, p.o, p.den, p.q, p.k, p.v, 16, 1e-6, true});
   EXPECT_EQ(std::memcmp(dq1.t.data, dq2.t.data, dq1.t.bytes()), 0);
   EXPECT_EQ(std::memcmp(dk1.t.data, dk2.t.data, dk1.t.bytes()), 0);
   EXPECT_EQ(std::memcmp(dv1.t.data, dv2.t.data, dv1.t.bytes()), 0);
@@ -240,8 +240,8 @@ TEST(LinearAttention, FloatMatchesDouble) {
     probef.copy_from(probe);
     Buf dq(DType::F64, pd.q.t.shape), dk(DType::F64, pd.k.t.shape), dv(DType::F64, pd.v.t.shape);
     Buf dqf(DType::F32, pd.q.t.shape), dkf(DType::F32, pd.k.t.shape), dvf(DType::F32, pd.v.t.shape);
-    linear_attention_bwd({dq, dk, dv, probe, pd.o, pd.den, pd.q, pd.k, pd.v, 64, 1e-6, causal});
-    linear_attention_bwd({dqf, dkf, dvf, probef, pf.o, pf.den, pf.q, pf.k, pf.v, 64, 1e-6, causal});
+    linear_attention_bwd(ctx(), {dq, dk, dv, probe, pd.o, pd.den, pd.q, pd.k, pd.v, 64, 1e-6, causal});
+    linear_attention_bwd(ctx(), {dqf, dkf, dvf, probef, pf.o, pf.den, pf.q, pf.k, pf.v, 64, 1e-6, causal});
     EXPECT_LT(rel_err(dqf, dq), 1e-4);
     EXPECT_LT(rel_err(dkf, dk), 1e-4);
     EXPECT_LT(rel_err(dvf, dv), 1e-4);
@@ -266,7 +266,8 @@ void steps_reproduce_forward(DType dt, double tol) {
   for (int64_t b = 0; b < s.B; ++b) {
     Buf S(dt, {s.Hkv, s.m, s.d}), z(dt, {s.Hkv, s.m});
     for (int64_t t = 0; t < s.T; ++t)
-      linear_attention_step({at(ostep, b, t), S, z, at(p.q, b, t), at(p.k, b, t), at(p.v, b, t), 1e-6});
+      linear_attention_step(ctx(),
+                            {at(ostep, b, t), S, z, at(p.q, b, t), at(p.k, b, t), at(p.v, b, t), 1e-6});
   }
   EXPECT_LT(rel_err(ostep, p.o), tol) << dtype_name(dt);
 }
@@ -294,7 +295,7 @@ TEST(LinearAttention, StateExportThenStepsEqualsForward) {
       }
     Buf S(dt, {s.B, s.Hkv, s.m, s.d}), z(dt, {s.B, s.Hkv, s.m});
     S.randn(1), z.randn(2);  // overwritten
-    linear_attention_state({S, z, pre.k, pre.v});
+    linear_attention_state(ctx(), {S, z, pre.k, pre.v});
     Buf ostep(dt, full.o.t.shape);
     double worst = 0, scale = 0;
     for (int64_t b = 0; b < s.B; ++b) {
@@ -304,7 +305,7 @@ TEST(LinearAttention, StateExportThenStepsEqualsForward) {
                       Shape{s.Hkv, s.m});
       for (int64_t t = P; t < s.T; ++t) {
         linear_attention_step(
-            {at(ostep, b, t), Sb, zb, at(full.q, b, t), at(full.k, b, t), at(full.v, b, t), 1e-6});
+            ctx(), {at(ostep, b, t), Sb, zb, at(full.q, b, t), at(full.k, b, t), at(full.v, b, t), 1e-6});
         for (int64_t i = 0; i < s.H * s.d; ++i) {
           const int64_t idx = (b * s.T + t) * s.H * s.d + i;
           worst = std::max(worst, std::fabs(ostep.get(idx) - full.o.get(idx)));
@@ -324,19 +325,19 @@ TEST(LinearAttention, BadArgumentsAreErrors) {
   EXPECT_THROW(ok.fwd(0, true), Error);
   EXPECT_THROW(ok.fwd(4, true, -1.0), Error);
   Buf o64(DType::F64, ok.o.t.shape);
-  EXPECT_THROW(linear_attention_fwd({o64, ok.den, ok.q, ok.k, ok.v}), Error);
+  EXPECT_THROW(linear_attention_fwd(ctx(), {o64, ok.den, ok.q, ok.k, ok.v}), Error);
   Buf vbad(DType::F32, {1, 6, 2, 3});
-  EXPECT_THROW(linear_attention_fwd({ok.o, ok.den, ok.q, ok.k, vbad}), Error);
+  EXPECT_THROW(linear_attention_fwd(ctx(), {ok.o, ok.den, ok.q, ok.k, vbad}), Error);
   Buf i32(DType::I32, ok.q.t.shape);
-  EXPECT_THROW(linear_attention_fwd({ok.o, ok.den, i32, ok.k, ok.v}), Error);
-  EXPECT_THROW(linear_attention_fwd({ok.o, {}, ok.q, ok.k, ok.v}), Error);
+  EXPECT_THROW(linear_attention_fwd(ctx(), {ok.o, ok.den, i32, ok.k, ok.v}), Error);
+  EXPECT_THROW(linear_attention_fwd(ctx(), {ok.o, {}, ok.q, ok.k, ok.v}), Error);
   Buf dq(DType::F32, ok.q.t.shape), dk(DType::F32, {1, 5, 2, 5}), dv(DType::F32, ok.v.t.shape);
-  EXPECT_THROW(linear_attention_bwd({dq, dk, dv, ok.o, ok.o, ok.den, ok.q, ok.k, ok.v}), Error);
+  EXPECT_THROW(linear_attention_bwd(ctx(), {dq, dk, dv, ok.o, ok.o, ok.den, ok.q, ok.k, ok.v}), Error);
   Buf S(DType::F32, {2, 4, 3}), z(DType::F32, {2, 4}), o(DType::F32, {4, 3});
   Buf q1(DType::F32, {4, 4}), k1(DType::F32, {2, 4}), v1(DType::F32, {2, 3}), zbad(DType::F32, {2, 5});
-  EXPECT_NO_THROW(linear_attention_step({o, S, z, q1, k1, v1}));
-  EXPECT_THROW(linear_attention_step({o, S, zbad, q1, k1, v1}), Error);
+  EXPECT_NO_THROW(linear_attention_step(ctx(), {o, S, z, q1, k1, v1}));
+  EXPECT_THROW(linear_attention_step(ctx(), {o, S, zbad, q1, k1, v1}), Error);
   Buf Sb(DType::F32, {1, 2, 4, 3}), zb(DType::F32, {1, 2, 4});
-  EXPECT_NO_THROW(linear_attention_state({Sb, zb, ok.k, ok.v}));
-  EXPECT_THROW(linear_attention_state({Sb, zb, ok.k, vbad}), Error);
+  EXPECT_NO_THROW(linear_attention_state(ctx(), {Sb, zb, ok.k, ok.v}));
+  EXPECT_THROW(linear_attention_state(ctx(), {Sb, zb, ok.k, vbad}), Error);
 }

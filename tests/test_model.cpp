@@ -21,7 +21,7 @@ ModelConfig small_model(const std::string& type, bool tie, double rope) {
   m.tie_embeddings = tie;
   m.rope_theta = rope;
   m.init_std = 0.3;  // large weights so every path carries signal into the gradients
-  m.attention.type = type;
+  m.attention.type = attention_kind_from_name(type);
   m.attention.features = 8;
   m.attention.levels = 2;
   m.attention.conv_width = 5;
@@ -50,10 +50,12 @@ void check_directional_derivatives(const ModelConfig& cfg) {
   Model m(cfg, DType::F64);
   m.init(42);
   // Perturb scale weights and norm weights away from their (symmetric) init values.
-  for (Tensor& t : m.params_arena().tensors()) {
-    if (param_kind(t.name) == ParamKind::Matrix) continue;
+  for (size_t i = 0; i < m.param_decls().size(); ++i) {
+    const ParamDecl& decl = m.param_decls()[i];
+    if (decl.kind == ParamKind::Matrix) continue;
+    const Tensor& t = m.params_arena().tensors()[i];
     for (int64_t j = 0; j < t.numel(); ++j)
-      t.ptr<double>()[j] += 0.2 * rng_normal(5, hash_name(t.name.c_str()), j);
+      t.ptr<double>()[j] += 0.2 * rng_normal(5, hash_name(decl.name.c_str()), j);
   }
   Workspace ws(m, 2, 11);  // T = 11: not a multiple of the chunk (4) nor of 2^levels
   fill_tokens(ws, cfg.vocab_size, 9);
@@ -91,7 +93,7 @@ void check_directional_derivatives(const ModelConfig& cfg) {
     const double lm = loss();
     perturb(m, dir, h, only);
     const double numeric = (lp - lm) / (2 * h);
-    const std::string what = only < 0 ? std::string("all parameters") : P[only].name;
+    const std::string what = only < 0 ? std::string("all parameters") : std::string(P[only].name);
     EXPECT_NEAR(analytic, numeric, 1e-6 * std::max(1.0, std::fabs(numeric))) << what;
     EXPECT_GT(std::fabs(numeric), 1e-9) << what << ": no signal; the check would prove nothing";
   }
@@ -112,10 +114,22 @@ TEST(ModelGradients, WersaBidirectional) {
   check_directional_derivatives(c);
 }
 TEST(ModelGradients, Softmax) { check_directional_derivatives(small_model("softmax", true, 10000)); }
+TEST(ModelGradients, LinearTiedRope) { check_directional_derivatives(small_model("linear", true, 10000)); }
+TEST(ModelGradients, LinearUntiedNoRopeSeparateFeatures) {
+  ModelConfig c = small_model("linear", false, 0);
+  c.attention.shared_qk_features = false;
+  c.attention.qkv_bias = false;
+  check_directional_derivatives(c);
+}
+TEST(ModelGradients, LinearBidirectional) {
+  ModelConfig c = small_model("linear", true, 10000);
+  c.attention.causal = false;
+  check_directional_derivatives(c);
+}
 
 // Invariant 1: changing tokens at positions >= t0 leaves logits and losses at < t0 unchanged.
 TEST(ModelCausality, FutureTokensDoNotChangeThePast) {
-  for (const char* type : {"wersa", "softmax"}) {
+  for (const char* type : {"wersa", "softmax", "linear"}) {
     ModelConfig cfg = small_model(type, true, 10000);
     cfg.attention.chunk = 8;
     Model m(cfg, DType::F32, Device::CPU, false);

@@ -15,7 +15,7 @@ TEST(Rope, ForwardMatchesRotateHalfFormula) {
     SCOPED_TRACE(pos0);
     Buf x(DType::F64, {B, T, H, d}), y(DType::F64, {B, T, H, d});
     x.randn(1);
-    rope_fwd({y, x, theta, pos0});
+    rope_fwd(ctx(), {y, x, theta, pos0});
     for (int64_t b = 0; b < B; ++b)
       for (int64_t t = 0; t < T; ++t)
         for (int64_t h = 0; h < H; ++h) {
@@ -36,7 +36,7 @@ TEST(Rope, PairsAreHalfAWidthApart) {
   const int64_t d = 8;
   Buf x(DType::F64, {1, 1, 1, d}), y(DType::F64, {1, 1, 1, d});
   x.set(1, 1.0);
-  rope_fwd({y, x, 10000.0, 3});
+  rope_fwd(ctx(), {y, x, 10000.0, 3});
   const double ang = 3.0 * std::pow(10000.0, -2.0 / 8.0);
   for (int64_t j = 0; j < d; ++j) {
     const double expect = j == 1 ? std::cos(ang) : j == 5 ? std::sin(ang) : 0.0;
@@ -49,10 +49,10 @@ TEST(Rope, GradientMatchesFiniteDifferences) {
   Buf x(DType::F64, s), y(DType::F64, s), probe(DType::F64, s), dx(DType::F64, s);
   x.randn(1), probe.randn(2);
   auto loss = [&] {
-    rope_fwd({y, x, 100.0, 5});
+    rope_fwd(ctx(), {y, x, 100.0, 5});
     return dot(y, probe);
   };
-  auto backward = [&] { rope_bwd({dx, probe, 100.0, 5}); };
+  auto backward = [&] { rope_bwd(ctx(), {dx, probe, 100.0, 5}); };
   expect_grad_matches(loss, backward, {{&x, &dx, "x"}});
 }
 
@@ -60,13 +60,13 @@ TEST(Rope, BackwardInvertsForwardAlsoInPlace) {
   const Shape s{3, 13, 2, 16};
   Buf x(DType::F64, s), y(DType::F64, s), back(DType::F64, s);
   x.randn(1);
-  rope_fwd({y, x, 10000.0, 17});
+  rope_fwd(ctx(), {y, x, 10000.0, 17});
   EXPECT_GT(rel_err(y, x), 0.1);  // it did rotate
-  rope_bwd({back, y, 10000.0, 17});
+  rope_bwd(ctx(), {back, y, 10000.0, 17});
   EXPECT_LT(rel_err(back, x), 1e-14);
-  rope_fwd({y, y, 10000.0, 17});  // in place: y = R R x
-  rope_bwd({y, y, 10000.0, 17});
-  rope_bwd({y, y, 10000.0, 17});
+  rope_fwd(ctx(), {y, y, 10000.0, 17});  // in place: y = R R x
+  rope_bwd(ctx(), {y, y, 10000.0, 17});
+  rope_bwd(ctx(), {y, y, 10000.0, 17});
   EXPECT_LT(rel_err(y, x), 1e-14);
 }
 
@@ -76,8 +76,8 @@ TEST(Rope, DotProductDependsOnlyOnRelativePosition) {
   Buf rq(DType::F64, {1, 1, 1, d}), rk(DType::F64, {1, 1, 1, d});
   q.randn(1), k.randn(2);
   auto score = [&](int64_t p, int64_t s) {
-    rope_fwd({rq, q, 10000.0, p});
-    rope_fwd({rk, k, 10000.0, s});
+    rope_fwd(ctx(), {rq, q, 10000.0, p});
+    rope_fwd(ctx(), {rk, k, 10000.0, s});
     return dot(rq, rk);
   };
   const double base = score(3, 1);
@@ -91,7 +91,7 @@ TEST(Rope, DotProductDependsOnlyOnRelativePosition) {
   Buf q2(DType::F64, {1, 9, 1, d}), r2(DType::F64, {1, 9, 1, d});
   for (int64_t t = 0; t < 9; ++t)
     for (int64_t j = 0; j < d; ++j) q2.set(t * d + j, t == 7 ? q.get(j) : k.get(j));
-  rope_fwd({r2, q2, 10000.0, 0});
+  rope_fwd(ctx(), {r2, q2, 10000.0, 0});
   double s75 = 0;
   for (int64_t j = 0; j < d; ++j) s75 += r2.get(7 * d + j) * r2.get(5 * d + j);
   EXPECT_NEAR(s75, base, 1e-12);
@@ -104,11 +104,11 @@ TEST(Rope, FloatMatchesDouble) {
   x.randn(1);
   xf.copy_from(x);
   for (int64_t pos0 : {int64_t(0), int64_t(50000)}) {  // angles in double even for f32 data
-    rope_fwd({y, x, 10000.0, pos0});
-    rope_fwd({yf, xf, 10000.0, pos0});
+    rope_fwd(ctx(), {y, x, 10000.0, pos0});
+    rope_fwd(ctx(), {yf, xf, 10000.0, pos0});
     EXPECT_LT(rel_err(yf, y), 1e-6);
-    rope_bwd({dx, x, 10000.0, pos0});
-    rope_bwd({dxf, xf, 10000.0, pos0});
+    rope_bwd(ctx(), {dx, x, 10000.0, pos0});
+    rope_bwd(ctx(), {dxf, xf, 10000.0, pos0});
     EXPECT_LT(rel_err(dxf, dx), 1e-6);
   }
 }
@@ -117,12 +117,12 @@ TEST(Rope, ArgumentErrors) {
   Buf x(DType::F32, {2, 3, 4, 6}), y(DType::F32, {2, 3, 4, 6});
   Buf odd(DType::F32, {2, 3, 4, 5}), x3(DType::F32, {6, 4, 6}), y64(DType::F64, {2, 3, 4, 6});
   Buf ybad(DType::F32, {2, 3, 6, 4});
-  EXPECT_THROW(rope_fwd({odd, odd, 10000.0}), Error);
-  EXPECT_THROW(rope_fwd({x3, x3, 10000.0}), Error);
-  EXPECT_THROW(rope_fwd({y64, x, 10000.0}), Error);
-  EXPECT_THROW(rope_fwd({ybad, x, 10000.0}), Error);
-  EXPECT_THROW(rope_fwd({y, x, 0.0}), Error);
-  EXPECT_THROW(rope_bwd({y, x, -5.0}), Error);
-  EXPECT_THROW(rope_fwd({y, x, 10000.0, -1}), Error);
-  EXPECT_NO_THROW(rope_fwd({y, x, 10000.0, 0}));
+  EXPECT_THROW(rope_fwd(ctx(), {odd, odd, 10000.0}), Error);
+  EXPECT_THROW(rope_fwd(ctx(), {x3, x3, 10000.0}), Error);
+  EXPECT_THROW(rope_fwd(ctx(), {y64, x, 10000.0}), Error);
+  EXPECT_THROW(rope_fwd(ctx(), {ybad, x, 10000.0}), Error);
+  EXPECT_THROW(rope_fwd(ctx(), {y, x, 0.0}), Error);
+  EXPECT_THROW(rope_bwd(ctx(), {y, x, -5.0}), Error);
+  EXPECT_THROW(rope_fwd(ctx(), {y, x, 10000.0, -1}), Error);
+  EXPECT_NO_THROW(rope_fwd(ctx(), {y, x, 10000.0, 0}));
 }

@@ -33,9 +33,9 @@ struct Prob {
     v.randn(seed + 2);
   }
   void copy_inputs(const Prob& o2) { q.copy_from(o2.q), k.copy_from(o2.k), v.copy_from(o2.v); }
-  void fwd(bool causal) { softmax_attention_fwd({o, lse, q, k, v, scale, causal}); }
+  void fwd(bool causal) { softmax_attention_fwd(ctx(), {o, lse, q, k, v, scale, causal}); }
   void bwd(const Buf& dout, const Buf& dq, const Buf& dk, const Buf& dv, bool causal) {
-    softmax_attention_bwd({dq, dk, dv, dout, o, lse, q, k, v, scale, causal});
+    softmax_attention_bwd(ctx(), {dq, dk, dv, dout, o, lse, q, k, v, scale, causal});
   }
 };
 
@@ -215,7 +215,7 @@ TEST(SoftmaxAttention, DecodeReproducesTheForward) {
                        Shape{s.H, s.d});
         const Tensor o(static_cast<char*>(od.t.data) + (b * s.T + t) * qr * es, dt, Device::CPU,
                        Shape{s.H, s.d});
-        softmax_attention_decode({o, q, kc, vc, t + 1, p.scale});
+        softmax_attention_decode(ctx(), {o, q, kc, vc, t + 1, p.scale});
       }
     }
     EXPECT_LT(rel_err(od, p.o), dt == DType::F32 ? 1e-5 : 1e-13) << dtype_name(dt);
@@ -229,16 +229,16 @@ TEST(SoftmaxAttention, BadArgumentsAreErrors) {
   p.fill(1);
   EXPECT_NO_THROW(p.fwd(true));
   Buf lse_bad(DType::F32, {1, 5, 2});
-  EXPECT_THROW(softmax_attention_fwd({p.o, lse_bad, p.q, p.k, p.v, 0.5}), Error);
+  EXPECT_THROW(softmax_attention_fwd(ctx(), {p.o, lse_bad, p.q, p.k, p.v, 0.5}), Error);
   Buf v64(DType::F64, p.v.t.shape);
-  EXPECT_THROW(softmax_attention_fwd({p.o, p.lse, p.q, p.k, v64, 0.5}), Error);
-  EXPECT_THROW(softmax_attention_fwd({p.o, p.lse, p.q, p.k, p.v, std::nan("")}), Error);
+  EXPECT_THROW(softmax_attention_fwd(ctx(), {p.o, p.lse, p.q, p.k, v64, 0.5}), Error);
+  EXPECT_THROW(softmax_attention_fwd(ctx(), {p.o, p.lse, p.q, p.k, p.v, std::nan("")}), Error);
   Buf dq(DType::F32, p.q.t.shape), dk(DType::F32, p.k.t.shape), dvbad(DType::F32, {1, 5, 2, 3});
-  EXPECT_THROW(softmax_attention_bwd({dq, dk, dvbad, p.o, p.o, p.lse, p.q, p.k, p.v, 0.5}), Error);
+  EXPECT_THROW(softmax_attention_bwd(ctx(), {dq, dk, dvbad, p.o, p.o, p.lse, p.q, p.k, p.v, 0.5}), Error);
   Buf q1(DType::F32, {4, 4}), o1(DType::F32, {4, 4}), kc(DType::F32, {6, 2, 4}), vc(DType::F32, {6, 2, 4});
-  EXPECT_NO_THROW(softmax_attention_decode({o1, q1, kc, vc, 6, 0.5}));
-  EXPECT_THROW(softmax_attention_decode({o1, q1, kc, vc, 0, 0.5}), Error);
-  EXPECT_THROW(softmax_attention_decode({o1, q1, kc, vc, 7, 0.5}), Error);
+  EXPECT_NO_THROW(softmax_attention_decode(ctx(), {o1, q1, kc, vc, 6, 0.5}));
+  EXPECT_THROW(softmax_attention_decode(ctx(), {o1, q1, kc, vc, 0, 0.5}), Error);
+  EXPECT_THROW(softmax_attention_decode(ctx(), {o1, q1, kc, vc, 7, 0.5}), Error);
   Buf kc3(DType::F32, {6, 3, 4});
-  EXPECT_THROW(softmax_attention_decode({o1, q1, kc3, kc3, 2, 0.5}), Error);
+  EXPECT_THROW(softmax_attention_decode(ctx(), {o1, q1, kc3, kc3, 2, 0.5}), Error);
 }

@@ -11,7 +11,7 @@ using namespace wersa::test;
 TEST(Swiglu, ForwardMatchesFormula) {
   Buf g(DType::F64, {3, 5, 7}), u(DType::F64, {3, 5, 7}), y(DType::F64, {3, 5, 7});
   g.randn(1, 3.0), u.randn(2);
-  swiglu_fwd({y, g, u});
+  swiglu_fwd(ctx(), {y, g, u});
   for (int64_t i = 0; i < y.n(); ++i) {
     const double gi = g.get(i);
     EXPECT_NEAR(y.get(i), gi / (1 + std::exp(-gi)) * u.get(i), 1e-14 * (1 + std::fabs(y.get(i))));
@@ -24,10 +24,10 @@ TEST(Swiglu, GradientsMatchFiniteDifferences) {
   Buf dg(DType::F64, s), du(DType::F64, s);
   g.randn(1, 3.0), u.randn(2), probe.randn(3);
   auto loss = [&] {
-    swiglu_fwd({y, g, u});
+    swiglu_fwd(ctx(), {y, g, u});
     return dot(y, probe);
   };
-  auto backward = [&] { swiglu_bwd({dg, du, probe, g, u}); };
+  auto backward = [&] { swiglu_bwd(ctx(), {dg, du, probe, g, u}); };
   expect_grad_matches(loss, backward, {{&g, &dg, "gate"}, {&u, &du, "up"}});
 }
 
@@ -36,18 +36,18 @@ TEST(Swiglu, GradientsAreOverwrittenAndMayAliasDy) {
   Buf g(DType::F64, s), u(DType::F64, s), dy(DType::F64, s), dg(DType::F64, s), du(DType::F64, s);
   Buf dg2(DType::F64, s), du2(DType::F64, s);
   g.randn(1, 2.0), u.randn(2), dy.randn(3);
-  swiglu_bwd({dg, du, dy, g, u});
+  swiglu_bwd(ctx(), {dg, du, dy, g, u});
   dg2.randn(7), du2.randn(8);  // garbage that must be overwritten
-  swiglu_bwd({dg2, du2, dy, g, u});
+  swiglu_bwd(ctx(), {dg2, du2, dy, g, u});
   EXPECT_EQ(rel_err(dg2, dg), 0.0);
   EXPECT_EQ(rel_err(du2, du), 0.0);
   // dgate written over dy in place.
-  swiglu_bwd({dy, du2, dy, g, u});
+  swiglu_bwd(ctx(), {dy, du2, dy, g, u});
   EXPECT_EQ(rel_err(dy, dg), 0.0);
   // Forward in place over gate.
   Buf y(DType::F64, s);
-  swiglu_fwd({y, g, u});
-  swiglu_fwd({g, g, u});
+  swiglu_fwd(ctx(), {y, g, u});
+  swiglu_fwd(ctx(), {g, g, u});
   EXPECT_EQ(rel_err(g, y), 0.0);
 }
 
@@ -60,10 +60,10 @@ TEST(Swiglu, FloatMatchesDoubleAndSaturatesCleanly) {
   g.randn(1, 4.0), u.randn(2), dy.randn(3);
   g.set(0, 200.0), g.set(1, -200.0), g.set(2, 0.0);  // exp would overflow in a naive sigmoid
   gf.copy_from(g), uf.copy_from(u), dyf.copy_from(dy);
-  swiglu_fwd({y, g, u});
-  swiglu_fwd({yf, gf, uf});
-  swiglu_bwd({dg, du, dy, g, u});
-  swiglu_bwd({dgf, duf, dyf, gf, uf});
+  swiglu_fwd(ctx(), {y, g, u});
+  swiglu_fwd(ctx(), {yf, gf, uf});
+  swiglu_bwd(ctx(), {dg, du, dy, g, u});
+  swiglu_bwd(ctx(), {dgf, duf, dyf, gf, uf});
   EXPECT_LT(rel_err(yf, y), 1e-6);
   EXPECT_LT(rel_err(dgf, dg), 1e-6);
   EXPECT_LT(rel_err(duf, du), 1e-6);
@@ -77,10 +77,10 @@ TEST(Swiglu, FloatMatchesDoubleAndSaturatesCleanly) {
 TEST(Swiglu, ArgumentErrors) {
   Buf g(DType::F32, {4, 6}), u(DType::F32, {4, 6}), y(DType::F32, {4, 6});
   Buf ubad(DType::F32, {6, 4}), u64(DType::F64, {4, 6}), dg(DType::F32, {4, 6}), du(DType::F32, {4, 6});
-  EXPECT_THROW(swiglu_fwd({y, g, ubad}), Error);
-  EXPECT_THROW(swiglu_fwd({y, g, u64}), Error);
-  EXPECT_THROW(swiglu_fwd({y, {}, u}), Error);
-  EXPECT_THROW(swiglu_bwd({dg, dg, y, g, u}), Error);  // dgate and dup in the same memory
-  EXPECT_THROW(swiglu_bwd({dg, du, y, g, ubad}), Error);
-  EXPECT_NO_THROW(swiglu_bwd({dg, du, y, g, u}));
+  EXPECT_THROW(swiglu_fwd(ctx(), {y, g, ubad}), Error);
+  EXPECT_THROW(swiglu_fwd(ctx(), {y, g, u64}), Error);
+  EXPECT_THROW(swiglu_fwd(ctx(), {y, {}, u}), Error);
+  EXPECT_THROW(swiglu_bwd(ctx(), {dg, dg, y, g, u}), Error);  // dgate and dup in the same memory
+  EXPECT_THROW(swiglu_bwd(ctx(), {dg, du, y, g, ubad}), Error);
+  EXPECT_NO_THROW(swiglu_bwd(ctx(), {dg, du, y, g, u}));
 }

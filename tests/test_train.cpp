@@ -37,6 +37,10 @@ Config tiny_config(const fs::path& dir) {
 
 }  // namespace
 
+// Shared by the tests of each attention kind (defined below the tests that read first).
+void expect_identical_runs(const Config& c);
+void expect_bitwise_resume(const TempDir& dir, Config c);
+
 TEST(Train, OverfitsOneBatch) {
   const TempDir dir("overfit");
   Config c = tiny_config(dir.path);
@@ -61,6 +65,19 @@ TEST(Train, OverfitsOneBatch) {
 TEST(Train, IdenticalRunsGiveIdenticalLosses) {
   const TempDir dir("identical");
   const Config c = tiny_config(dir.path);
+  expect_identical_runs(c);
+}
+
+TEST(Train, IdenticalRunsGiveIdenticalLossesForEveryAttentionKind) {
+  for (AttentionKind kind : {AttentionKind::Softmax, AttentionKind::Linear}) {
+    const TempDir dir("identical");
+    Config c = tiny_config(dir.path);
+    c.model.attention.type = kind;
+    expect_identical_runs(c);
+  }
+}
+
+void expect_identical_runs(const Config& c) {
   TrainOptions o;
   o.quiet = true;
   const TrainResult a = train(c, o), b = train(c, o);
@@ -71,7 +88,19 @@ TEST(Train, IdenticalRunsGiveIdenticalLosses) {
 
 TEST(Train, ResumeIsBitwiseIdentical) {
   const TempDir dir("resume");
-  Config c = tiny_config(dir.path);
+  expect_bitwise_resume(dir, tiny_config(dir.path));
+}
+
+TEST(Train, ResumeIsBitwiseIdenticalForEveryAttentionKind) {
+  for (AttentionKind kind : {AttentionKind::Softmax, AttentionKind::Linear}) {
+    const TempDir dir("resume");
+    Config c = tiny_config(dir.path);
+    c.model.attention.type = kind;
+    expect_bitwise_resume(dir, c);
+  }
+}
+
+void expect_bitwise_resume(const TempDir& dir, Config c) {
   c.train.checkpoint_every = 5;
   c.train.grad_accum = 2;
   TrainOptions full;

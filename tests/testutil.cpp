@@ -12,12 +12,25 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "wersa/ops/elementwise.h"
+
 namespace wersa::test {
 
-Buf::Buf(DType dt, Shape s, const std::string& name) {
+Ctx& ctx() {
+  static Ctx c(Device::CPU, ScratchPolicy::Grow);
+  return c;
+}
+
+double sum_squares(const Tensor& x) {
+  Buf out(DType::F64, {1});
+  wersa::sum_squares(ctx(), {out, x});
+  return out.get(0);
+}
+
+Buf::Buf(DType dt, Shape s, std::string_view name) : name_(std::make_unique<std::string>(name)) {
   const size_t bytes = size_t(s.numel()) * dtype_size(dt);
   storage.assign((bytes + 7) / 8 + 1, 0.0);
-  t = Tensor(storage.data(), dt, Device::CPU, s, name);
+  t = Tensor(storage.data(), dt, Device::CPU, s, *name_);
 }
 
 double Buf::get(int64_t i) const {

@@ -6,20 +6,30 @@
 
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "wersa/common/rng.h"
+#include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"
 
 namespace wersa::test {
 
+// The CPU context op tests call ops with: its scratch grows on demand (ScratchPolicy::Grow), so
+// an op can be called without planning. Model-level code plans its contexts instead.
+Ctx& ctx();
+
+// sum_squares of x (the op, run on ctx()) read back as a double.
+double sum_squares(const Tensor& x);
+
 // A tensor that owns its (host) memory.
 struct Buf {
-  std::vector<double> storage;  // 8-byte aligned, big enough for any dtype
+  std::vector<double> storage;         // 8-byte aligned, big enough for any dtype
+  std::unique_ptr<std::string> name_;  // the view's name (stable when the Buf moves)
   Tensor t;
   Buf() = default;
-  Buf(DType dt, Shape s, const std::string& name = {});
+  Buf(DType dt, Shape s, std::string_view name = {});
   Buf(const Buf&) = delete;
   Buf& operator=(const Buf&) = delete;
   Buf(Buf&&) = default;

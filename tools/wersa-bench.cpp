@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
   app.add_option("--config", configs, "JSON config: a randomly initialised model of that shape (repeatable)");
   app.add_option("--set", sets, "override a config key of --config models: section.key=value (repeatable)");
   app.add_option("--attention", attn_s,
-                 "comma list of attention types to run each --config as (e.g. wersa,softmax)");
+                 "comma list of attention types to run each --config as (e.g. wersa,softmax,linear)");
   app.add_option("-p,--n-prompt", pp_s, "prompt lengths for pp tests, comma list (0 = none)")
       ->capture_default_str();
   app.add_option("-n,--n-gen", tg_s, "generated tokens for tg tests, comma list (0 = none)")
@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
       std::vector<std::string> types;
       std::stringstream ss(attn_s);
       for (std::string t; std::getline(ss, t, ',');) types.push_back(t);
-      if (types.empty()) types.push_back(cfg.model.attention.type);
+      if (types.empty()) types.push_back(wersa::attention_kind_name(cfg.model.attention.type));
       for (const std::string& t : types) {
         wersa::Config ct = cfg;
         wersa::config_set(ct, "model.attention.type=" + t, "--attention");
@@ -159,13 +159,13 @@ int main(int argc, char** argv) {
         model.init(seed);
       else
         wersa::io::load_model_weights(sp.ckpt, model);
-      const std::string attn = sp.cfg.model.attention.type;
+      const std::string attn = wersa::attention_kind_name(sp.cfg.model.attention.type);
       const int64_t V = sp.cfg.model.vocab_size;
       int64_t maxd = 0, maxn = 0;
       for (int64_t d : depths) maxd = std::max(maxd, d);
       for (int64_t n : pps) maxn = std::max(maxn, n);
       for (int64_t n : tgs) maxn = std::max(maxn, n);
-      const int64_t ctx = attn == "softmax" ? maxd + maxn + 1 : 0;
+      const int64_t ctx = model.generation_needs_context() ? maxd + maxn + 1 : 0;
       wersa::DecodeState base(model, {ctx, batch}), work(model, {ctx, batch});
       uint64_t draw = 0;
       auto random_tokens = [&](int64_t n) {

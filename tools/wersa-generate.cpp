@@ -13,6 +13,7 @@
 #include "wersa/common/timer.h"
 #include "wersa/data/tokenizer.h"
 #include "wersa/io/checkpoint.h"
+#include "wersa/io/state_file.h"
 #include "wersa/model/generate.h"
 #include "wersa/model/sampler.h"
 
@@ -97,8 +98,8 @@ int main(int argc, char** argv) {
                 " ids but the model only ", cfg.model.vocab_size);
     wersa::Model model(cfg.model, wersa::DType::F32, wersa::Device::CPU, false);
     wersa::io::load_model_weights(dir, model);
-    const bool softmax = cfg.model.attention.type == "softmax";
-    if (softmax && ctx == 0) ctx = cfg.train.seq_len;
+    const bool cache = model.generation_needs_context();  // a KV cache: the context is bounded
+    if (cache && ctx == 0) ctx = cfg.train.seq_len;
     wersa::DecodeState state(model, wersa::DecodeOptions{ctx, batch});
     if (!load_state.empty()) wersa::load_decode_state(model, state, load_state);
     const double load_ms = load.ms();
@@ -157,9 +158,9 @@ int main(int argc, char** argv) {
     std::fprintf(
         stderr,
         "wersa-generate: %s: %s attention, %.2f M params, context %s, state %s%s, seed %lld, %d threads\n",
-        dir.c_str(), cfg.model.attention.type.c_str(), double(model.num_params()) / 1e6,
+        dir.c_str(), wersa::attention_kind_name(cfg.model.attention.type), double(model.num_params()) / 1e6,
         ctx > 0 ? std::to_string(ctx).c_str() : "unlimited", wersa::format_bytes(state.state_bytes()).c_str(),
-        softmax ? " (KV cache)" : " (constant)", static_cast<long long>(seed), nthreads);
+        cache ? " (KV cache)" : " (constant)", static_cast<long long>(seed), nthreads);
     if (loaded > 0)
       std::fprintf(stderr, "wersa-generate: started from a state of %lld tokens\n",
                    static_cast<long long>(loaded));

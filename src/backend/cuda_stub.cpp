@@ -1,5 +1,6 @@
-// Linked into builds without CUDA: every cuda:: entry raises one clear error.
+// Linked into builds without CUDA: every cuda:: memory entry raises one clear error.
 #include "wersa/backend/backend.h"
+#include "wersa/common/error.h"
 
 namespace wersa::cuda {
 
@@ -10,10 +11,12 @@ namespace wersa::cuda {
 void* alloc(size_t) { unavailable("cuda alloc"); }
 void free(void*) { unavailable("cuda free"); }
 void memset0(void*, size_t) { unavailable("cuda memset"); }
-void copy_h2d(void*, const void*, size_t) { unavailable("cuda copy"); }
-void copy_d2h(void*, const void*, size_t) { unavailable("cuda copy"); }
-void copy_d2d(void*, const void*, size_t) { unavailable("cuda copy"); }
+void copy_h2d(void*, const void*, size_t, void*) { unavailable("cuda copy"); }
+void copy_d2h(void*, const void*, size_t, void*) { unavailable("cuda copy"); }
+void copy_d2d(void*, const void*, size_t, void*) { unavailable("cuda copy"); }
 void sync() {}
 bool available() { return false; }
+void* blas_create(void*) { unavailable("cuBLAS"); }
+void blas_destroy(void*) {}
 
 }  // namespace wersa::cuda

@@ -1,6 +1,7 @@
 #include "wersa/io/checkpoint.h"
 
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 
@@ -27,21 +28,19 @@ nlohmann::json read_json(const fs::path& p) {
     WERSA_FAIL(p.string(), ": invalid JSON: ", e.what());
   }
 }
-std::vector<Tensor> renamed(const Arena& a, const std::string& prefix) {
+// The arena's tensors named prefix + name; `names` keeps the strings the views refer to.
+std::vector<Tensor> renamed(const Arena& a, const std::string& prefix, std::deque<std::string>& names) {
   std::vector<Tensor> out;
   for (const Tensor& t : a.tensors()) {
+    names.push_back(prefix + std::string(t.name));
     Tensor c = t;
-    c.name = prefix + t.name;
+    c.name = names.back();
     out.push_back(c);
   }
   return out;
 }
 void read_arena(const SafeTensorsFile& f, const Arena& a, const std::string& prefix) {
-  for (const Tensor& t : a.tensors()) {
-    Tensor dst = t;
-    dst.name = prefix + t.name;
-    f.read_into(prefix + t.name, dst);
-  }
+  for (const Tensor& t : a.tensors()) f.read_into(prefix + std::string(t.name), t);
 }
 }  // namespace
 
@@ -59,12 +58,16 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Chec
   fs::remove_all(tmp, ec);
   fs::create_directories(tmp, ec);
   WERSA_CHECK(!ec, tmp.string(), ": cannot create directory: ", ec.message());
-  std::vector<Tensor> weights = renamed(c.model->params_arena(), "");
+  WERSA_CHECK(c.model->device() == Device::CPU, "checkpoint: the model is on ",
+              device_name(c.model->device()), "; save a copy on the CPU");
+  std::vector<Tensor> weights(c.model->params_arena().tensors().begin(),
+                              c.model->params_arena().tensors().end());
   for (const Tensor& b : c.model->buffers_arena().tensors()) weights.push_back(b);
   save_safetensors((tmp / "model.safetensors").string(), weights, {{"format", "pt"}, {"engine", "wersa"}});
   if (c.adam_m && c.adam_v) {
-    std::vector<Tensor> opt = renamed(*c.adam_m, "m.");
-    for (const Tensor& t : renamed(*c.adam_v, "v.")) opt.push_back(t);
+    std::deque<std::string> names;
+    std::vector<Tensor> opt = renamed(*c.adam_m, "m.", names);
+    for (const Tensor& t : renamed(*c.adam_v, "v.", names)) opt.push_back(t);
     save_safetensors((tmp / "optimizer.safetensors").string(), opt, {{"format", "pt"}});
   }
   write_json(tmp / "config.json", c.config);

@@ -206,7 +206,7 @@ void save_safetensors(const std::string& path, const std::vector<Tensor>& tensor
   for (const Tensor& t : tensors) {
     WERSA_CHECK(!t.name.empty(), path, ": cannot save a tensor without a name (", t.describe(), ")");
     WERSA_CHECK(t.name != kMetaKey, path, ": '", kMetaKey, "' is reserved and cannot name a tensor");
-    WERSA_CHECK(names.insert(t.name).second, path, ": two tensors are named '", t.name, "'");
+    WERSA_CHECK(names.insert(std::string(t.name)).second, path, ": two tensors are named '", t.name, "'");
     WERSA_CHECK(t.device == Device::CPU, path, ": tensor '", t.name, "' is on ", device_name(t.device),
                 " (expected a CPU tensor)");
     for (int i = 0; i < t.rank(); ++i)
@@ -228,9 +228,9 @@ void save_safetensors(const std::string& path, const std::vector<Tensor>& tensor
     const Tensor& t = tensors[i];
     json shape = json::array();
     for (int d = 0; d < t.rank(); ++d) shape.push_back(t.dim(d));
-    header[t.name] = {{"dtype", safetensors_dtype_name(t.dtype)},
-                      {"shape", shape},
-                      {"data_offsets", {offset, offset + t.bytes()}}};
+    header[std::string(t.name)] = {{"dtype", safetensors_dtype_name(t.dtype)},
+                                   {"shape", shape},
+                                   {"data_offsets", {offset, offset + t.bytes()}}};
     offset += t.bytes();
   }
   if (!metadata.empty()) header[kMetaKey] = metadata;
@@ -322,14 +322,14 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
   for (size_t i = 0; i < entries_.size(); ++i) index_[entries_[i].name] = i;
 }
 
-const SafeTensorEntry& SafeTensorsFile::entry(const std::string& name) const {
-  auto it = index_.find(name);
+const SafeTensorEntry& SafeTensorsFile::entry(std::string_view name) const {
+  auto it = index_.find(std::string(name));
   WERSA_CHECK(it != index_.end(), path_, ": no tensor '", name, "' (the file has ", entries_.size(),
               " tensors)");
   return entries_[it->second];
 }
 
-void SafeTensorsFile::read_into(const std::string& name, const Tensor& dst) const {
+void SafeTensorsFile::read_into(std::string_view name, const Tensor& dst) const {
   const SafeTensorEntry& e = entry(name);
   WERSA_CHECK(dst.device == Device::CPU, path_, ": tensor '", name, "': destination ", dst.describe(),
               " is not a CPU tensor");

@@ -35,8 +35,9 @@ struct Real {   // a number in [lo, hi] (or open at either end), or exactly 0 wh
 struct OneOf {  // one of a fixed set of strings
   std::vector<std::string> values;
 };
-struct Text {};  // any string
-struct Flag {};  // true or false
+struct Kinds {};  // an attention kind, by name (attention_kinds())
+struct Text {};   // any string
+struct Flag {};   // true or false
 
 Real closed(double lo, double hi) { return {lo, hi, false, false, false}; }
 Real open_closed(double lo, double hi) { return {lo, hi, true, false, false}; }
@@ -64,8 +65,8 @@ void visit_fields(C& c, V& v) {
   v.field("model.rope_theta", m.rope_theta, zero_or(1, 1e12), "RoPE base (0 = no RoPE)");
   v.field("model.norm_eps", m.norm_eps, open_closed(0, 1), "RMSNorm epsilon");
   v.field("model.init_std", m.init_std, open_closed(0, 1), "standard deviation of the initial weights");
-  v.field("model.attention.type", a.type, OneOf{{"wersa", "softmax"}},
-          "wersa (linear, wavelet-gated) or softmax (exact baseline)");
+  v.field("model.attention.type", a.type, Kinds{},
+          "wersa (linear, wavelet-gated), softmax (exact baseline) or linear (wersa without the wavelets)");
   v.field("model.attention.features", a.features, Int{1, 65536}, "random features m per head");
   v.field("model.attention.levels", a.levels, Int{1, 12}, "Haar levels L");
   v.field("model.attention.conv_width", a.conv_width, Int{1, 1025}, "width K of the gate convolution");
@@ -145,6 +146,11 @@ std::string range_text(const OneOf& c) {
   for (const std::string& v : c.values) s += (s.empty() ? "" : "|") + v;
   return s;
 }
+std::string range_text(const Kinds&) {
+  std::string s;
+  for (AttentionKind k : attention_kinds()) s += (s.empty() ? "" : "|") + std::string(attention_kind_name(k));
+  return s;
+}
 std::string range_text(const Text&) { return "any"; }
 std::string range_text(const Flag&) { return "true|false"; }
 
@@ -158,11 +164,17 @@ std::string expected(const OneOf& c) {
   for (size_t i = 0; i < c.values.size(); ++i) s += (i ? ", " : "") + c.values[i];
   return "one of: " + s;
 }
+std::string expected(const Kinds&) {
+  std::vector<std::string> names;
+  for (AttentionKind k : attention_kinds()) names.push_back(attention_kind_name(k));
+  return expected(OneOf{names});
+}
 
 const char* type_name(const Int&) { return "int"; }
 const char* type_name(const U64&) { return "uint64"; }
 const char* type_name(const Real&) { return "number"; }
 const char* type_name(const OneOf&) { return "string"; }
+const char* type_name(const Kinds&) { return "string"; }
 const char* type_name(const Text&) { return "string"; }
 const char* type_name(const Flag&) { return "bool"; }
 
@@ -171,6 +183,7 @@ std::string show(uint64_t v) { return std::to_string(v); }
 std::string show(double v) { return num(v); }
 std::string show(bool v) { return v ? "true" : "false"; }
 std::string show(const std::string& v) { return brief(json(v)); }
+std::string show(AttentionKind v) { return attention_kind_name(v); }  // valid kinds only
 
 // ---- range checks: "" when fine, else the problem ----------------------------------------------
 
@@ -190,6 +203,11 @@ std::string check(const Real& r, double v) {
 std::string check(const OneOf& c, const std::string& v) {
   if (std::find(c.values.begin(), c.values.end(), v) != c.values.end()) return "";
   return show(v) + " is not a valid choice (expected " + expected(c) + ")";
+}
+std::string check(const Kinds& k, AttentionKind v) {  // a value cast from outside the table
+  for (AttentionKind kind : attention_kinds())
+    if (kind == v) return "";
+  return std::to_string(int(v)) + " is not a valid choice (expected " + expected(k) + ")";
 }
 std::string check(const Text&, const std::string&) { return ""; }
 std::string check(const Flag&, bool) { return ""; }
@@ -240,6 +258,12 @@ std::string convert_string(const json& j, const L& lim, std::string& out) {
 }
 std::string convert(const json& j, const OneOf& c, std::string& out) { return convert_string(j, c, out); }
 std::string convert(const json& j, const Text& t, std::string& out) { return convert_string(j, t, out); }
+std::string convert(const json& j, const Kinds& k, AttentionKind& out) {
+  if (!j.is_string()) return "expected a string, got " + brief(j);
+  for (AttentionKind kind : attention_kinds())
+    if (j.get_ref<const std::string&>() == attention_kind_name(kind)) return out = kind, "";
+  return brief(j) + " is not a valid choice (expected " + expected(k) + ")";
+}
 std::string convert(const json& j, const Flag&, bool& out) {
   if (!j.is_boolean()) return "expected true or false, got " + brief(j);
   out = j.get<bool>();
@@ -292,7 +316,7 @@ struct Setter {
     if (key != path) return;
     found = true;
     std::string problem;
-    if constexpr (std::is_same_v<T, std::string>) {
+    if constexpr (std::is_same_v<T, std::string> || std::is_enum_v<T>) {
       problem = convert(value.is_string() ? value : json(raw), lim, ref);
     } else {
       problem = convert(value, lim, ref);
@@ -316,7 +340,10 @@ struct JsonWriter {
   void field(const char* path, const T& ref, const L&, const char*) {
     std::string ptr = std::string("/") + path;
     std::replace(ptr.begin(), ptr.end(), '.', '/');
-    out[json::json_pointer(ptr)] = ref;
+    if constexpr (std::is_enum_v<T>)
+      out[json::json_pointer(ptr)] = show(ref);
+    else
+      out[json::json_pointer(ptr)] = ref;
   }
 };
 
@@ -523,6 +550,15 @@ std::string config_help() {
     out += row[4] + "\n";
   }
   return out;
+}
+
+std::ostream& operator<<(std::ostream& os, AttentionKind k) { return os << attention_kind_name(k); }
+
+AttentionKind attention_kind_from_name(const std::string& name) {
+  AttentionKind k{};
+  const std::string problem = convert(json(name), Kinds{}, k);
+  WERSA_CHECK(problem.empty(), "attention type: ", problem);
+  return k;
 }
 
 int config_head_dim(const ModelConfig& m) { return m.dim / m.heads; }

@@ -1,26 +1,47 @@
-// Model construction and the activation workspace plan.
+// The model's arenas, the one activation plan, and the forward/backward over a workspace.
 #include "wersa/model/model.h"
 
-#include "wersa/backend/backend.h"
+#include "attention.h"
+#include "block.h"
 
 namespace wersa {
 
-Model::Model(const ModelConfig& cfg, DType dt, Device dev, bool trainable) : cfg_(cfg), dt_(dt), dev_(dev) {
-  params_arena_ = std::make_unique<Arena>("parameters", dev);
-  params = params_arena_->build([&](Arena& a) { return plan_params(a, cfg, dt); });
-  buffers_arena_ = std::make_unique<Arena>("random features", dev);
-  buffers = buffers_arena_->build([&](Arena& a) { return plan_buffers(a, cfg, dt); });
+// ---- Model -------------------------------------------------------------------------------------
+
+Model::Model(const ModelConfig& cfg, DType dt, Device dev, bool trainable)
+    : cfg_(cfg), dt_(dt), dev_(dev), attn_(detail::make_attention(cfg)) {
+  plan();
   if (trainable) {
     grads_arena_ = std::make_unique<Arena>("gradients", dev);
-    grads = grads_arena_->build([&](Arena& a) { return plan_params(a, cfg, dt); });
+    grads = grads_arena_->build([&](Arena& a) { return plan_params(a, cfg_, dt_); });
   }
 }
 
-void Model::init(uint64_t seed) {
-  WERSA_CHECK(dev_ == Device::CPU, "model init runs on the CPU; copy to the device afterwards");
-  init_params(*params_arena_, cfg_, seed);
-  init_buffers(*buffers_arena_, cfg_, seed);
+Model::Model(const Model& src, Device dev) : Model(src.cfg_, src.dt_, dev, src.trainable()) {
+  tensor_copy(params_arena_->flat(dt_), src.params_arena_->flat(dt_));
+  tensor_copy(buffers_arena_->flat(dt_), src.buffers_arena_->flat(dt_));
 }
+
+Model::~Model() = default;
+
+void Model::plan() {
+  params_arena_ = std::make_unique<Arena>("parameters", dev_);
+  params = params_arena_->build([&](Arena& a) { return plan_params(a, cfg_, dt_, &param_decls_); });
+  buffers_arena_ = std::make_unique<Arena>("random features", dev_);
+  buffers = buffers_arena_->build([&](Arena& a) { return plan_buffers(a, cfg_, dt_, &buffer_decls_); });
+  WERSA_ASSERT(param_decls_.size() == params_arena_->tensors().size() &&
+               buffer_decls_.size() == buffers_arena_->tensors().size());
+}
+
+void Model::init(uint64_t seed) {
+  WERSA_CHECK(dev_ == Device::CPU, "model init runs on the CPU; move the model to the device afterwards");
+  for (size_t i = 0; i < param_decls_.size(); ++i)
+    init_param(params_arena_->tensors()[i], param_decls_[i], seed);
+  for (size_t i = 0; i < buffer_decls_.size(); ++i)
+    init_param(buffers_arena_->tensors()[i], buffer_decls_[i], seed);
+}
+
+bool Model::generation_needs_context() const { return attn_->needs_context(); }
 
 void Model::zero_grads() {
   WERSA_ASSERT(grads_arena_, "zero_grads on a model without gradients");
@@ -33,95 +54,154 @@ int64_t Model::num_params() const {
   return n;
 }
 
-Workspace::Workspace(const Model& model, int64_t B, int64_t T, bool for_backward) : B_(B), T_(T) {
-  const ModelConfig& m = model.config();
-  WERSA_CHECK(B >= 1 && T >= 1, "workspace needs batch >= 1 and sequence >= 1, got ", B, " x ", T);
-  const DType dt = model.dtype();
-  const int64_t N = B * T, D = m.dim, H = m.heads, Hkv = m.kv_heads, d = config_head_dim(m);
-  const int64_t V = m.vocab_size, F = m.ffn_dim, G = config_gate_dim(m), L1 = m.attention.levels + 1;
-  const int64_t M = m.attention.features;
-  const bool wersa = m.attention.type == "wersa";
-  arena_ = std::make_unique<Arena>("activations", model.device());
-  iarena_ = std::make_unique<Arena>("token ids", model.device());
-  iarena_->build([&](Arena& a) {
-    tokens = a.add("tokens", DType::I32, {N});
-    targets = a.add("targets", DType::I32, {N});
-  });
+// ---- the activation plan -----------------------------------------------------------------------
+
+LayerActs LayerActs::rows(int64_t n) const {
+  auto r = [n](const Tensor& t) { return t.defined() ? t.rows(0, n) : t; };
+  LayerActs o;
+  o.x = r(x), o.u = r(u), o.rstd1 = r(rstd1), o.q = r(q), o.k = r(k), o.v = r(v), o.attn = attn.rows(n);
+  o.o = r(this->o), o.h = r(h), o.u2 = r(u2), o.rstd2 = r(rstd2), o.gate = r(gate), o.up = r(up),
+  o.act = r(act);
+  return o;
+}
+
+BlockGrads BlockGrads::rows(int64_t n) const {
+  auto r = [n](const Tensor& t) { return t.defined() ? t.rows(0, n) : t; };
+  BlockGrads o;
+  o.dres = r(dres), o.du = r(du), o.dq = r(dq), o.dk = r(dk), o.dv = r(dv), o.dout = r(dout);
+  o.dgate = r(dgate), o.dup = r(dup), o.dact = r(dact), o.attn = attn.rows(n);
+  return o;
+}
+
+void plan_activations(Arena& arena, const Model& m, int64_t rows, bool backward, std::vector<LayerActs>& acts,
+                      BlockGrads* g, Tensor* x_out, Tensor* xf, Tensor* rstdf) {
+  const ModelConfig& c = m.config();
+  const detail::Dims s(c);
+  const DType dt = m.dtype();
+  const int64_t Hd = s.H * s.d, Kd = s.Hkv * s.d;
+  acts.assign(backward ? size_t(c.layers) : 1, LayerActs{});
+  for (size_t i = 0; i < acts.size(); ++i) {
+    const detail::ActPlan p{arena, backward ? "act." + std::to_string(i) + "." : std::string("act."), dt,
+                            rows, backward};
+    LayerActs& l = acts[i];
+    l.x = p.add("x", {s.D});
+    l.u = p.add("u", {s.D});
+    if (backward) l.rstd1 = p.add("rstd1", {});
+    l.q = p.add("q", {Hd});
+    l.k = p.add("k", {Kd});
+    l.v = p.add("v", {Kd});
+    m.attention().acts(p, l.attn);
+    l.o = p.add("o", {Hd});
+    l.h = p.add("h", {s.D});
+    l.u2 = p.add("u2", {s.D});
+    if (backward) l.rstd2 = p.add("rstd2", {});
+    l.gate = p.add("gate", {s.F});
+    l.up = p.add("up", {s.F});
+    l.act = p.add("act", {s.F});
+  }
+  const detail::ActPlan p{arena, "", dt, rows, backward};
+  *x_out = p.add("x_out", {s.D});
+  *xf = p.add("xf", {s.D});
+  *rstdf = backward ? p.add("rstdf", {}) : Tensor();
+  if (backward) {
+    const detail::ActPlan d{arena, "d.", dt, rows, true};
+    g->dres = d.add("res", {s.D});
+    g->du = d.add("u", {s.D});
+    g->dq = d.add("q", {Hd});
+    g->dk = d.add("k", {Kd});
+    g->dv = d.add("v", {Kd});
+    g->dout = d.add("o", {Hd});
+    g->dgate = d.add("gate", {s.F});
+    g->dup = d.add("up", {s.F});
+    g->dact = d.add("act", {s.F});
+    m.attention().backward_buffers(d, g->attn);
+  }
+}
+
+// ---- Workspace ---------------------------------------------------------------------------------
+
+Workspace::Workspace(const Model& m, int64_t B, int64_t T, bool for_backward)
+    : Workspace(m, RunSpec{B, T, for_backward, true}) {}
+
+Workspace::Workspace(const Model& m, const RunSpec& spec) : spec_(spec), ctx_(m.device()) {
+  WERSA_CHECK(spec.batch >= 1 && spec.seq >= 1, "workspace needs batch >= 1 and sequence >= 1, got ",
+              spec.batch, " x ", spec.seq);
+  WERSA_CHECK(!spec.backward || m.trainable(), "a workspace for a backward needs a model with gradients");
+  const int64_t N = rows(), V = m.config().vocab_size;
+  iarena_ = std::make_unique<Arena>("token ids", m.device());
+  ids_ = iarena_->build([&](Arena& a) { return a.add("ids", DType::I32, {2, N}); });
+  tokens = ids_.rows(0, 1).view({N});
+  targets = ids_.rows(1, 2).view({N});
+  if (m.device() == Device::CPU) {
+    host_ids = ids_;
+  } else {
+    host_arena_ = std::make_unique<Arena>("token ids (host)", Device::CPU);
+    host_ids = host_arena_->build([&](Arena& a) { return a.add("ids", DType::I32, {2, N}); });
+  }
+  arena_ = std::make_unique<Arena>("activations", m.device());
   arena_->build([&](Arena& a) {
-    acts.clear();
-    for (int i = 0; i < m.layers; ++i) {
-      const std::string p = "act." + std::to_string(i) + ".";
-      LayerActs l;
-      l.x = a.add(p + "x", dt, {N, D});
-      l.u = a.add(p + "u", dt, {N, D});
-      l.rstd1 = a.add(p + "rstd1", dt, {N});
-      l.q = a.add(p + "q", dt, {N, H * d});
-      l.k = a.add(p + "k", dt, {N, Hkv * d});
-      l.v = a.add(p + "v", dt, {N, Hkv * d});
-      l.o = a.add(p + "o", dt, {N, H * d});
-      if (wersa) {
-        l.c = a.add(p + "c", dt, {N, D});
-        l.h1 = a.add(p + "h1", dt, {N, G});
-        l.a1 = a.add(p + "a1", dt, {N, G});
-        l.z = a.add(p + "z", dt, {N, L1});
-        l.g = a.add(p + "g", dt, {N, L1});
-        l.gamma = a.add(p + "gamma", dt, {N, L1});
-        l.qh = a.add(p + "qh", dt, {N, H * d});
-        l.kh = a.add(p + "kh", dt, {N, Hkv * d});
-        l.qt = a.add(p + "qt", dt, {N, H * d});
-        l.kt = a.add(p + "kt", dt, {N, Hkv * d});
-        l.phiq = a.add(p + "phiq", dt, {N, H, M});
-        l.phik = a.add(p + "phik", dt, {N, Hkv, M});
-        l.den = a.add(p + "den", dt, {B, T, H});
-        l.on = a.add(p + "on", dt, {N, H * d});
-        l.ln_mean = a.add(p + "ln_mean", dt, {N * H});
-        l.ln_rstd = a.add(p + "ln_rstd", dt, {N * H});
-      } else {
-        l.lse = a.add(p + "lse", dt, {B, T, H});
-      }
-      l.h = a.add(p + "h", dt, {N, D});
-      l.u2 = a.add(p + "u2", dt, {N, D});
-      l.rstd2 = a.add(p + "rstd2", dt, {N});
-      l.gate = a.add(p + "gate", dt, {N, F});
-      l.up = a.add(p + "up", dt, {N, F});
-      l.act = a.add(p + "act", dt, {N, F});
-      acts.push_back(l);
+    plan_activations(a, m, N, spec.backward, acts, &g, &x_out, &xf, &rstdf);
+    if (spec.lm_head) {
+      logits = a.add("logits", m.dtype(), {N, V});
+      losses = a.add("losses", m.dtype(), {N});
     }
-    x_out = a.add("x_out", dt, {N, D});
-    xf = a.add("xf", dt, {N, D});
-    rstdf = a.add("rstdf", dt, {N});
-    logits = a.add("logits", dt, {N, V});
-    losses = a.add("losses", dt, {N});
-    if (wersa) coef_scratch = a.add("coef", dt, {L1, B, T, H * d});
-    if (for_backward) {
-      g.dres = a.add("d.res", dt, {N, D});
-      g.du = a.add("d.u", dt, {N, D});
-      g.dq = a.add("d.q", dt, {N, H * d});
-      g.dk = a.add("d.k", dt, {N, Hkv * d});
-      g.dv = a.add("d.v", dt, {N, Hkv * d});
-      g.do_ = a.add("d.o", dt, {N, H * d});
-      g.dgate = a.add("d.gate", dt, {N, F});
-      g.dup = a.add("d.up", dt, {N, F});
-      g.dact = a.add("d.act", dt, {N, F});
-      if (wersa) {
-        g.dqh = a.add("d.qh", dt, {N, H * d});
-        g.dkh = a.add("d.kh", dt, {N, Hkv * d});
-        g.dqt = a.add("d.qt", dt, {N, H * d});
-        g.dkt = a.add("d.kt", dt, {N, Hkv * d});
-        g.dphiq = a.add("d.phiq", dt, {N, H, M});
-        g.dphik = a.add("d.phik", dt, {N, Hkv, M});
-        g.don = a.add("d.on", dt, {N, H * d});
-        g.dgamma = a.add("d.gamma", dt, {N, L1});
-        g.dz = a.add("d.z", dt, {N, L1});
-        g.da1 = a.add("d.a1", dt, {N, G});
-        g.dh1 = a.add("d.h1", dt, {N, G});
-        g.dc = a.add("d.c", dt, {N, D});
-        g.dcoef = a.add("d.coef", dt, {L1, B, T, H * d});
-      }
+    loss_stats = a.add("loss_stats", DType::F64, {2});
+    return 0;
+  });
+  // The run this workspace is for, planned once: its ops validate their arguments and record the
+  // scratch they need.
+  ctx_.plan([&] {
+    const detail::Pass pass{spec.batch, spec.seq};
+    detail::trunk_fwd(ctx_, m, *this, pass);
+    if (spec.lm_head) detail::lm_head_fwd(ctx_, m, *this, N, loss_stats);
+    if (spec.backward) {
+      detail::lm_head_bwd(ctx_, m, *this, N, 1.0);
+      detail::trunk_bwd(ctx_, m, *this, pass);
     }
   });
 }
 
-size_t Workspace::bytes() const { return arena_->bytes() + iarena_->bytes(); }
+Workspace::~Workspace() = default;
+
+size_t Workspace::bytes() const {
+  return arena_->bytes() + iarena_->bytes() + (host_arena_ ? host_arena_->bytes() : 0);
+}
+
+size_t Workspace::scratch_bytes() const { return ctx_.scratch_bytes(); }
+
+void Workspace::upload_ids() {
+  if (host_ids.data != ids_.data) tensor_copy(ids_, host_ids);
+}
+
+// ---- forward and backward ----------------------------------------------------------------------
+
+void model_forward_device(Model& m, Workspace& ws, const Tensor& stats) {
+  WERSA_ASSERT(ws.spec().lm_head, "a forward with losses needs a workspace with the LM head");
+  const detail::Pass pass{ws.batch(), ws.seq()};
+  detail::trunk_fwd(ws.ctx(), m, ws, pass);
+  detail::lm_head_fwd(ws.ctx(), m, ws, ws.rows(), stats.defined() ? stats : ws.loss_stats);
+}
+
+double model_forward(Model& m, Workspace& ws, int64_t* count) {
+  model_forward_device(m, ws);
+  double stats[2];
+  tensor_copy(Tensor(stats, DType::F64, Device::CPU, Shape{2}), ws.loss_stats);
+  if (count) *count = int64_t(stats[1]);
+  return stats[0];
+}
+
+void model_backward(Model& m, Workspace& ws, double loss_scale) {
+  const detail::Pass pass{ws.batch(), ws.seq()};
+  detail::lm_head_bwd(ws.ctx(), m, ws, ws.rows(), loss_scale);
+  detail::trunk_bwd(ws.ctx(), m, ws, pass);
+}
+
+double read_f64(const Ctx& ctx, const Tensor& t, int64_t i) {
+  if (ctx.planning()) return 0.0;
+  WERSA_ASSERT(t.dtype == DType::F64 && i >= 0 && i < t.numel(), "read_f64 of ", t.describe());
+  double v = 0;
+  device_copy(Device::CPU, &v, t.device, static_cast<const double*>(t.data) + i, sizeof v);
+  return v;
+}
 
 }  // namespace wersa

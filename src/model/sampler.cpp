@@ -31,8 +31,13 @@ int32_t Sampler::sample(const Tensor& logits, const std::vector<int32_t>& histor
   const int64_t V = logits.numel();
   WERSA_CHECK(V >= 1, "sample: empty logits");
   logit_.resize(size_t(V));
-  for (int64_t i = 0; i < V; ++i)
-    logit_[size_t(i)] = logits.dtype == DType::F32 ? double(logits.ptr<float>()[i]) : logits.ptr<double>()[i];
+  if (logits.dtype == DType::F32) {
+    const float* l = logits.host<float>();
+    for (int64_t i = 0; i < V; ++i) logit_[size_t(i)] = l[i];
+  } else {
+    const double* l = logits.host<double>();
+    for (int64_t i = 0; i < V; ++i) logit_[size_t(i)] = l[i];
+  }
   constexpr double kNegInf = -std::numeric_limits<double>::infinity();
   for (double& l : logit_)
     if (std::isnan(l)) l = kNegInf;  // never pick a NaN

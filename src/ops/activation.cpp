@@ -1,6 +1,7 @@
 #include "wersa/ops/activation.h"
 
-#include "wersa/ops/dispatch.h"
+#include "check.h"
+#include "dispatch.h"
 
 namespace wersa {
 
@@ -19,36 +20,26 @@ const char* activation_name(Activation act) {
 }
 
 namespace {
-void check_activation(const char* op, Activation act) {
-  WERSA_CHECK(act == Activation::Gelu || act == Activation::Relu || act == Activation::Sigmoid ||
-                  act == Activation::Silu,
-              op, ": unknown activation (enum value ", int(act), "); expected gelu, relu, sigmoid or silu");
+void check_activation(const detail::ArgCheck& c, Activation act) {
+  c.that(act == Activation::Gelu || act == Activation::Relu || act == Activation::Sigmoid ||
+             act == Activation::Silu,
+         "unknown activation (enum value ", int(act), "); expected gelu, relu, sigmoid or silu");
 }
 }  // namespace
 
-void activation_fwd(const ActivationFwd& a) {
-  const char* op = "activation_fwd";
-  check_defined(op, a.y, "y");
-  check_defined(op, a.x, "x");
-  check_activation(op, a.act);
-  check_shape(op, a.x, a.y.shape);
-  check_dtype(op, a.x, a.y.dtype);
-  check_same_device(op, {&a.y, &a.x});
-  WERSA_DISPATCH(activation_fwd, a, a.y.device, a.y.dtype);
+void activation_fwd(Ctx& ctx, const ActivationFwd& a) {
+  const detail::ArgCheck c(ctx, "activation_fwd");
+  c.need(a.y, "y").need(a.x, "x", a.y.shape).floating(a.y).dtype(a.y.dtype, {&a.x});
+  check_activation(c, a.act);
+  WERSA_DISPATCH(ctx, activation_fwd, a, a.y.dtype);
 }
 
-void activation_bwd(const ActivationBwd& a) {
-  const char* op = "activation_bwd";
-  check_defined(op, a.dx, "dx");
-  check_defined(op, a.dy, "dy");
-  check_defined(op, a.x, "x");
-  check_activation(op, a.act);
-  check_shape(op, a.dy, a.dx.shape);
-  check_shape(op, a.x, a.dx.shape);
-  check_dtype(op, a.dy, a.dx.dtype);
-  check_dtype(op, a.x, a.dx.dtype);
-  check_same_device(op, {&a.dx, &a.dy, &a.x});
-  WERSA_DISPATCH(activation_bwd, a, a.dx.device, a.dx.dtype);
+void activation_bwd(Ctx& ctx, const ActivationBwd& a) {
+  const detail::ArgCheck c(ctx, "activation_bwd");
+  c.need(a.dx, "dx").need(a.dy, "dy", a.dx.shape).need(a.x, "x", a.dx.shape).floating(a.dx);
+  c.dtype(a.dx.dtype, {&a.dy, &a.x});
+  check_activation(c, a.act);
+  WERSA_DISPATCH(ctx, activation_bwd, a, a.dx.dtype);
 }
 
 }  // namespace wersa

@@ -1,18 +1,17 @@
 #include "wersa/ops/adamw.h"
 
-#include "wersa/ops/dispatch.h"
+#include "check.h"
+#include "dispatch.h"
 
 namespace wersa {
 
-void adamw_step(const AdamWArgs& a) {
-  const char* op = "adamw_step";
-  for (const Tensor* t : {&a.m, &a.v, &a.g}) {
-    WERSA_CHECK(t->numel() == a.p.numel(), op, ": ", t->describe(), " does not match ", a.p.describe());
-    check_dtype(op, *t, a.p.dtype);
-  }
-  check_same_device(op, {&a.p, &a.m, &a.v, &a.g});
-  WERSA_CHECK(a.step >= 1, op, ": step must be >= 1");
-  WERSA_DISPATCH(adamw_step, a, a.p.device, a.p.dtype);
+void adamw_step(Ctx& ctx, const AdamWArgs& a) {
+  const detail::ArgCheck c(ctx, "adamw_step");
+  c.need(a.p, "p").need(a.m, "m").need(a.v, "v").need(a.g, "g").floating(a.p);
+  for (const Tensor* t : {&a.m, &a.v, &a.g}) c.that(t->numel() == a.p.numel(), *t, " does not match ", a.p);
+  c.dtype(a.p.dtype, {&a.m, &a.v, &a.g});
+  c.that(a.step >= 1, "step must be >= 1");
+  WERSA_DISPATCH(ctx, adamw_step, a, a.p.dtype);
 }
 
 }  // namespace wersa

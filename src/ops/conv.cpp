@@ -1,70 +1,56 @@
 #include "wersa/ops/conv.h"
 
-#include "wersa/ops/dispatch.h"
+#include "check.h"
+#include "dispatch.h"
 
 namespace wersa {
 namespace {
 
 // x [B, T, C], w [C, K] with K >= 1.
-void check_input(const char* op, const Tensor& x, const Tensor& w) {
-  check_defined(op, x, "x");
-  check_defined(op, w, "w");
-  WERSA_CHECK(x.rank() == 3, op, ": x must be [B, T, C]: ", x.describe());
-  WERSA_CHECK(w.rank() == 2 && w.dim(0) == x.dim(2) && w.dim(1) >= 1, op,
-              ": w must be [C, K] with C = ", x.dim(2), " and K >= 1: ", w.describe());
+void check_input(const detail::ArgCheck& c, const Tensor& x, const Tensor& w) {
+  c.need(x, "x").need(w, "w");
+  c.that(x.rank() == 3, "x must be [B, T, C]: ", x);
+  c.that(w.rank() == 2 && w.dim(0) == x.dim(2) && w.dim(1) >= 1, "w must be [C, K] with C = ", x.dim(2),
+         " and K >= 1: ", w);
 }
 
 }  // namespace
 
-void depthwise_conv_fwd(const DepthwiseConvFwd& a) {
-  const char* op = "depthwise_conv_fwd";
-  check_defined(op, a.y, "y");
-  check_input(op, a.x, a.w);
-  check_shape(op, a.y, a.x.shape);
-  if (a.b.defined()) check_shape(op, a.b, Shape{a.x.dim(2)});
-  for (const Tensor* t : {&a.x, &a.w, &a.b})
-    if (t->defined()) check_dtype(op, *t, a.y.dtype);
-  check_same_device(op, {&a.y, &a.x, &a.w, &a.b});
-  WERSA_DISPATCH(depthwise_conv_fwd, a, a.y.device, a.y.dtype);
-}
-
-void depthwise_conv_bwd(const DepthwiseConvBwd& a) {
-  const char* op = "depthwise_conv_bwd";
-  check_defined(op, a.dy, "dy");
-  check_input(op, a.x, a.w);
-  check_shape(op, a.dy, a.x.shape);
-  if (a.dx.defined()) check_shape(op, a.dx, a.x.shape);
-  if (a.dw.defined()) check_shape(op, a.dw, a.w.shape);
-  if (a.db.defined()) check_shape(op, a.db, Shape{a.x.dim(2)});
-  for (const Tensor* t : {&a.dx, &a.dw, &a.db, &a.x, &a.w})
-    if (t->defined()) check_dtype(op, *t, a.dy.dtype);
-  check_same_device(op, {&a.dx, &a.dw, &a.db, &a.dy, &a.x, &a.w});
-  WERSA_DISPATCH(depthwise_conv_bwd, a, a.dy.device, a.dy.dtype);
-}
-
-void depthwise_conv_step(const DepthwiseConvStep& a) {
-  const char* op = "depthwise_conv_step";
-  check_defined(op, a.y, "y");
-  check_defined(op, a.x, "x");
-  check_defined(op, a.w, "w");
-  WERSA_CHECK(a.x.rank() == 1, op, ": x must be [C]: ", a.x.describe());
-  const int64_t C = a.x.dim(0);
-  WERSA_CHECK(a.w.rank() == 2 && a.w.dim(0) == C && a.w.dim(1) >= 1, op, ": w must be [C, K] with C = ", C,
-              " and K >= 1: ", a.w.describe());
-  const int64_t K = a.w.dim(1);
-  check_shape(op, a.y, Shape{C});
-  if (K > 1) {
-    check_defined(op, a.window, "window");
-    check_shape(op, a.window, Shape{K - 1, C});
+void depthwise_conv_fwd(Ctx& ctx, const DepthwiseConvFwd& a) {
+  const detail::ArgCheck c(ctx, "depthwise_conv_fwd");
+  c.need(a.y, "y");
+  check_input(c, a.x, a.w);
+  c.need(a.y, "y", a.x.shape).opt(a.b, Shape{a.x.dim(2)}).floating(a.y).dtype(a.y.dtype, {&a.x, &a.w, &a.b});
+  if (a.window.defined()) {
+    c.that(a.causal, "a window (continuing a sequence) needs the causal convolution");
+    c.opt(a.window, Shape{a.x.dim(0), a.w.dim(1) - 1, a.x.dim(2)}).dtype(a.y.dtype, {&a.window});
+    c.that(a.pos0 >= 0, "pos0 = ", a.pos0, ", expected >= 0");
   }
-  if (a.b.defined()) check_shape(op, a.b, Shape{C});
-  WERSA_CHECK(a.y.dtype == DType::F32 || a.y.dtype == DType::F64, op, ": y ", a.y.describe(),
-              " should be f32 or f64");
-  for (const Tensor* t : {&a.window, &a.x, &a.w, &a.b})
-    if (t->defined()) check_dtype(op, *t, a.y.dtype);
-  WERSA_CHECK(a.pos >= 0, op, ": pos = ", a.pos, ", expected >= 0");
-  check_same_device(op, {&a.y, &a.window, &a.x, &a.w, &a.b});
-  WERSA_DISPATCH(depthwise_conv_step, a, a.y.device, a.y.dtype);
+  WERSA_DISPATCH(ctx, depthwise_conv_fwd, a, a.y.dtype);
+}
+
+void depthwise_conv_bwd(Ctx& ctx, const DepthwiseConvBwd& a) {
+  const detail::ArgCheck c(ctx, "depthwise_conv_bwd");
+  c.need(a.dy, "dy");
+  check_input(c, a.x, a.w);
+  c.need(a.dy, "dy", a.x.shape).opt(a.dx, a.x.shape).opt(a.dw, a.w.shape).opt(a.db, Shape{a.x.dim(2)});
+  c.floating(a.dy).dtype(a.dy.dtype, {&a.dx, &a.dw, &a.db, &a.x, &a.w});
+  WERSA_DISPATCH(ctx, depthwise_conv_bwd, a, a.dy.dtype);
+}
+
+void depthwise_conv_step(Ctx& ctx, const DepthwiseConvStep& a) {
+  const detail::ArgCheck c(ctx, "depthwise_conv_step");
+  c.need(a.y, "y").need(a.x, "x").need(a.w, "w");
+  c.that(a.x.rank() == 1, "x must be [C]: ", a.x);
+  const int64_t C = a.x.dim(0);
+  c.that(a.w.rank() == 2 && a.w.dim(0) == C && a.w.dim(1) >= 1, "w must be [C, K] with C = ", C,
+         " and K >= 1: ", a.w);
+  const int64_t K = a.w.dim(1);
+  c.need(a.y, "y", Shape{C});
+  if (K > 1) c.need(a.window, "window", Shape{K - 1, C});
+  c.opt(a.window).opt(a.b, Shape{C}).floating(a.y).dtype(a.y.dtype, {&a.window, &a.x, &a.w, &a.b});
+  c.that(a.pos >= 0, "pos = ", a.pos, ", expected >= 0");
+  WERSA_DISPATCH(ctx, depthwise_conv_step, a, a.y.dtype);
 }
 
 }  // namespace wersa

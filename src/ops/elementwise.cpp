@@ -1,47 +1,46 @@
 #include "wersa/ops/elementwise.h"
 
-#include <cmath>
-
-#include "wersa/ops/dispatch.h"
+#include "check.h"
+#include "dispatch.h"
 
 namespace wersa {
 
-void add_fwd(const AddFwd& a) {
-  const char* op = "add_fwd";
-  check_defined(op, a.y, "y");
-  check_defined(op, a.a, "a");
-  check_defined(op, a.b, "b");
-  for (const Tensor* t : {&a.a, &a.b}) {
-    WERSA_CHECK(t->numel() == a.y.numel(), op, ": tensor ", t->describe(), " should have ", a.y.numel(),
-                " elements like ", a.y.describe());
-    check_dtype(op, *t, a.y.dtype);
+void add_fwd(Ctx& ctx, const AddFwd& a) {
+  const detail::ArgCheck c(ctx, "add_fwd");
+  c.need(a.y, "y").need(a.a, "a").need(a.b, "b").floating(a.y);
+  c.same_size(a.a, a.y).same_size(a.b, a.y).dtype(a.y.dtype, {&a.a, &a.b});
+  WERSA_DISPATCH(ctx, add_fwd, a, a.y.dtype);
+}
+
+void axpy(Ctx& ctx, const AxpyArgs& a) {
+  const detail::ArgCheck c(ctx, "axpy");
+  c.need(a.y, "y").need(a.x, "x").floating(a.y).same_size(a.x, a.y).dtype(a.y.dtype, {&a.x});
+  WERSA_DISPATCH(ctx, axpy, a, a.y.dtype);
+}
+
+void scale_inplace(Ctx& ctx, const ScaleArgs& a) {
+  const detail::ArgCheck c(ctx, "scale_inplace");
+  c.need(a.x, "x").floating(a.x);
+  WERSA_DISPATCH(ctx, scale_inplace, a, a.x.dtype);
+}
+
+void copy_fwd(Ctx& ctx, const CopyArgs& a) {
+  const detail::ArgCheck c(ctx, "copy_fwd");
+  c.need(a.y, "y").need(a.x, "x").same_size(a.x, a.y).dtype(a.y.dtype, {&a.x});
+  c.that(a.y.dtype != DType::U16, "unsupported dtype ", dtype_name(a.y.dtype), " of ", a.y);
+  if (a.y.dtype == DType::I32 || a.y.dtype == DType::U32) {  // 4-byte words: copied as f32 bit patterns
+    CopyArgs w = a;
+    w.y.dtype = w.x.dtype = DType::F32;
+    WERSA_DISPATCH(ctx, copy_fwd, w, DType::F32);
+    return;
   }
-  check_same_device(op, {&a.y, &a.a, &a.b});
-  WERSA_DISPATCH(add_fwd, a, a.y.device, a.y.dtype);
+  WERSA_DISPATCH(ctx, copy_fwd, a, a.y.dtype);
 }
 
-void axpy(const AxpyArgs& a) {
-  const char* op = "axpy";
-  check_defined(op, a.y, "y");
-  check_defined(op, a.x, "x");
-  WERSA_CHECK(a.x.numel() == a.y.numel(), op, ": tensor ", a.x.describe(), " should have ", a.y.numel(),
-              " elements like ", a.y.describe());
-  check_dtype(op, a.x, a.y.dtype);
-  check_same_device(op, {&a.y, &a.x});
-  WERSA_DISPATCH(axpy, a, a.y.device, a.y.dtype);
-}
-
-void scale_inplace(const ScaleArgs& a) {
-  check_defined("scale_inplace", a.x, "x");
-  WERSA_DISPATCH(scale_inplace, a, a.x.device, a.x.dtype);
-}
-
-double sum_squares(const Tensor& x) {
-  check_defined("sum_squares", x, "x");
-  if (x.device == Device::CUDA) cuda::unavailable("sum_squares");
-  if (x.dtype == DType::F64) return cpu::sum_squares<double>(x);
-  if (x.dtype == DType::F32) return cpu::sum_squares<float>(x);
-  WERSA_FAIL("sum_squares: unsupported dtype ", dtype_name(x.dtype), " of ", x.describe());
+void sum_squares(Ctx& ctx, const SumSquaresArgs& a) {
+  const detail::ArgCheck c(ctx, "sum_squares");
+  c.need(a.out, "out", Shape{1}).dtype(DType::F64, {&a.out}).need(a.x, "x").floating(a.x);
+  WERSA_DISPATCH(ctx, sum_squares, a, a.x.dtype);
 }
 
 }  // namespace wersa

@@ -1,112 +1,97 @@
 #include "wersa/ops/softmax_attention.h"
 
 #include <cmath>
-#include <utility>
 
-#include "wersa/ops/dispatch.h"
+#include "check.h"
+#include "dispatch.h"
 
 namespace wersa {
 
 namespace {
 
-void check_qkv(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
-  check_defined(op, q, "q");
-  check_defined(op, k, "k");
-  check_defined(op, v, "v");
-  WERSA_CHECK(q.rank() == 4, op, ": tensor ", q.describe(), " should be [B, T, H, d]");
-  WERSA_CHECK(k.rank() == 4, op, ": tensor ", k.describe(), " should be [B, T, Hkv, d]");
+void check_heads(const detail::ArgCheck& c, int64_t H, int64_t Hkv, const Tensor& q, const Tensor& k) {
+  c.that(Hkv > 0 && H % Hkv == 0, "query heads (", q, ") must be a multiple of key/value heads (", k, ")");
+}
+
+void check_scale(const detail::ArgCheck& c, double scale) {
+  c.that(std::isfinite(scale), "scale = ", scale, ", expected a finite number");
+}
+
+void check_qkv(const detail::ArgCheck& c, const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
+  c.need(q, "q").need(k, "k").need(v, "v").rank(q, 4, "[B, T, H, d]").rank(k, 4, "[B, T, Hkv, d]");
   const int64_t B = q.dim(0), T = q.dim(1), H = q.dim(2), Hkv = k.dim(2), d = q.dim(3);
-  WERSA_CHECK(Hkv > 0 && H % Hkv == 0, op, ": query heads (", q.describe(),
-              ") must be a multiple of key/value heads (", k.describe(), ")");
-  check_shape(op, k, Shape{B, T, Hkv, d});
-  check_shape(op, v, Shape{B, T, Hkv, d});
-  WERSA_CHECK(q.dtype == DType::F32 || q.dtype == DType::F64, op, ": tensor ", q.describe(),
-              " should be f32 or f64");
-  check_dtype(op, k, q.dtype);
-  check_dtype(op, v, q.dtype);
-  WERSA_CHECK(std::isfinite(scale), op, ": scale = ", scale, ", expected a finite number");
+  check_heads(c, H, Hkv, q, k);
+  c.need(k, "k", Shape{B, T, Hkv, d}).need(v, "v", Shape{B, T, Hkv, d});
+  c.floating(q).dtype(q.dtype, {&k, &v});
+  check_scale(c, scale);
+}
+
+// A KV cache [Tmax, Hkv, d] pair for queries of head width d.
+int64_t check_cache(const detail::ArgCheck& c, const Tensor& q, int64_t H, int64_t d, const Tensor& kcache,
+                    const Tensor& vcache) {
+  c.need(kcache, "kcache").need(vcache, "vcache").rank(kcache, 3, "[Tmax, Hkv, d]");
+  const int64_t Tmax = kcache.dim(0), Hkv = kcache.dim(1);
+  check_heads(c, H, Hkv, q, kcache);
+  c.need(kcache, "kcache", Shape{Tmax, Hkv, d}).need(vcache, "vcache", Shape{Tmax, Hkv, d});
+  c.dtype(q.dtype, {&kcache, &vcache});
+  return Tmax;
 }
 
 }  // namespace
 
-void softmax_attention_fwd(const SoftmaxAttnFwd& a) {
-  const char* op = "softmax_attention_fwd";
-  check_qkv(op, a.q, a.k, a.v, a.scale);
-  check_defined(op, a.o, "o");
-  check_defined(op, a.lse, "lse");
-  check_shape(op, a.o, a.q.shape);
-  check_shape(op, a.lse, Shape{a.q.dim(0), a.q.dim(1), a.q.dim(2)});
-  check_dtype(op, a.o, a.q.dtype);
-  check_dtype(op, a.lse, a.q.dtype);
-  check_same_device(op, {&a.o, &a.lse, &a.q, &a.k, &a.v});
-  WERSA_DISPATCH(softmax_attention_fwd, a, a.q.device, a.q.dtype);
-}
-
-void softmax_attention_bwd(const SoftmaxAttnBwd& a) {
-  const char* op = "softmax_attention_bwd";
-  check_qkv(op, a.q, a.k, a.v, a.scale);
-  const std::pair<const Tensor*, const char*> need[] = {{&a.dq, "dq"},     {&a.dk, "dk"}, {&a.dv, "dv"},
-                                                        {&a.dout, "dout"}, {&a.o, "o"},   {&a.lse, "lse"}};
-  for (const auto& [t, what] : need) {
-    check_defined(op, *t, what);
-    check_dtype(op, *t, a.q.dtype);
+void softmax_attention_fwd(Ctx& ctx, const SoftmaxAttnFwd& a) {
+  const detail::ArgCheck c(ctx, "softmax_attention_fwd");
+  check_qkv(c, a.q, a.k, a.v, a.scale);
+  const Shape rows{a.q.dim(0), a.q.dim(1), a.q.dim(2)};
+  c.need(a.o, "o", a.q.shape).dtype(a.q.dtype, {&a.o});
+  if (a.kcache.defined() || a.vcache.defined()) {
+    c.that(a.q.dim(0) == 1, "a KV cache holds one sequence: ", a.q, " has B = ", a.q.dim(0));
+    c.that(a.causal, "a KV cache needs causal attention");
+    const int64_t Tmax = check_cache(c, a.q, a.q.dim(2), a.q.dim(3), a.kcache, a.vcache);
+    c.that(a.kcache.dim(1) == a.k.dim(2), "kcache ", a.kcache, " should have the ", a.k.dim(2),
+           " kv heads of ", a.k);
+    c.that(a.pos0 >= 0 && a.pos0 + a.q.dim(1) <= Tmax, "pos0 = ", a.pos0, " with ", a.q.dim(1),
+           " queries does not fit the cache ", a.kcache);
+    c.opt(a.lse, rows).dtype(a.q.dtype, {&a.lse});
+  } else {
+    c.need(a.lse, "lse", rows).dtype(a.q.dtype, {&a.lse});
   }
-  check_shape(op, a.dq, a.q.shape);
-  check_shape(op, a.dk, a.k.shape);
-  check_shape(op, a.dv, a.v.shape);
-  check_shape(op, a.dout, a.q.shape);
-  check_shape(op, a.o, a.q.shape);
-  check_shape(op, a.lse, Shape{a.q.dim(0), a.q.dim(1), a.q.dim(2)});
-  check_same_device(op, {&a.dq, &a.dk, &a.dv, &a.dout, &a.o, &a.lse, &a.q, &a.k, &a.v});
-  WERSA_DISPATCH(softmax_attention_bwd, a, a.q.device, a.q.dtype);
+  WERSA_DISPATCH(ctx, softmax_attention_fwd, a, a.q.dtype);
 }
 
-void softmax_attention_decode(const SoftmaxAttnDecode& a) {
-  const char* op = "softmax_attention_decode";
-  check_defined(op, a.o, "o");
-  check_defined(op, a.q, "q");
-  check_defined(op, a.kcache, "kcache");
-  check_defined(op, a.vcache, "vcache");
-  WERSA_CHECK(a.q.rank() == 2, op, ": tensor ", a.q.describe(), " should be [H, d]");
-  WERSA_CHECK(a.kcache.rank() == 3, op, ": tensor ", a.kcache.describe(), " should be [Tmax, Hkv, d]");
-  const int64_t H = a.q.dim(0), d = a.q.dim(1), Tmax = a.kcache.dim(0), Hkv = a.kcache.dim(1);
-  WERSA_CHECK(Hkv > 0 && H % Hkv == 0, op, ": query heads (", a.q.describe(),
-              ") must be a multiple of key/value heads (", a.kcache.describe(), ")");
-  check_shape(op, a.kcache, Shape{Tmax, Hkv, d});
-  check_shape(op, a.vcache, Shape{Tmax, Hkv, d});
-  check_shape(op, a.o, Shape{H, d});
-  WERSA_CHECK(a.len >= 1 && a.len <= Tmax, op, ": len = ", a.len, ", expected 1..", Tmax, " (rows of kcache ",
-              a.kcache.describe(), ")");
-  WERSA_CHECK(a.q.dtype == DType::F32 || a.q.dtype == DType::F64, op, ": tensor ", a.q.describe(),
-              " should be f32 or f64");
-  for (const Tensor* t : {&a.o, &a.kcache, &a.vcache}) check_dtype(op, *t, a.q.dtype);
-  WERSA_CHECK(std::isfinite(a.scale), op, ": scale = ", a.scale, ", expected a finite number");
-  check_same_device(op, {&a.o, &a.q, &a.kcache, &a.vcache});
-  WERSA_DISPATCH(softmax_attention_decode, a, a.q.device, a.q.dtype);
+void softmax_attention_bwd(Ctx& ctx, const SoftmaxAttnBwd& a) {
+  const detail::ArgCheck c(ctx, "softmax_attention_bwd");
+  check_qkv(c, a.q, a.k, a.v, a.scale);
+  c.need(a.dq, "dq").need(a.dk, "dk").need(a.dv, "dv").need(a.dout, "dout").need(a.o, "o").need(a.lse, "lse");
+  c.dtype(a.q.dtype, {&a.dq, &a.dk, &a.dv, &a.dout, &a.o, &a.lse});
+  c.need(a.dq, "dq", a.q.shape).need(a.dk, "dk", a.k.shape).need(a.dv, "dv", a.v.shape);
+  c.need(a.dout, "dout", a.q.shape).need(a.o, "o", a.q.shape);
+  c.need(a.lse, "lse", Shape{a.q.dim(0), a.q.dim(1), a.q.dim(2)});
+  WERSA_DISPATCH(ctx, softmax_attention_bwd, a, a.q.dtype);
 }
 
-void softmax_attention_prefill(const SoftmaxAttnPrefill& a) {
-  const char* op = "softmax_attention_prefill";
-  check_defined(op, a.o, "o");
-  check_defined(op, a.q, "q");
-  check_defined(op, a.kcache, "kcache");
-  check_defined(op, a.vcache, "vcache");
-  WERSA_CHECK(a.q.rank() == 3, op, ": tensor ", a.q.describe(), " should be [T, H, d]");
-  WERSA_CHECK(a.kcache.rank() == 3, op, ": tensor ", a.kcache.describe(), " should be [Tmax, Hkv, d]");
-  const int64_t T = a.q.dim(0), H = a.q.dim(1), d = a.q.dim(2), Tmax = a.kcache.dim(0), Hkv = a.kcache.dim(1);
-  WERSA_CHECK(Hkv > 0 && H % Hkv == 0, op, ": query heads (", a.q.describe(),
-              ") must be a multiple of key/value heads (", a.kcache.describe(), ")");
-  check_shape(op, a.kcache, Shape{Tmax, Hkv, d});
-  check_shape(op, a.vcache, Shape{Tmax, Hkv, d});
-  check_shape(op, a.o, a.q.shape);
-  WERSA_CHECK(a.pos0 >= 0 && a.pos0 + T <= Tmax, op, ": pos0 = ", a.pos0, " with ", T,
-              " queries does not fit the cache ", a.kcache.describe());
-  WERSA_CHECK(a.q.dtype == DType::F32 || a.q.dtype == DType::F64, op, ": tensor ", a.q.describe(),
-              " should be f32 or f64");
-  for (const Tensor* t : {&a.o, &a.kcache, &a.vcache}) check_dtype(op, *t, a.q.dtype);
-  WERSA_CHECK(std::isfinite(a.scale), op, ": scale = ", a.scale, ", expected a finite number");
-  check_same_device(op, {&a.o, &a.q, &a.kcache, &a.vcache});
-  WERSA_DISPATCH(softmax_attention_prefill, a, a.q.device, a.q.dtype);
+void softmax_attention_decode(Ctx& ctx, const SoftmaxAttnDecode& a) {
+  const detail::ArgCheck c(ctx, "softmax_attention_decode");
+  c.need(a.o, "o").need(a.q, "q").rank(a.q, 2, "[H, d]").floating(a.q);
+  const int64_t H = a.q.dim(0), d = a.q.dim(1);
+  const int64_t Tmax = check_cache(c, a.q, H, d, a.kcache, a.vcache);
+  c.need(a.o, "o", Shape{H, d}).dtype(a.q.dtype, {&a.o});
+  c.that(a.len >= 1 && a.len <= Tmax, "len = ", a.len, ", expected 1..", Tmax, " (rows of kcache ", a.kcache,
+         ")");
+  check_scale(c, a.scale);
+  WERSA_DISPATCH(ctx, softmax_attention_decode, a, a.q.dtype);
+}
+
+void softmax_attention_prefill(Ctx& ctx, const SoftmaxAttnPrefill& a) {
+  const detail::ArgCheck c(ctx, "softmax_attention_prefill");
+  c.need(a.o, "o").need(a.q, "q").rank(a.q, 3, "[T, H, d]").floating(a.q);
+  const int64_t T = a.q.dim(0), H = a.q.dim(1), d = a.q.dim(2);
+  const int64_t Tmax = check_cache(c, a.q, H, d, a.kcache, a.vcache);
+  c.need(a.o, "o", a.q.shape).dtype(a.q.dtype, {&a.o});
+  c.that(a.pos0 >= 0 && a.pos0 + T <= Tmax, "pos0 = ", a.pos0, " with ", T,
+         " queries does not fit the cache ", a.kcache);
+  check_scale(c, a.scale);
+  WERSA_DISPATCH(ctx, softmax_attention_prefill, a, a.q.dtype);
 }
 
 }  // namespace wersa

@@ -1,37 +1,24 @@
 #include "wersa/ops/swiglu.h"
 
-#include "wersa/ops/dispatch.h"
+#include "check.h"
+#include "dispatch.h"
 
 namespace wersa {
 
-void swiglu_fwd(const SwigluFwd& a) {
-  const char* op = "swiglu_fwd";
-  check_defined(op, a.y, "y");
-  check_defined(op, a.gate, "gate");
-  check_defined(op, a.up, "up");
-  check_shape(op, a.gate, a.y.shape);
-  check_shape(op, a.up, a.y.shape);
-  check_dtype(op, a.gate, a.y.dtype);
-  check_dtype(op, a.up, a.y.dtype);
-  check_same_device(op, {&a.y, &a.gate, &a.up});
-  WERSA_DISPATCH(swiglu_fwd, a, a.y.device, a.y.dtype);
+void swiglu_fwd(Ctx& ctx, const SwigluFwd& a) {
+  const detail::ArgCheck c(ctx, "swiglu_fwd");
+  c.need(a.y, "y").need(a.gate, "gate", a.y.shape).need(a.up, "up", a.y.shape);
+  c.floating(a.y).dtype(a.y.dtype, {&a.gate, &a.up});
+  WERSA_DISPATCH(ctx, swiglu_fwd, a, a.y.dtype);
 }
 
-void swiglu_bwd(const SwigluBwd& a) {
-  const char* op = "swiglu_bwd";
-  check_defined(op, a.dgate, "dgate");
-  check_defined(op, a.dup, "dup");
-  check_defined(op, a.dy, "dy");
-  check_defined(op, a.gate, "gate");
-  check_defined(op, a.up, "up");
-  for (const Tensor* t : {&a.dgate, &a.dup, &a.gate, &a.up}) {
-    check_shape(op, *t, a.dy.shape);
-    check_dtype(op, *t, a.dy.dtype);
-  }
-  WERSA_CHECK(a.dgate.data != a.dup.data, op, ": dgate and dup must not share memory: ", a.dgate.describe(),
-              ", ", a.dup.describe());
-  check_same_device(op, {&a.dgate, &a.dup, &a.dy, &a.gate, &a.up});
-  WERSA_DISPATCH(swiglu_bwd, a, a.dy.device, a.dy.dtype);
+void swiglu_bwd(Ctx& ctx, const SwigluBwd& a) {
+  const detail::ArgCheck c(ctx, "swiglu_bwd");
+  c.need(a.dy, "dy").need(a.dgate, "dgate", a.dy.shape).need(a.dup, "dup", a.dy.shape);
+  c.need(a.gate, "gate", a.dy.shape).need(a.up, "up", a.dy.shape);
+  c.floating(a.dy).dtype(a.dy.dtype, {&a.dgate, &a.dup, &a.gate, &a.up});
+  c.that(a.dgate.data != a.dup.data, "dgate and dup must not share memory: ", a.dgate, ", ", a.dup);
+  WERSA_DISPATCH(ctx, swiglu_bwd, a, a.dy.dtype);
 }
 
 }  // namespace wersa

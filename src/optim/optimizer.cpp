@@ -15,36 +15,48 @@ double lr_at(const TrainConfig& t, int64_t step) {
   return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1.0 + std::cos(M_PI * frac));
 }
 
-double grad_global_norm(Model& m) {
-  double s = 0;
-  for (const Tensor& g : m.grads_arena().tensors()) s += sum_squares(g);
-  return std::sqrt(s);
-}
-
-double clip_grads(Model& m, double norm, double clip) {
-  if (clip <= 0 || !(norm > clip)) return 1.0;
-  const double f = clip / norm;
-  for (const Tensor& g : m.grads_arena().tensors()) scale_inplace({g, f});
-  return f;
-}
-
 AdamW::AdamW(Model& m) : model_(m) {
+  WERSA_CHECK(m.trainable(), "AdamW needs a model with gradients");
   const ModelConfig& c = m.config();
   m_ = std::make_unique<Arena>("adam m", m.device());
   v_ = std::make_unique<Arena>("adam v", m.device());
   m_->build([&](Arena& a) { return plan_params(a, c, m.dtype()); });
   v_->build([&](Arena& a) { return plan_params(a, c, m.dtype()); });
+  scalars_ = std::make_unique<Arena>("optimizer scalars", m.device());
+  norm2_ = scalars_->build([&](Arena& a) { return a.add("grad_norm2", DType::F64, {1}); });
 }
 
-void AdamW::step(const TrainConfig& t, double lr, int64_t step) {
-  auto& P = model_.params_arena().tensors();
-  auto& G = model_.grads_arena().tensors();
-  auto& M = m_->tensors();
-  auto& V = v_->tensors();
-  WERSA_ASSERT(P.size() == G.size() && P.size() == M.size() && P.size() == V.size());
+void AdamW::plan(Ctx& ctx, const TrainConfig& t) {
+  ctx.plan([&] {
+    grad_norm(ctx);
+    clip(ctx, 2.0, 1.0);
+    step(ctx, t, t.lr, 1);
+  });
+}
+
+double AdamW::grad_norm(Ctx& ctx) {
+  sum_squares(ctx, {norm2_, model_.grads_arena().flat(model_.dtype())});
+  return std::sqrt(read_f64(ctx, norm2_, 0));
+}
+
+double AdamW::clip(Ctx& ctx, double norm, double clip) {
+  if (clip <= 0 || !(norm > clip)) return 1.0;
+  const double f = clip / norm;
+  scale_inplace(ctx, {model_.grads_arena().flat(model_.dtype()), f});
+  return f;
+}
+
+void AdamW::step(Ctx& ctx, const TrainConfig& t, double lr, int64_t step) {
+  const auto& P = model_.params_arena().tensors();
+  const auto& G = model_.grads_arena().tensors();
+  const auto& M = m_->tensors();
+  const auto& V = v_->tensors();
+  const auto& decl = model_.param_decls();
+  WERSA_ASSERT(P.size() == G.size() && P.size() == M.size() && P.size() == V.size() &&
+               P.size() == decl.size());
   for (size_t i = 0; i < P.size(); ++i) {
-    const double wd = param_decays(P[i].name) ? t.weight_decay : 0.0;
-    adamw_step({P[i], M[i], V[i], G[i], lr, t.beta1, t.beta2, t.adam_eps, wd, step});
+    const double wd = decl[i].decays() ? t.weight_decay : 0.0;
+    adamw_step(ctx, {P[i], M[i], V[i], G[i], lr, t.beta1, t.beta2, t.adam_eps, wd, step});
   }
 }
 

@@ -4,8 +4,6 @@
 #include <fstream>
 #include <string>
 
-#include "wersa/backend/backend.h"
-
 namespace wersa {
 
 Arena::~Arena() { device_free(device_, base_); }
@@ -14,9 +12,10 @@ Tensor Arena::add(const std::string& name, DType dtype, Shape shape) {
   const size_t n = static_cast<size_t>(shape.numel()) * dtype_size(dtype);
   const size_t offset = bytes_;
   bytes_ += (n + 63) / 64 * 64;
-  if (measuring_) return Tensor(nullptr, dtype, device_, shape, name);
+  if (measuring_) return Tensor(nullptr, dtype, device_, shape, {});
   WERSA_ASSERT(base_ && bytes_ <= capacity_, "arena '", purpose_, "': ", name, " does not fit the plan");
-  tensors_.emplace_back(static_cast<char*>(base_) + offset, dtype, device_, shape, name);
+  names_.push_back(name);
+  tensors_.emplace_back(static_cast<char*>(base_) + offset, dtype, device_, shape, names_.back());
   return tensors_.back();
 }
 
@@ -31,9 +30,12 @@ void Arena::reserve(size_t bytes) {
   bytes_ = 0;
 }
 
-void Arena::zero() {
-  if (base_) device_memset0(Tensor(base_, DType::U16, device_, Shape{int64_t(bytes_ / 2)}, purpose_));
+Tensor Arena::flat(DType dtype) const {
+  WERSA_ASSERT(base_ && bytes_ % dtype_size(dtype) == 0, "flat view of arena '", purpose_, "'");
+  return Tensor(base_, dtype, device_, Shape{int64_t(bytes_ / dtype_size(dtype))}, purpose_);
 }
+
+void Arena::zero() { device_memset0(device_, base_, bytes_); }
 
 size_t host_memory_available() {
   std::ifstream f("/proc/meminfo");

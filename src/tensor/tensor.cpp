@@ -37,8 +37,6 @@ const char* dtype_name(DType t) {
   return "?";
 }
 
-const char* device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
-
 Shape::Shape(std::initializer_list<int64_t> d) {
   WERSA_ASSERT(d.size() <= kMaxDims, "rank ", d.size(), " > ", kMaxDims);
   for (int64_t v : d) dim[rank++] = v;
@@ -65,9 +63,9 @@ std::string Shape::str() const {
   return os.str();
 }
 
-Tensor Tensor::view(Shape s, const std::string& new_name) const {
+Tensor Tensor::view(Shape s) const {
   WERSA_ASSERT(s.numel() == numel(), "view of ", describe(), " as ", s.str());
-  return Tensor(data, dtype, device, s, new_name.empty() ? name : new_name);
+  return Tensor(data, dtype, device, s, name);
 }
 
 Tensor Tensor::rows(int64_t r0, int64_t r1) const {
@@ -79,11 +77,38 @@ Tensor Tensor::rows(int64_t r0, int64_t r1) const {
   return Tensor(static_cast<char*>(data) + r0 * row * dtype_size(dtype), dtype, device, s, name);
 }
 
+Tensor Tensor::head(Shape s) const {
+  WERSA_ASSERT(s.numel() <= numel(), "head ", s.str(), " of ", describe());
+  return Tensor(data, dtype, device, s, name);
+}
+
 std::string Tensor::describe() const {
   std::ostringstream os;
-  os << (name.empty() ? "<unnamed>" : name) << ' ' << dtype_name(dtype) << ' ' << shape.str() << ' '
-     << device_name(device);
+  os << (name.empty() ? std::string_view("<unnamed>") : name) << ' ' << dtype_name(dtype) << ' '
+     << shape.str() << ' ' << device_name(device);
   return os.str();
+}
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.describe(); }
+
+void tensor_copy(const Tensor& dst, const Tensor& src) {
+  WERSA_ASSERT(dst.dtype == src.dtype && dst.numel() == src.numel(), "copy ", src.describe(), " -> ",
+               dst.describe());
+  device_copy(dst.device, dst.data, src.device, src.data, src.bytes());
+  if (dst.device == Device::CUDA || src.device == Device::CUDA) device_sync(Device::CUDA);
+}
+
+void tensor_zero(const Tensor& t) { device_memset0(t.device, t.data, t.bytes()); }
+
+double host_get(const Tensor& t, int64_t i) {
+  return t.dtype == DType::F64 ? t.host<double>()[i] : double(t.host<float>()[i]);
+}
+
+void host_set(const Tensor& t, int64_t i, double v) {
+  if (t.dtype == DType::F64)
+    t.host<double>()[i] = v;
+  else
+    t.host<float>()[i] = float(v);
 }
 
 void check_shape(const char* op, const Tensor& t, const Shape& expect) {
@@ -92,17 +117,12 @@ void check_shape(const char* op, const Tensor& t, const Shape& expect) {
 void check_dtype(const char* op, const Tensor& t, DType expect) {
   WERSA_CHECK(t.dtype == expect, op, ": tensor ", t.describe(), " should be ", dtype_name(expect));
 }
-void check_same_device(const char* op, std::initializer_list<const Tensor*> ts) {
-  const Tensor* first = nullptr;
-  for (const Tensor* t : ts) {
-    if (!t->defined()) continue;
-    if (!first) first = t;
-    WERSA_CHECK(t->device == first->device, op, ": tensors on different devices: ", first->describe(),
-                " and ", t->describe());
-  }
-}
 void check_defined(const char* op, const Tensor& t, const char* what) {
   WERSA_CHECK(t.defined(), op, ": missing tensor '", what, "'");
+}
+void check_float(const char* op, const Tensor& t) {
+  WERSA_CHECK(t.dtype == DType::F32 || t.dtype == DType::F64, op, ": tensor ", t.describe(),
+              " should be f32 or f64");
 }
 
 }  // namespace wersa

@@ -16,13 +16,13 @@ namespace fs = std::filesystem;
 
 namespace wersa {
 
-void Batcher::next(Workspace& ws) {
+int64_t Batcher::next(Workspace& ws) {
   const int64_t B = ws.batch(), T = ws.seq();
   WERSA_CHECK(ds_.size() >= T + 1, ds_.describe(), ": has ", ds_.size(),
               " tokens, fewer than one sequence of ", T + 1, " (lower train.seq_len or use more data)");
   buf_.resize(size_t(T + 1));
-  int32_t* tok = ws.tokens.ptr<int32_t>();
-  int32_t* tgt = ws.targets.ptr<int32_t>();
+  int32_t* tok = ws.host_ids.host<int32_t>();
+  int32_t* tgt = tok + B * T;
   for (int64_t b = 0; b < B; ++b) {
     if (pos_ + T + 1 > ds_.size()) pos_ = 0;
     ds_.read(pos_, T + 1, buf_.data());
@@ -32,6 +32,8 @@ void Batcher::next(Workspace& ws) {
     }
     pos_ += T;
   }
+  ws.upload_ids();
+  return B * T;  // every target counts
 }
 
 EvalResult evaluate(Model& m, const data::TokenDataset& ds, int64_t seq, int64_t batch, int64_t max_tokens,
@@ -44,6 +46,7 @@ EvalResult evaluate(Model& m, const data::TokenDataset& ds, int64_t seq, int64_t
   WERSA_CHECK(limit >= 1, ds.describe(), ": needs at least 2 tokens to evaluate");
   std::unique_ptr<Workspace> ws;
   std::vector<int32_t> buf;
+  std::vector<double> losses;
   double sum = 0;
   int64_t pos = 0;
   while (pos < limit) {
@@ -53,20 +56,28 @@ EvalResult evaluate(Model& m, const data::TokenDataset& ds, int64_t seq, int64_t
     if (B == 0) T = remaining, B = 1;
     if (!ws || ws->seq() != T || ws->batch() != B) ws = std::make_unique<Workspace>(m, B, T, false);
     buf.resize(size_t(T + 1));
+    int32_t* tok = ws->host_ids.host<int32_t>();
+    int32_t* tgt = tok + B * T;
     for (int64_t b = 0; b < B; ++b) {
       ds.read(pos + b * T, T + 1, buf.data());
       for (int64_t t = 0; t < T; ++t) {
-        ws->tokens.ptr<int32_t>()[b * T + t] = buf[t];
-        ws->targets.ptr<int32_t>()[b * T + t] = buf[t + 1];
+        tok[b * T + t] = buf[t];
+        tgt[b * T + t] = buf[t + 1];
       }
     }
+    ws->upload_ids();
     int64_t n = 0;
     sum += model_forward(m, *ws, &n);
     if (per_token) {
-      for (int64_t i = 0; i < B * T; ++i) {
-        const double nll = m.dtype() == DType::F64 ? ws->losses.ptr<double>()[i] : ws->losses.ptr<float>()[i];
-        per_token(pos + i + 1, ws->targets.ptr<int32_t>()[i], nll);
+      losses.resize(size_t(B * T));
+      if (m.dtype() == DType::F64) {
+        tensor_copy(Tensor(losses.data(), DType::F64, Device::CPU, Shape{B * T}), ws->losses);
+      } else {
+        std::vector<float> lf(size_t(B * T));
+        tensor_copy(Tensor(lf.data(), DType::F32, Device::CPU, Shape{B * T}), ws->losses);
+        std::copy(lf.begin(), lf.end(), losses.begin());
       }
+      for (int64_t i = 0; i < B * T; ++i) per_token(pos + i + 1, tgt[i], losses[size_t(i)]);
     }
     r.tokens += n;
     pos += B * T;
@@ -131,6 +142,14 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   model.init(tc.seed);
   AdamW adam(model);
   Workspace ws(model, tc.batch_size, tc.seq_len, true);
+  Ctx& ctx = ws.ctx();
+  adam.plan(ctx, tc);  // the workspace planned the forward and backward; this the optimizer step
+  // Per micro-batch [sum of losses, count], read back once per step.
+  Arena stats_arena("loss statistics", model.device());
+  const Tensor stats = stats_arena.build([&](Arena& a) {
+    return a.add("loss_stats", DType::F64, {tc.grad_accum, 2});
+  });
+  std::vector<double> host_stats(size_t(2 * tc.grad_accum));
   int64_t step = 0, pos = 0;
 
   fs::path out;
@@ -167,9 +186,9 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   if (!opt.quiet)
     spdlog::info(
         "model: {} parameters, attention {}, {} threads, BLAS kernels {}; tokenizer {}; data: {}; workspace "
-        "{}",
-        model.num_params(), cfg.model.attention.type, threads, blas_kernel_name(), tok_spec,
-        train_ds->describe(), format_bytes(ws.bytes()));
+        "{} (+ {} scratch)",
+        model.num_params(), attention_kind_name(cfg.model.attention.type), threads, blas_kernel_name(),
+        tok_spec, train_ds->describe(), format_bytes(ws.bytes()), format_bytes(ws.scratch_bytes()));
 
   Batcher batcher(*train_ds, pos);
   TrainResult res;
@@ -194,20 +213,21 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     if (opt.stop_after >= 0 && ran >= opt.stop_after) break;
     Timer timer;
     model.zero_grads();
-    double loss = 0;
     for (int micro = 0; micro < tc.grad_accum; ++micro) {
-      batcher.next(ws);
-      int64_t n = 0;
-      const double sum = model_forward(model, ws, &n);
+      const int64_t n = batcher.next(ws);  // the count of targets is known on the host
+      model_forward_device(model, ws, stats.rows(micro, micro + 1).view({2}));
       model_backward(model, ws, 1.0 / (double(n) * tc.grad_accum));
-      loss += sum / double(n) / tc.grad_accum;
     }
+    tensor_copy(Tensor(host_stats.data(), DType::F64, Device::CPU, stats.shape), stats);
+    double loss = 0;
+    for (int micro = 0; micro < tc.grad_accum; ++micro)
+      loss += host_stats[size_t(2 * micro)] / host_stats[size_t(2 * micro + 1)] / tc.grad_accum;
     WERSA_CHECK(std::isfinite(loss), "training diverged at step ", step + 1, " (loss ", loss,
                 "); lower train.lr or enable train.grad_clip");
-    const double norm = grad_global_norm(model);
-    clip_grads(model, norm, tc.grad_clip);
+    const double norm = adam.grad_norm(ctx);
+    adam.clip(ctx, norm, tc.grad_clip);
     const double lr = lr_at(tc, step);
-    adam.step(tc, lr, step + 1);
+    adam.step(ctx, tc, lr, step + 1);
     const double ms = timer.ms();
     const double tps = tokens_per_step / (ms / 1000.0);
     res.losses.push_back(loss);

@@ -1,43 +1,49 @@
-// The backend layer: memory and synchronisation only, nothing about models. Every op receives a
-// Device through its tensors; CUDA entry points live in namespace wersa::cuda and, in a build
-// without CUDA, come from cuda_stub.cpp, which throws a clear error.
+// The backend layer: raw device memory, copies, synchronisation, streams and library handles, and
+// the CPU thread pool. Nothing here knows about tensors or models: it moves bytes between
+// addresses on a Device. The CUDA entry points live in namespace wersa::cuda; a build without CUDA
+// links src/backend/cuda_stub.cpp, whose entries raise one clear error.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
-
-#include "wersa/tensor/tensor.h"
 
 namespace wersa {
 
-void* device_alloc(Device d, size_t bytes);  // zero-filled
+enum class Device : uint8_t { CPU, CUDA };
+const char* device_name(Device d);  // "cpu", "cuda"
+
+// Zero-filled, 64-byte aligned memory on a device; never null (an error when it cannot be had).
+void* device_alloc(Device d, size_t bytes);
 void device_free(Device d, void* p);
-void device_memset0(const Tensor& t);
-// Copy between tensors of equal dtype and element count (any device pair).
-void tensor_copy(const Tensor& dst, const Tensor& src);
+void device_memset0(Device d, void* p, size_t bytes);
+// Copies between any two devices; `stream` orders it on a CUDA stream (nullptr: the default one).
+void device_copy(Device dst_dev, void* dst, Device src_dev, const void* src, size_t bytes,
+                 void* stream = nullptr);
 void device_sync(Device d);
 bool cuda_available();  // built with CUDA and a GPU is present
+// Arena allocations made by this process so far (tests check that a step makes none).
+int64_t device_alloc_count();
 
 namespace cuda {
 void* alloc(size_t bytes);
 void free(void* p);
 void memset0(void* p, size_t bytes);
-void copy_h2d(void* dst, const void* src, size_t bytes);
-void copy_d2h(void* dst, const void* src, size_t bytes);
-void copy_d2d(void* dst, const void* src, size_t bytes);
+void copy_h2d(void* dst, const void* src, size_t bytes, void* stream);
+void copy_d2h(void* dst, const void* src, size_t bytes, void* stream);
+void copy_d2d(void* dst, const void* src, size_t bytes, void* stream);
 void sync();
 bool available();
-// Raised by every CUDA op entry that is not implemented (yet) or not built.
+// A cuBLAS handle bound to `stream` (opaque: cublasHandle_t), and its release.
+void* blas_create(void* stream);
+void blas_destroy(void* handle);
+// Raised by an op that has no CUDA kernel in this build.
 [[noreturn]] void unavailable(const char* op);
 }  // namespace cuda
 
-}  // namespace wersa
-
-namespace wersa {
 // Threads used by CPU kernels (OpenMP and BLAS); 0 = all cores. Returns the count in effect.
 int set_cpu_threads(int n);
-}  // namespace wersa
+int cpu_threads();  // the count in effect now
 
-namespace wersa {
 // OpenBLAS (0.3.21, Debian 12) falls back to its slowest x86 kernels ("Prescott", SSE3) on CPUs
 // it does not recognise, such as many virtual machines' generic Xeon models; its kernel choice is
 // made when the library loads, from OPENBLAS_CORETYPE. When that variable is unset and the
@@ -46,4 +52,5 @@ namespace wersa {
 void select_blas_kernels(char** argv);
 // The OpenBLAS kernel family in use, e.g. "skylakex".
 std::string blas_kernel_name();
+
 }  // namespace wersa

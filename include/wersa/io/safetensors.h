@@ -43,11 +43,11 @@ class SafeTensorsFile {
   explicit SafeTensorsFile(const std::string& path);  // reads the whole file and validates everything
   // In file order (by begin offset).
   const std::vector<SafeTensorEntry>& entries() const { return entries_; }
-  bool has(const std::string& name) const { return index_.count(name) != 0; }
-  const SafeTensorEntry& entry(const std::string& name) const;  // error if missing
+  bool has(std::string_view name) const { return index_.count(std::string(name)) != 0; }
+  const SafeTensorEntry& entry(std::string_view name) const;  // error if missing
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   // Copies tensor `name` into dst (a CPU tensor); errors if missing, or dtype/shape differ from dst's.
-  void read_into(const std::string& name, const Tensor& dst) const;
+  void read_into(std::string_view name, const Tensor& dst) const;
   const std::string& path() const { return path_; }
 
  private:

@@ -8,17 +8,33 @@
 // JSON files may omit keys (they keep the defaults below); unknown keys are errors.
 #pragma once
 #include <cstdint>
+#include <iosfwd>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
 namespace wersa {
 
+// The attention of every block (spec: "The block", "Baselines in the same engine"). Parsed once,
+// from the config; each kind is implemented in one place (src/model/attn_<kind>.cpp), named and
+// constructed by the table in src/model/attention.cpp.
+enum class AttentionKind : uint8_t {
+  Wersa,    // wavelet-gated random-feature linear attention (the engine's model)
+  Softmax,  // exact attention, O(T^2) (baseline)
+  Linear,   // WERSA without the gates and the Haar filter (ablation)
+};
+const char* attention_kind_name(AttentionKind k);  // "wersa", "softmax", "linear"
+// Every kind in the order of the table (what the config accepts, what the help lists).
+const std::vector<AttentionKind>& attention_kinds();
+// The kind called `name`; a wersa::Error listing the kinds otherwise.
+AttentionKind attention_kind_from_name(const std::string& name);
+std::ostream& operator<<(std::ostream& os, AttentionKind k);  // its name
+
 struct AttentionConfig {
-  std::string type = "wersa";  // wersa | softmax
-  int features = 64;           // random features m per head, [1, 65536]
-  int levels = 3;              // Haar levels L, [1, 12]
-  int conv_width = 33;         // gate convolution width K, [1, 1025]
+  AttentionKind type = AttentionKind::Wersa;
+  int features = 64;    // random features m per head, [1, 65536]
+  int levels = 3;       // Haar levels L, [1, 12]
+  int conv_width = 33;  // gate convolution width K, [1, 1025]
   bool shared_qk_features = true;
   bool causal = true;
   int chunk = 64;     // [1, 4096]

@@ -1,6 +1,7 @@
 // Generation: the recurrent decoder of the causal LM (spec "Generation state"), the chunked
-// parallel prefill that hands its final state to the recurrence, the state files, and the
-// generation loop over a sampler (sampler.h).
+// parallel prefill that hands its final state to the recurrence, and the generation loop over a
+// sampler (sampler.h). Both run the trunk of model.h over a workspace with a generation state:
+// decoding is that function over one row. State files: io/state_file.h.
 //
 // WERSA keeps, per layer and sequence, a state whose size does not depend on the position:
 //   conv    [K-1, D]        the last K-1 rows of u = RMSNorm(x) (gate-convolution window; ring,
@@ -8,15 +9,16 @@
 //   haar_q  [2^L - 1, H*d]  for q^ = GELU(q): a_{l-1} at the last 2^(l-1) positions, l = 1..L
 //   haar_k  [2^L - 1, Hkv*d] the same for k^ (ring layout of include/wersa/ops/haar.h)
 //   S, z    [Hkv, m, d], [Hkv, m]  the linear-attention sums (in the model's dtype: fp32 for f32)
-// so decode_step costs O(1) per token. The softmax baseline keeps a KV cache [ctx, Hkv, d] per
-// layer instead (k after RoPE), so it has a context limit and its step cost grows with position.
+// so decode_step costs O(1) per token (`linear` keeps S and z only). The softmax baseline keeps a
+// KV cache [ctx, Hkv, d] per layer instead (k after RoPE), so it has a context limit and its step
+// cost grows with position.
 //
-// prefill() runs the prompt through the same ops as the training forward, in chunks of
-// `prefill_chunk` rows (memory bounded for any prompt length): every chunk continues from the
-// state (conv rows prepended from the window, Haar analysis from the rings, linear attention from
-// (S, z), RoPE at the chunk's position, softmax over the KV cache) and advances it, so any split
-// of a sequence into prefill chunks and decode steps computes the logits of model_forward over the
-// whole sequence (up to rounding: fp32 relative error < 1e-4).
+// prefill() runs the prompt through the training forward's block function, in chunks of
+// `prefill_chunk` rows (memory bounded for any prompt length): every op with memory continues from
+// the state (the convolution from its window, the Haar analysis from its rings, linear attention
+// from (S, z), RoPE at the chunk's position, softmax over the KV cache) and advances it, so any
+// split of a sequence into prefill chunks and decode steps computes the logits of model_forward
+// over the whole sequence (up to rounding: fp32 relative error < 1e-4).
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -27,19 +29,11 @@
 #include <vector>
 
 #include "wersa/model/model.h"
+#include "wersa/tensor/arena.h"
 
 namespace wersa {
 
-namespace detail {
-struct DecodeStep;     // one-token activations (src/model/decode_impl.h)
-struct DecodePrefill;  // chunk activations
-struct DecodeAccess;
-}  // namespace detail
-
-struct LayerState {
-  Tensor conv, haar_q, haar_k, S, z;  // WERSA (conv undefined when K = 1)
-  Tensor kcache, vcache;              // softmax: [ctx, Hkv, d]
-};
+class Workspace;
 
 struct DecodeOptions {
   // Most tokens the state may hold: required (> 0) for softmax models, whose KV cache it sizes;
@@ -48,9 +42,10 @@ struct DecodeOptions {
   int64_t prefill_chunk = 512;  // rows per parallel prefill chunk
 };
 
-// The generation state of one sequence, planned once (an arena for the state, one for the step's
-// activations, one for the prefill chunk's, built on first use): decoding allocates nothing per
-// token. It refers to `model`, which must outlive it.
+// The generation state of one sequence, planned once: the state arena (what the attention kind
+// keeps per layer), a workspace of one row for decode steps and one of prefill_chunk rows for
+// prefill (built on first use), both planned by the same function as training's. Decoding
+// allocates nothing per token. It refers to `model`, which must outlive it.
 class DecodeState {
  public:
   DecodeState(const Model& model, const DecodeOptions& opt = {});
@@ -69,23 +64,35 @@ class DecodeState {
   const Tensor& logits() const { return logits_; }
   // Bytes of the recurrent state (WERSA: constant; softmax: the whole KV cache).
   size_t state_bytes() const;
-  // The state tensors in the order of the state file.
+  // The state tensors in the order of the state file, and whether tensor i's rows are positions
+  // (a KV cache, of which only the first pos() rows are in use).
   const std::deque<Tensor>& state_tensors() const;
+  bool per_position(size_t i) const { return per_position_[i]; }
   // Copies position, tokens, logits and state from a state of the same model and options.
   void copy_from(const DecodeState& o);
-
-  std::vector<LayerState> layers;
+  // State files: after the caller has filled the state tensors and the logits, the tokens they
+  // stand for.
+  void restore_tokens(std::vector<int32_t> tokens) { tokens_ = std::move(tokens); }
+  const Model& model() const { return *model_; }
 
  private:
-  friend struct detail::DecodeAccess;
+  friend const Tensor& decode_step(const Model& m, DecodeState& s, int32_t token);
+  friend const Tensor& prefill(const Model& m, DecodeState& s, const std::vector<int32_t>& tokens,
+                               const Tensor& all_logits);
+  Workspace& chunk();  // the prefill workspace, built and planned on first use
+  void plan(Workspace& ws, int64_t rows);
   const Model* model_;
   DecodeOptions opt_;
   std::vector<int32_t> tokens_;
-  Tensor logits_;                               // [V], a view of step_'s [1, V] logits
-  std::unique_ptr<Arena> state_;                // layers: what a state file holds
-  std::unique_ptr<detail::DecodeStep> step_;    // one-token activations
-  std::unique_ptr<detail::DecodePrefill> pre_;  // chunk activations, built on first use
+  std::unique_ptr<Arena> state_;
+  std::vector<Slots> layers_;  // per layer: the attention kind's state
+  std::vector<bool> per_position_;
+  std::unique_ptr<Workspace> step_, chunk_;
+  Tensor logits_;  // [V], a view of step_'s [1, V] logits
 };
+
+// Checks that the state belongs to the model and that n more tokens fit (an Error otherwise).
+void check_decode_state(const Model& m, const DecodeState& s, int64_t n, const char* what);
 
 // One token through every layer from the state; advances the state by one position and returns
 // the logits of the next token (s.logits()). A token outside [0, V) or a full context is an Error.
@@ -102,14 +109,6 @@ size_t decode_weight_bytes(const Model& m);
 
 // Hex digest identifying a model: its config and the bytes of its parameters and buffers.
 std::string model_fingerprint(const Model& m);
-
-// State files (safetensors): the state tensors (the KV cache up to the position), the tokens and
-// the logits, with metadata format = "wersa-state", the model fingerprint, the position, the
-// attention type. Loading checks that the file was made by this model (same fingerprint) and fits
-// the context; otherwise an Error naming the file.
-void save_decode_state(const Model& m, const DecodeState& s, const std::string& path,
-                       const std::map<std::string, std::string>& extra_metadata = {});
-void load_decode_state(const Model& m, DecodeState& s, const std::string& path);
 
 class Sampler;
 

@@ -1,20 +1,39 @@
-// The causal language model: parameters, gradients and buffers in arenas, plus a Workspace of
-// activations planned for one (batch, sequence) shape. forward() computes per-token losses;
-// backward() accumulates parameter gradients (call zero_grads() at the start of a step).
+// The causal language model as the engine runs it everywhere: one trunk (embedding, blocks, final
+// RMSNorm) and one head (the LM head: projection, tied or not, and the fused cross-entropy).
+// Training, evaluation, chunked prefill and token-by-token decoding all run the same block
+// function (src/model/block.cpp, the one place that lists a block's ops) over the rows of a
+// Workspace; decoding is that function over one row with a generation state.
+//
+// Memory: parameters, gradients and buffers live in arenas of the Model; a Workspace holds the
+// activations of one shape of run and its execution context, planned once (plan_activations): the
+// activation bytes and the scratch bytes of the run are known when the Workspace is built, and
+// nothing is allocated afterwards. Model and training code never touch device memory directly:
+// ids go up in one upload, the loss is reduced by an op and read back once.
 #pragma once
 #include <memory>
 #include <vector>
 
 #include "wersa/model/config.h"
 #include "wersa/model/params.h"
+#include "wersa/tensor/context.h"
 
 namespace wersa {
 
+namespace detail {
+class Attention;
+}
+
 class Model {
  public:
-  // Plans and allocates parameters (and, when `trainable`, gradients) in dtype `dt`.
+  // Plans and allocates parameters (and, when `trainable`, gradients) in dtype `dt` on `dev`.
   Model(const ModelConfig& cfg, DType dt = DType::F32, Device dev = Device::CPU, bool trainable = true);
-  void init(uint64_t seed);  // parameters and random-feature buffers from one seed
+  // A copy of `src` on another device (parameters and buffers; one copy per arena).
+  Model(const Model& src, Device dev);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  void init(uint64_t seed);  // parameters and random-feature buffers from one seed (on the CPU)
   void zero_grads();
 
   const ModelConfig& config() const { return cfg_; }
@@ -22,63 +41,105 @@ class Model {
   Device device() const { return dev_; }
   int64_t num_params() const;
   bool trainable() const { return grads_arena_ != nullptr; }
+  const detail::Attention& attention() const { return *attn_; }
+  // Whether the attention's generation state holds every position (a KV cache), so that
+  // generation needs a context length.
+  bool generation_needs_context() const;
 
   ModelParams params, grads;  // grads: undefined tensors when not trainable
   ModelBuffers buffers;
-  Arena& params_arena() { return *params_arena_; }
-  Arena& grads_arena() { return *grads_arena_; }
-  Arena& buffers_arena() { return *buffers_arena_; }
+  // Declarations of the parameters and buffers, in arena order (params_arena().tensors()[i] is
+  // param_decls()[i]): role, init, weight decay.
+  const std::vector<ParamDecl>& param_decls() const { return param_decls_; }
+  const std::vector<ParamDecl>& buffer_decls() const { return buffer_decls_; }
+  Arena& params_arena() const { return *params_arena_; }
+  Arena& grads_arena() const { return *grads_arena_; }
+  Arena& buffers_arena() const { return *buffers_arena_; }
 
  private:
+  void plan();
   ModelConfig cfg_;
   DType dt_;
   Device dev_;
+  std::unique_ptr<detail::Attention> attn_;
+  std::vector<ParamDecl> param_decls_, buffer_decls_;
   std::unique_ptr<Arena> params_arena_, grads_arena_, buffers_arena_;
 };
 
-// Activations saved by the forward pass for one layer (rows are the B*T positions).
+// Activations of one layer (every tensor has the run's rows as its leading dimension).
 struct LayerActs {
-  Tensor x, u, rstd1;             // block input, RMSNorm(x), its 1/rms
-  Tensor q, k, v;                 // projections (q, k after RoPE)   [N, H*d] / [N, Hkv*d]
-  Tensor c, h1, a1, z, g, gamma;  // WERSA gates: conv out, fc1 pre/post ReLU, fc2 out, sigmoid, gamma
-  Tensor qh, kh, qt, kt;          // GELU(q), GELU(k), and their gated Haar filterings
-  Tensor phiq, phik;              // random features [N, H, m], [N, Hkv, m]
-  Tensor o, den, lse;             // attention output [N, H*d]; linear-attn denominators / softmax lse
-  Tensor on, ln_mean, ln_rstd;    // head LayerNorm output and statistics [N*H]
-  Tensor h, u2, rstd2;            // after the attention residual, its RMSNorm
-  Tensor gate, up, act;           // SwiGLU
+  Tensor x, u, rstd1;    // block input, RMSNorm(x), its 1/rms (rstd only kept for a backward)
+  Tensor q, k, v;        // projections [N, H*d], [N, Hkv*d] (q, k after RoPE)
+  Slots attn;            // the attention kind's own activations
+  Tensor o;              // attention output, before Wo [N, H*d]
+  Tensor h, u2, rstd2;   // after the attention residual, its RMSNorm
+  Tensor gate, up, act;  // SwiGLU
+  LayerActs rows(int64_t n) const;
+};
+
+// Gradients of the activations in a backward (overwritten, shared by all layers).
+struct BlockGrads {
+  Tensor dres, du, dq, dk, dv, dout, dgate, dup, dact;  // dres: of the residual stream
+  Slots attn;
+  BlockGrads rows(int64_t n) const;
+};
+
+// What a Workspace is planned for.
+struct RunSpec {
+  int64_t batch = 1, seq = 1;  // B sequences of up to T positions (rows N = B T)
+  bool backward = false;       // keep every layer's activations and plan the backward
+  bool lm_head = true;         // logits and per-token losses of every row (false: the trunk only)
 };
 
 class Workspace {
  public:
+  Workspace(const Model& model, const RunSpec& spec);
   Workspace(const Model& model, int64_t batch, int64_t seq, bool for_backward = true);
-  int64_t batch() const { return B_; }
-  int64_t seq() const { return T_; }
-  int64_t rows() const { return B_ * T_; }
-  size_t bytes() const;
+  ~Workspace();
+  int64_t batch() const { return spec_.batch; }
+  int64_t seq() const { return spec_.seq; }
+  int64_t rows() const { return spec_.batch * spec_.seq; }
+  const RunSpec& spec() const { return spec_; }
+  size_t bytes() const;          // activations and ids
+  size_t scratch_bytes() const;  // the context's planned scratch
+  Ctx& ctx() { return ctx_; }
 
-  Tensor tokens, targets;  // [B*T] i32, filled by the caller; target -1 = no loss at that position
-  Tensor logits, losses;   // [B*T, V], [B*T]
+  // Ids on the model's device: tokens, targets [N] i32 (target -1 = no loss at that position).
+  Tensor tokens, targets;
+  // Host staging of the ids, [2, N] i32 (row 0 tokens, row 1 targets): fill it, then upload_ids()
+  // (one copy; on the CPU it is the device tensor itself and the upload does nothing).
+  Tensor host_ids;
+  void upload_ids();
+  Tensor logits, losses;  // [N, V], [N] (with spec.lm_head)
+  Tensor loss_stats;      // f64 [2]: sum of the counted losses and their count (loss_sum_fwd)
+  // One LayerActs per layer with a backward; otherwise one set shared by every layer.
   std::vector<LayerActs> acts;
-  Tensor x_out;      // output of the last block [B*T, D]
-  Tensor xf, rstdf;  // final RMSNorm output and 1/rms
-  // backward scratch (shared by all layers)
-  struct Grads {
-    Tensor dres, du, dq, dk, dv, dqh, dkh, dqt, dkt, dphiq, dphik, do_, don, dgamma, dz, da1, dh1, dc;
-    Tensor dcoef;  // [L+1, B, T, H*d]; the coefficients are recomputed into coef_scratch
-    Tensor dgate, dup, dact;
-  } g;
-  Tensor coef_scratch;  // forward Haar coefficients [L+1, B, T, H*d]
+  Tensor x_out;      // output of the last block [N, D]
+  Tensor xf, rstdf;  // trunk output: final RMSNorm of x_out, and its 1/rms
+  BlockGrads g;      // backward only
 
  private:
-  int64_t B_, T_;
-  std::unique_ptr<Arena> arena_, iarena_;
+  RunSpec spec_;
+  Ctx ctx_;
+  Tensor ids_;
+  std::unique_ptr<Arena> arena_, iarena_, host_arena_;
 };
 
-// Forward: fills ws.logits and ws.losses (per-token NLL, 0 where target == -1). Returns the sum of
-// the losses and sets *count to the number of counted targets.
+// Activations of a run (one function for every caller): per-layer sets when `backward`, one
+// shared set otherwise; the backward's temporaries; the trunk's output.
+void plan_activations(Arena& arena, const Model& m, int64_t rows, bool backward, std::vector<LayerActs>& acts,
+                      BlockGrads* g, Tensor* x_out, Tensor* xf, Tensor* rstdf);
+
+// Forward over the workspace's ids: trunk, LM head, per-token losses in ws.losses and
+// [sum, count] in `stats` (f64 [2] on the model's device; ws.loss_stats when undefined). No host
+// access.
+void model_forward_device(Model& m, Workspace& ws, const Tensor& stats = {});
+// The same, then one read-back of the stats: returns the sum of the losses, *count = counted targets.
 double model_forward(Model& m, Workspace& ws, int64_t* count = nullptr);
 // Backward of (loss_scale * sum of losses): accumulates into m.grads. Needs the forward's ws.
 void model_backward(Model& m, Workspace& ws, double loss_scale);
+
+// A double read back from a device tensor of f64 (0 while `ctx` is planning).
+double read_f64(const Ctx& ctx, const Tensor& t, int64_t i);
 
 }  // namespace wersa

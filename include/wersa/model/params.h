@@ -1,10 +1,12 @@
-// Parameters of the causal LM, laid out in arenas. The same planning function builds the
-// parameter, gradient and Adam-moment arenas, so the i-th tensor of each corresponds and the
-// flat arenas line up element for element. Names follow a Hugging Face-like scheme
-// ("layers.3.attn.wq.weight") and are the safetensors names in checkpoints.
+// The model's parameters, declared once. visit_params calls a function for every parameter tensor
+// (name, shape, role), in checkpoint order; planning the parameter, gradient and Adam-moment
+// arenas (identically, so they line up element for element), initialisation, the weight-decay
+// mask and the checkpoint names all come from that one declaration. Names follow a Hugging
+// Face-like scheme ("layers.3.attn.wq.weight") and are the safetensors names in checkpoints.
 #pragma once
+#include <array>
 #include <functional>
-#include <memory>
+#include <string>
 #include <vector>
 
 #include "wersa/model/config.h"
@@ -12,41 +14,65 @@
 
 namespace wersa {
 
+// Role of a parameter: decides its initialisation and whether weight decay applies.
+enum class ParamKind {
+  Matrix,      // N(0, init_std^2); weight decay
+  Bias,        // 0
+  NormWeight,  // 1
+  Scale,       // 0.5 (WERSA's scale_weights, the paper's init)
+  Features,    // random features Omega, N(0, 1/d), never trained (buffers only)
+};
+
+struct ParamDecl {
+  std::string name;  // checkpoint name
+  Shape shape;
+  ParamKind kind;
+  double init_std = 0;  // Matrix only
+  bool decays() const { return kind == ParamKind::Matrix; }
+};
+
+// A fixed set of tensors that one attention kind names with its own enum (its parameters, its
+// activations, its generation state), so that the code outside the kind never lists them.
+struct Slots {
+  static constexpr int kMax = 24;
+  std::array<Tensor, kMax> t{};
+  Tensor& operator[](int i) { return t[size_t(i)]; }
+  const Tensor& operator[](int i) const { return t[size_t(i)]; }
+  Slots rows(int64_t n) const;  // every defined slot's first n rows
+};
+
 struct LayerParams {
-  Tensor attn_norm;                   // [D]
-  Tensor wq, bq, wk, bk, wv, bv;      // [H*d, D], [H*d], [Hkv*d, D], [Hkv*d] (biases optional)
-  Tensor conv_w, conv_b;              // WERSA gate: depthwise causal conv [D, K], [D]
-  Tensor fc1_w, fc1_b, fc2_w, fc2_b;  // gate MLP [F, D], [F], [L+1, F], [L+1]
-  Tensor scale;                       // scale_weights [L+1]
-  Tensor hn_w, hn_b;                  // head LayerNorm [d], [d]
-  Tensor wo;                          // [D, H*d]
-  Tensor ffn_norm;                    // [D]
-  Tensor w_gate, w_up, w_down;        // [F_ffn, D], [F_ffn, D], [D, F_ffn]
+  Tensor attn_norm;               // [D]
+  Tensor wq, bq, wk, bk, wv, bv;  // [H*d, D], [H*d], [Hkv*d, D], [Hkv*d] (biases optional)
+  Slots attn;                     // the attention kind's own parameters
+  Tensor wo;                      // [D, H*d]
+  Tensor ffn_norm;                // [D]
+  Tensor w_gate, w_up, w_down;    // [F_ffn, D], [F_ffn, D], [D, F_ffn]
 };
 
 struct ModelParams {
   Tensor embed;  // [V, D]
   std::vector<LayerParams> layers;
-  Tensor final_norm;  // [D]
-  Tensor lm_head;     // [V, D], undefined when tied to embed
+  Tensor final_norm;  // [D] (the trunk's last op)
+  Tensor lm_head;     // [V, D] (the LM head), undefined when tied to embed
 };
 
-// Fixed, untrained tensors saved with the model: the random-feature matrices per layer.
+// Fixed, untrained tensors saved with the model: per layer, the kind's random-feature matrices.
 struct ModelBuffers {
-  std::vector<Tensor> omega_q, omega_k;  // [d, m]; omega_k aliases omega_q when shared
+  std::vector<Slots> layers;
 };
 
-// Plans every parameter tensor of `m` into `arena` (dtype `dt`); returns the views.
-ModelParams plan_params(Arena& arena, const ModelConfig& m, DType dt);
-ModelBuffers plan_buffers(Arena& arena, const ModelConfig& m, DType dt);
+using ParamFn = std::function<void(Tensor& slot, const ParamDecl& decl)>;
+void visit_params(const ModelConfig& c, ModelParams& p, const ParamFn& f);
+void visit_buffers(const ModelConfig& c, ModelBuffers& b, const ParamFn& f);
 
-// Role of a parameter, by name: decides initialisation and weight decay.
-enum class ParamKind { Matrix, Bias, NormWeight, Scale };
-ParamKind param_kind(const std::string& name);
-bool param_decays(const std::string& name);  // matrices only
+// Views of every parameter (or buffer) in `arena`, dtype dt; the declarations in order when asked.
+ModelParams plan_params(Arena& arena, const ModelConfig& c, DType dt,
+                        std::vector<ParamDecl>* decls = nullptr);
+ModelBuffers plan_buffers(Arena& arena, const ModelConfig& c, DType dt,
+                          std::vector<ParamDecl>* decls = nullptr);
 
-// Initialises parameters and buffers from the seed (counter RNG: value = f(seed, name, index)).
-void init_params(Arena& params, const ModelConfig& m, uint64_t seed);
-void init_buffers(Arena& buffers, const ModelConfig& m, uint64_t seed);
+// Fills a CPU tensor as its declaration says, from the seed: value = f(seed, name, index).
+void init_param(const Tensor& t, const ParamDecl& d, uint64_t seed);
 
 }  // namespace wersa

@@ -7,6 +7,7 @@
 // Backward: dx = dy * f'(x), overwritten (or added to dx when accumulate_dx). It needs x from
 // the forward. y may alias x; dx may alias dy.
 #pragma once
+#include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"
 
 namespace wersa {
@@ -28,14 +29,7 @@ struct ActivationBwd {
 // "gelu", "relu", "sigmoid", "silu".
 const char* activation_name(Activation act);
 
-void activation_fwd(const ActivationFwd& a);
-void activation_bwd(const ActivationBwd& a);
-
-namespace cpu {
-template <class T>
-void activation_fwd(const ActivationFwd& a);
-template <class T>
-void activation_bwd(const ActivationBwd& a);
-}  // namespace cpu
+void activation_fwd(Ctx& ctx, const ActivationFwd& a);
+void activation_bwd(Ctx& ctx, const ActivationBwd& a);
 
 }  // namespace wersa

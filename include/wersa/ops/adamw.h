@@ -3,6 +3,7 @@
 //   p -= lr * ( (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps) + wd * p )
 // p, m, v are updated in place; g is read. t is the 1-based step number. No backward.
 #pragma once
+#include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"
 
 namespace wersa {
@@ -13,11 +14,6 @@ struct AdamWArgs {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.0;
   int64_t step = 1;
 };
-void adamw_step(const AdamWArgs& a);
-
-namespace cpu {
-template <class T>
-void adamw_step(const AdamWArgs& a);
-}
+void adamw_step(Ctx& ctx, const AdamWArgs& a);
 
 }  // namespace wersa

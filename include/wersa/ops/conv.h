@@ -12,12 +12,20 @@
 // Any of dx, dw, db may be left undefined to skip it. The backward needs x and w from the forward.
 // Parameter-gradient sums run per channel in a fixed order (deterministic), accumulated in double.
 //
+// A causal forward may continue a sequence: with `window` [B, K-1, C] (the ring of the K-1 inputs
+// before position pos0, position p in row p mod (K-1); rows of positions < 0 are never read), the
+// inputs before the chunk come from the window instead of 0, and the window is then advanced in
+// place to hold the chunk's last inputs. A chunk of one position of one sequence runs the step
+// kernel below (O(K C)); longer chunks the parallel kernel. Chunk by chunk, this computes exactly
+// the output over the whole sequence.
+//
 // Generation: depthwise_conv_step computes the causal output of one position pos of one sequence
 // from a ring `window` [K-1, C] of the K-1 previous inputs (position p in row p mod (K-1); rows of
 // positions < 0 are never read, as x = 0 there), then stores x in the row of pos. It sums in the
 // same order as the parallel forward (bias, then i = 0..K-1, in double), so it returns the same
 // values. Inference only (no backward).
 #pragma once
+#include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"
 
 namespace wersa {
@@ -26,6 +34,8 @@ struct DepthwiseConvFwd {
   Tensor y;        // [B, T, C] out (overwritten)
   Tensor x, w, b;  // [B, T, C], [C, K], [C] or undefined
   bool causal = true;
+  Tensor window{};   // optional [B, K-1, C] ring of the previous inputs (causal), advanced in place
+  int64_t pos0 = 0;  // position of t = 0 (with a window)
 };
 struct DepthwiseConvBwd {
   Tensor dx, dw, db;  // [B, T, C], [C, K], [C]; each may be undefined
@@ -41,17 +51,8 @@ struct DepthwiseConvStep {
   int64_t pos;     // position of x in its sequence
 };
 
-void depthwise_conv_fwd(const DepthwiseConvFwd& a);
-void depthwise_conv_bwd(const DepthwiseConvBwd& a);
-void depthwise_conv_step(const DepthwiseConvStep& a);
-
-namespace cpu {
-template <class T>
-void depthwise_conv_fwd(const DepthwiseConvFwd& a);
-template <class T>
-void depthwise_conv_bwd(const DepthwiseConvBwd& a);
-template <class T>
-void depthwise_conv_step(const DepthwiseConvStep& a);
-}  // namespace cpu
+void depthwise_conv_fwd(Ctx& ctx, const DepthwiseConvFwd& a);
+void depthwise_conv_bwd(Ctx& ctx, const DepthwiseConvBwd& a);
+void depthwise_conv_step(Ctx& ctx, const DepthwiseConvStep& a);
 
 }  // namespace wersa

@@ -3,14 +3,21 @@
 //   losses[n] = logsumexp(logits[n]) - logits[n, t[n]]               targets t: [N] i32, losses: [N]
 // computed as max + log(sum exp(logits - max)) so that large logits cannot overflow. A target of -1
 // marks an ignored position (padding): its loss is 0 and its gradient row is 0. A target outside
-// [-1, V) is a user error (wersa::Error naming the position and the id).
+// [-1, V) is a user error (wersa::Error naming the position and the id), raised by the kernel
+// before it writes anything (the ids are read where they are; nothing is copied from a device).
 // Derivative (for a loss sum_n scale * losses[n]):
 //   dlogits[n] = scale * (p[n] - onehot(t[n]))                       (zero row where t[n] = -1)
 // dlogits is overwritten. It MAY ALIAS logits: the backward reads and then overwrites one row at a
 // time, so the logits buffer can be reused for its gradient. The backward recomputes the softmax
 // from logits, so it needs only logits and targets from the forward. Float dtypes: f32 or f64
 // (losses, logits, dlogits share one dtype); sums of exponentials are accumulated in double.
+//
+// loss_sum_fwd reduces the per-token losses where the caller can read them back once:
+//   out[0] = sum over n with targets[n] >= 0 of losses[n]   (serially in row order, in double)
+//   out[1] = the number of such n                            out: f64 [2], overwritten
+// No backward (the gradient of the sum is the scale of cross_entropy_bwd).
 #pragma once
+#include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"
 
 namespace wersa {
@@ -25,14 +32,13 @@ struct CrossEntropyBwd {
   double scale;            // gradient of the total loss with respect to each losses[n]
 };
 
-void cross_entropy_fwd(const CrossEntropyFwd& a);
-void cross_entropy_bwd(const CrossEntropyBwd& a);
+struct LossSumFwd {
+  Tensor out;              // f64 [2] out (overwritten): sum of counted losses, their count
+  Tensor losses, targets;  // [N], [N] i32
+};
 
-namespace cpu {
-template <class T>
-void cross_entropy_fwd(const CrossEntropyFwd& a);
-template <class T>
-void cross_entropy_bwd(const CrossEntropyBwd& a);
-}  // namespace cpu
+void cross_entropy_fwd(Ctx& ctx, const CrossEntropyFwd& a);
+void cross_entropy_bwd(Ctx& ctx, const CrossEntropyBwd& a);
+void loss_sum_fwd(Ctx& ctx, const LossSumFwd& a);
 
 }  // namespace wersa

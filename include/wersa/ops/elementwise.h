@@ -2,11 +2,15 @@
 //   add_fwd:        y = a + b            (y overwritten; may alias a or b)
 //   axpy:           y += alpha * x       (residual-stream gradients, gradient accumulation)
 //   scale_inplace:  x *= alpha           (gradient clipping, loss scaling)
-//   sum_squares:    sum_i x_i^2 in double, for the global gradient norm. Deterministic: the
-//                   tensor is cut into fixed blocks (depending only on its size), each summed
-//                   serially in double, and the block sums added in block order.
-// add's derivative is the identity into both inputs (callers pass dy on, or axpy it).
+//   copy_fwd:       y = x                (equal dtype and element count; y overwritten; f32, f64, i32
+//                                         or u32, copied bit for bit)
+//   sum_squares:    out[0] = sum_i x_i^2 in double (out: f64 [1], overwritten), for the global
+//                   gradient norm over the flat gradient arena. Deterministic: the tensor is cut
+//                   into fixed blocks (depending only on its size), each summed serially in
+//                   double, and the block sums added in block order.
+// add's derivative is the identity into both inputs (callers pass dy on, or axpy it); copy's too.
 #pragma once
+#include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"
 
 namespace wersa {
@@ -24,21 +28,19 @@ struct ScaleArgs {
   Tensor x;  // in/out
   double alpha;
 };
+struct CopyArgs {
+  Tensor y;  // out (overwritten)
+  Tensor x;  // same dtype and element count as y
+};
+struct SumSquaresArgs {
+  Tensor out;  // f64 [1] (overwritten)
+  Tensor x;    // f32 or f64, any shape
+};
 
-void add_fwd(const AddFwd& a);
-void axpy(const AxpyArgs& a);
-void scale_inplace(const ScaleArgs& a);
-double sum_squares(const Tensor& x);
-
-namespace cpu {
-template <class T>
-void add_fwd(const AddFwd& a);
-template <class T>
-void axpy(const AxpyArgs& a);
-template <class T>
-void scale_inplace(const ScaleArgs& a);
-template <class T>
-double sum_squares(const Tensor& x);
-}  // namespace cpu
+void add_fwd(Ctx& ctx, const AddFwd& a);
+void axpy(Ctx& ctx, const AxpyArgs& a);
+void scale_inplace(Ctx& ctx, const ScaleArgs& a);
+void copy_fwd(Ctx& ctx, const CopyArgs& a);
+void sum_squares(Ctx& ctx, const SumSquaresArgs& a);
 
 }  // namespace wersa

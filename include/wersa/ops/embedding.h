@@ -3,10 +3,13 @@
 // Derivative (a scatter-add; tokens that repeat add up):
 //   dtable[v, :] += sum_{n : tokens[n] = v} dy[n, :]     (parameter gradient: accumulated)
 // y is overwritten. The backward needs the tokens from the forward (not y or the table).
-// A token id outside [0, V) is a user error: both calls check every id before running and raise
-// wersa::Error naming the position, the id and V. The backward is deterministic: parallel over
-// column blocks of D, serial over tokens in order, no atomics.
+// Token ids are validated where data enters the engine (datasets, prompts, decode_step). The
+// kernels still guard memory: an id outside [0, V) reaching them is a wersa::Error naming the
+// position, the id and V, raised before anything is written (the CPU kernel scans the ids on the
+// CPU, where they are; nothing is copied back from a device). The backward is deterministic:
+// parallel over column blocks of D, serial over tokens in order, no atomics.
 #pragma once
+#include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"
 
 namespace wersa {
@@ -20,14 +23,7 @@ struct EmbeddingBwd {
   Tensor dy, tokens;  // [N, D], [N] i32
 };
 
-void embedding_fwd(const EmbeddingFwd& a);
-void embedding_bwd(const EmbeddingBwd& a);
-
-namespace cpu {
-template <class T>
-void embedding_fwd(const EmbeddingFwd& a);
-template <class T>
-void embedding_bwd(const EmbeddingBwd& a);
-}  // namespace cpu
+void embedding_fwd(Ctx& ctx, const EmbeddingFwd& a);
+void embedding_bwd(Ctx& ctx, const EmbeddingBwd& a);
 
 }  // namespace wersa

@@ -12,6 +12,7 @@
 #pragma once
 #include <cstdint>
 
+#include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"
 
 namespace wersa {
@@ -25,18 +26,11 @@ struct FeatureMapBwd {
   Tensor dphi, phi, omega;  // [..., m], [..., m], [d, m]
 };
 
-void feature_map_fwd(const FeatureMapFwd& a);
-void feature_map_bwd(const FeatureMapBwd& a);
+void feature_map_fwd(Ctx& ctx, const FeatureMapFwd& a);
+void feature_map_bwd(Ctx& ctx, const FeatureMapBwd& a);
 
 // Fills omega [d, m] (CPU, f32 or f64) with N(0, 1/d): omega[i] = rng_normal(seed, stream, i) /
 // sqrt(d), i the row-major element index, so the values depend only on (seed, stream, shape).
 void init_omega(const Tensor& omega, uint64_t seed, uint64_t stream);
-
-namespace cpu {
-template <class T>
-void feature_map_fwd(const FeatureMapFwd& a);
-template <class T>
-void feature_map_bwd(const FeatureMapBwd& a);
-}  // namespace cpu
 
 }  // namespace wersa

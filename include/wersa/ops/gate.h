@@ -7,6 +7,7 @@
 //                                                             deterministic)
 // The backward needs g and s from the forward. Either dz or ds may be left undefined to skip it.
 #pragma once
+#include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"
 
 namespace wersa {
@@ -20,14 +21,7 @@ struct GateBwd {
   Tensor dgamma, g, s;  // [N, L+1], [N, L+1], [L+1]
 };
 
-void gate_fwd(const GateFwd& a);
-void gate_bwd(const GateBwd& a);
-
-namespace cpu {
-template <class T>
-void gate_fwd(const GateFwd& a);
-template <class T>
-void gate_bwd(const GateBwd& a);
-}  // namespace cpu
+void gate_fwd(Ctx& ctx, const GateFwd& a);
+void gate_bwd(Ctx& ctx, const GateBwd& a);
 
 }  // namespace wersa

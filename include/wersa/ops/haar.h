@@ -39,7 +39,15 @@
 //    state, and applies the gated synthesis of that position (y may be left undefined to only
 //    advance the state). It is the recurrence of the analysis and computes the same coefficients.
 // Neither has a backward (inference only).
+//
+// The gated filter (what WERSA applies to q^ and k^): y = synthesis(analysis(x), gamma), one op.
+//   haar_filter_fwd: the coefficients go to scratch (never saved); with a state the analysis
+//     continues a sequence (above); one position of one sequence with a state runs haar_step.
+//   haar_filter_bwd: recomputes the coefficients from x (cheaper than storing L+1 copies of the
+//     signal), then dcoef = synthesis adjoint (scratch), dx = analysis adjoint (overwritten) and
+//     dgamma (overwritten, or added when accumulate_dgamma). Needs x and gamma from the forward.
 #pragma once
+#include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"
 
 namespace wersa {
@@ -79,23 +87,27 @@ struct HaarStep {
   int64_t pos;
 };
 
-void haar_analysis_fwd(const HaarAnalysisFwd& a);
-void haar_step(const HaarStep& a);
-void haar_analysis_bwd(const HaarAnalysisBwd& a);
-void haar_synthesis_fwd(const HaarSynthesisFwd& a);
-void haar_synthesis_bwd(const HaarSynthesisBwd& a);
+struct HaarFilterFwd {
+  Tensor y;         // [B, T, C] out (overwritten)
+  Tensor x, gamma;  // [B, T, C], [B, T, L+1]
+  int levels;
+  Tensor state{};    // optional [B, 2^L - 1, C] history ring, read then advanced in place
+  int64_t pos0 = 0;  // position of t = 0 (with a state)
+};
+struct HaarFilterBwd {
+  Tensor dx, dgamma;    // [B, T, C] (overwritten), [B, T, L+1] (overwritten or added); either may
+                        // be undefined to skip it
+  Tensor dy, x, gamma;  // [B, T, C], [B, T, C], [B, T, L+1]
+  int levels;
+  bool accumulate_dgamma = false;
+};
 
-namespace cpu {
-template <class T>
-void haar_analysis_fwd(const HaarAnalysisFwd& a);
-template <class T>
-void haar_step(const HaarStep& a);
-template <class T>
-void haar_analysis_bwd(const HaarAnalysisBwd& a);
-template <class T>
-void haar_synthesis_fwd(const HaarSynthesisFwd& a);
-template <class T>
-void haar_synthesis_bwd(const HaarSynthesisBwd& a);
-}  // namespace cpu
+void haar_filter_fwd(Ctx& ctx, const HaarFilterFwd& a);
+void haar_filter_bwd(Ctx& ctx, const HaarFilterBwd& a);
+void haar_analysis_fwd(Ctx& ctx, const HaarAnalysisFwd& a);
+void haar_step(Ctx& ctx, const HaarStep& a);
+void haar_analysis_bwd(Ctx& ctx, const HaarAnalysisBwd& a);
+void haar_synthesis_fwd(Ctx& ctx, const HaarSynthesisFwd& a);
+void haar_synthesis_bwd(Ctx& ctx, const HaarSynthesisBwd& a);
 
 }  // namespace wersa

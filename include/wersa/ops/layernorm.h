@@ -11,6 +11,7 @@
 // skip saving them). The backward needs x, w, mean and rstd from the forward. dx, dw or db may
 // be left undefined to skip it. Row statistics and dw/db are reduced in double.
 #pragma once
+#include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"
 
 namespace wersa {
@@ -25,14 +26,7 @@ struct LayerNormBwd {
   Tensor dy, x, w, mean, rstd;  // [N, C], [N, C], [C], [N], [N]
 };
 
-void layernorm_fwd(const LayerNormFwd& a);
-void layernorm_bwd(const LayerNormBwd& a);
-
-namespace cpu {
-template <class T>
-void layernorm_fwd(const LayerNormFwd& a);
-template <class T>
-void layernorm_bwd(const LayerNormBwd& a);
-}  // namespace cpu
+void layernorm_fwd(Ctx& ctx, const LayerNormFwd& a);
+void layernorm_bwd(Ctx& ctx, const LayerNormBwd& a);
 
 }  // namespace wersa

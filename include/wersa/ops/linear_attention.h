@@ -23,9 +23,13 @@
 // continue the forward pass. A causal forward may start from a state (S0, z0): a chunk of a longer
 // sequence then computes exactly what the forward over the whole sequence computes for its rows
 // (the sums over s < chunk start are S0 and z0); linear_attention_state with `accumulate` then
-// advances that state past the chunk. The backward has no initial state (training runs whole
-// sequences).
+// advances that state past the chunk. With `advance`, linear_attention_fwd does both: (S0, z0) is
+// the state before the chunk and is advanced past it in place; a chunk of one position of one
+// sequence then runs linear_attention_step (update, then query; O(H m d)), longer chunks the
+// chunked kernel followed by the state update. The backward has no initial state (training runs
+// whole sequences).
 #pragma once
+#include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"
 
 namespace wersa {
@@ -36,7 +40,8 @@ struct LinearAttnFwd {
   int chunk = 64;
   double eps = 1e-6;
   bool causal = true;
-  Tensor S0{}, z0{};  // optional initial state [B, Hkv, m, d], [B, Hkv, m] (causal only; both or neither)
+  Tensor S0{}, z0{};     // optional initial state [B, Hkv, m, d], [B, Hkv, m] (causal only; both or neither)
+  bool advance = false;  // with S0, z0: advance them past the chunk (in place)
 };
 struct LinearAttnBwd {
   Tensor dphiq, dphik, dv;             // overwritten; shapes of phiq, phik, v
@@ -46,19 +51,21 @@ struct LinearAttnBwd {
   bool causal = true;
 };
 
-void linear_attention_fwd(const LinearAttnFwd& a);
-void linear_attention_bwd(const LinearAttnBwd& a);
+void linear_attention_fwd(Ctx& ctx, const LinearAttnFwd& a);
+void linear_attention_bwd(Ctx& ctx, const LinearAttnBwd& a);
 
 // One position of one sequence (generation, O(1) in T):
 //   S[g] += phik[g]^T v[g], z[g] += phik[g]   (in place), THEN
-//   o[h] = phiq[h] S[g] / (phiq[h] . z[g] + eps)  with g = h / (H / Hkv).
+//   o[h] = phiq[h] S[g] / (phiq[h] . z[g] + eps)  with g = h / (H / Hkv);
+// den[h] (optional) receives that denominator, as linear_attention_fwd's den does.
 struct LinearAttnStep {
   Tensor o;              // [H, d] overwritten
   Tensor S, z;           // [Hkv, m, d], [Hkv, m] updated in place
   Tensor phiq, phik, v;  // [H, m], [Hkv, m], [Hkv, d]
   double eps = 1e-6;
+  Tensor den{};  // optional [H] out: the denominators phiq[h] . z[g] + eps (written when defined)
 };
-void linear_attention_step(const LinearAttnStep& a);
+void linear_attention_step(Ctx& ctx, const LinearAttnStep& a);
 
 // State after a whole prefix: S[b, g] = sum_{t<T} phik[b, t, g]^T v[b, t, g], z[b, g] = sum_t
 // phik[b, t, g]. Overwritten, or added to when accumulate (the state after a further chunk).
@@ -67,17 +74,6 @@ struct LinearAttnState {
   Tensor phik, v;  // [B, T, Hkv, m], [B, T, Hkv, d]
   bool accumulate = false;
 };
-void linear_attention_state(const LinearAttnState& a);
-
-namespace cpu {
-template <class T>
-void linear_attention_fwd(const LinearAttnFwd& a);
-template <class T>
-void linear_attention_bwd(const LinearAttnBwd& a);
-template <class T>
-void linear_attention_step(const LinearAttnStep& a);
-template <class T>
-void linear_attention_state(const LinearAttnState& a);
-}  // namespace cpu
+void linear_attention_state(Ctx& ctx, const LinearAttnState& a);
 
 }  // namespace wersa

@@ -7,6 +7,7 @@
 // The backward needs x and w from the forward. Either dx or dw may be left undefined to skip it.
 // dtypes: f32 (BLAS sgemm) or f64 (dgemm, the reference used by gradient tests).
 #pragma once
+#include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"
 
 namespace wersa {
@@ -22,14 +23,7 @@ struct MatmulBwd {
   bool accumulate_dx = false;
 };
 
-void matmul_fwd(const MatmulFwd& a);
-void matmul_bwd(const MatmulBwd& a);
-
-namespace cpu {
-template <class T>
-void matmul_fwd(const MatmulFwd& a);
-template <class T>
-void matmul_bwd(const MatmulBwd& a);
-}  // namespace cpu
+void matmul_fwd(Ctx& ctx, const MatmulFwd& a);
+void matmul_bwd(Ctx& ctx, const MatmulBwd& a);
 
 }  // namespace wersa

@@ -9,6 +9,7 @@
 // generating). The backward needs x, w and rstd from the forward. dx or dw may be left undefined
 // to skip it. dw is reduced over rows in a fixed partition (deterministic), in double.
 #pragma once
+#include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"
 
 namespace wersa {
@@ -24,14 +25,7 @@ struct RmsNormBwd {
   bool accumulate_dx = false;
 };
 
-void rmsnorm_fwd(const RmsNormFwd& a);
-void rmsnorm_bwd(const RmsNormBwd& a);
-
-namespace cpu {
-template <class T>
-void rmsnorm_fwd(const RmsNormFwd& a);
-template <class T>
-void rmsnorm_bwd(const RmsNormBwd& a);
-}  // namespace cpu
+void rmsnorm_fwd(Ctx& ctx, const RmsNormFwd& a);
+void rmsnorm_bwd(Ctx& ctx, const RmsNormBwd& a);
 
 }  // namespace wersa

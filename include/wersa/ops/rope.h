@@ -11,6 +11,7 @@
 #pragma once
 #include <cstdint>
 
+#include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"
 
 namespace wersa {
@@ -22,14 +23,7 @@ struct RopeArgs {
   int64_t pos0 = 0;  // position of t = 0 (generation continues a sequence at pos0 = its length)
 };
 
-void rope_fwd(const RopeArgs& a);  // y = R x
-void rope_bwd(const RopeArgs& a);  // y = R^T x   (dx = R^T dy)
-
-namespace cpu {
-template <class T>
-void rope_fwd(const RopeArgs& a);
-template <class T>
-void rope_bwd(const RopeArgs& a);
-}  // namespace cpu
+void rope_fwd(Ctx& ctx, const RopeArgs& a);  // y = R x
+void rope_bwd(Ctx& ctx, const RopeArgs& a);  // y = R^T x   (dx = R^T dy)
 
 }  // namespace wersa

@@ -15,9 +15,14 @@
 // softmax_attention_prefill does the same for a chunk of T new queries at positions pos0 .. pos0 +
 // T - 1 (query t attends over cache rows 0 .. pos0 + t), so a prompt is processed in parallel in
 // chunks of bounded memory. Both compute the rows of the causal forward over the whole sequence.
+// softmax_attention_fwd with a cache (kcache, vcache, pos0; one sequence, causal) is what a model
+// calls when it continues a sequence: it writes the chunk's k and v into cache rows pos0 .. pos0 +
+// T - 1, then runs the decode kernel for one position or the prefill kernel for a chunk (lse is
+// not written and may be undefined).
 #pragma once
 #include <cstdint>
 
+#include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"
 
 namespace wersa {
@@ -27,6 +32,8 @@ struct SoftmaxAttnFwd {
   Tensor q, k, v;  // [B, T, H, d], [B, T, Hkv, d], [B, T, Hkv, d]
   double scale;    // usually 1 / sqrt(d)
   bool causal = true;
+  Tensor kcache{}, vcache{};  // optional [Tmax, Hkv, d] each (B = 1, causal): continue a sequence
+  int64_t pos0 = 0;           // cache rows before the chunk (pos0 + T <= Tmax)
 };
 struct SoftmaxAttnBwd {
   Tensor dq, dk, dv;             // overwritten; shapes of q, k, v
@@ -35,8 +42,8 @@ struct SoftmaxAttnBwd {
   bool causal = true;
 };
 
-void softmax_attention_fwd(const SoftmaxAttnFwd& a);
-void softmax_attention_bwd(const SoftmaxAttnBwd& a);
+void softmax_attention_fwd(Ctx& ctx, const SoftmaxAttnFwd& a);
+void softmax_attention_bwd(Ctx& ctx, const SoftmaxAttnBwd& a);
 
 // o[h] = sum_{j<len} softmax_j(scale q[h] . kcache[j, g]) vcache[j, g],  g = h / (H / Hkv).
 struct SoftmaxAttnDecode {
@@ -45,7 +52,7 @@ struct SoftmaxAttnDecode {
   int64_t len;               // rows of the caches in use, 1..Tmax
   double scale;
 };
-void softmax_attention_decode(const SoftmaxAttnDecode& a);
+void softmax_attention_decode(Ctx& ctx, const SoftmaxAttnDecode& a);
 
 // o[t, h] = sum_{j <= pos0 + t} softmax_j(scale q[t, h] . kcache[j, g]) vcache[j, g].
 struct SoftmaxAttnPrefill {
@@ -54,17 +61,6 @@ struct SoftmaxAttnPrefill {
   int64_t pos0;              // cache rows before the chunk, pos0 + T <= Tmax
   double scale;
 };
-void softmax_attention_prefill(const SoftmaxAttnPrefill& a);
-
-namespace cpu {
-template <class T>
-void softmax_attention_fwd(const SoftmaxAttnFwd& a);
-template <class T>
-void softmax_attention_bwd(const SoftmaxAttnBwd& a);
-template <class T>
-void softmax_attention_decode(const SoftmaxAttnDecode& a);
-template <class T>
-void softmax_attention_prefill(const SoftmaxAttnPrefill& a);
-}  // namespace cpu
+void softmax_attention_prefill(Ctx& ctx, const SoftmaxAttnPrefill& a);
 
 }  // namespace wersa

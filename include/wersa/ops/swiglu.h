@@ -7,6 +7,7 @@
 // computed from the inputs at the same index only, so y may alias gate or up, and dgate / dup
 // may alias dy.
 #pragma once
+#include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"
 
 namespace wersa {
@@ -20,14 +21,7 @@ struct SwigluBwd {
   Tensor dy, gate, up;  // same shape
 };
 
-void swiglu_fwd(const SwigluFwd& a);
-void swiglu_bwd(const SwigluBwd& a);
-
-namespace cpu {
-template <class T>
-void swiglu_fwd(const SwigluFwd& a);
-template <class T>
-void swiglu_bwd(const SwigluBwd& a);
-}  // namespace cpu
+void swiglu_fwd(Ctx& ctx, const SwigluFwd& a);
+void swiglu_bwd(Ctx& ctx, const SwigluBwd& a);
 
 }  // namespace wersa

@@ -1,6 +1,7 @@
 // AdamW over the model's parameter arena with global-norm gradient clipping and the learning-rate
 // schedule (linear warm-up, then cosine decay to min_lr). The moment arenas are planned with the
-// same function as the parameters, so tensor i of params, grads, m and v correspond.
+// same declaration as the parameters (visit_params), so tensor i of params, grads, m and v
+// correspond; weight decay applies where the declaration says (matrices).
 #pragma once
 #include <memory>
 
@@ -12,22 +13,25 @@ namespace wersa {
 // step == steps - 1 (and min_lr after).
 double lr_at(const TrainConfig& t, int64_t step);
 
-// sqrt(sum of squares) over all gradients, deterministic (fixed order, double accumulation).
-double grad_global_norm(Model& m);
-// Scales the gradients by clip / norm when norm > clip (clip > 0). Returns the factor applied.
-double clip_grads(Model& m, double norm, double clip);
-
 class AdamW {
  public:
   explicit AdamW(Model& m);
+  // Plans the optimizer's ops on ctx (validation, scratch) before the first step.
+  void plan(Ctx& ctx, const TrainConfig& t);
+  // sqrt(sum of squares of every gradient): one op over the flat gradient arena, deterministic
+  // (fixed blocks, double accumulation), then one read-back.
+  double grad_norm(Ctx& ctx);
+  // Scales the gradients by clip / norm when norm > clip (clip > 0). Returns the factor applied.
+  double clip(Ctx& ctx, double norm, double clip);
   // One update with learning rate lr; `step` is 1-based (for bias correction).
-  void step(const TrainConfig& t, double lr, int64_t step);
+  void step(Ctx& ctx, const TrainConfig& t, double lr, int64_t step);
   Arena& m_arena() { return *m_; }
   Arena& v_arena() { return *v_; }
 
  private:
   Model& model_;
-  std::unique_ptr<Arena> m_, v_;
+  std::unique_ptr<Arena> m_, v_, scalars_;
+  Tensor norm2_;  // f64 [1] on the model's device
 };
 
 }  // namespace wersa

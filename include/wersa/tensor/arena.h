@@ -1,8 +1,8 @@
 // An Arena is one allocation for one purpose (parameters, gradients, Adam moments, activations,
-// scratch), planned up front: build(plan) runs the planning function once to measure (add()
-// records name, dtype and shape and hands out views without data), allocates exactly that much
-// once, then runs the plan again so that every add() returns a view into the allocation.
-// Nothing is allocated during a training step.
+// generation state), planned up front: build(plan) runs the planning function once to measure
+// (add() records name, dtype and shape and hands out views without data), allocates exactly that
+// much once, then runs the plan again so that every add() returns a view into the allocation.
+// The arena owns the names of its views. Nothing is allocated during a training step.
 #pragma once
 #include <deque>
 #include <string>
@@ -29,13 +29,18 @@ class Arena {
     reserve(bytes_);
     return plan(*this);
   }
-  // A view of the next `shape` elements (64-byte aligned). While measuring, the view has no data.
+  // A view of the next `shape` elements (64-byte aligned), named `name` (the arena keeps the
+  // text). While measuring, the view has no data.
   Tensor add(const std::string& name, DType dtype, Shape shape);
   size_t bytes() const { return bytes_; }
+  bool measuring() const { return measuring_; }
   const std::string& purpose() const { return purpose_; }
   Device device() const { return device_; }
-  std::deque<Tensor>& tensors() { return tensors_; }
+  // The views in the order they were added.
   const std::deque<Tensor>& tensors() const { return tensors_; }
+  // The whole allocation as one flat tensor of `dtype` (padding between views is zero): what
+  // whole-arena ops (gradient norm, clipping, device moves) run over.
+  Tensor flat(DType dtype) const;
   void zero();
 
  private:
@@ -43,6 +48,7 @@ class Arena {
   Device device_;
   void reserve(size_t bytes);
   std::deque<Tensor> tensors_;
+  std::deque<std::string> names_;  // stable storage for the views' names
   size_t bytes_ = 0, capacity_ = 0;
   void* base_ = nullptr;
   bool measuring_ = false;

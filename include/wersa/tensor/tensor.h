@@ -1,22 +1,52 @@
 // Tensors are contiguous, named, non-owning views: {data, dtype, device, shape, name}. Memory
-// belongs to an Arena (see arena.h) planned up front, so a training step never allocates.
+// belongs to an Arena (see arena.h) planned up front, so a training step never allocates. A view
+// is trivially copyable: its name is a std::string_view into storage owned by the arena (or a
+// string literal), so passing a Tensor by value never allocates.
+//
+// Host access: ptr<T>() gives the typed pointer (asserting that T is the tensor's dtype) for
+// kernels, which run on the tensor's device; host<T>() also asserts that the tensor is on the
+// CPU, and is what code outside the kernels uses (model init, batch staging, tests).
 #pragma once
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <iosfwd>
 #include <string>
+#include <string_view>
 
+#include "wersa/backend/backend.h"
 #include "wersa/common/error.h"
 
 namespace wersa {
 
 enum class DType : uint8_t { F32, F64, I32, U16, U32 };
-enum class Device : uint8_t { CPU, CUDA };
 
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);
-const char* device_name(Device d);
+
+template <class T>
+constexpr DType dtype_of();
+template <>
+constexpr DType dtype_of<float>() {
+  return DType::F32;
+}
+template <>
+constexpr DType dtype_of<double>() {
+  return DType::F64;
+}
+template <>
+constexpr DType dtype_of<int32_t>() {
+  return DType::I32;
+}
+template <>
+constexpr DType dtype_of<uint16_t>() {
+  return DType::U16;
+}
+template <>
+constexpr DType dtype_of<uint32_t>() {
+  return DType::U32;
+}
 
 constexpr int kMaxDims = 4;
 
@@ -37,11 +67,11 @@ struct Tensor {
   DType dtype = DType::F32;
   Device device = Device::CPU;
   Shape shape;
-  std::string name;
+  std::string_view name;  // not owned: arena storage or a literal
 
   Tensor() = default;
-  Tensor(void* p, DType t, Device d, Shape s, std::string n = {})
-      : data(p), dtype(t), device(d), shape(s), name(std::move(n)) {}
+  Tensor(void* p, DType t, Device d, Shape s, std::string_view n = {})
+      : data(p), dtype(t), device(d), shape(s), name(n) {}
 
   bool defined() const { return data != nullptr; }
   int64_t numel() const { return shape.numel(); }
@@ -49,22 +79,45 @@ struct Tensor {
   int rank() const { return shape.rank; }
   int64_t dim(int i) const { return shape.dim[i]; }
 
+  // Typed pointer for code running on the tensor's device (kernels): T must be the dtype.
   template <class T>
   T* ptr() const {
+    WERSA_ASSERT(dtype == dtype_of<T>(), "ptr<", dtype_name(dtype_of<T>()), "> of ", describe());
     return static_cast<T*>(data);
   }
+  // Typed pointer for host code: the tensor must be on the CPU and of dtype T.
+  template <class T>
+  T* host() const {
+    WERSA_ASSERT(device == Device::CPU, "host access to ", describe());
+    return ptr<T>();
+  }
   // Same memory, another shape with the same element count.
-  Tensor view(Shape s, const std::string& new_name = {}) const;
+  Tensor view(Shape s) const;
   // Rows [r0, r1) of the leading dimension.
   Tensor rows(int64_t r0, int64_t r1) const;
+  // The first s.numel() elements viewed as s (a smaller use of a buffer planned for more rows).
+  Tensor head(Shape s) const;
   std::string describe() const;  // "name f32 [2, 3] cpu"
 };
 
-// Validation helpers used by every op's dispatcher. They raise wersa::Error naming the op and
-// the tensor, since a shape mismatch reaching an op is reported to whoever built the call.
+// Streams describe(): lets error messages take a tensor as an argument, formatted only on failure.
+std::ostream& operator<<(std::ostream& os, const Tensor& t);
+
+// Synchronous copies and fills for setup and I/O (model moves, checkpoint loading, host staging);
+// ops inside a run use copy_fwd (ops/elementwise.h), which runs on the context's stream.
+void tensor_copy(const Tensor& dst, const Tensor& src);  // equal dtype and element count, any devices
+void tensor_zero(const Tensor& t);
+
+// Element i of a CPU float tensor (f32 or f64) as double, and the reverse: for tests and host code
+// that is generic over the float dtypes.
+double host_get(const Tensor& t, int64_t i);
+void host_set(const Tensor& t, int64_t i, double v);
+
+// Argument checks: each raises wersa::Error naming the op and the tensor, since a mismatch reaching
+// an op is reported to whoever built the call.
 void check_shape(const char* op, const Tensor& t, const Shape& expect);
 void check_dtype(const char* op, const Tensor& t, DType expect);
-void check_same_device(const char* op, std::initializer_list<const Tensor*> ts);
 void check_defined(const char* op, const Tensor& t, const char* what);
+void check_float(const char* op, const Tensor& t);  // f32 or f64
 
 }  // namespace wersa

@@ -17,7 +17,8 @@ namespace wersa {
 class Batcher {
  public:
   Batcher(const data::TokenDataset& ds, int64_t pos = 0) : ds_(ds), pos_(pos) {}
-  void next(Workspace& ws);
+  // Fills the workspace's host ids with the next batch, uploads them; returns the counted targets.
+  int64_t next(Workspace& ws);
   int64_t pos() const { return pos_; }
 
  private:

@@ -1,0 +1,103 @@
+// The execution context every op receives: the device it runs on, its stream and library handle
+// (CUDA; unused on the CPU, where OpenBLAS is process-wide), the CPU thread count, and the scratch
+// memory that kernels use for temporaries.
+//
+// Scratch is planned, not allocated on demand: ctx.plan(fn) runs fn (the op sequence of a run:
+// a forward, a backward, an optimizer step) with every op validating its arguments and its kernel
+// declaring the scratch it would take, without computing anything; the scratch is then sized for
+// the largest single op call. Afterwards a call that asks for more than was planned is an internal
+// error (an op sequence that planning did not see). So the bytes a run needs are known before it
+// starts, and no step allocates. A context made with ScratchPolicy::Grow instead grows at the start
+// of an op call (tests and one-off calls outside any run).
+//
+// Kernels take scratch through per_thread<T>(n) (one slice of n elements for each CPU thread) or
+// take<T>(n), and return right after that when ctx.planning(). Ops that take no scratch are not
+// called at all while planning. Every op call starts with an empty scratch (ScratchScope), so
+// scratch never carries data between calls.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "wersa/backend/backend.h"
+#include "wersa/common/error.h"
+
+namespace wersa {
+
+enum class ScratchPolicy { Planned, Grow };
+
+// n elements of T for each of `copies` threads, 64-byte aligned slices.
+template <class T>
+struct PerThread {
+  T* base = nullptr;
+  int64_t stride = 0;  // elements between slices
+  int copies = 0;
+  T* get(int thread) const {
+    WERSA_ASSERT(thread >= 0 && thread < copies, "scratch slice of thread ", thread, " (", copies,
+                 " planned)");
+    return base + thread * stride;
+  }
+};
+
+class Ctx {
+ public:
+  explicit Ctx(Device device = Device::CPU, ScratchPolicy policy = ScratchPolicy::Planned);
+  ~Ctx();
+  Ctx(const Ctx&) = delete;
+  Ctx& operator=(const Ctx&) = delete;
+
+  Device device() const { return device_; }
+  void* stream() const { return stream_; }  // CUDA stream (nullptr: the default stream)
+  void* blas();                             // cuBLAS handle on CUDA (made on first use)
+  int threads() const;                      // CPU threads a kernel may use
+  bool planning() const { return planning_; }
+
+  // Runs fn in planning mode (see above), then sizes the scratch for everything planned so far.
+  void plan(const std::function<void()>& fn);
+  size_t scratch_bytes() const { return capacity_; }
+
+  // Scratch for the current op call (valid until it returns). Null while planning.
+  template <class T>
+  T* take(int64_t n) {
+    return static_cast<T*>(take_bytes(size_t(n) * sizeof(T)));
+  }
+  template <class T>
+  PerThread<T> per_thread(int64_t n) {
+    PerThread<T> p;
+    p.copies = threads();
+    p.stride = (n * int64_t(sizeof(T)) + 63) / 64 * 64 / int64_t(sizeof(T));
+    p.base = take<T>(p.stride * p.copies);
+    return p;
+  }
+
+ private:
+  friend class ScratchScope;
+  void* take_bytes(size_t bytes);
+  void enter();
+  void leave();
+  Device device_;
+  ScratchPolicy policy_;
+  void* stream_ = nullptr;
+  void* blas_ = nullptr;
+  bool planning_ = false;
+  int depth_ = 0;
+  void* base_ = nullptr;
+  size_t capacity_ = 0, offset_ = 0, peak_ = 0;
+  std::vector<void*> overflow_;  // Grow policy: blocks taken beyond the capacity during one call
+};
+
+// Brackets one op call: the outermost scope starts the scratch empty (a composite op's inner
+// kernels take after it).
+class ScratchScope {
+ public:
+  explicit ScratchScope(Ctx& c) : c_(c) { c_.enter(); }
+  ~ScratchScope() { c_.leave(); }
+  ScratchScope(const ScratchScope&) = delete;
+  ScratchScope& operator=(const ScratchScope&) = delete;
+
+ private:
+  Ctx& c_;
+};
+
+}  // namespace wersa

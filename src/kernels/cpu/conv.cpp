@@ -1,0 +1,174 @@
+// CPU depthwise convolution along time: y[b,t,c] = bias[c] + sum_i w[c,i] x[b, t-o+i, c], with
+// o = K-1 (causal) or (K-1)/2 (centred), x = 0 outside [0, T). Rows (b, t) run in parallel for y
+// and dx; dw and db are summed per channel block in a fixed (b, t) order, so they do not depend on
+// the thread count. Every output sums bias, then the taps i = 0..K-1, in double.
+// A causal forward with a window continues a sequence: inputs before the chunk (chunk position
+// t < 0, absolute position pos0 + t) are read from the ring [B, K-1, C] (row (pos0 + t) mod (K-1);
+// absolute positions < 0 are zero and skipped), so each output is the one-shot sum; the chunk's
+// last min(T, K-1) inputs are then written into the ring. One position of one sequence runs the
+// step kernel, which sums in the same order.
+// Scratch: the transposed filter [K, C] and one accumulator row [C] (double) per thread; the
+// parameter gradients one [K, 16] double block per thread.
+#include "wersa/ops/conv.h"
+
+#include <algorithm>
+
+#include "kernels.h"
+
+namespace wersa::cpu {
+namespace {
+
+int64_t conv_offset(int64_t K, bool causal) { return causal ? K - 1 : (K - 1) / 2; }
+
+// w [C, K] transposed into wt [K, C] so that the inner loop over channels is contiguous.
+template <class T>
+void transpose_w(const Tensor& w, T* wt) {
+  const int64_t C = w.dim(0), K = w.dim(1);
+  const T* src = w.ptr<T>();
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t i = 0; i < K; ++i) wt[i * C + c] = src[c * K + i];
+}
+
+// A ring of the inputs before the chunk (causal forward with a window).
+template <class T>
+struct Ring {
+  const T* rows = nullptr;  // [B, W, C]
+  int64_t W = 0, pos0 = 0;
+};
+
+// out[b,s,c] (=|+=) sum_i wt[i,c] * in[b, s + shift + sign*i, c] over in-range positions: the forward
+// uses (shift, sign) = (-o, +1), the input gradient (o, -1). With a ring, positions t < 0 of the
+// chunk are read from it (absolute position pos0 + t >= 0) instead of being skipped.
+template <class T>
+void correlate(const PerThread<double>& scratch, T* out, const T* in, const T* wt, const T* bias, int64_t B,
+               int64_t T_, int64_t C, int64_t K, int64_t shift, int64_t sign, bool accumulate,
+               const Ring<T>& ring) {
+#pragma omp parallel for schedule(static)
+  for (int64_t bt = 0; bt < B * T_; ++bt) {
+    double* acc = mine(scratch);
+    const int64_t b = bt / T_, s = bt % T_;
+    for (int64_t c = 0; c < C; ++c) acc[c] = bias ? double(bias[c]) : 0.0;
+    for (int64_t i = 0; i < K; ++i) {
+      const int64_t t = s + shift + sign * i;
+      if (t >= T_) continue;
+      const T* row;
+      if (t >= 0)
+        row = in + (b * T_ + t) * C;
+      else if (ring.rows && ring.pos0 + t >= 0)
+        row = ring.rows + (b * ring.W + (ring.pos0 + t) % ring.W) * C;
+      else
+        continue;
+      const T* wr = wt + i * C;
+      for (int64_t c = 0; c < C; ++c) acc[c] += double(wr[c]) * double(row[c]);
+    }
+    T* o = out + bt * C;
+    if (accumulate)
+      for (int64_t c = 0; c < C; ++c) o[c] += T(acc[c]);
+    else
+      for (int64_t c = 0; c < C; ++c) o[c] = T(acc[c]);
+  }
+}
+
+}  // namespace
+
+template <class T>
+void depthwise_conv_fwd(Ctx& ctx, const DepthwiseConvFwd& a) {
+  const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2), K = a.w.dim(1), W = K - 1;
+  const bool ring = a.window.defined() && W > 0;
+  if (ring && B == 1 && T_ == 1) {  // one position of one sequence: the step kernel
+    const DepthwiseConvStep s{a.y.view({C}), a.window.view({W, C}), a.x.view({C}), a.w, a.b, a.pos0};
+    return depthwise_conv_step<T>(ctx, s);
+  }
+  T* wt = ctx.take<T>(K * C);
+  const auto acc = ctx.per_thread<double>(C);
+  if (ctx.planning() || B * T_ * C == 0) return;
+  transpose_w(a.w, wt);
+  Ring<T> r;
+  if (ring) r = Ring<T>{a.window.ptr<T>(), W, a.pos0};
+  const T* x = a.x.ptr<T>();
+  correlate(acc, a.y.ptr<T>(), x, wt, a.b.defined() ? a.b.ptr<T>() : nullptr, B, T_, C, K,
+            -conv_offset(K, a.causal), 1, false, r);
+  if (!ring) return;
+  // Advance the ring past the chunk: its last min(T, W) inputs replace the oldest rows.
+  T* win = a.window.ptr<T>();
+  const int64_t keep = std::min(T_, W);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = T_ - keep; t < T_; ++t)
+      std::copy(x + (b * T_ + t) * C, x + (b * T_ + t + 1) * C, win + (b * W + (a.pos0 + t) % W) * C);
+}
+
+template <class T>
+void depthwise_conv_bwd(Ctx& ctx, const DepthwiseConvBwd& a) {
+  const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2), K = a.w.dim(1);
+  const int64_t o = conv_offset(K, a.causal);
+  constexpr int64_t CB = 16;  // channels per task of the parameter gradients
+  const bool params = a.dw.defined() || a.db.defined();
+  T* wt = a.dx.defined() ? ctx.take<T>(K * C) : nullptr;
+  const auto acc = ctx.per_thread<double>(a.dx.defined() ? C : 0);
+  const auto accw_all = ctx.per_thread<double>(params ? K * CB : 0);
+  if (ctx.planning() || B * T_ * C == 0) return;
+  const T* dy = a.dy.ptr<T>();
+  if (a.dx.defined()) {
+    transpose_w(a.w, wt);
+    correlate(acc, a.dx.ptr<T>(), dy, wt, static_cast<const T*>(nullptr), B, T_, C, K, o, -1, a.accumulate_dx,
+              Ring<T>{});
+  }
+  if (!params) return;
+  const T* x = a.x.ptr<T>();
+  T* dw = a.dw.defined() ? a.dw.ptr<T>() : nullptr;
+  T* db = a.db.defined() ? a.db.ptr<T>() : nullptr;
+  const int64_t nblocks = (C + CB - 1) / CB;
+#pragma omp parallel for schedule(static)
+  for (int64_t blk = 0; blk < nblocks; ++blk) {
+    const int64_t c0 = blk * CB, nc = std::min(CB, C - c0);
+    double* accw = mine(accw_all);
+    std::fill(accw, accw + K * CB, 0.0);
+    double accb[CB] = {};
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < T_; ++t) {
+        const T* g = dy + (b * T_ + t) * C + c0;
+        for (int64_t c = 0; c < nc; ++c) accb[c] += double(g[c]);
+        for (int64_t i = 0; i < K; ++i) {
+          const int64_t s = t - o + i;
+          if (s < 0 || s >= T_) continue;
+          const T* xr = x + (b * T_ + s) * C + c0;
+          double* aw = accw + i * CB;
+          for (int64_t c = 0; c < nc; ++c) aw[c] += double(g[c]) * double(xr[c]);
+        }
+      }
+    for (int64_t c = 0; c < nc; ++c) {
+      if (db) db[c0 + c] += T(accb[c]);
+      if (dw)
+        for (int64_t i = 0; i < K; ++i) dw[(c0 + c) * K + i] += T(accw[i * CB + c]);
+    }
+  }
+}
+
+template <class T>
+void depthwise_conv_step(Ctx& ctx, const DepthwiseConvStep& a) {
+  const int64_t C = a.x.dim(0), K = a.w.dim(1), W = K - 1;
+  double* acc = ctx.take<double>(C);
+  if (ctx.planning()) return;
+  const T* w = a.w.ptr<T>();
+  const T* x = a.x.ptr<T>();
+  const T* bias = a.b.defined() ? a.b.ptr<T>() : nullptr;
+  for (int64_t c = 0; c < C; ++c) acc[c] = bias ? double(bias[c]) : 0.0;
+  for (int64_t i = 0; i < K; ++i) {
+    const int64_t t = a.pos - W + i;  // input position of tap i
+    if (t < 0) continue;
+    const T* row = i == W ? x : a.window.ptr<T>() + (t % W) * C;
+    for (int64_t c = 0; c < C; ++c) acc[c] += double(w[c * K + i]) * double(row[c]);
+  }
+  T* y = a.y.ptr<T>();
+  for (int64_t c = 0; c < C; ++c) y[c] = T(acc[c]);
+  if (W > 0) std::copy(x, x + C, a.window.ptr<T>() + (a.pos % W) * C);
+}
+
+template void depthwise_conv_step<float>(Ctx&, const DepthwiseConvStep&);
+template void depthwise_conv_step<double>(Ctx&, const DepthwiseConvStep&);
+template void depthwise_conv_fwd<float>(Ctx&, const DepthwiseConvFwd&);
+template void depthwise_conv_fwd<double>(Ctx&, const DepthwiseConvFwd&);
+template void depthwise_conv_bwd<float>(Ctx&, const DepthwiseConvBwd&);
+template void depthwise_conv_bwd<double>(Ctx&, const DepthwiseConvBwd&);
+
+}  // namespace wersa::cpu

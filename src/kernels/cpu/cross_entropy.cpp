@@ -1,0 +1,105 @@
+// CPU fused softmax cross-entropy: losses[n] = logsumexp(logits[n]) - logits[n, t[n]],
+// dlogits[n] = scale * (softmax(logits[n]) - onehot(t[n])). One row per iteration, rows in parallel;
+// each row's sum runs serially in double, so the result does not depend on the thread count.
+// Target ids are user data: both kernels first scan them serially (the first bad position is the
+// one reported) and raise before writing anything. loss_sum_fwd: a serial sum in row order.
+#include "wersa/ops/cross_entropy.h"
+
+#include <cmath>
+
+#include "kernels.h"
+
+namespace wersa::cpu {
+namespace {
+
+// Max of a row and sum of exp(row - max), in double.
+template <class T>
+void row_stats(const T* row, int64_t V, T& mx, double& sum) {
+  mx = row[0];
+  for (int64_t v = 1; v < V; ++v) mx = row[v] > mx ? row[v] : mx;
+  sum = 0;
+  for (int64_t v = 0; v < V; ++v) sum += double(std::exp(row[v] - mx));
+}
+
+// Every target must lie in [-1, V).
+void check_target_values(const char* op, const Tensor& targets, int64_t V) {
+  const int32_t* t = targets.ptr<int32_t>();
+  for (int64_t n = 0; n < targets.numel(); ++n)
+    WERSA_CHECK(t[n] >= -1 && t[n] < V, op, ": target id ", t[n], " at position ", n, " of ",
+                targets.describe(), " is outside [-1, ", V, ") (vocabulary size ", V, ", -1 = ignored)");
+}
+
+}  // namespace
+
+template <class T>
+void cross_entropy_fwd(Ctx&, const CrossEntropyFwd& a) {
+  const int64_t N = a.logits.dim(0), V = a.logits.dim(1);
+  check_target_values("cross_entropy_fwd", a.targets, V);
+  const T* logits = a.logits.ptr<T>();
+  const int32_t* targets = a.targets.ptr<int32_t>();
+  T* losses = a.losses.ptr<T>();
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    const int32_t t = targets[n];
+    if (t < 0) {
+      losses[n] = T(0);
+      continue;
+    }
+    const T* row = logits + n * V;
+    T mx;
+    double sum;
+    row_stats(row, V, mx, sum);
+    losses[n] = T(std::log(sum) + double(mx) - double(row[t]));
+  }
+}
+
+template <class T>
+void cross_entropy_bwd(Ctx&, const CrossEntropyBwd& a) {
+  const int64_t N = a.logits.dim(0), V = a.logits.dim(1);
+  check_target_values("cross_entropy_bwd", a.targets, V);
+  const T* logits = a.logits.ptr<T>();
+  const int32_t* targets = a.targets.ptr<int32_t>();
+  T* dlogits = a.dlogits.ptr<T>();  // may equal logits: each row is read fully before it is written
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    const int32_t t = targets[n];
+    const T* row = logits + n * V;
+    T* out = dlogits + n * V;
+    if (t < 0) {
+      for (int64_t v = 0; v < V; ++v) out[v] = T(0);
+      continue;
+    }
+    T mx;
+    double sum;
+    row_stats(row, V, mx, sum);
+    const T k = T(a.scale / sum);
+    for (int64_t v = 0; v < V; ++v) out[v] = k * std::exp(row[v] - mx);  // out[v] written after row[v] read
+    out[t] -= T(a.scale);
+  }
+}
+
+template <class T>
+void loss_sum_fwd(Ctx&, const LossSumFwd& a) {
+  const int64_t N = a.losses.numel();
+  const T* losses = a.losses.ptr<T>();
+  const int32_t* t = a.targets.ptr<int32_t>();
+  double sum = 0;
+  int64_t n = 0;
+  for (int64_t r = 0; r < N; ++r) {
+    if (t[r] < 0) continue;
+    sum += double(losses[r]);
+    ++n;
+  }
+  double* out = a.out.ptr<double>();
+  out[0] = sum;
+  out[1] = double(n);
+}
+
+template void cross_entropy_fwd<float>(Ctx&, const CrossEntropyFwd&);
+template void cross_entropy_fwd<double>(Ctx&, const CrossEntropyFwd&);
+template void cross_entropy_bwd<float>(Ctx&, const CrossEntropyBwd&);
+template void cross_entropy_bwd<double>(Ctx&, const CrossEntropyBwd&);
+template void loss_sum_fwd<float>(Ctx&, const LossSumFwd&);
+template void loss_sum_fwd<double>(Ctx&, const LossSumFwd&);
+
+}  // namespace wersa::cpu

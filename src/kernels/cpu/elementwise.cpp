@@ -1,0 +1,88 @@
+// CPU elementwise helpers: add, axpy, scale, copy, and a deterministic sum of squares (fixed
+// blocks of the tensor, each summed serially in double, the block sums added in block order; the
+// block partial sums are the only scratch).
+#include "wersa/ops/elementwise.h"
+
+#include <algorithm>
+
+#include "kernels.h"
+#include "parallel.h"
+#include "reduce.h"
+
+namespace wersa::cpu {
+
+template <class T>
+void add_fwd(Ctx&, const AddFwd& a) {
+  const int64_t n = a.y.numel();
+  const T* pa = a.a.ptr<T>();
+  const T* pb = a.b.ptr<T>();
+  T* y = a.y.ptr<T>();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) y[i] = pa[i] + pb[i];
+}
+
+template <class T>
+void axpy(Ctx&, const AxpyArgs& a) {
+  const int64_t n = a.y.numel();
+  const double alpha = a.alpha;
+  const T* x = a.x.ptr<T>();
+  T* y = a.y.ptr<T>();
+  // In double, rounded once: gradient accumulation in f32 loses less to cancellation.
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) y[i] = T(double(y[i]) + alpha * double(x[i]));
+}
+
+template <class T>
+void scale_inplace(Ctx&, const ScaleArgs& a) {
+  const int64_t n = a.x.numel();
+  const T alpha = T(a.alpha);
+  T* x = a.x.ptr<T>();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) x[i] *= alpha;
+}
+
+template <class T>
+void copy_fwd(Ctx&, const CopyArgs& a) {
+  const int64_t n = a.y.numel();
+  const T* x = a.x.ptr<T>();
+  T* y = a.y.ptr<T>();
+  if (x == y) return;
+  constexpr int64_t kBlock = kParallelMinElems;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (blocks > 1)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t i0 = b * kBlock, i1 = std::min(n, i0 + kBlock);
+    std::copy(x + i0, x + i1, y + i0);
+  }
+}
+
+template <class T>
+void sum_squares(Ctx& ctx, const SumSquaresArgs& a) {
+  const int64_t n = a.x.numel();
+  const FixedBlocks blocks(n, 1024);
+  double* part = ctx.take<double>(blocks.count);
+  if (ctx.planning()) return;
+  const T* x = a.x.ptr<T>();
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < blocks.count; ++b) {
+    double s = 0;
+    for (int64_t i = blocks.begin(b); i < blocks.end(b); ++i) s += double(x[i]) * double(x[i]);
+    part[b] = s;
+  }
+  double total = 0;
+  for (int64_t b = 0; b < blocks.count; ++b) total += part[b];
+  a.out.ptr<double>()[0] = total;
+}
+
+template void add_fwd<float>(Ctx&, const AddFwd&);
+template void add_fwd<double>(Ctx&, const AddFwd&);
+template void axpy<float>(Ctx&, const AxpyArgs&);
+template void axpy<double>(Ctx&, const AxpyArgs&);
+template void scale_inplace<float>(Ctx&, const ScaleArgs&);
+template void scale_inplace<double>(Ctx&, const ScaleArgs&);
+template void copy_fwd<float>(Ctx&, const CopyArgs&);
+template void copy_fwd<double>(Ctx&, const CopyArgs&);
+template void sum_squares<float>(Ctx&, const SumSquaresArgs&);
+template void sum_squares<double>(Ctx&, const SumSquaresArgs&);
+
+}  // namespace wersa::cpu

@@ -1,0 +1,276 @@
+// CPU causal stationary Haar analysis and gated synthesis (spec steps 4-5); formulas in
+// include/wersa/ops/haar.h.
+//
+// Analysis runs one task per (sequence b, block of CB channels): the block's signal is copied into
+// a per-thread double buffer A[T][CB] that holds a_{l-1}, and each level updates it in place with t
+// descending (a_l[t] reads a_{l-1}[t] and a_{l-1}[t - delta], and t - delta has not been
+// overwritten yet). Its adjoint runs l = L..1 in place with t ascending (da_{l-1}[t] reads da_l[t]
+// and da_l[t + delta]). Synthesis is pointwise in t: one task per row (b, t).
+// With a history state (generation), the analysis reads a_{l-1} before the chunk from the ring and
+// writes the chunk's last delta rows of a_{l-1} back; haar_step is the same recurrence for one
+// position, serial (C values, O(L) each), fused with the synthesis.
+// The filter (haar_filter_fwd/bwd) runs these kernels on coefficients held in scratch.
+// Scratch: A (and, with a state, the kept rows) per thread for the analysis and its adjoint; the
+// synthesis works on channel blocks in registers/stack and takes none.
+#include "wersa/ops/haar.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels.h"
+
+namespace wersa::cpu {
+namespace {
+
+constexpr int64_t CB = 32;   // channels per analysis task
+constexpr int64_t SCB = 64;  // channels per synthesis block
+constexpr double kInvSqrt2 = 0.70710678118654752440;
+
+}  // namespace
+
+template <class T>
+void haar_analysis_fwd(Ctx& ctx, const HaarAnalysisFwd& a) {
+  const int L = a.levels;
+  const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2);
+  const int64_t nkeep_max = std::min<int64_t>(T_, int64_t(1) << (L - 1));
+  const auto As = ctx.per_thread<double>(T_ * CB);
+  const auto keeps = ctx.per_thread<double>(a.state.defined() ? nkeep_max * CB : 0);
+  if (ctx.planning()) return;
+  const int64_t plane = B * T_ * C;  // one level of coef
+  const T* x = a.x.ptr<T>();
+  T* coef = a.coef.ptr<T>();
+  T* state = a.state.defined() ? a.state.ptr<T>() : nullptr;
+  const int64_t P = (int64_t(1) << L) - 1;  // rows of a state ring
+  const int64_t nblk = (C + CB - 1) / CB;
+#pragma omp parallel for schedule(static)
+  for (int64_t task = 0; task < B * nblk; ++task) {
+    const int64_t b = task / nblk, c0 = (task % nblk) * CB, nc = std::min(CB, C - c0);
+    double* A = mine(As);
+    for (int64_t t = 0; t < T_; ++t)
+      for (int64_t c = 0; c < nc; ++c) A[t * CB + c] = double(x[(b * T_ + t) * C + c0 + c]);
+    // With a state, the last min(T, delta) rows of a_{l-1} become the ring's new rows; they are
+    // saved before the level overwrites A in place and written after it has read the old ring.
+    double* keep = state ? mine(keeps) : nullptr;
+    T* ring = state ? state + b * P * C + c0 : nullptr;
+    for (int l = 1; l <= L; ++l) {
+      const int64_t delta = int64_t(1) << (l - 1);
+      const int64_t nkeep = std::min(T_, delta);
+      if (ring) std::copy(A + (T_ - nkeep) * CB, A + T_ * CB, keep);
+      T* lvl = ring ? ring + (delta - 1) * C : nullptr;  // this level's ring rows
+      T* d = coef + (l - 1) * plane;
+      for (int64_t t = T_ - 1; t >= 0; --t) {
+        double* cur = A + t * CB;
+        const double* prev = t >= delta ? A + (t - delta) * CB : nullptr;
+        const T* hist = !prev && lvl ? lvl + ((a.pos0 + t - delta) & (delta - 1)) * C : nullptr;
+        T* drow = d + (b * T_ + t) * C + c0;
+        for (int64_t c = 0; c < nc; ++c) {
+          const double u = cur[c], p = prev ? prev[c] : hist ? double(hist[c]) : 0.0;
+          drow[c] = T((u - p) * kInvSqrt2);
+          cur[c] = (u + p) * kInvSqrt2;
+        }
+      }
+      for (int64_t j = 0; lvl && j < nkeep; ++j) {
+        const int64_t p = a.pos0 + T_ - nkeep + j;
+        T* row = lvl + (p & (delta - 1)) * C;
+        for (int64_t c = 0; c < nc; ++c) row[c] = T(keep[j * CB + c]);
+      }
+    }
+    T* aL = coef + L * plane;
+    for (int64_t t = 0; t < T_; ++t)
+      for (int64_t c = 0; c < nc; ++c) aL[(b * T_ + t) * C + c0 + c] = T(A[t * CB + c]);
+  }
+}
+
+template <class T>
+void haar_step(Ctx&, const HaarStep& a) {
+  const int L = a.levels;
+  const int64_t C = a.x.dim(0);
+  const T* x = a.x.ptr<T>();
+  T* state = a.state.ptr<T>();
+  T* y = a.y.defined() ? a.y.ptr<T>() : nullptr;
+  const T* gamma = y ? a.gamma.ptr<T>() : nullptr;
+  double dl[17];  // the details d_1..d_L of this position, rounded as the parallel analysis stores them
+  for (int64_t c = 0; c < C; ++c) {
+    double u = double(x[c]);
+    for (int l = 1; l <= L; ++l) {
+      const int64_t delta = int64_t(1) << (l - 1);
+      T& slot = state[(delta - 1 + (a.pos & (delta - 1))) * C + c];  // holds a_{l-1}[pos - delta]
+      const double p = double(slot);
+      dl[l] = double(T((u - p) * kInvSqrt2));
+      slot = T(u);
+      u = (u + p) * kInvSqrt2;
+    }
+    if (!y) continue;
+    double r = double(gamma[L]) * double(T(u));
+    for (int l = L; l >= 1; --l) r = (r + double(gamma[l - 1]) * dl[l]) * kInvSqrt2;
+    y[c] = T(r);
+  }
+}
+
+template <class T>
+void haar_analysis_bwd(Ctx& ctx, const HaarAnalysisBwd& a) {
+  const int L = a.levels;
+  const int64_t B = a.dx.dim(0), T_ = a.dx.dim(1), C = a.dx.dim(2);
+  const auto As = ctx.per_thread<double>(T_ * CB);
+  if (ctx.planning()) return;
+  const int64_t plane = B * T_ * C;
+  const T* dcoef = a.dcoef.ptr<T>();
+  T* dx = a.dx.ptr<T>();
+  const int64_t nblk = (C + CB - 1) / CB;
+#pragma omp parallel for schedule(static)
+  for (int64_t task = 0; task < B * nblk; ++task) {
+    const int64_t b = task / nblk, c0 = (task % nblk) * CB, nc = std::min(CB, C - c0);
+    double* A = mine(As);  // da_l, starting from da_L
+    const T* daL = dcoef + L * plane;
+    for (int64_t t = 0; t < T_; ++t)
+      for (int64_t c = 0; c < nc; ++c) A[t * CB + c] = double(daL[(b * T_ + t) * C + c0 + c]);
+    for (int l = L; l >= 1; --l) {
+      const int64_t delta = int64_t(1) << (l - 1);
+      const T* dd = dcoef + (l - 1) * plane;
+      for (int64_t t = 0; t < T_; ++t) {
+        double* cur = A + t * CB;
+        const T* ddrow = dd + (b * T_ + t) * C + c0;
+        if (t + delta < T_) {
+          const double* next = A + (t + delta) * CB;
+          const T* ddnext = dd + (b * T_ + t + delta) * C + c0;
+          for (int64_t c = 0; c < nc; ++c)
+            cur[c] = (cur[c] + double(ddrow[c]) + next[c] - double(ddnext[c])) * kInvSqrt2;
+        } else {
+          for (int64_t c = 0; c < nc; ++c) cur[c] = (cur[c] + double(ddrow[c])) * kInvSqrt2;
+        }
+      }
+    }
+    for (int64_t t = 0; t < T_; ++t) {
+      T* row = dx + (b * T_ + t) * C + c0;
+      const double* src = A + t * CB;
+      if (a.accumulate_dx)
+        for (int64_t c = 0; c < nc; ++c) row[c] += T(src[c]);
+      else
+        for (int64_t c = 0; c < nc; ++c) row[c] = T(src[c]);
+    }
+  }
+}
+
+template <class T>
+void haar_synthesis_fwd(Ctx&, const HaarSynthesisFwd& a) {
+  const int L = a.levels;
+  const int64_t B = a.y.dim(0), T_ = a.y.dim(1), C = a.y.dim(2);
+  const int64_t plane = B * T_ * C;
+  const T* coef = a.coef.ptr<T>();
+  const T* gamma = a.gamma.ptr<T>();
+  T* y = a.y.ptr<T>();
+#pragma omp parallel for schedule(static)
+  for (int64_t bt = 0; bt < B * T_; ++bt) {
+    const T* gm = gamma + bt * (L + 1);
+    for (int64_t c0 = 0; c0 < C; c0 += SCB) {
+      const int64_t nc = std::min(SCB, C - c0);
+      double r[SCB];
+      const T* aL = coef + L * plane + bt * C + c0;
+      for (int64_t c = 0; c < nc; ++c) r[c] = double(gm[L]) * double(aL[c]);
+      for (int l = L; l >= 1; --l) {
+        const T* d = coef + (l - 1) * plane + bt * C + c0;
+        const double g = double(gm[l - 1]);
+        for (int64_t c = 0; c < nc; ++c) r[c] = (r[c] + g * double(d[c])) * kInvSqrt2;
+      }
+      T* out = y + bt * C + c0;
+      for (int64_t c = 0; c < nc; ++c) out[c] = T(r[c]);
+    }
+  }
+}
+
+template <class T>
+void haar_synthesis_bwd(Ctx&, const HaarSynthesisBwd& a) {
+  const int L = a.levels;
+  const int64_t B = a.dy.dim(0), T_ = a.dy.dim(1), C = a.dy.dim(2);
+  const int64_t plane = B * T_ * C;
+  const T* coef = a.coef.ptr<T>();
+  const T* gamma = a.gamma.ptr<T>();
+  const T* dy = a.dy.ptr<T>();
+  T* dcoef = a.dcoef.defined() ? a.dcoef.ptr<T>() : nullptr;
+  T* dgamma = a.dgamma.defined() ? a.dgamma.ptr<T>() : nullptr;
+#pragma omp parallel for schedule(static)
+  for (int64_t bt = 0; bt < B * T_; ++bt) {
+    const T* gm = gamma + bt * (L + 1);
+    const T* dyr = dy + bt * C;
+    // Adjoint of r_{l-1} = (r_l + gamma_{l-1} d_l) / sqrt(2), walked l = 1..L from dr_0 = dy:
+    // dd_l = gamma_{l-1} dr_{l-1} / sqrt(2) and dr_l = dr_{l-1} / sqrt(2), so both are dy * scale
+    // with scale = 2^(-l/2) after step l's division.
+    double scale = 1.0;
+    for (int l = 1; l <= L + 1; ++l) {
+      // l <= L: the detail d_l (coef level l-1, gate l-1); l = L+1: the approximation a_L (coef level
+      // L, gate L), whose gradient is gamma_L dr_L with no further division.
+      const int lvl = l - 1;
+      if (l <= L) scale *= kInvSqrt2;
+      const int64_t off = lvl * plane + bt * C;
+      if (dcoef) {
+        const double k = double(gm[lvl]) * scale;
+        for (int64_t c = 0; c < C; ++c) dcoef[off + c] = T(k * double(dyr[c]));
+      }
+      if (dgamma) {
+        double s = 0;
+        for (int64_t c = 0; c < C; ++c) s += double(dyr[c]) * double(coef[off + c]);
+        T& dst = dgamma[bt * (L + 1) + lvl];
+        dst = T(s * scale + (a.accumulate_dgamma ? double(dst) : 0.0));
+      }
+    }
+  }
+}
+
+// The gated filter: analysis into a coefficient scratch [L+1, B, T, C], then the synthesis (one
+// position of one sequence with a state: the fused step). Nested kernels take their scratch after
+// the coefficients'.
+template <class T>
+void haar_filter_fwd(Ctx& ctx, const HaarFilterFwd& a) {
+  const int L = a.levels;
+  const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2);
+  if (a.state.defined() && B == 1 && T_ == 1) {
+    if (ctx.planning()) return;
+    const HaarStep s{
+        a.y.view({C}), a.state.view({(int64_t(1) << L) - 1, C}), a.x.view({C}), a.gamma.view({L + 1}), L,
+        a.pos0};
+    return haar_step<T>(ctx, s);
+  }
+  const Shape cs{L + 1, B, T_, C};
+  T* coef = ctx.take<T>(cs.numel());
+  const Tensor ct(coef, a.x.dtype, a.x.device, cs, "haar_filter coef");
+  haar_analysis_fwd<T>(ctx, HaarAnalysisFwd{ct, a.x, L, a.state, a.pos0});
+  if (ctx.planning()) return;
+  haar_synthesis_fwd<T>(ctx, HaarSynthesisFwd{a.y, ct, a.gamma, L});
+}
+
+// Its backward: the coefficients recomputed from x, dcoef = synthesis adjoint, dx = analysis
+// adjoint; dgamma comes from the synthesis adjoint.
+template <class T>
+void haar_filter_bwd(Ctx& ctx, const HaarFilterBwd& a) {
+  const int L = a.levels;
+  const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2);
+  const Shape cs{L + 1, B, T_, C};
+  T* coef = ctx.take<T>(cs.numel());
+  T* dcoef = a.dx.defined() ? ctx.take<T>(cs.numel()) : nullptr;
+  const Tensor ct(coef, a.x.dtype, a.x.device, cs, "haar_filter coef");
+  const Tensor dct = dcoef ? Tensor(dcoef, a.x.dtype, a.x.device, cs, "haar_filter dcoef") : Tensor();
+  haar_analysis_fwd<T>(ctx, HaarAnalysisFwd{ct, a.x, L});
+  if (ctx.planning()) {  // the adjoint's scratch, taken after the analysis' as in a run
+    if (a.dx.defined()) haar_analysis_bwd<T>(ctx, HaarAnalysisBwd{a.dx, dct, L});
+    return;
+  }
+  haar_synthesis_bwd<T>(ctx, HaarSynthesisBwd{dct, a.dgamma, a.dy, ct, a.gamma, L, a.accumulate_dgamma});
+  if (a.dx.defined()) haar_analysis_bwd<T>(ctx, HaarAnalysisBwd{a.dx, dct, L});
+}
+
+template void haar_analysis_fwd<float>(Ctx&, const HaarAnalysisFwd&);
+template void haar_analysis_fwd<double>(Ctx&, const HaarAnalysisFwd&);
+template void haar_step<float>(Ctx&, const HaarStep&);
+template void haar_step<double>(Ctx&, const HaarStep&);
+template void haar_analysis_bwd<float>(Ctx&, const HaarAnalysisBwd&);
+template void haar_analysis_bwd<double>(Ctx&, const HaarAnalysisBwd&);
+template void haar_synthesis_fwd<float>(Ctx&, const HaarSynthesisFwd&);
+template void haar_synthesis_fwd<double>(Ctx&, const HaarSynthesisFwd&);
+template void haar_synthesis_bwd<float>(Ctx&, const HaarSynthesisBwd&);
+template void haar_synthesis_bwd<double>(Ctx&, const HaarSynthesisBwd&);
+template void haar_filter_fwd<float>(Ctx&, const HaarFilterFwd&);
+template void haar_filter_fwd<double>(Ctx&, const HaarFilterFwd&);
+template void haar_filter_bwd<float>(Ctx&, const HaarFilterBwd&);
+template void haar_filter_bwd<double>(Ctx&, const HaarFilterBwd&);
+
+}  // namespace wersa::cpu

@@ -1,0 +1,63 @@
+// CPU linear layer: y = x w^T + b, backward dx = dy w, dw += dy^T x, db += sum dy.
+#include "wersa/ops/matmul.h"
+
+#include "blas.h"
+#include "gemv.h"
+#include "kernels.h"
+
+namespace wersa::cpu {
+
+template <class T>
+void matmul_fwd(Ctx&, const MatmulFwd& a) {
+  const int N = int(a.x.dim(0)), I = int(a.x.dim(1)), O = int(a.w.dim(0));
+  T* y = a.y.ptr<T>();
+  if (N == 0) return;
+  if (N == 1) {  // one row (generation): a deterministic GEMV, no parallel region for small layers
+    gemv_rows(O, I, a.w.ptr<T>(), I, a.x.ptr<T>(), a.b.defined() ? a.b.ptr<T>() : nullptr, a.accumulate_y, y);
+    return;
+  }
+  if (a.b.defined() && !a.accumulate_y) {
+    const T* b = a.b.ptr<T>();
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; ++n)
+      for (int o = 0; o < O; ++o) y[int64_t(n) * O + o] = b[o];
+    gemm(false, true, N, O, I, T(1), a.x.ptr<T>(), I, a.w.ptr<T>(), I, T(1), y, O);
+    return;
+  }
+  gemm(false, true, N, O, I, T(1), a.x.ptr<T>(), I, a.w.ptr<T>(), I, a.accumulate_y ? T(1) : T(0), y, O);
+  if (a.b.defined()) {
+    const T* b = a.b.ptr<T>();
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; ++n)
+      for (int o = 0; o < O; ++o) y[int64_t(n) * O + o] += b[o];
+  }
+}
+
+template <class T>
+void matmul_bwd(Ctx&, const MatmulBwd& a) {
+  const int N = int(a.x.dim(0)), I = int(a.x.dim(1)), O = int(a.w.dim(0));
+  const T* dy = a.dy.ptr<T>();
+  if (a.dx.defined() && N > 0)
+    gemm(false, false, N, I, O, T(1), dy, O, a.w.ptr<T>(), I, a.accumulate_dx ? T(1) : T(0), a.dx.ptr<T>(),
+         I);
+  if (a.dx.defined() && N == 0) return;
+  if (a.dw.defined() && N > 0)
+    gemm(true, false, O, I, N, T(1), dy, O, a.x.ptr<T>(), I, T(1), a.dw.ptr<T>(), I);
+  if (a.db.defined()) {
+    T* db = a.db.ptr<T>();
+    // Column sums in a fixed order (deterministic): parallel over columns, serial over rows.
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < O; ++o) {
+      double s = 0;
+      for (int n = 0; n < N; ++n) s += dy[int64_t(n) * O + o];
+      db[o] += T(s);
+    }
+  }
+}
+
+template void matmul_fwd<float>(Ctx&, const MatmulFwd&);
+template void matmul_fwd<double>(Ctx&, const MatmulFwd&);
+template void matmul_bwd<float>(Ctx&, const MatmulBwd&);
+template void matmul_bwd<double>(Ctx&, const MatmulBwd&);
+
+}  // namespace wersa::cpu

@@ -1,0 +1,24 @@
+// Helpers for deterministic CPU reductions. A reduction over rows is cut into a fixed number of
+// contiguous blocks that depends only on the row count, never on the thread count; each block
+// is summed serially in row order (in double) and the block sums are then added in block order.
+// The result is bitwise the same on every run and with any number of threads.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+namespace wersa::cpu {
+
+struct FixedBlocks {
+  int64_t n = 0, count = 0;  // [0, n) cut into `count` blocks of near-equal size
+  FixedBlocks(int64_t n_, int64_t max_blocks) : n(n_), count(std::min(n_, max_blocks)) {}
+  int64_t begin(int64_t b) const { return n * b / count; }
+  int64_t end(int64_t b) const { return n * (b + 1) / count; }
+};
+
+// y += a x over n contiguous elements (a loop the compiler vectorises).
+template <class T>
+inline void axpy_row(int64_t n, T a, const T* x, T* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+}  // namespace wersa::cpu

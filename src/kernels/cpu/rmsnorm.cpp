@@ -1,0 +1,85 @@
+// CPU RMSNorm: y = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps); row statistics in double.
+// Backward: dx = rstd (g - x rstd^2 mean(g x)), g = dy w; dw += sum_n dy x rstd, reduced over
+// fixed row blocks (reduce.h) so that it is deterministic. Scratch: the per-block partial sums of
+// dw, [blocks, C] in double.
+#include "wersa/ops/rmsnorm.h"
+
+#include <cmath>
+
+#include "kernels.h"
+#include "parallel.h"
+#include "reduce.h"
+
+namespace wersa::cpu {
+
+template <class T>
+void rmsnorm_fwd(Ctx&, const RmsNormFwd& a) {
+  const int64_t N = a.x.dim(0), C = a.x.dim(1);
+  const T* x = a.x.ptr<T>();
+  const T* w = a.w.ptr<T>();
+  T* y = a.y.ptr<T>();
+  T* rstd = a.rstd.defined() ? a.rstd.ptr<T>() : nullptr;
+#pragma omp parallel for schedule(static) if (N * C >= kParallelMinElems)
+  for (int64_t n = 0; n < N; ++n) {
+    const T* xr = x + n * C;
+    T* yr = y + n * C;
+    double ss = 0;
+    for (int64_t c = 0; c < C; ++c) ss += double(xr[c]) * double(xr[c]);
+    const double r = 1.0 / std::sqrt(ss / double(C) + a.eps);
+    if (rstd) rstd[n] = T(r);
+    for (int64_t c = 0; c < C; ++c) yr[c] = T(double(xr[c]) * r * double(w[c]));
+  }
+}
+
+template <class T>
+void rmsnorm_bwd(Ctx& ctx, const RmsNormBwd& a) {
+  const int64_t N = a.x.dim(0), C = a.x.dim(1);
+  const FixedBlocks blocks(N, 64);
+  double* part = a.dw.defined() ? ctx.take<double>(blocks.count * C) : nullptr;  // [blocks, C] partial dw
+  if (ctx.planning()) return;
+  const T* dy = a.dy.ptr<T>();
+  const T* x = a.x.ptr<T>();
+  const T* w = a.w.ptr<T>();
+  const T* rstd = a.rstd.ptr<T>();
+  T* dx = a.dx.defined() ? a.dx.ptr<T>() : nullptr;
+  T* dw = a.dw.defined() ? a.dw.ptr<T>() : nullptr;
+  const bool acc = a.accumulate_dx;
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < blocks.count; ++b) {
+    double* p = part ? part + b * C : nullptr;
+    if (p)
+      for (int64_t c = 0; c < C; ++c) p[c] = 0;
+    for (int64_t n = blocks.begin(b); n < blocks.end(b); ++n) {
+      const T* dyr = dy + n * C;
+      const T* xr = x + n * C;
+      const double r = double(rstd[n]);
+      if (dx) {
+        T* dxr = dx + n * C;
+        double gx = 0;
+        for (int64_t c = 0; c < C; ++c) gx += double(dyr[c]) * double(w[c]) * double(xr[c]);
+        const double k = r * r * r * gx / double(C);
+        for (int64_t c = 0; c < C; ++c) {
+          const double v = r * double(dyr[c]) * double(w[c]) - k * double(xr[c]);
+          dxr[c] = acc ? T(double(dxr[c]) + v) : T(v);
+        }
+      }
+      if (p)
+        for (int64_t c = 0; c < C; ++c) p[c] += double(dyr[c]) * double(xr[c]) * r;
+    }
+  }
+  if (dw) {
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < C; ++c) {
+      double s = 0;
+      for (int64_t b = 0; b < blocks.count; ++b) s += part[b * C + c];
+      dw[c] = T(double(dw[c]) + s);
+    }
+  }
+}
+
+template void rmsnorm_fwd<float>(Ctx&, const RmsNormFwd&);
+template void rmsnorm_fwd<double>(Ctx&, const RmsNormFwd&);
+template void rmsnorm_bwd<float>(Ctx&, const RmsNormBwd&);
+template void rmsnorm_bwd<double>(Ctx&, const RmsNormBwd&);
+
+}  // namespace wersa::cpu

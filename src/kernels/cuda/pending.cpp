@@ -1,0 +1,59 @@
+// CUDA builds: the ops whose CUDA kernel does not exist yet, one line each. Each raises a clear
+// error when a CUDA context reaches it. Writing a kernel means deleting its line here (keeping it
+// is a duplicate-symbol link error; dropping it without a kernel, an undefined-symbol one).
+#include "kernels.h"
+
+namespace wersa::cuda {
+
+#define PENDING(NAME, ARGS) \
+  void NAME(Ctx&, const ARGS&) { unavailable(#NAME); }
+
+PENDING(activation_fwd, ActivationFwd)
+PENDING(activation_bwd, ActivationBwd)
+PENDING(adamw_step, AdamWArgs)
+PENDING(depthwise_conv_fwd, DepthwiseConvFwd)
+PENDING(depthwise_conv_bwd, DepthwiseConvBwd)
+PENDING(depthwise_conv_step, DepthwiseConvStep)
+PENDING(cross_entropy_fwd, CrossEntropyFwd)
+PENDING(cross_entropy_bwd, CrossEntropyBwd)
+PENDING(loss_sum_fwd, LossSumFwd)
+PENDING(add_fwd, AddFwd)
+PENDING(axpy, AxpyArgs)
+PENDING(scale_inplace, ScaleArgs)
+PENDING(copy_fwd, CopyArgs)
+PENDING(sum_squares, SumSquaresArgs)
+PENDING(embedding_fwd, EmbeddingFwd)
+PENDING(embedding_bwd, EmbeddingBwd)
+PENDING(feature_map_fwd, FeatureMapFwd)
+PENDING(feature_map_bwd, FeatureMapBwd)
+PENDING(gate_fwd, GateFwd)
+PENDING(gate_bwd, GateBwd)
+PENDING(haar_analysis_fwd, HaarAnalysisFwd)
+PENDING(haar_analysis_bwd, HaarAnalysisBwd)
+PENDING(haar_synthesis_fwd, HaarSynthesisFwd)
+PENDING(haar_synthesis_bwd, HaarSynthesisBwd)
+PENDING(haar_step, HaarStep)
+PENDING(haar_filter_fwd, HaarFilterFwd)
+PENDING(haar_filter_bwd, HaarFilterBwd)
+PENDING(layernorm_fwd, LayerNormFwd)
+PENDING(layernorm_bwd, LayerNormBwd)
+PENDING(linear_attention_fwd, LinearAttnFwd)
+PENDING(linear_attention_bwd, LinearAttnBwd)
+PENDING(linear_attention_step, LinearAttnStep)
+PENDING(linear_attention_state, LinearAttnState)
+PENDING(matmul_fwd, MatmulFwd)
+PENDING(matmul_bwd, MatmulBwd)
+PENDING(rmsnorm_fwd, RmsNormFwd)
+PENDING(rmsnorm_bwd, RmsNormBwd)
+PENDING(rope_fwd, RopeArgs)
+PENDING(rope_bwd, RopeArgs)
+PENDING(softmax_attention_fwd, SoftmaxAttnFwd)
+PENDING(softmax_attention_bwd, SoftmaxAttnBwd)
+PENDING(softmax_attention_decode, SoftmaxAttnDecode)
+PENDING(softmax_attention_prefill, SoftmaxAttnPrefill)
+PENDING(swiglu_fwd, SwigluFwd)
+PENDING(swiglu_bwd, SwigluBwd)
+
+#undef PENDING
+
+}  // namespace wersa::cuda

@@ -1,0 +1,143 @@
+// The block, forward and backward side by side: THE place that lists the op sequence of a block
+// (every caller runs it: training, evaluation, chunked prefill, decoding). Qwen-like, pre-norm:
+//   h = x + Attn(RMSNorm(x)) Wo,   Attn = the attention kind's map of (u, q, k, v)
+//   y = h + W_down( SiLU(W_gate RMSNorm(h)) * (W_up RMSNorm(h)) )
+// with q = u Wq + bq, k = u Wk + bk, v = u Wv + bv (RoPE on q, k at the rows' positions). Then the
+// trunk (embedding, blocks, final RMSNorm) and the LM head (tied or untied projection, fused
+// softmax cross-entropy, the loss reduction).
+#include "block.h"
+
+#include "attention.h"
+#include "wersa/ops/cross_entropy.h"
+#include "wersa/ops/elementwise.h"
+#include "wersa/ops/embedding.h"
+#include "wersa/ops/matmul.h"
+#include "wersa/ops/rmsnorm.h"
+#include "wersa/ops/rope.h"
+#include "wersa/ops/swiglu.h"
+
+namespace wersa::detail {
+namespace {
+
+AttnCall attn_call(const Model& m, const Dims& s, int layer, const LayerActs& a, const Pass& pass,
+                   const Slots* bw) {
+  Slots* st = pass.state ? &(*pass.state)[size_t(layer)] : nullptr;
+  Slots* g = m.trainable() ? const_cast<Slots*>(&m.grads.layers[size_t(layer)].attn) : nullptr;
+  return AttnCall{m.config(), s,
+                  pass.B,     pass.T,
+                  pass.pos0,  m.params.layers[size_t(layer)].attn,
+                  g,          m.buffers.layers[size_t(layer)],
+                  a.attn,     bw,
+                  st,         a.u,
+                  a.q,        a.k,
+                  a.v,        a.o};
+}
+
+// x = a.x -> y (y may be a.x itself: it is written last).
+void block_fwd(Ctx& ctx, const Model& m, const Dims& s, int layer, const LayerActs& a, const Tensor& y,
+               const Pass& pass) {
+  const ModelConfig& c = m.config();
+  const LayerParams& p = m.params.layers[size_t(layer)];
+  rmsnorm_fwd(ctx, {a.u, a.rstd1, a.x, p.attn_norm, c.norm_eps});
+  matmul_fwd(ctx, {a.q, a.u, p.wq, p.bq});
+  matmul_fwd(ctx, {a.k, a.u, p.wk, p.bk});
+  matmul_fwd(ctx, {a.v, a.u, p.wv, p.bv});
+  if (c.rope_theta > 0) {
+    const Tensor q4 = a.q.view({pass.B, pass.T, s.H, s.d}), k4 = a.k.view({pass.B, pass.T, s.Hkv, s.d});
+    rope_fwd(ctx, {q4, q4, c.rope_theta, pass.pos0});
+    rope_fwd(ctx, {k4, k4, c.rope_theta, pass.pos0});
+  }
+  m.attention().fwd(ctx, attn_call(m, s, layer, a, pass, nullptr));
+  copy_fwd(ctx, {a.h, a.x});
+  matmul_fwd(ctx, {a.h, a.o, p.wo, {}, true});
+  rmsnorm_fwd(ctx, {a.u2, a.rstd2, a.h, p.ffn_norm, c.norm_eps});
+  matmul_fwd(ctx, {a.gate, a.u2, p.w_gate, {}});
+  matmul_fwd(ctx, {a.up, a.u2, p.w_up, {}});
+  swiglu_fwd(ctx, {a.act, a.gate, a.up});
+  copy_fwd(ctx, {y, a.h});
+  matmul_fwd(ctx, {y, a.act, p.w_down, {}, true});
+}
+
+// g.dres = dL/dy on entry, dL/dx on return; parameter gradients accumulate.
+void block_bwd(Ctx& ctx, const Model& m, const Dims& s, int layer, const LayerActs& a, const BlockGrads& g,
+               const Pass& pass) {
+  const ModelConfig& c = m.config();
+  const LayerParams& p = m.params.layers[size_t(layer)];
+  const LayerParams& gp = m.grads.layers[size_t(layer)];
+  // FFN branch: dres is the gradient of the block output y = h + ffn(h).
+  matmul_bwd(ctx, {g.dact, gp.w_down, {}, g.dres, a.act, p.w_down});
+  swiglu_bwd(ctx, {g.dgate, g.dup, g.dact, a.gate, a.up});
+  matmul_bwd(ctx, {g.du, gp.w_gate, {}, g.dgate, a.u2, p.w_gate});
+  matmul_bwd(ctx, {g.du, gp.w_up, {}, g.dup, a.u2, p.w_up, true});
+  rmsnorm_bwd(ctx, {g.dres, gp.ffn_norm, g.du, a.h, p.ffn_norm, a.rstd2, true});  // dres becomes dL/dh
+  // Attention branch: h = x + Attn(RMSNorm(x)) Wo.
+  matmul_bwd(ctx, {g.dout, gp.wo, {}, g.dres, a.o, p.wo});
+  AttnCall call = attn_call(m, s, layer, a, pass, &g.attn);
+  call.du = g.du, call.dq = g.dq, call.dk = g.dk, call.dv = g.dv, call.dout = g.dout;
+  m.attention().bwd(ctx, call);
+  if (c.rope_theta > 0) {
+    const Tensor dq4 = g.dq.view({pass.B, pass.T, s.H, s.d}), dk4 = g.dk.view({pass.B, pass.T, s.Hkv, s.d});
+    rope_bwd(ctx, {dq4, dq4, c.rope_theta, pass.pos0});
+    rope_bwd(ctx, {dk4, dk4, c.rope_theta, pass.pos0});
+  }
+  // du holds the attention kind's own contribution when it reads u; the projections add theirs.
+  matmul_bwd(ctx, {g.du, gp.wq, gp.bq, g.dq, a.u, p.wq, m.attention().reads_u()});
+  matmul_bwd(ctx, {g.du, gp.wk, gp.bk, g.dk, a.u, p.wk, true});
+  matmul_bwd(ctx, {g.du, gp.wv, gp.bv, g.dv, a.u, p.wv, true});
+  rmsnorm_bwd(ctx, {g.dres, gp.attn_norm, g.du, a.x, p.attn_norm, a.rstd1, true});  // dres becomes dL/dx
+}
+
+const Tensor& head_weight(const Model& m) {
+  return m.config().tie_embeddings ? m.params.embed : m.params.lm_head;
+}
+
+}  // namespace
+
+void trunk_fwd(Ctx& ctx, const Model& m, Workspace& ws, const Pass& pass) {
+  const int64_t N = pass.N(), L = m.config().layers;
+  WERSA_ASSERT(N >= 1 && N <= ws.rows(), "a pass of ", N, " rows over a workspace of ", ws.rows());
+  const Dims s(m.config());
+  const bool per_layer = ws.acts.size() > 1 || L == 1;
+  embedding_fwd(ctx, {ws.acts[0].x.rows(0, N), ws.tokens.rows(0, N), m.params.embed});
+  for (int i = 0; i < L; ++i) {
+    const LayerActs a = ws.acts[per_layer ? size_t(i) : 0].rows(N);
+    const Tensor y = i + 1 < L ? ws.acts[per_layer ? size_t(i) + 1 : 0].x.rows(0, N) : ws.x_out.rows(0, N);
+    block_fwd(ctx, m, s, i, a, y, pass);
+  }
+  const Tensor rstdf = ws.rstdf.defined() ? ws.rstdf.rows(0, N) : Tensor();
+  rmsnorm_fwd(ctx, {ws.xf.rows(0, N), rstdf, ws.x_out.rows(0, N), m.params.final_norm, m.config().norm_eps});
+}
+
+void trunk_bwd(Ctx& ctx, const Model& m, Workspace& ws, const Pass& pass) {
+  const int64_t N = pass.N();
+  WERSA_ASSERT(m.trainable() && ws.spec().backward && ws.acts.size() == size_t(m.config().layers),
+               "backward needs gradients and a workspace planned for it");
+  const Dims s(m.config());
+  const BlockGrads g = ws.g.rows(N);
+  rmsnorm_bwd(ctx, {g.dres, m.grads.final_norm, g.du, ws.x_out.rows(0, N), m.params.final_norm,
+                    ws.rstdf.rows(0, N), false});
+  for (int i = m.config().layers - 1; i >= 0; --i)
+    block_bwd(ctx, m, s, i, ws.acts[size_t(i)].rows(N), g, pass);
+  embedding_bwd(ctx, {m.grads.embed, g.dres, ws.tokens.rows(0, N)});
+}
+
+void lm_head_fwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t N, const Tensor& stats) {
+  const Tensor logits = ws.logits.rows(0, N), losses = ws.losses.rows(0, N), targets = ws.targets.rows(0, N);
+  matmul_fwd(ctx, {logits, ws.xf.rows(0, N), head_weight(m), {}});
+  cross_entropy_fwd(ctx, {losses, logits, targets});
+  loss_sum_fwd(ctx, {stats, losses, targets});
+}
+
+void lm_head_bwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t N, double scale) {
+  // The logits' gradient is computed in place, then flows to xf and the head weight.
+  const Tensor logits = ws.logits.rows(0, N);
+  cross_entropy_bwd(ctx, {logits, logits, ws.targets.rows(0, N), scale});
+  const Tensor& dhead = m.config().tie_embeddings ? m.grads.embed : m.grads.lm_head;
+  matmul_bwd(ctx, {ws.g.du.rows(0, N), dhead, {}, logits, ws.xf.rows(0, N), head_weight(m)});
+}
+
+void lm_head_logits(Ctx& ctx, const Model& m, const Tensor& xf, const Tensor& logits) {
+  matmul_fwd(ctx, {logits, xf, head_weight(m), {}});
+}
+
+}  // namespace wersa::detail

@@ -1,0 +1,31 @@
+// Internal to the model: the trunk and the LM head, the functions every caller runs (training,
+// evaluation, chunked prefill, decoding). A Pass says which rows of a Workspace run: B sequences
+// of T positions (rows N = B T), each continuing its generation state at position pos0 when a
+// state is given.
+#pragma once
+#include <vector>
+
+#include "wersa/model/model.h"
+
+namespace wersa::detail {
+
+struct Pass {
+  int64_t B = 1, T = 1;
+  int64_t pos0 = 0;                     // position of each sequence's first row
+  std::vector<Slots>* state = nullptr;  // per layer: the attention kind's generation state
+  int64_t N() const { return B * T; }
+};
+
+// Embedding, every block, final RMSNorm: ws.tokens (first N rows) -> ws.xf.
+void trunk_fwd(Ctx& ctx, const Model& m, Workspace& ws, const Pass& pass);
+// From ws.g.du = dL/d xf: every parameter gradient of the trunk (accumulated).
+void trunk_bwd(Ctx& ctx, const Model& m, Workspace& ws, const Pass& pass);
+
+// LM head over the first N rows: logits, per-token losses, [sum, count] into stats.
+void lm_head_fwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t N, const Tensor& stats);
+// Backward of (scale * sum of losses): head gradient (accumulated), ws.g.du = dL/d xf.
+void lm_head_bwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t N, double scale);
+// Logits only (generation): logits [n, V] = xf [n, D] head^T.
+void lm_head_logits(Ctx& ctx, const Model& m, const Tensor& xf, const Tensor& logits);
+
+}  // namespace wersa::detail

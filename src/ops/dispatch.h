@@ -1,0 +1,34 @@
+// Internal to the op dispatchers (src/ops): after an op has validated its arguments once, it calls
+// WERSA_DISPATCH(ctx, op, args, dtype) to run the kernel of the context's device (f32 or f64 on the
+// CPU). While the context is planning, only kernels that take scratch run (to record it; they
+// return before computing), and every call opens a ScratchScope.
+#pragma once
+#include "../kernels/cpu/kernels.h"
+#include "../kernels/cuda/kernels.h"
+
+namespace wersa::detail {
+
+#define WERSA_OP(NAME, ARGS, SCRATCH) constexpr bool NAME##_scratch = SCRATCH;
+#include "../kernels/ops.inc"
+#undef WERSA_OP
+
+template <class A>
+void dispatch(Ctx& ctx, const A& a, DType dt, bool takes_scratch, void (*f32)(Ctx&, const A&),
+              void (*f64)(Ctx&, const A&), void (*cu)(Ctx&, const A&), const char* op) {
+  if (ctx.planning() && !takes_scratch) return;
+  ScratchScope scope(ctx);
+  if (ctx.device() == Device::CUDA)
+    cu(ctx, a);
+  else if (dt == DType::F64)
+    f64(ctx, a);
+  else if (dt == DType::F32)
+    f32(ctx, a);
+  else
+    WERSA_FAIL(op, ": unsupported dtype ", dtype_name(dt));
+}
+
+}  // namespace wersa::detail
+
+#define WERSA_DISPATCH(CTX, OP, ARGS, DTYPE)                                                           \
+  ::wersa::detail::dispatch(CTX, ARGS, DTYPE, ::wersa::detail::OP##_scratch, &::wersa::cpu::OP<float>, \
+                            &::wersa::cpu::OP<double>, &::wersa::cuda::OP, #OP)

@@ -1,0 +1,72 @@
+#include "wersa/tensor/context.h"
+
+#include <algorithm>
+
+namespace wersa {
+
+Ctx::Ctx(Device device, ScratchPolicy policy) : device_(device), policy_(policy) {}
+
+Ctx::~Ctx() {
+  device_free(device_, base_);
+  for (void* p : overflow_) device_free(device_, p);
+  if (blas_) cuda::blas_destroy(blas_);
+}
+
+void* Ctx::blas() {
+  WERSA_ASSERT(device_ == Device::CUDA, "a BLAS handle is a CUDA context's");
+  if (!blas_) blas_ = cuda::blas_create(stream_);
+  return blas_;
+}
+
+int Ctx::threads() const { return device_ == Device::CPU ? cpu_threads() : 1; }
+
+void Ctx::plan(const std::function<void()>& fn) {
+  WERSA_ASSERT(!planning_ && depth_ == 0, "nested planning");
+  planning_ = true;
+  try {
+    fn();
+  } catch (...) {
+    planning_ = false;
+    depth_ = 0;
+    throw;
+  }
+  planning_ = false;
+  if (peak_ > capacity_) {
+    device_free(device_, base_);
+    base_ = device_alloc(device_, peak_);
+    capacity_ = peak_;
+  }
+}
+
+void Ctx::enter() {
+  if (depth_++ > 0) return;
+  offset_ = 0;
+  if (policy_ == ScratchPolicy::Grow && peak_ > capacity_ && !planning_) {
+    device_free(device_, base_);
+    base_ = device_alloc(device_, peak_);
+    capacity_ = peak_;
+  }
+}
+
+void Ctx::leave() {
+  WERSA_ASSERT(depth_ > 0, "unbalanced scratch scope");
+  if (--depth_ > 0) return;
+  for (void* p : overflow_) device_free(device_, p);
+  overflow_.clear();
+}
+
+void* Ctx::take_bytes(size_t bytes) {
+  WERSA_ASSERT(depth_ > 0, "scratch taken outside an op call");
+  const size_t start = offset_;
+  offset_ += (bytes + 63) / 64 * 64;
+  peak_ = std::max(peak_, offset_);
+  if (planning_) return nullptr;
+  if (offset_ <= capacity_) return static_cast<char*>(base_) + start;
+  WERSA_ASSERT(policy_ == ScratchPolicy::Grow, "an op call takes ", offset_, " bytes of scratch but ",
+               capacity_, " were planned (an op sequence the planning did not see)");
+  // Grow: this call gets a block of its own; the next call starts with a scratch of peak size.
+  overflow_.push_back(device_alloc(device_, bytes));
+  return overflow_.back();
+}
+
+}  // namespace wersa
