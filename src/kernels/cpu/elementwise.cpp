@@ -49,7 +49,11 @@ void copy_fwd(Ctx&, const CopyArgs& a) {
   if (x == y) return;
   constexpr int64_t kBlock = kParallelMinElems;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (blocks > 1)
+  if (blocks <= 1) {  // a row of generation: no parallel region at all
+    std::copy(x, x + n, y);
+    return;
+  }
+#pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t i0 = b * kBlock, i1 = std::min(n, i0 + kBlock);
     std::copy(x + i0, x + i1, y + i0);

@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "kernels.h"
+#include "parallel.h"
 
 namespace wersa::cpu {
 namespace {
@@ -31,7 +32,7 @@ void embedding_fwd(Ctx&, const EmbeddingFwd& a) {
   const int32_t* tok = a.tokens.ptr<int32_t>();
   const T* table = a.table.ptr<T>();
   T* y = a.y.ptr<T>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * D >= kParallelMinElems)
   for (int64_t n = 0; n < N; ++n) std::copy_n(table + int64_t(tok[n]) * D, D, y + n * D);
 }
 
