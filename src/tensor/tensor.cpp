@@ -77,11 +77,6 @@ Tensor Tensor::rows(int64_t r0, int64_t r1) const {
   return Tensor(static_cast<char*>(data) + r0 * row * dtype_size(dtype), dtype, device, s, name);
 }
 
-Tensor Tensor::head(Shape s) const {
-  WERSA_ASSERT(s.numel() <= numel(), "head ", s.str(), " of ", describe());
-  return Tensor(data, dtype, device, s, name);
-}
-
 std::string Tensor::describe() const {
   std::ostringstream os;
   os << (name.empty() ? std::string_view("<unnamed>") : name) << ' ' << dtype_name(dtype) << ' '
@@ -102,13 +97,6 @@ void tensor_zero(const Tensor& t) { device_memset0(t.device, t.data, t.bytes());
 
 double host_get(const Tensor& t, int64_t i) {
   return t.dtype == DType::F64 ? t.host<double>()[i] : double(t.host<float>()[i]);
-}
-
-void host_set(const Tensor& t, int64_t i, double v) {
-  if (t.dtype == DType::F64)
-    t.host<double>()[i] = v;
-  else
-    t.host<float>()[i] = float(v);
 }
 
 void check_shape(const char* op, const Tensor& t, const Shape& expect) {

@@ -95,8 +95,6 @@ struct Tensor {
   Tensor view(Shape s) const;
   // Rows [r0, r1) of the leading dimension.
   Tensor rows(int64_t r0, int64_t r1) const;
-  // The first s.numel() elements viewed as s (a smaller use of a buffer planned for more rows).
-  Tensor head(Shape s) const;
   std::string describe() const;  // "name f32 [2, 3] cpu"
 };
 
@@ -108,10 +106,9 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t);
 void tensor_copy(const Tensor& dst, const Tensor& src);  // equal dtype and element count, any devices
 void tensor_zero(const Tensor& t);
 
-// Element i of a CPU float tensor (f32 or f64) as double, and the reverse: for tests and host code
-// that is generic over the float dtypes.
+// Element i of a CPU float tensor (f32 or f64) as double: for host code and tests that are generic
+// over the float dtypes.
 double host_get(const Tensor& t, int64_t i);
-void host_set(const Tensor& t, int64_t i, double v);
 
 // Argument checks: each raises wersa::Error naming the op and the tensor, since a mismatch reaching
 // an op is reported to whoever built the call.
