@@ -167,6 +167,27 @@ TEST(ModelCausality, BidirectionalModeDoesSeeTheFuture) {
   EXPECT_NE(a.logits.ptr<float>()[0], b.logits.ptr<float>()[0]);
 }
 
+TEST(ModelMove, ACopyOnAnotherDeviceIsOneCallAndExact) {
+  ModelConfig cfg = small_model("wersa", false, 10000);
+  Model a(cfg, DType::F32);
+  a.init(11);
+  const Model b(a, Device::CPU);  // the same mechanism as a move to CUDA: one copy per arena
+  EXPECT_TRUE(b.trainable());
+  ASSERT_EQ(a.params_arena().tensors().size(), b.params_arena().tensors().size());
+  for (size_t i = 0; i < a.params_arena().tensors().size(); ++i) {
+    const Tensor& x = a.params_arena().tensors()[i];
+    const Tensor& y = b.params_arena().tensors()[i];
+    ASSERT_EQ(x.name, y.name);
+    for (int64_t j = 0; j < x.numel(); ++j) ASSERT_EQ(x.host<float>()[j], y.host<float>()[j]) << x.name;
+  }
+  for (size_t i = 0; i < a.buffers_arena().tensors().size(); ++i) {
+    const Tensor& x = a.buffers_arena().tensors()[i];
+    const Tensor& y = b.buffers_arena().tensors()[i];
+    for (int64_t j = 0; j < x.numel(); ++j) ASSERT_EQ(x.host<float>()[j], y.host<float>()[j]) << x.name;
+  }
+  if (!cuda_available()) EXPECT_THROW(Model(a, Device::CUDA), Error);  // a one-line error, not a crash
+}
+
 TEST(ModelForward, FloatMatchesDouble) {
   ModelConfig cfg = small_model("wersa", true, 10000);
   cfg.init_std = 0.05;

@@ -97,7 +97,7 @@ void trunk_fwd(Ctx& ctx, const Model& m, Workspace& ws, const Pass& pass) {
   const int64_t N = pass.N(), L = m.config().layers;
   WERSA_ASSERT(N >= 1 && N <= ws.rows(), "a pass of ", N, " rows over a workspace of ", ws.rows());
   const Dims s(m.config());
-  const bool per_layer = ws.acts.size() > 1 || L == 1;
+  const bool per_layer = ws.acts.size() == size_t(L);  // with a backward (else one shared set)
   embedding_fwd(ctx, {ws.acts[0].x.rows(0, N), ws.tokens.rows(0, N), m.params.embed});
   for (int i = 0; i < L; ++i) {
     const LayerActs a = ws.acts[per_layer ? size_t(i) : 0].rows(N);

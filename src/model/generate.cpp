@@ -75,7 +75,7 @@ const std::deque<Tensor>& DecodeState::state_tensors() const { return state_->te
 void DecodeState::copy_from(const DecodeState& o) {
   WERSA_CHECK(o.model_ == model_ && o.opt_.context == opt_.context && o.state_->bytes() == state_->bytes(),
               "copy of a decode state made for another model or context");
-  tensor_copy(state_->flat(DType::F32), o.state_->flat(DType::F32));
+  tensor_copy(state_->flat(DType::U32), o.state_->flat(DType::U32));  // raw bytes, whatever the dtype
   tokens_ = o.tokens_;
   tensor_copy(logits_, o.logits_);
 }
