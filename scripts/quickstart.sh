@@ -10,7 +10,8 @@ data=runs/data/bytes
 if [ -f ../shared/data/novels98.jsonl.xz ]; then
   input=../shared/data/novels98.jsonl.xz
 else
-  input=/usr/share/common-licenses
+  input=runs/data/licences
+  bash scripts/licence-corpus.sh "$input"
 fi
 echo "== byte-level token shards from $input (whole documents held out for validation)"
 build/wersa-tokenize encode --tokenizer byte --input "$input" --out "$data" --val-fraction 0.02 --overwrite

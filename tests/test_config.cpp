@@ -75,7 +75,8 @@ Config all_non_default() {
   TrainConfig& t = c.train;
   t.steps = 5000, t.batch_size = 16, t.seq_len = 512, t.lr = 6e-4, t.min_lr = 6e-5, t.warmup_steps = 300;
   t.weight_decay = 0.05, t.grad_clip = 0.5, t.grad_accum = 2, t.seed = 18446744073709551557ull;
-  t.eval_every = 250, t.eval_batches = 20, t.checkpoint_every = 1000, t.log_every = 10, t.beta1 = 0.8;
+  t.eval_every = 250, t.eval_batches = 20, t.checkpoint_every = 1000, t.keep_last = 3, t.log_every = 10,
+  t.beta1 = 0.8;
   t.beta2 = 0.99, t.adam_eps = 1e-7, t.device = "cuda", t.threads = 3;
   c.data.train = "data/train.txt", c.data.val = "data/val.txt", c.data.tokenizer = "tok.model";
   return c;
@@ -119,6 +120,7 @@ void expect_same(const Config& x, const Config& y) {
   EXPECT_EQ(t.eval_every, u.eval_every);
   EXPECT_EQ(t.eval_batches, u.eval_batches);
   EXPECT_EQ(t.checkpoint_every, u.checkpoint_every);
+  EXPECT_EQ(t.keep_last, u.keep_last);
   EXPECT_EQ(t.log_every, u.log_every);
   EXPECT_EQ(t.beta1, u.beta1);
   EXPECT_EQ(t.beta2, u.beta2);
@@ -265,8 +267,8 @@ TEST(Config, Files) {
   EXPECT_EQ(msg.find("[json.exception"), std::string::npos) << msg;
 
   EXPECT_EQ(error_of([&] { config_from_file("/nonexistent/x.json"); }),
-            "/nonexistent/x.json: cannot open file");
-  EXPECT_CONTAINS(error_of([&] { config_from_file(::testing::TempDir()); }), "cannot open file");
+            "/nonexistent/x.json: cannot open file: No such file or directory");
+  EXPECT_CONTAINS(error_of([&] { config_from_file(::testing::TempDir()); }), "it is a directory");
   EXPECT_CONTAINS(error_of([&] { config_from_file(tmp_file("empty.json", "")); }), "invalid JSON");
 
   const std::string dup = tmp_file("dup.json", R"({"model": {"dim": 64, "dim": 128}})");
@@ -388,7 +390,7 @@ TEST(Config, HelpListsEveryKey) {
   leaf_keys(config_to_json(Config{}), "", json_keys);
   EXPECT_EQ(help_keys, json_keys);
   EXPECT_EQ(n, int(json_keys.size()));
-  EXPECT_EQ(json_keys.size(), 43u);  // 10 model + 11 attention + 19 train + 3 data, less nothing
+  EXPECT_EQ(json_keys.size(), 44u);  // 10 model + 11 attention + 20 train + 3 data, less nothing
   // Defaults and ranges appear on the key's line.
   auto line_of = [&](const std::string& key) {
     const size_t at = help.find(key + " ");

@@ -15,10 +15,10 @@
 
 #include "testutil.h"
 #include "wersa/common/error.h"
+#include "wersa/common/sha256.h"
 #include "wersa/data/corpus.h"
 #include "wersa/data/encode.h"
 #include "wersa/data/sentencepiece_train.h"
-#include "wersa/data/sha256.h"
 #include "wersa/data/shard.h"
 #include "wersa/data/tokenizer.h"
 
@@ -266,7 +266,7 @@ TEST(Corpus, BadJsonLinesAndDamagedCompressionAreErrors) {
     });
   };
   std::string msg = error_reading("a.jsonl", "{\"text\": \"ok\"}\n{\"text\": \"unterminated}\n");
-  EXPECT_TRUE(contains(msg, dir / "a.jsonl" + ":2") && contains(msg, "not valid JSON")) << msg;
+  EXPECT_TRUE(contains(msg, dir / "a.jsonl" + ":2") && contains(msg, "invalid JSON")) << msg;
   msg = error_reading("b.jsonl", "{\"title\": \"no text\"}\n");
   EXPECT_TRUE(contains(msg, ":1") && contains(msg, "no \"text\" field")) << msg;
   msg = error_reading("c.jsonl", "{\"text\": 42}\n");

@@ -43,7 +43,7 @@ std::string make_checkpoint(const std::string& name, const std::string& type, ui
   m.init(seed);
   const fs::path dir = temp_dir(name);
   io::save_checkpoint(dir.string(), 1,
-                      {&m, nullptr, nullptr, config_to_json(cfg), nlohmann::json{{"step", 1}}, ""});
+                      {&m, nullptr, nullptr, config_to_json(cfg), io::CheckpointState{1, 0, 0, 0}, ""});
   return dir.string();
 }
 

@@ -1,5 +1,6 @@
 // safetensors: round trips, the exact bytes of the format, every validation error, and a
 // corruption sweep (no input may crash the reader or escape as anything but wersa::Error).
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -7,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "testutil.h"
+#include "wersa/common/sha256.h"
 #include "wersa/io/safetensors.h"
 
 using namespace wersa;
@@ -113,7 +115,14 @@ TEST(SafeTensors, RoundTripAllDtypesAndMetadata) {
 
   SafeTensorsFile f(path);
   EXPECT_EQ(f.path(), path);
-  EXPECT_EQ(f.metadata(), meta);
+  // The writer adds the SHA-256 of the data buffer (checked on load) to the caller's metadata.
+  std::map<std::string, std::string> want = meta;
+  const std::string bytes = slurp(path);
+  uint64_t hlen = 0;
+  for (int i = 0; i < 8; ++i) hlen |= uint64_t(static_cast<unsigned char>(bytes[i])) << (8 * i);
+  want["data_sha256"] = sha256_hex(std::string_view(bytes).substr(8 + hlen));
+  EXPECT_EQ(f.metadata(), want);
+  EXPECT_TRUE(f.checksummed());
   ASSERT_EQ(f.entries().size(), bufs.size());
   uint64_t prev_end = 0;
   for (const io::SafeTensorEntry& e : f.entries()) {
@@ -138,7 +147,8 @@ TEST(SafeTensors, RoundTripAllDtypesAndMetadata) {
   io::save_safetensors(path, {bufs[1].t});
   SafeTensorsFile g(path);
   EXPECT_EQ(g.entries().size(), 1u);
-  EXPECT_TRUE(g.metadata().empty());
+  EXPECT_EQ(g.metadata().size(), 1u);  // only the checksum
+  EXPECT_EQ(g.metadata().count("k"), 0u);
 }
 
 TEST(SafeTensors, FormatBytes) {
@@ -154,10 +164,12 @@ TEST(SafeTensors, FormatBytes) {
   for (int i = 0; i < 8; ++i) n |= uint64_t(static_cast<unsigned char>(bytes[i])) << (8 * i);
   EXPECT_EQ(n % 8, 0u);
   // F32 (4-byte elements) before U16: largest elements first, then by name.
-  const std::string json =
-      "{\"__metadata__\":{\"k\":\"v\"},"
-      "\"a\":{\"data_offsets\":[0,8],\"dtype\":\"F32\",\"shape\":[2]},"
-      "\"b\":{\"data_offsets\":[8,10],\"dtype\":\"U16\",\"shape\":[1]}}";
+  const std::string data_sum =
+      sha256_hex(std::string("\0\0\x80\x3f\0\0\0\xc0\x34\x12", 10));  // the bytes checked below
+  const std::string json = "{\"__metadata__\":{\"data_sha256\":\"" + data_sum +
+                           "\",\"k\":\"v\"},"
+                           "\"a\":{\"data_offsets\":[0,8],\"dtype\":\"F32\",\"shape\":[2]},"
+                           "\"b\":{\"data_offsets\":[8,10],\"dtype\":\"U16\",\"shape\":[1]}}";
   const std::string padded = json + std::string((8 - json.size() % 8) % 8, ' ');
   EXPECT_EQ(n, padded.size());
   ASSERT_EQ(bytes.size(), 8 + n + 10);
@@ -178,7 +190,9 @@ TEST(SafeTensors, FormatBytes) {
 
   // No tensors at all: a valid, empty file.
   io::save_safetensors(path, {});
-  EXPECT_EQ(slurp(path), le64(8) + "{}      ");
+  const std::string empty = "{\"__metadata__\":{\"data_sha256\":\"" + sha256_hex("") + "\"}}";
+  const std::string padded_empty = empty + std::string((8 - empty.size() % 8) % 8, ' ');
+  EXPECT_EQ(slurp(path), le64(padded_empty.size()) + padded_empty);
   EXPECT_TRUE(SafeTensorsFile(path).entries().empty());
 }
 
@@ -364,4 +378,43 @@ TEST(SafeTensors, CorruptionNeverCrashes) {
   // Data-buffer corruptions load fine; header corruptions mostly fail: both paths are exercised.
   EXPECT_GT(loaded, 0);
   EXPECT_GT(rejected, 0);
+}
+
+// One flipped bit anywhere in the tensor data of a file this engine wrote is refused on load,
+// naming the file; so is a damaged checksum.
+TEST(SafeTensors, DamagedDataIsRefused) {
+  Buf a(DType::F32, {64}, "a");
+  for (int64_t i = 0; i < a.n(); ++i) a.set(i, rng_normal(3, 0, i));
+  const std::string path = tmp_path("damaged.safetensors");
+  io::save_safetensors(path, {a.t}, {{"k", "v"}});
+  const std::string good = slurp(path);
+  uint64_t hlen = 0;
+  for (int i = 0; i < 8; ++i) hlen |= uint64_t(static_cast<unsigned char>(good[i])) << (8 * i);
+  for (size_t at : {size_t(8 + hlen), size_t(8 + hlen + 100), good.size() - 1}) {
+    std::string bad = good;
+    bad[at] = char(bad[at] ^ 0x04);
+    spit(path, bad);
+    expect_error_contains([&] { SafeTensorsFile f(path); }, path + ": the tensor data is damaged");
+  }
+  std::string bad = good;
+  const size_t sum_at = bad.find("data_sha256") + 14;
+  bad[sum_at] = bad[sum_at] == '0' ? '1' : '0';
+  spit(path, bad);
+  expect_error_contains([&] { SafeTensorsFile f(path); }, "damaged");
+  spit(path, good);
+  EXPECT_NO_THROW(SafeTensorsFile f(path));
+}
+
+// Writing onto a device writes in place: /dev/full reports its error and stays a device.
+TEST(SafeTensors, WriteOntoDeviceKeepsTheNode) {
+  Buf a(DType::F32, {4}, "a");
+  struct stat st {};
+  if (::stat("/dev/full", &st) != 0) GTEST_SKIP() << "no /dev/full on this machine";
+  expect_error_contains([&] { io::save_safetensors("/dev/full", {a.t}); },
+                        "/dev/full: cannot write file: No space left on device");
+  ASSERT_EQ(::stat("/dev/full", &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_NO_THROW(io::save_safetensors("/dev/null", {a.t}));
+  ASSERT_EQ(::stat("/dev/null", &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
 }

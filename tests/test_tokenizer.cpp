@@ -12,8 +12,8 @@
 #include "../src/data/spm_model_proto.h"
 #include "testutil.h"
 #include "wersa/common/error.h"
+#include "wersa/common/sha256.h"
 #include "wersa/data/sentencepiece_train.h"
-#include "wersa/data/sha256.h"
 #include "wersa/data/tokenizer.h"
 
 using namespace wersa;

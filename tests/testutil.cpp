@@ -226,4 +226,17 @@ std::string real_text(size_t bytes) {
   return cache.substr(0, std::min(bytes, cache.size()));
 }
 
+std::string expect_error_contains(const std::function<void()>& fn, const std::string& needle) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(needle), std::string::npos) << "message: " << msg << "\nwanted: " << needle;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << "not one line: " << msg;
+    return msg;
+  }
+  ADD_FAILURE() << "no error; wanted one containing: " << needle;
+  return {};
+}
+
 }  // namespace wersa::test

@@ -102,4 +102,7 @@ std::string source_dir();
 // ../shared/data/novels98.jsonl.xz (decompressed via `xz -dc`), or a Debian-packaged text.
 std::string real_text(size_t bytes);
 
+// fn must throw wersa::Error with a one-line message containing `needle`; returns the message.
+std::string expect_error_contains(const std::function<void()>& fn, const std::string& needle);
+
 }  // namespace wersa::test

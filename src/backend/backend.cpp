@@ -1,8 +1,12 @@
 #include "wersa/backend/backend.h"
 
+#include <sys/mman.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 #include "wersa/common/error.h"
 
@@ -10,13 +14,44 @@ namespace wersa {
 
 namespace {
 std::atomic<int64_t> g_allocs{0};
+thread_local DryRun* t_dry = nullptr;
+struct DryBlock {
+  size_t bytes;
+  DryRun* owner;
+};
+std::mutex g_dry_mutex;
+std::map<void*, DryBlock> g_dry;  // address-space reservations of dry runs
+}  // namespace
+
+DryRun::DryRun() : outer_(t_dry) { t_dry = this; }
+
+DryRun::~DryRun() {
+  t_dry = outer_;
+  // Blocks still reserved when the run ends stay valid reservations (freed later by device_free).
+  std::lock_guard<std::mutex> lock(g_dry_mutex);
+  for (auto& [p, b] : g_dry)
+    if (b.owner == this) b.owner = nullptr;
 }
+
+bool DryRun::active() { return t_dry != nullptr; }
+
+size_t DryRun::live(Device d) const { return live_[int(d)]; }
+size_t DryRun::peak(Device d) const { return peak_[int(d)]; }
 
 const char* device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
 
 void* device_alloc(Device d, size_t bytes) {
   ++g_allocs;
   const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+  if (DryRun* dry = t_dry) {
+    void* p = ::mmap(nullptr, rounded, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    WERSA_CHECK(p != MAP_FAILED, "memory estimate: cannot reserve ", rounded, " bytes of address space");
+    dry->live_[int(d)] += rounded;
+    dry->peak_[int(d)] = std::max(dry->peak_[int(d)], dry->live_[int(d)]);
+    std::lock_guard<std::mutex> lock(g_dry_mutex);
+    g_dry[p] = DryBlock{rounded, dry};
+    return p;
+  }
   if (d == Device::CUDA) {
     void* p = cuda::alloc(rounded);
     cuda::memset0(p, rounded);
@@ -30,6 +65,16 @@ void* device_alloc(Device d, size_t bytes) {
 
 void device_free(Device d, void* p) {
   if (!p) return;
+  {
+    std::lock_guard<std::mutex> lock(g_dry_mutex);
+    const auto it = g_dry.find(p);
+    if (it != g_dry.end()) {
+      if (it->second.owner) it->second.owner->live_[int(d)] -= it->second.bytes;
+      ::munmap(p, it->second.bytes);
+      g_dry.erase(it);
+      return;
+    }
+  }
   if (d == Device::CUDA)
     cuda::free(p);
   else

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "wersa/common/error.h"
+#include "wersa/common/json.h"
 #include "wersa/common/log.h"
 
 namespace wersa::data {
@@ -424,12 +425,7 @@ bool CorpusReader::next_jsonl(Document& doc) {
       continue;
     }
     const std::string& path = files_[cur_].path;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      WERSA_FAIL(path, ":", line_no, ": not valid JSON (", e.what(), ")");
-    }
+    nlohmann::json j = parse_json(line, path + ":" + std::to_string(line_no));
     WERSA_CHECK(j.is_object(), path, ":", line_no, ": expected a JSON object, got ", j.type_name());
     auto it = j.find(opt_.jsonl_field);
     WERSA_CHECK(it != j.end(), path, ":", line_no, ": no \"", opt_.jsonl_field, "\" field");

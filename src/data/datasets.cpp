@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "wersa/common/error.h"
+#include "wersa/common/json.h"
 #include "wersa/data/corpus.h"
 #include "wersa/data/shard.h"
 
@@ -221,18 +222,20 @@ namespace {
 // training them through another tokenizer is refused.
 void check_dataset_tokenizer(const std::string& first_shard, const Tokenizer& tok) {
   const fs::path meta = fs::path(first_shard).parent_path() / "dataset.json";
-  std::ifstream f(meta);
-  if (!f.good()) return;
-  nlohmann::json j;
-  try {
-    f >> j;
-  } catch (const nlohmann::json::exception& e) {
-    WERSA_FAIL(meta.string(), ": not valid JSON (", e.what(), ")");
-  }
-  if (!j.contains("tokenizer") || !j["tokenizer"].contains("fingerprint")) return;
+  std::error_code ec;
+  if (!fs::exists(meta, ec)) return;
+  const nlohmann::json j = read_json_file(meta.string());
+  WERSA_CHECK(j.is_object(), meta.string(), ": expected a JSON object, got ", json_brief(j));
+  if (!j.contains("tokenizer") || !j["tokenizer"].is_object() || !j["tokenizer"].contains("fingerprint"))
+    return;
+  WERSA_CHECK(j["tokenizer"]["fingerprint"].is_string(), meta.string(),
+              ": tokenizer.fingerprint must be a string");
   const std::string want = j["tokenizer"]["fingerprint"].get<std::string>();
+  const auto kind_it = j["tokenizer"].find("kind");
+  const std::string kind =
+      kind_it != j["tokenizer"].end() && kind_it->is_string() ? kind_it->get<std::string>() : "?";
   WERSA_CHECK(want == tok.fingerprint(), "the shards in '", fs::path(first_shard).parent_path().string(),
-              "' were encoded with tokenizer ", want.substr(0, 16), " (", j["tokenizer"].value("kind", "?"),
+              "' were encoded with tokenizer ", want.substr(0, 16), " (", printable(kind),
               ", dataset.json) but the tokenizer in use is ", tok.fingerprint().substr(0, 16), " (",
               tok.kind(), ")");
 }

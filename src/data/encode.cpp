@@ -17,8 +17,8 @@
 
 #include "wersa/common/error.h"
 #include "wersa/common/log.h"
+#include "wersa/common/sha256.h"
 #include "wersa/data/sentencepiece_train.h"
-#include "wersa/data/sha256.h"
 
 namespace wersa::data {
 namespace fs = std::filesystem;

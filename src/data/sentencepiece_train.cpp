@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "wersa/common/error.h"
+#include "wersa/common/file.h"
 #include "wersa/common/log.h"
 #include "wersa/common/rng.h"
 #include "wersa/data/tokenizer.h"
@@ -30,22 +31,7 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   std::error_code ec;
   if (!parent.empty()) fs::create_directories(parent, ec);
   WERSA_CHECK(!ec, "cannot create directory '", parent.string(), "': ", ec.message());
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  WERSA_CHECK(f, "cannot create '", tmp, "': ", std::strerror(errno));
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() && std::fflush(f) == 0 &&
-            ::fsync(fileno(f)) == 0;
-  const int err = errno;
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok) {
-    std::remove(tmp.c_str());
-    WERSA_FAIL("cannot write '", tmp, "': ", std::strerror(err));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    std::remove(tmp.c_str());
-    WERSA_FAIL("cannot rename '", tmp, "' to '", path, "': ", std::strerror(e));
-  }
+  write_file(path, bytes);
 }
 
 namespace {

@@ -24,8 +24,9 @@
 
 #include "spm_model_proto.h"
 #include "wersa/common/error.h"
+#include "wersa/common/json.h"
 #include "wersa/common/rng.h"
-#include "wersa/data/sha256.h"
+#include "wersa/common/sha256.h"
 
 namespace wersa::data {
 namespace {
@@ -307,14 +308,13 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& spec) {
     // in dataset.json that it was encoded with bytes.
     const std::string model = spec + "/tokenizer.model";
     if (::stat(model.c_str(), &st) == 0) return load_sentencepiece(model);
-    std::ifstream f(spec + "/dataset.json");
-    if (f.good()) {
-      try {
-        const nlohmann::json j = nlohmann::json::parse(f);
-        if (j.at("tokenizer").at("kind") == "byte") return make_byte_tokenizer();
-      } catch (const nlohmann::json::exception& e) {
-        WERSA_FAIL(spec, "/dataset.json: cannot read the tokenizer kind (", e.what(), ")");
-      }
+    const std::string meta = spec + "/dataset.json";
+    if (::stat(meta.c_str(), &st) == 0) {
+      const nlohmann::json j = read_json_file(meta);
+      const auto tk = j.is_object() ? j.find("tokenizer") : j.end();
+      const bool ok = tk != j.end() && tk->is_object() && tk->contains("kind") && (*tk)["kind"].is_string();
+      WERSA_CHECK(ok, meta, ": cannot read the tokenizer kind (expected {\"tokenizer\": {\"kind\": ...}})");
+      if ((*tk)["kind"] == "byte") return make_byte_tokenizer();
     }
     WERSA_FAIL("directory '", spec,
                "' holds no tokenizer.model (nor a dataset.json naming the byte tokenizer)");

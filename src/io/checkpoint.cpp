@@ -1,10 +1,14 @@
 #include "wersa/io/checkpoint.h"
 
+#include <cmath>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
-#include <fstream>
+#include <set>
 
+#include "wersa/common/file.h"
+#include "wersa/common/json.h"
+#include "wersa/common/log.h"
 #include "wersa/io/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -12,22 +16,11 @@ namespace fs = std::filesystem;
 namespace wersa::io {
 
 namespace {
-void write_json(const fs::path& p, const nlohmann::json& j) {
-  std::ofstream f(p);
-  WERSA_CHECK(f.good(), p.string(), ": cannot open for writing");
-  f << j.dump(2) << "\n";
-  f.close();
-  WERSA_CHECK(f.good(), p.string(), ": write failed");
-}
-nlohmann::json read_json(const fs::path& p) {
-  std::ifstream f(p);
-  WERSA_CHECK(f.good(), p.string(), ": cannot open file");
-  try {
-    return nlohmann::json::parse(f);
-  } catch (const nlohmann::json::exception& e) {
-    WERSA_FAIL(p.string(), ": invalid JSON: ", e.what());
-  }
-}
+
+constexpr const char* kModelConfigKey = "model_config";  // model.safetensors metadata
+
+void write_json(const fs::path& p, const nlohmann::json& j) { write_file(p.string(), j.dump(2) + "\n"); }
+
 // The arena's tensors named prefix + name; `names` keeps the strings the views refer to.
 std::vector<Tensor> renamed(const Arena& a, const std::string& prefix, std::deque<std::string>& names) {
   std::vector<Tensor> out;
@@ -39,15 +32,122 @@ std::vector<Tensor> renamed(const Arena& a, const std::string& prefix, std::dequ
   }
   return out;
 }
-void read_arena(const SafeTensorsFile& f, const Arena& a, const std::string& prefix) {
-  for (const Tensor& t : a.tensors()) f.read_into(prefix + std::string(t.name), t);
+
+// The first element of t that is not finite (or negative, when `nonneg`): its index, else -1.
+int64_t first_bad(const Tensor& t, bool nonneg) {
+  auto scan = [&](auto* p) -> int64_t {
+    for (int64_t i = 0; i < t.numel(); ++i)
+      if (!std::isfinite(double(p[i])) || (nonneg && p[i] < 0)) return i;
+    return -1;
+  };
+  if (t.dtype == DType::F32) return scan(t.host<float>());
+  if (t.dtype == DType::F64) return scan(t.host<double>());
+  return -1;
 }
+
+// Reads every tensor of the arenas (prefixed) from f, after checking that f holds exactly those.
+void read_exact(const SafeTensorsFile& f, const std::vector<std::pair<const Arena*, std::string>>& arenas,
+                const std::string& described_by, bool nonneg_prefix_v) {
+  std::set<std::string> want;
+  for (const auto& [a, prefix] : arenas)
+    for (const Tensor& t : a->tensors()) want.insert(prefix + std::string(t.name));
+  for (const SafeTensorEntry& e : f.entries())
+    WERSA_CHECK(want.count(e.name), f.path(), ": tensor '", printable(e.name), "' is not one of the ",
+                want.size(), " tensors of the model that ", described_by,
+                " describes (the config and the tensors disagree)");
+  for (const auto& [a, prefix] : arenas)
+    for (const Tensor& t : a->tensors()) {
+      const std::string name = prefix + std::string(t.name);
+      WERSA_CHECK(f.has(name), f.path(), ": no tensor '", name, "', which the model that ", described_by,
+                  " describes has (the config and the tensors disagree)");
+      f.read_into(name, t);
+      const int64_t bad = first_bad(t, nonneg_prefix_v && prefix == "v.");
+      if (bad >= 0) {
+        const double v = t.dtype == DType::F32 ? double(t.host<float>()[bad]) : t.host<double>()[bad];
+        WERSA_FAIL(
+            f.path(), ": tensor '", name, "' holds ", v, " at element ", bad,
+            bad >= 0 && std::isfinite(v) ? " (a second moment must be >= 0)" : " (weights must be finite)");
+      }
+    }
+}
+
+// Leaves of a JSON object as "a.b.c" -> value.
+void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::string, nlohmann::json>& out) {
+  if (j.is_object()) {
+    for (const auto& item : j.items())
+      flatten(item.value(), prefix.empty() ? item.key() : prefix + "." + item.key(), out);
+    return;
+  }
+  out[prefix] = j;
+}
+
+// The first key where two model sections differ, as "key: A vs B".
+std::string first_difference(const nlohmann::json& a, const nlohmann::json& b) {
+  std::map<std::string, nlohmann::json> fa, fb;
+  flatten(a, "model", fa);
+  flatten(b, "model", fb);
+  for (const auto& [k, v] : fa) {
+    const auto it = fb.find(k);
+    if (it == fb.end())
+      return k + " = " + json_brief(v) + " in config.json, absent where the weights were saved";
+    if (it->second != v)
+      return k + " = " + json_brief(v) + " in config.json, " + json_brief(it->second) +
+             " where the weights were saved";
+  }
+  for (const auto& [k, v] : fb)
+    if (!fa.count(k))
+      return k + " = " + json_brief(v) + " where the weights were saved, absent in config.json";
+  return "?";
+}
+
+int64_t get_int(const nlohmann::json& j, const char* key, int64_t lo, int64_t hi, const std::string& where) {
+  const auto it = j.find(key);
+  WERSA_CHECK(it != j.end(), where, ": '", key, "' is missing");
+  WERSA_CHECK(it->is_number_integer(), where, ": '", key, "' must be an integer, got ", json_brief(*it));
+  WERSA_CHECK(it->is_number_unsigned() || it->get<int64_t>() >= lo, where, ": '", key, "' is ",
+              json_brief(*it), " (expected ", lo, " to ", hi, ")");
+  const bool too_big =
+      it->is_number_unsigned() ? it->get<uint64_t>() > uint64_t(hi) : it->get<int64_t>() > hi;
+  WERSA_CHECK(!too_big, where, ": '", key, "' is ", json_brief(*it), " (expected ", lo, " to ", hi, ")");
+  return it->get<int64_t>();
+}
+
+bool is_step_dir(const fs::directory_entry& e) {
+  const std::string n = e.path().filename().string();
+  std::error_code ec;
+  return e.is_directory(ec) && n.size() > 5 && n.rfind("step-", 0) == 0 &&
+         n.find_first_not_of("0123456789", 5) == std::string::npos;
+}
+
 }  // namespace
 
 std::string checkpoint_name(int64_t step) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "step-%06lld", static_cast<long long>(step));
   return buf;
+}
+
+nlohmann::json state_to_json(const CheckpointState& s) {
+  return {{"step", s.step}, {"train_pos", s.train_pos}, {"seed", s.seed}, {"tokens_seen", s.tokens_seen}};
+}
+
+CheckpointState state_from_json(const nlohmann::json& j, const std::string& where) {
+  WERSA_CHECK(j.is_object(), where, ": expected a JSON object, got ", json_brief(j));
+  for (const auto& item : j.items()) {
+    const std::string& k = item.key();
+    WERSA_CHECK(k == "step" || k == "train_pos" || k == "seed" || k == "tokens_seen", where,
+                ": unknown key '", printable(k), "' (expected step, train_pos, seed and tokens_seen)");
+  }
+  CheckpointState s;
+  constexpr int64_t kMaxPos = int64_t(1) << 62;
+  s.step = get_int(j, "step", 0, 2147483647, where);
+  s.train_pos = get_int(j, "train_pos", 0, kMaxPos, where);
+  s.tokens_seen = get_int(j, "tokens_seen", 0, kMaxPos, where);
+  const auto seed = j.find("seed");
+  WERSA_CHECK(seed != j.end(), where, ": 'seed' is missing");
+  WERSA_CHECK(seed->is_number_unsigned(), where, ": 'seed' must be an integer >= 0, got ", json_brief(*seed));
+  s.seed = seed->get<uint64_t>();
+  return s;
 }
 
 std::string save_checkpoint(const std::string& run_dir, int64_t step, const CheckpointContents& c) {
@@ -63,7 +163,9 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Chec
   std::vector<Tensor> weights(c.model->params_arena().tensors().begin(),
                               c.model->params_arena().tensors().end());
   for (const Tensor& b : c.model->buffers_arena().tensors()) weights.push_back(b);
-  save_safetensors((tmp / "model.safetensors").string(), weights, {{"format", "pt"}, {"engine", "wersa"}});
+  WERSA_ASSERT(c.config.contains("model"), "checkpoint config without a model section");
+  save_safetensors((tmp / "model.safetensors").string(), weights,
+                   {{"format", "pt"}, {"engine", "wersa"}, {kModelConfigKey, c.config["model"].dump()}});
   if (c.adam_m && c.adam_v) {
     std::deque<std::string> names;
     std::vector<Tensor> opt = renamed(*c.adam_m, "m.", names);
@@ -75,46 +177,95 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Chec
     fs::copy_file(c.tokenizer_path, tmp / "tokenizer.model", fs::copy_options::overwrite_existing, ec);
     WERSA_CHECK(!ec, c.tokenizer_path, ": cannot copy tokenizer into the checkpoint: ", ec.message());
   }
-  write_json(tmp / "state.json", c.state);  // written last: its presence marks completeness
+  write_json(tmp / "state.json", state_to_json(c.state));  // written last: its presence marks completeness
   fs::remove_all(final_dir, ec);
   fs::rename(tmp, final_dir, ec);
   WERSA_CHECK(!ec, final_dir.string(), ": cannot move checkpoint into place: ", ec.message());
   return final_dir.string();
 }
 
-std::string find_latest_checkpoint(const std::string& run_dir) {
+CheckpointSearch find_checkpoints(const std::string& run_dir, bool for_resume) {
+  CheckpointSearch r;
   std::error_code ec;
-  if (!fs::is_directory(run_dir, ec)) return {};
-  std::string best;
-  for (const auto& e : fs::directory_iterator(run_dir, ec)) {
-    const std::string n = e.path().filename().string();
-    if (!e.is_directory() || n.rfind("step-", 0) != 0 || n.find('.') != std::string::npos) continue;
-    if (!fs::exists(e.path() / "state.json") || !fs::exists(e.path() / "model.safetensors")) continue;
-    if (best.empty() || n > fs::path(best).filename().string()) best = e.path().string();
+  if (!fs::is_directory(run_dir, ec)) return r;
+  std::vector<fs::path> dirs;
+  for (const auto& e : fs::directory_iterator(run_dir, ec))
+    if (is_step_dir(e)) dirs.push_back(e.path());
+  std::sort(dirs.begin(), dirs.end(), [](const fs::path& a, const fs::path& b) {
+    const std::string na = a.filename().string(), nb = b.filename().string();
+    return na.size() != nb.size() ? na.size() > nb.size() : na > nb;  // newest (largest step) first
+  });
+  r.found = int64_t(dirs.size());
+  for (const fs::path& d : dirs) {
+    std::string lacks;
+    for (const char* f : {"config.json", "model.safetensors", "state.json", "optimizer.safetensors"}) {
+      if (!for_resume && std::string(f) == "optimizer.safetensors") continue;
+      if (!fs::is_regular_file(d / f, ec)) {
+        lacks = f;
+        break;
+      }
+    }
+    if (lacks.empty()) {
+      r.newest = d.string();
+      break;
+    }
+    r.skipped.push_back(d.string() + " (lacks " + lacks + ")");
   }
-  return best;
+  return r;
+}
+
+std::string find_latest_checkpoint(const std::string& run_dir) {
+  const CheckpointSearch s = find_checkpoints(run_dir, false);
+  for (const std::string& k : s.skipped) spdlog::warn("skipping incomplete checkpoint {}", k);
+  return s.newest;
+}
+
+void prune_checkpoints(const std::string& run_dir, int keep) {
+  WERSA_ASSERT(keep > 0);
+  std::error_code ec;
+  std::vector<fs::path> dirs;
+  for (const auto& e : fs::directory_iterator(run_dir, ec))
+    if (is_step_dir(e) && fs::is_regular_file(e.path() / "state.json", ec)) dirs.push_back(e.path());
+  std::sort(dirs.begin(), dirs.end(), [](const fs::path& a, const fs::path& b) {
+    const std::string na = a.filename().string(), nb = b.filename().string();
+    return na.size() != nb.size() ? na.size() < nb.size() : na < nb;  // oldest first
+  });
+  for (size_t i = 0; i + size_t(keep) < dirs.size(); ++i) {
+    fs::remove_all(dirs[i], ec);
+    WERSA_CHECK(!ec, dirs[i].string(), ": cannot delete an old checkpoint (train.keep_last): ", ec.message());
+  }
 }
 
 Config load_checkpoint_config(const std::string& dir) {
-  WERSA_CHECK(fs::is_directory(dir), dir, ": not a checkpoint directory");
+  std::error_code ec;
+  WERSA_CHECK(fs::is_directory(dir, ec), dir, ": not a checkpoint directory");
   const fs::path p = fs::path(dir) / "config.json";
-  return config_from_json(read_json(p), p.string());
+  return config_from_json(read_json_file(p.string()), p.string());
 }
 
-nlohmann::json load_checkpoint_state(const std::string& dir) {
-  return read_json(fs::path(dir) / "state.json");
+CheckpointState load_checkpoint_state(const std::string& dir) {
+  const fs::path p = fs::path(dir) / "state.json";
+  return state_from_json(read_json_file(p.string()), p.string());
 }
 
 void load_model_weights(const std::string& dir, Model& m) {
+  const std::string cfg_path = (fs::path(dir) / "config.json").string();
   const SafeTensorsFile f((fs::path(dir) / "model.safetensors").string());
-  read_arena(f, m.params_arena(), "");
-  read_arena(f, m.buffers_arena(), "");
+  const auto saved = f.metadata().find(kModelConfigKey);
+  if (saved != f.metadata().end()) {  // files written before this check have none
+    Config c;
+    c.model = m.config();
+    const nlohmann::json mine = config_to_json(c)["model"];
+    const nlohmann::json theirs =
+        parse_json(saved->second, f.path() + ": metadata '" + kModelConfigKey + "'");
+    WERSA_CHECK(mine == theirs, cfg_path, " disagrees with ", f.path(), ": ", first_difference(mine, theirs));
+  }
+  read_exact(f, {{&m.params_arena(), ""}, {&m.buffers_arena(), ""}}, cfg_path, false);
 }
 
 void load_optimizer_state(const std::string& dir, Arena& am, Arena& av) {
   const SafeTensorsFile f((fs::path(dir) / "optimizer.safetensors").string());
-  read_arena(f, am, "m.");
-  read_arena(f, av, "v.");
+  read_exact(f, {{&am, "m."}, {&av, "v."}}, (fs::path(dir) / "config.json").string(), true);
 }
 
 std::string checkpoint_tokenizer(const std::string& dir) {

@@ -1,16 +1,15 @@
 #include "wersa/io/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <vector>
+
+#include "wersa/common/file.h"
+#include "wersa/common/json.h"
+#include "wersa/common/sha256.h"
 
 namespace wersa::io {
 
@@ -21,6 +20,7 @@ namespace {
 constexpr uint64_t kMaxHeader = 100ull << 20;  // 100 MiB: anything larger is not a real header
 constexpr uint64_t kMaxElems = 1ull << 62;     // bound on the product of the non-zero dims
 constexpr const char* kMetaKey = "__metadata__";
+constexpr const char* kChecksumKey = "data_sha256";  // SHA-256 of the data buffer, hex
 
 bool host_is_little_endian() {
   const uint16_t one = 1;
@@ -40,20 +40,7 @@ bool dtype_from_name(const std::string& s, DType& out) {
   return false;
 }
 
-// A name for an error message: control characters would break the one-line rule.
-std::string printable(const std::string& s) {
-  std::string out = s;
-  for (char& c : out)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  return out;
-}
-
-// A JSON value for an error message: short and on one line.
-std::string brief(const json& j) {
-  std::string s = j.dump(-1, ' ', true, json::error_handler_t::replace);
-  if (s.size() > 60) s = s.substr(0, 57) + "...";
-  return s;
-}
+std::string brief(const json& j) { return json_brief(j); }
 
 // Parses the header, rejecting duplicate keys (which nlohmann would silently merge) and
 // nesting deeper than a valid header ever needs (so no input can exhaust the stack).
@@ -144,43 +131,6 @@ SafeTensorEntry parse_entry(const std::string& file, const std::string& name, co
   return out;
 }
 
-// Reads a regular file into `out`.
-void read_whole_file(const std::string& path, std::vector<char>& out) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  WERSA_CHECK(fd >= 0, path, ": cannot open file: ", std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    WERSA_FAIL(path, ": cannot read file: not a regular file");
-  }
-  out.resize(size_t(st.st_size));
-  size_t got = 0;
-  int err = 0;
-  while (got < out.size()) {
-    const ssize_t r = ::read(fd, out.data() + got, out.size() - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) err = errno;
-    if (r <= 0) break;
-    got += size_t(r);
-  }
-  ::close(fd);
-  WERSA_CHECK(got == out.size(), path, ": cannot read file (read ", got, " of ", out.size(), " bytes)",
-              err ? std::string(": ") + std::strerror(err) : std::string());
-}
-
-// Writes all of `data` to fd, retrying on partial writes and EINTR.
-bool write_all(int fd, const char* data, size_t n) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, data, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w == 0) errno = EIO;
-    if (w <= 0) return false;
-    data += w;
-    n -= size_t(w);
-  }
-  return true;
-}
-
 }  // namespace
 
 const char* safetensors_dtype_name(DType t) {
@@ -233,7 +183,13 @@ void save_safetensors(const std::string& path, const std::vector<Tensor>& tensor
                                    {"data_offsets", {offset, offset + t.bytes()}}};
     offset += t.bytes();
   }
-  if (!metadata.empty()) header[kMetaKey] = metadata;
+  WERSA_CHECK(!metadata.count(kChecksumKey), path, ": metadata key '", kChecksumKey, "' is the writer's own");
+  std::map<std::string, std::string> meta = metadata;
+  Sha256 sum;
+  for (size_t i : order)
+    sum.update(std::string_view(static_cast<const char*>(tensors[i].data), tensors[i].bytes()));
+  meta[kChecksumKey] = sum.hex();
+  header[kMetaKey] = meta;
 
   std::string text;
   try {
@@ -245,33 +201,14 @@ void save_safetensors(const std::string& path, const std::vector<Tensor>& tensor
   char prefix[8];
   for (int i = 0; i < 8; ++i) prefix[i] = char((uint64_t(text.size()) >> (8 * i)) & 0xff);
 
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  WERSA_CHECK(fd >= 0, tmp, ": cannot create file: ", std::strerror(errno));
-  bool ok = write_all(fd, prefix, 8) && write_all(fd, text.data(), text.size());
-  for (size_t i : order)
-    if (ok) ok = write_all(fd, static_cast<const char*>(tensors[i].data), tensors[i].bytes());
-  int err = ok ? 0 : errno;
-  if (ok && ::fsync(fd) != 0) ok = false, err = errno;
-  if (::close(fd) != 0 && ok) ok = false, err = errno;
-  if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) ok = false, err = errno;
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    WERSA_FAIL(path, ": cannot write file: ", std::strerror(err));
-  }
-  // Make the rename itself durable (best effort: some filesystems refuse fsync on directories).
-  const size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
+  std::vector<ByteSpan> parts = {{prefix, 8}, {text.data(), text.size()}};
+  for (size_t i : order) parts.push_back({tensors[i].data, tensors[i].bytes()});
+  write_file(path, parts);
 }
 
 SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
   WERSA_ASSERT(host_is_little_endian(), "safetensors I/O assumes a little-endian host");
-  read_whole_file(path, bytes_);
+  bytes_ = read_file(path, ~size_t(0));
 
   const uint64_t fsize = bytes_.size();
   WERSA_CHECK(fsize >= 8, path, ": file is ", fsize,
@@ -320,6 +257,16 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
   WERSA_CHECK(covered == buffer_bytes, path, ": the tensors cover ", covered, " bytes of a data buffer of ",
               buffer_bytes, " bytes (trailing bytes after the last tensor)");
   for (size_t i = 0; i < entries_.size(); ++i) index_[entries_[i].name] = i;
+
+  // Files written by this engine carry the SHA-256 of their data buffer: a flipped bit anywhere
+  // in the tensors is found here, before anything is used. (Files of other writers have none.)
+  const auto sum = metadata_.find(kChecksumKey);
+  if (sum != metadata_.end()) {
+    const std::string got = sha256_hex(std::string_view(bytes_.data() + data_start_, buffer_bytes));
+    WERSA_CHECK(got == sum->second, path, ": the tensor data is damaged (SHA-256 ", got.substr(0, 16),
+                "..., the file says ", printable(sum->second.substr(0, 16)), "...)");
+    checksummed_ = true;
+  }
 }
 
 const SafeTensorEntry& SafeTensorsFile::entry(std::string_view name) const {

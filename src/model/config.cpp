@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "wersa/common/error.h"
+#include "wersa/common/json.h"
 
 namespace wersa {
 
@@ -94,6 +95,8 @@ void visit_fields(C& c, V& v) {
   v.field("train.eval_batches", t.eval_batches, Int{1, 1000000}, "batches per evaluation");
   v.field("train.checkpoint_every", t.checkpoint_every, Int{0, kBig},
           "steps between checkpoints (0 = no periodic checkpoints)");
+  v.field("train.keep_last", t.keep_last, Int{0, kBig},
+          "checkpoints kept in --out: older ones are deleted after each save (0 = keep all)");
   v.field("train.log_every", t.log_every, Int{1, kBig}, "steps between log lines");
   v.field("train.beta1", t.beta1, closed_open(0, 1), "AdamW beta1");
   v.field("train.beta2", t.beta2, closed_open(0, 1), "AdamW beta2");
@@ -439,31 +442,7 @@ Config config_from_json(const json& j, const std::string& source) {
 }
 
 Config config_from_file(const std::string& path) {
-  std::error_code ec;
-  WERSA_CHECK(!std::filesystem::is_directory(path, ec), path, ": cannot open file (it is a directory)");
-  std::ifstream in(path, std::ios::binary);
-  WERSA_CHECK(in.good(), path, ": cannot open file");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  WERSA_CHECK(!in.bad(), path, ": cannot read file");
-
-  // nlohmann keeps the last of duplicate keys silently; a config file with a key twice is a mistake.
-  std::vector<std::set<std::string>> keys;
-  auto cb = [&](int, json::parse_event_t ev, json& parsed) -> bool {
-    if (ev == json::parse_event_t::object_start) keys.emplace_back();
-    if (ev == json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
-    if (ev == json::parse_event_t::key && !keys.empty() && parsed.is_string()) {
-      const std::string& k = parsed.get_ref<const std::string&>();
-      WERSA_CHECK(keys.back().insert(k).second, path, ": invalid JSON: duplicate key '", clean(k), "'");
-    }
-    return true;
-  };
-  json j;
-  try {
-    j = json::parse(text, cb);
-  } catch (const json::exception& e) {
-    WERSA_FAIL(path, ": invalid JSON: ", strip_json_prefix(e.what()));
-  }
-  return config_from_json(j, path);
+  return config_from_json(read_json_file(path, kJsonMaxDepth, size_t(16) << 20), path);
 }
 
 namespace {
@@ -480,8 +459,14 @@ Config apply_assignment(const Config& c, const std::string& assignment, const st
     WERSA_FAIL(source, ": '", key, "' is a section, not a setting (expected a key such as ", *first, ")");
   }
   if (!ks.leaf_set.count(key)) unknown_key(source, key);
-  json value = json::parse(raw, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) value = json(raw);
+  // The value as JSON when it is JSON (within the nesting limit), else as a string.
+  json value;
+  try {
+    value = parse_json(raw, source + ": " + key);
+  } catch (const Error&) {
+    if (json::accept(raw)) throw;  // valid JSON, but too deep or with duplicate keys
+    value = json(raw);
+  }
   Config next = c;
   Setter s{key, value, raw, source};
   visit_fields(next, s);

@@ -7,14 +7,23 @@
 #include <sstream>
 
 #include "wersa/backend/backend.h"
+#include "wersa/common/file.h"
+#include "wersa/common/json.h"
 #include "wersa/common/log.h"
 #include "wersa/common/timer.h"
 #include "wersa/io/checkpoint.h"
 #include "wersa/optim/optimizer.h"
+#include "wersa/train/interrupt.h"
+#include "wersa/train/memory.h"
 
 namespace fs = std::filesystem;
 
 namespace wersa {
+
+Batcher::Batcher(const data::TokenDataset& ds, int64_t pos) : ds_(ds), pos_(pos) {
+  WERSA_CHECK(pos >= 0 && pos < ds.size(), ds.describe(), ": data position ", pos, " lies outside its ",
+              ds.size(), " tokens");
+}
 
 int64_t Batcher::next(Workspace& ws) {
   const int64_t B = ws.batch(), T = ws.seq();
@@ -83,6 +92,8 @@ EvalResult evaluate(Model& m, const data::TokenDataset& ds, int64_t seq, int64_t
     pos += B * T;
   }
   r.mean_loss = sum / double(r.tokens);
+  WERSA_CHECK(std::isfinite(r.mean_loss), ds.describe(), ": the mean loss is ", r.mean_loss,
+              " (the model's outputs overflow; its weights are damaged or diverged)");
   r.seconds = timer.ms() / 1000.0;
   return r;
 }
@@ -91,21 +102,24 @@ namespace {
 
 // Keeps the lines of metrics.jsonl whose step is <= `step` (a resumed run rewrites the rest).
 void truncate_metrics(const fs::path& p, int64_t step) {
-  std::ifstream in(p);
-  if (!in.good()) return;
-  std::vector<std::string> keep;
-  std::string line;
-  while (std::getline(in, line)) {
+  std::error_code ec;
+  if (!fs::exists(p, ec)) return;
+  const std::string text = read_file(p.string(), ~size_t(0));
+  std::string keep;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) break;  // a last line without its newline was torn by a crash
+    const std::string_view line(text.data() + pos, end - pos);
     try {
-      const auto j = nlohmann::json::parse(line);
-      if (j.value("step", int64_t(0)) <= step) keep.push_back(line);
-    } catch (const nlohmann::json::exception&) {
-      // a line torn by a crash: dropped
+      const auto j = parse_json(line, p.string());
+      if (j.is_object() && j.value("step", int64_t(0)) <= step) keep.append(line).push_back('\n');
+    } catch (const std::exception&) {
+      // a damaged line: dropped
     }
+    pos = end + 1;
   }
-  in.close();
-  std::ofstream out(p, std::ios::trunc);
-  for (const auto& l : keep) out << l << "\n";
+  write_file(p.string(), keep);
 }
 
 // The tokenizer for cfg: data.tokenizer when given; otherwise the tokenizer.model that
@@ -128,6 +142,30 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   WERSA_CHECK(tc.device == "cpu" || cuda_available(), "train.device: 'cuda' requested but ",
               "no CUDA device is available in this build/machine");
   WERSA_CHECK(tc.device == "cpu", "train.device: 'cuda' training is not implemented yet; use 'cpu'");
+  TrainResult res;
+
+  // The run directory first: created, locked against a second trainer, found writable (the lock
+  // file is the first thing written) before any work is done.
+  fs::path out;
+  std::unique_ptr<DirLock> lock;
+  if (!opt.out_dir.empty()) {
+    out = opt.out_dir;
+    std::error_code ec;
+    fs::create_directories(out, ec);
+    WERSA_CHECK(!ec, opt.out_dir, ": cannot create run directory: ", ec.message());
+    lock = std::make_unique<DirLock>(out.string(), ".lock", "another wersa-train");
+  }
+  WERSA_CHECK(!opt.resume || !out.empty(),
+              "--resume needs --out DIR (the run directory holding the checkpoints)");
+
+  // The memory of the whole run, before anything is allocated.
+  res.memory = estimate_train_memory(cfg);
+  const size_t limit = memory_limit(opt.max_memory);
+  if (!opt.quiet)
+    spdlog::info("memory: estimated {}; limit {}", res.memory.str(),
+                 limit ? format_bytes(limit) : std::string("unknown"));
+  check_memory(res.memory, limit, "this run");
+
   const int threads = set_cpu_threads(tc.threads);
   const std::string tok_spec = tokenizer_spec(cfg);
   auto tok = data::load_tokenizer(tok_spec);
@@ -152,36 +190,39 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   std::vector<double> host_stats(size_t(2 * tc.grad_accum));
   int64_t step = 0, pos = 0;
 
-  fs::path out;
-  if (!opt.out_dir.empty()) {
-    out = opt.out_dir;
-    std::error_code ec;
-    fs::create_directories(out, ec);
-    WERSA_CHECK(!ec, opt.out_dir, ": cannot create run directory: ", ec.message());
-  }
   if (opt.resume) {
-    WERSA_CHECK(!out.empty(), "--resume needs --out DIR (the run directory holding the checkpoints)");
-    const std::string ck = io::find_latest_checkpoint(out.string());
-    if (ck.empty()) {
+    const io::CheckpointSearch found = io::find_checkpoints(out.string(), true);
+    for (const std::string& k : found.skipped) spdlog::warn("skipping incomplete checkpoint {}", k);
+    WERSA_CHECK(!found.newest.empty() || found.found == 0, out.string(),
+                ": no complete checkpoint to resume from (",
+                found.skipped.empty() ? std::string("?") : found.skipped.front(), ")");
+    if (found.newest.empty()) {
       spdlog::warn("no checkpoint in {}: starting from step 0", out.string());
     } else {
+      const std::string& ck = found.newest;
       const Config saved = io::load_checkpoint_config(ck);
       WERSA_CHECK(
           config_to_json(saved)["model"] == config_to_json(cfg)["model"], ck,
           ": the checkpoint's model section differs from the config given; resume with the same model");
+      const io::CheckpointState st = io::load_checkpoint_state(ck);
+      const std::string where = (fs::path(ck) / "state.json").string();
+      WERSA_CHECK(st.step <= tc.steps, where, ": step ", st.step, " is beyond train.steps = ", tc.steps,
+                  " (raise train.steps to train further)");
+      WERSA_CHECK(st.train_pos < train_ds->size(), where, ": train_pos ", st.train_pos,
+                  " lies outside the training data (", train_ds->describe(), ", ", train_ds->size(),
+                  " tokens)");
       io::load_model_weights(ck, model);
       io::load_optimizer_state(ck, adam.m_arena(), adam.v_arena());
-      const auto st = io::load_checkpoint_state(ck);
-      step = st.at("step").get<int64_t>();
-      pos = st.at("train_pos").get<int64_t>();
+      step = st.step;
+      pos = st.train_pos;
       spdlog::info("resumed from {} (step {})", ck, step);
     }
   }
-  std::ofstream metrics;
+  LineWriter metrics;
   if (!out.empty()) {
-    std::ofstream(out / "config.json") << config_to_json(cfg).dump(2) << "\n";
+    write_file((out / "config.json").string(), config_to_json(cfg).dump(2) + "\n");
     if (opt.resume) truncate_metrics(out / "metrics.jsonl", step);
-    metrics.open(out / "metrics.jsonl", opt.resume ? std::ios::app : std::ios::trunc);
+    metrics.open((out / "metrics.jsonl").string(), opt.resume);
   }
   if (!opt.quiet)
     spdlog::info(
@@ -191,7 +232,6 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
         tok_spec, train_ds->describe(), format_bytes(ws.bytes()), format_bytes(ws.scratch_bytes()));
 
   Batcher batcher(*train_ds, pos);
-  TrainResult res;
   const int64_t tokens_per_step = int64_t(tc.batch_size) * tc.seq_len * tc.grad_accum;
   int64_t ran = 0;
   auto save = [&](int64_t done) {
@@ -201,13 +241,14 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     c.adam_m = &adam.m_arena();
     c.adam_v = &adam.v_arena();
     c.config = config_to_json(cfg);
-    c.state = {{"step", done},
-               {"train_pos", batcher.pos()},
-               {"seed", tc.seed},
-               {"tokens_seen", done * tokens_per_step}};
+    c.state.step = done;
+    c.state.train_pos = batcher.pos();
+    c.state.seed = tc.seed;
+    c.state.tokens_seen = done * tokens_per_step;
     if (tok->kind() != "byte") c.tokenizer_path = tok_spec;
-    const std::string p = io::save_checkpoint(out.string(), done, c);
-    if (!opt.quiet) spdlog::info("checkpoint {}", p);
+    res.last_checkpoint = io::save_checkpoint(out.string(), done, c);
+    if (tc.keep_last > 0) io::prune_checkpoints(out.string(), tc.keep_last);
+    if (!opt.quiet) spdlog::info("checkpoint {}", res.last_checkpoint);
   };
   for (; step < tc.steps; ++step) {
     if (opt.stop_after >= 0 && ran >= opt.stop_after) break;
@@ -239,7 +280,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     if (metrics.is_open()) {
       nlohmann::json j = {{"step", done}, {"loss", loss}, {"grad_norm", norm},
                           {"lr", lr},     {"ms", ms},     {"tok_per_s", tps}};
-      metrics << j.dump() << "\n" << std::flush;
+      metrics.write(j.dump() + "\n");
     }
     if (val_ds && tc.eval_every > 0 && (done % tc.eval_every == 0 || done == tc.steps)) {
       const EvalResult ev = evaluate(model, *val_ds, tc.seq_len, tc.batch_size,
@@ -249,11 +290,19 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
         spdlog::info("step {:5d} | val_loss {:.4f} | val_ppl {:.2f} | {} tokens", done, ev.mean_loss,
                      std::exp(ev.mean_loss), ev.tokens);
       if (metrics.is_open())
-        metrics << nlohmann::json{{"step", done}, {"val_loss", ev.mean_loss}}.dump() << "\n" << std::flush;
+        metrics.write(nlohmann::json{{"step", done}, {"val_loss", ev.mean_loss}}.dump() + "\n");
     }
-    // Periodic checkpoints when checkpoint_every > 0; the final model is always saved to --out.
-    if ((tc.checkpoint_every > 0 && done % tc.checkpoint_every == 0) || done == tc.steps) save(done);
+    // Periodic checkpoints when checkpoint_every > 0; the final model is always saved to --out,
+    // and so is the model of an interrupted run.
+    res.interrupted = interrupt_requested();
+    if ((tc.checkpoint_every > 0 && done % tc.checkpoint_every == 0) || done == tc.steps || res.interrupted)
+      save(done);
+    if (res.interrupted) {
+      ++step;
+      break;
+    }
   }
+  if (metrics.is_open()) metrics.close();
   res.final_step = step;
   return res;
 }

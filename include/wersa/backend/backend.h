@@ -24,6 +24,28 @@ bool cuda_available();  // built with CUDA and a GPU is present
 // Arena allocations made by this process so far (tests check that a step makes none).
 int64_t device_alloc_count();
 
+// A dry run of memory planning: while a DryRun lives on this thread, device_alloc reserves
+// address space only (no memory is committed; the pointers must never be touched) and counts the
+// bytes, and device_free gives it back. Building a run's model, optimizer and workspace inside a
+// DryRun (planning touches no data) measures exactly what the run will allocate, before anything
+// is: the memory estimate of a run (train/memory.h).
+class DryRun {
+ public:
+  static bool active();  // on this thread
+  DryRun();
+  ~DryRun();
+  DryRun(const DryRun&) = delete;
+  DryRun& operator=(const DryRun&) = delete;
+  size_t live(Device d) const;  // dry bytes allocated and not yet freed
+  size_t peak(Device d) const;  // the most live at any time
+
+ private:
+  friend void* device_alloc(Device, size_t);
+  friend void device_free(Device, void*);
+  DryRun* outer_;
+  size_t live_[2] = {0, 0}, peak_[2] = {0, 0};
+};
+
 namespace cuda {
 void* alloc(size_t bytes);
 void free(void* p);

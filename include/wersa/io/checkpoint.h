@@ -1,9 +1,18 @@
 // Checkpoint directories: RUN/step-000100/{model.safetensors, optimizer.safetensors,
 // config.json, state.json[, tokenizer.model]}. A checkpoint is written into a temporary
-// directory and renamed into place, so a directory named step-* is always complete.
+// directory and renamed into place, so a directory named step-* is complete unless something
+// outside the engine damaged it; loading checks everything before it is used:
+//   - each tensor file's SHA-256 (safetensors.h) and that every weight is finite;
+//   - that the tensors are exactly those the saved config.json describes (names and shapes,
+//     nothing extra), and that config.json's model section is the one the weights were saved
+//     with (model.safetensors keeps a copy of it in its metadata), so a setting that changes no
+//     shape (rope_theta, chunk, ...) cannot be changed behind the weights' back;
+//   - state.json's types and ranges (the trainer checks it against the config and the data).
+// Every problem is a one-line wersa::Error naming the file.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "wersa/model/model.h"
 
@@ -11,22 +20,44 @@ namespace wersa::io {
 
 std::string checkpoint_name(int64_t step);  // "step-000100"
 
+// state.json: where training stands.
+struct CheckpointState {
+  int64_t step = 0;         // optimizer steps done
+  int64_t train_pos = 0;    // the batcher's position in the training data (tokens)
+  uint64_t seed = 0;        // train.seed of the run
+  int64_t tokens_seen = 0;  // training tokens consumed
+};
+nlohmann::json state_to_json(const CheckpointState& s);
+// Validates types, ranges and keys (unknown or missing keys are errors naming `where`).
+CheckpointState state_from_json(const nlohmann::json& j, const std::string& where);
+
 struct CheckpointContents {
   Model* model = nullptr;
   Arena* adam_m = nullptr;  // optional optimizer moments (planned like the parameters)
   Arena* adam_v = nullptr;
-  nlohmann::json config;       // the fully resolved config
-  nlohmann::json state;        // step, data position, ...
+  nlohmann::json config;  // the fully resolved config
+  CheckpointState state;
   std::string tokenizer_path;  // copied as tokenizer.model when not empty
 };
 // Writes RUN/step-XXXXXX; returns its path.
 std::string save_checkpoint(const std::string& run_dir, int64_t step, const CheckpointContents& c);
-// Newest complete checkpoint directory in run_dir ("" when none).
+
+struct CheckpointSearch {
+  std::string newest;                // newest complete checkpoint ("" when none)
+  std::vector<std::string> skipped;  // newer step-* directories that are incomplete: "DIR (lacks FILE)"
+  int64_t found = 0;                 // step-* directories seen, complete or not
+};
+// Complete: config.json, model.safetensors and state.json (and optimizer.safetensors when
+// `for_resume`) are present.
+CheckpointSearch find_checkpoints(const std::string& run_dir, bool for_resume);
+// Newest complete checkpoint directory in run_dir ("" when none); warns about skipped ones.
 std::string find_latest_checkpoint(const std::string& run_dir);
+// Deletes the oldest complete checkpoints of run_dir so that `keep` remain (keep > 0).
+void prune_checkpoints(const std::string& run_dir, int keep);
 
 Config load_checkpoint_config(const std::string& ckpt_dir);
-nlohmann::json load_checkpoint_state(const std::string& ckpt_dir);
-// Loads parameters and random-feature buffers; every tensor must be present with its shape.
+CheckpointState load_checkpoint_state(const std::string& ckpt_dir);
+// Loads parameters and random-feature buffers (see the checks above).
 void load_model_weights(const std::string& ckpt_dir, Model& m);
 void load_optimizer_state(const std::string& ckpt_dir, Arena& adam_m, Arena& adam_v);
 // The tokenizer spec for a checkpoint: its tokenizer.model if present, else "byte".

@@ -9,9 +9,12 @@
 // reference implementation; every tensor then starts naturally aligned for its dtype. The
 // output is a deterministic function of the tensors and the metadata.
 //
+// The writer adds "data_sha256" to the metadata: the SHA-256 of the data buffer. The reader
+// verifies it when present (files of other writers, e.g. PyTorch's, have none).
+//
 // Reader: the whole file is read and everything is validated up front (header length, JSON,
-// dtypes, shapes, offsets, sizes, coverage of the buffer, duplicate names); any problem is a
-// one-line wersa::Error naming the file (and the tensor). No input makes it crash.
+// dtypes, shapes, offsets, sizes, coverage of the buffer, duplicate names, the checksum); any
+// problem is a one-line wersa::Error naming the file (and the tensor). No input makes it crash.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -33,8 +36,8 @@ struct SafeTensorEntry {
 const char* safetensors_dtype_name(DType t);
 
 // Writes CPU tensors (F32/F64/I32/U16/U32 -> "F32","F64","I32","U16","U32"), names from
-// Tensor::name (must be unique, non-empty and not "__metadata__"), atomically: writes PATH.tmp,
-// fsyncs it, renames it over PATH (and fsyncs the directory).
+// Tensor::name (must be unique, non-empty and not "__metadata__"), with wersa::write_file
+// (atomic replace of a regular file; in place onto a device).
 void save_safetensors(const std::string& path, const std::vector<Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 
@@ -49,14 +52,16 @@ class SafeTensorsFile {
   // Copies tensor `name` into dst (a CPU tensor); errors if missing, or dtype/shape differ from dst's.
   void read_into(std::string_view name, const Tensor& dst) const;
   const std::string& path() const { return path_; }
+  bool checksummed() const { return checksummed_; }  // the data's SHA-256 was present and verified
 
  private:
   std::string path_;
-  std::vector<char> bytes_;  // the whole file
+  std::string bytes_;        // the whole file
   uint64_t data_start_ = 0;  // 8 + header length
   std::vector<SafeTensorEntry> entries_;
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
+  bool checksummed_ = false;
 };
 
 }  // namespace wersa::io

@@ -72,6 +72,7 @@ struct TrainConfig {
   int eval_every = 0;
   int eval_batches = 8;
   int checkpoint_every = 0;
+  int keep_last = 0;  // 0 = keep every checkpoint
   int log_every = 1;
   double beta1 = 0.9;
   double beta2 = 0.95;

@@ -8,6 +8,7 @@
 #include "wersa/data/shard.h"
 #include "wersa/data/tokenizer.h"
 #include "wersa/model/model.h"
+#include "wersa/train/memory.h"
 
 namespace wersa {
 
@@ -16,7 +17,8 @@ namespace wersa {
 // 0. The whole state is `pos`, saved in checkpoints.
 class Batcher {
  public:
-  Batcher(const data::TokenDataset& ds, int64_t pos = 0) : ds_(ds), pos_(pos) {}
+  // pos must lie in [0, ds.size()) (checkpoints are validated before they get here).
+  Batcher(const data::TokenDataset& ds, int64_t pos = 0);
   // Fills the workspace's host ids with the next batch, uploads them; returns the counted targets.
   int64_t next(Workspace& ws);
   int64_t pos() const { return pos_; }
@@ -31,6 +33,9 @@ struct TrainResult {
   std::vector<double> losses;                          // training loss of every step run by this call
   std::vector<std::pair<int64_t, double>> val_losses;  // (step, loss)
   int64_t final_step = 0;
+  int interrupted = 0;          // the signal that stopped the run (0: ran to its end)
+  std::string last_checkpoint;  // the checkpoint written last ("" when none)
+  MemoryEstimate memory;        // the run's estimate, checked before allocating
 };
 
 struct TrainOptions {
@@ -38,9 +43,13 @@ struct TrainOptions {
   bool resume = false;  // continue from the newest complete checkpoint in out_dir
   bool quiet = false;   // no per-step log lines
   int64_t stop_after =
-      -1;  // stop (as if interrupted) after this many steps of this call; -1 = run to the end
+      -1;                 // stop (as if interrupted) after this many steps of this call; -1 = run to the end
+  size_t max_memory = 0;  // refuse a run whose estimate exceeds this (0: the available memory)
 };
 
+// Trains cfg. With out_dir: the directory is locked (a second trainer on it is refused), metrics
+// and checkpoints are written there, every write checked. When InterruptHandlers are installed, a
+// signal ends the run after the current step with a checkpoint (result.interrupted).
 TrainResult train(const Config& cfg, const TrainOptions& opt);
 
 struct EvalResult {

@@ -1,9 +1,9 @@
-#include "wersa/data/sha256.h"
+#include "wersa/common/sha256.h"
 
 #include <algorithm>
 #include <cstring>
 
-namespace wersa::data {
+namespace wersa {
 namespace {
 
 constexpr uint32_t kRound[64] = {
@@ -83,4 +83,4 @@ std::string sha256_hex(std::string_view bytes) {
   return h.hex();
 }
 
-}  // namespace wersa::data
+}  // namespace wersa

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace wersa::data {
+namespace wersa {
 
 class Sha256 {
  public:
@@ -24,4 +24,4 @@ class Sha256 {
 
 std::string sha256_hex(std::string_view bytes);
 
-}  // namespace wersa::data
+}  // namespace wersa
