@@ -1,13 +1,16 @@
 // Every tool, every bad command line: exit status 2, exactly one line on stderr, starting with
 // "error: TOOL:" and naming the flag. --help prints to stdout and exits 0. Nothing here loads
-// a model or trains: every case fails while the flags are parsed.
+// a model or trains: every case fails while the flags are parsed. parse_generate_flags is also
+// called directly, as a fuzz target would.
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "generate_flags.h"
 #include "testutil.h"
+#include "wersa/common/cli.h"
 #include "wersa/io/checkpoint.h"
 
 namespace fs = std::filesystem;
@@ -231,4 +234,43 @@ TEST(CliErrors, HelpExitsZeroOnStdout) {
   // The ranges are in the help.
   const ToolRun g = run_tool("wersa-generate --help");
   EXPECT_NE(g.out.find("--top-p FLOAT:(0, 1]"), std::string::npos) << g.out;
+}
+
+// parse_generate_flags as a fuzz target calls it: values, help, and UsageError (a wersa::Error)
+// for every bad command line, without a model.
+TEST(CliErrors, ParseGenerateFlagsDirectly) {
+  const Fixture& f = fx();
+  auto parse = [](std::vector<std::string> args) {
+    args.insert(args.begin(), "wersa-generate");
+    std::vector<const char*> argv;
+    for (const std::string& a : args) argv.push_back(a.c_str());
+    return parse_generate_flags(static_cast<int>(argv.size()), argv.data());
+  };
+  const GenerateFlags g =
+      parse({"-m", f.ck, "-p", "hi", "-n", "-1", "--temp", "0", "--top-p", "1", "-s", "7"});
+  EXPECT_TRUE(g.help.empty());
+  EXPECT_EQ(g.model_dir, f.ck);
+  EXPECT_EQ(g.prompt, "hi");
+  EXPECT_TRUE(g.have_prompt);
+  EXPECT_EQ(g.n_predict, -1);
+  EXPECT_EQ(g.seed, 7);
+  EXPECT_EQ(g.sampler.temp, 0.0);
+  EXPECT_EQ(g.sampler.top_p, 1.0);
+  EXPECT_EQ(g.batch, 512);
+  EXPECT_NE(parse({"--help"}).help.find("--n-predict"), std::string::npos);
+  EXPECT_THROW(parse({"-m", f.ck, "-p", "hi", "--temp", "-1"}), UsageError);
+  EXPECT_THROW(parse({}), Error);
+  try {
+    parse({"-m", f.ck, "-p", "hi", "-b", "0"});
+    ADD_FAILURE() << "no error for -b 0";
+  } catch (const UsageError& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    EXPECT_EQ(msg.rfind("wersa-generate: -b,--batch-size: ", 0), 0u) << msg;
+  }
+}
+
+TEST(CliErrors, MessagesAreFoldedToOneLine) {
+  EXPECT_EQ(one_line("first\n  second\r\nthird\n"), "first; second; third");
+  EXPECT_EQ(one_line("no newline"), "no newline");
 }
