@@ -485,3 +485,59 @@ TEST(Tool, ErrorsAreOneLineOnStderrWithNonZeroExit) {
       tokenize("encode --tokenizer byte --input " + dir / "bad.bin" + " --out " + dir / "o --val-fraction 2"),
       "fraction");
 }
+
+// A GPT-2 shard as llm.c writes it (256 x int32 header: magic 20240520, version 1, count; then
+// uint16 ids up to 50256 = <|endoftext|>), without a tokenizer beside it.
+TEST(Tool, StatsSummarisesAForeignGpt2ShardWithoutATokenizer) {
+  TempDir dir;
+  const std::vector<uint16_t> ids = {464,  2068, 7586,  50256, 21831, 18045, 625,   262, 16931,
+                                     3290, 13,   50256, 464,   3290,  13,    50256, 198, 50256};
+  std::vector<int32_t> header(256, 0);
+  header[0] = 20240520, header[1] = 1, header[2] = static_cast<int32_t>(ids.size());
+  const std::string shard = dir / "fineweb_train_000001.bin";
+  {
+    std::ofstream f(shard, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(header.data()), 1024);
+    f.write(reinterpret_cast<const char*>(ids.data()), static_cast<std::streamsize>(2 * ids.size()));
+  }
+  ToolRun r = tokenize("stats --shards " + shard);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "18 tokens") && contains(r.out, "ids 13..50256, 12 distinct")) << r.out;
+  EXPECT_TRUE(contains(r.out, "top ids    50256 (22.22%)")) << r.out;
+  r = tokenize("stats --json --shards " + shard + " --vocab-size 50257");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(j["tokenizer"].is_null());
+  EXPECT_EQ(j["shards"]["tokens"], 18);
+  EXPECT_EQ(j["shards"]["min_id"], 13);
+  EXPECT_EQ(j["shards"]["max_id"], 50256);
+  EXPECT_EQ(j["shards"]["distinct_ids"], 12);
+  EXPECT_EQ(j["shards"]["vocab_size"], 50257);
+  EXPECT_EQ(j["shards"]["top"][0]["id"], 50256);
+  EXPECT_EQ(j["shards"]["top"][0]["count"], 4);
+  EXPECT_EQ(j["shards"]["top"][1]["id"], 13);  // ties: the lower id first
+  // A vocabulary too small: one line naming the shard, the position and the id.
+  r = tokenize("stats --shards " + shard + " --vocab-size 50000");
+  expect_one_line_error(r, shard);
+  EXPECT_TRUE(contains(r.err, "token 3 has id 50256")) << r.err;
+  EXPECT_EQ(r.status, 1);
+  // --input still needs a tokenizer.
+  expect_one_line_error(tokenize("stats --shards " + shard + " --input " + shard), "--tokenizer");
+}
+
+// uint32 shards (llm.c's Llama-3 format, written by the project's own writer) with ids beyond
+// any dense histogram.
+TEST(Tool, StatsCountsLargeIdsOfUint32Shards) {
+  TempDir dir;
+  const std::string shard = dir / "big_000.bin";
+  data::write_shard(shard, {5, 128000, 30000000, 30000000, 5, 5}, 4);
+  const ToolRun r = tokenize("stats --json --shards " + shard);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["shards"]["max_id"], 30000000);
+  EXPECT_EQ(j["shards"]["distinct_ids"], 3);
+  EXPECT_EQ(j["shards"]["top"][0]["id"], 5);
+  EXPECT_EQ(j["shards"]["top"][1]["id"], 30000000);
+  EXPECT_EQ(j["shards"]["top"][1]["count"], 2);
+  EXPECT_TRUE(j["shards"]["vocab_size"].is_null());
+}

@@ -98,36 +98,55 @@ struct Row {
 
 int main(int argc, char** argv) {
   wersa::select_blas_kernels(argv);
-  CLI::App app{"wersa-bench: prefill (pp) and decode (tg) throughput at context depths, llama-bench style"};
+  using namespace wersa::cli;
+  CLI::App app{"wersa-bench: prefill (pp) and decode (tg) throughput at context depths, llama-bench style",
+               "wersa-bench"};
   std::vector<std::string> ckpts, configs, sets;
   std::string pp_s = "512", tg_s = "128", depth_s = "0", attn_s, json_path;
   int reps = 5, threads = 0;
   int64_t batch = 512, bw_mib = 1024;
   uint64_t seed = 1234;
-  app.add_option("-m,--model", ckpts, "checkpoint or run directory (repeatable)");
-  app.add_option("--config", configs, "JSON config: a randomly initialised model of that shape (repeatable)");
-  app.add_option("--set", sets, "override a config key of --config models: section.key=value (repeatable)");
+  app.add_option("-m,--model", ckpts, "checkpoint or run directory (repeatable)")->check(existing_dir());
+  app.add_option("--config", configs, "JSON config: a randomly initialised model of that shape (repeatable)")
+      ->check(existing_file());
+  app.add_option("--set", sets, "override a config key of --config models: section.key=value (repeatable)")
+      ->check(key_value());
   app.add_option("--attention", attn_s,
-                 "comma list of attention types to run each --config as (e.g. wersa,softmax,linear)");
+                 "comma list of attention types to run each --config as (e.g. wersa,softmax,linear)")
+      ->check(non_empty());
   app.add_option("-p,--n-prompt", pp_s, "prompt lengths for pp tests, comma list (0 = none)")
+      ->check(integer_list(0))
       ->capture_default_str();
   app.add_option("-n,--n-gen", tg_s, "generated tokens for tg tests, comma list (0 = none)")
+      ->check(integer_list(0))
       ->capture_default_str();
-  app.add_option("-d,--n-depth", depth_s, "context depths, comma list")->capture_default_str();
+  app.add_option("-d,--n-depth", depth_s, "context depths, comma list")
+      ->check(integer_list(0))
+      ->capture_default_str();
   app.add_option("-r,--repetitions", reps, "repetitions of each test")
-      ->check(CLI::Range(1, 1000))
+      ->check(integer(1, 1000))
       ->capture_default_str();
-  app.add_option("-t,--threads", threads, "CPU threads (0 = all cores)");
+  app.add_option("-t,--threads", threads, "CPU threads (0 = all cores)")->check(integer(0, 1 << 16));
   app.add_option("-b,--batch-size", batch, "rows per prefill chunk")
-      ->check(CLI::Range(1, 1 << 20))
+      ->check(integer(1, 1 << 20))
       ->capture_default_str();
-  app.add_option("--json", json_path, "also write the results as JSON to this file");
+  app.add_option("--json", json_path,
+                 "also write the results as JSON to this file (its directory must exist)")
+      ->check(output_file());
   app.add_option("--bw-mib", bw_mib, "buffer for the bandwidth measurement in MiB (0 = skip)")
+      ->check(integer(0, 1 << 20))
       ->capture_default_str();
-  app.add_option("--seed", seed, "seed of the random models and tokens")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  app.add_option("--seed", seed, "seed of the random models and tokens")
+      ->check(integer(0))
+      ->capture_default_str();
   return wersa::run_cli([&] {
-    WERSA_CHECK(!ckpts.empty() || !configs.empty(), "give a model: -m CHECKPOINT or --config FILE");
+    std::string help;
+    if (wersa::parse_flags(app, argc, argv, &help)) {
+      std::fputs(help.c_str(), stdout);
+      return 0;
+    }
+    if (ckpts.empty() && configs.empty())
+      wersa::usage_error(app, "give a model: -m CHECKPOINT or --config FILE");
     const auto pps = parse_list(pp_s, "-p"), tgs = parse_list(tg_s, "-n"), depths = parse_list(depth_s, "-d");
     const int nthreads = wersa::set_cpu_threads(threads);
     std::vector<ModelSpec> specs;

@@ -12,24 +12,38 @@
 
 int main(int argc, char** argv) {
   wersa::select_blas_kernels(argv);
-  CLI::App app{"wersa-eval: evaluate a checkpoint's next-token loss"};
+  using namespace wersa::cli;
+  CLI::App app{"wersa-eval: evaluate a checkpoint's next-token loss", "wersa-eval"};
   std::string ckpt, text, shards, per_token;
   int64_t seq = 0, batch = 1, max_tokens = -1;
   int threads = 0;
   app.add_option("-m,--checkpoint", ckpt, "checkpoint directory (RUN/step-NNNNNN) or a run directory")
-      ->required();
-  auto* t = app.add_option("--text", text, "UTF-8 text file, tokenized with the checkpoint's tokenizer");
-  auto* s = app.add_option("--shards", shards, "token shard glob (llm.c format)");
+      ->required()
+      ->check(existing_dir());
+  auto* t = app.add_option("--text", text, "UTF-8 text file, tokenized with the checkpoint's tokenizer")
+                ->check(existing_file());
+  auto* s = app.add_option("--shards", shards, "token shard glob (llm.c format)")->check(non_empty());
   t->excludes(s);
-  app.add_option("--seq", seq, "window length (default: the training seq_len)");
-  app.add_option("--batch", batch, "windows per forward pass")->check(CLI::Range(1, 1 << 20));
-  app.add_option("--max-tokens", max_tokens, "evaluate at most this many predicted tokens");
-  app.add_option("--per-token", per_token, "write position<TAB>token<TAB>nll for every predicted position");
-  app.add_option("--threads", threads, "CPU threads (0 = all cores)");
-  CLI11_PARSE(app, argc, argv);
+  app.add_option("--seq", seq, "window length (default: the training seq_len)")->check(integer(1, 1 << 24));
+  app.add_option("--batch", batch, "windows per forward pass")
+      ->check(integer(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--max-tokens", max_tokens, "evaluate at most this many predicted tokens (-1 = all)")
+      ->check(count_or_all())
+      ->capture_default_str();
+  app.add_option("--per-token", per_token,
+                 "write position<TAB>token<TAB>nll for every predicted position to this file (its directory "
+                 "must exist)")
+      ->check(output_file());
+  app.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(integer(0, 1 << 16));
   return wersa::run_cli([&] {
+    std::string help;
+    if (wersa::parse_flags(app, argc, argv, &help)) {
+      std::fputs(help.c_str(), stdout);
+      return 0;
+    }
+    if (text.empty() && shards.empty()) wersa::usage_error(app, "give --text FILE or --shards GLOB");
     wersa::init_logging();
-    WERSA_CHECK(!text.empty() || !shards.empty(), "give --text FILE or --shards GLOB");
     std::string dir = ckpt;
     if (wersa::io::find_latest_checkpoint(ckpt) != "") dir = wersa::io::find_latest_checkpoint(ckpt);
     wersa::set_cpu_threads(threads);

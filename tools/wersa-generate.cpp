@@ -1,13 +1,13 @@
 // wersa-generate: text generation from a checkpoint with the recurrent decoder (WERSA: constant
 // memory per token; softmax baseline: KV cache). Flags follow llama.cpp's llama-cli. Generated
 // text streams to stdout token by token; statistics go to stderr at the end.
-#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <random>
 #include <sstream>
 
+#include "generate_flags.h"
 #include "wersa/backend/backend.h"
 #include "wersa/common/cli.h"
 #include "wersa/common/timer.h"
@@ -41,56 +41,25 @@ void perf_line(const char* what, double ms, int64_t n, const char* unit) {
 
 int main(int argc, char** argv) {
   wersa::select_blas_kernels(argv);
-  CLI::App app{"wersa-generate: generate text from a checkpoint (flags as in llama.cpp's llama-cli)"};
-  std::string model_dir, prompt, prompt_file, save_state, load_state;
-  int64_t n_predict = 128, ctx = 0, batch = 512, seed = -1;
-  int threads = 0;
-  bool interactive = false, ignore_eos = false, no_display_prompt = false, no_eos_prefix = false;
-  wersa::SamplerOptions so;
-  app.add_option("-m,--model", model_dir,
-                 "checkpoint directory (RUN/step-NNNNNN) or a run directory (its newest)")
-      ->required();
-  auto* p_opt = app.add_option("-p,--prompt", prompt, "prompt text");
-  auto* f_opt = app.add_option("-f,--file", prompt_file, "read the prompt from a file");
-  p_opt->excludes(f_opt);
-  app.add_option("-n,--n-predict", n_predict, "tokens to generate (-1 = until EOS or the context is full)")
-      ->check(CLI::Range(int64_t(-1), int64_t(1) << 40))
-      ->capture_default_str();
-  app.add_option("-s,--seed", seed, "sampling seed (-1 = random; the seed used is printed)")
-      ->capture_default_str();
-  app.add_option("--temp", so.temp, "temperature (0 = greedy)")->capture_default_str();
-  app.add_option("--top-k", so.top_k, "top-k sampling (0 = off)")->capture_default_str();
-  app.add_option("--top-p", so.top_p, "top-p sampling (1 = off)")->capture_default_str();
-  app.add_option("--min-p", so.min_p, "min-p sampling (0 = off)")->capture_default_str();
-  app.add_option("--repeat-penalty", so.repeat_penalty, "penalty for repeated tokens (1 = off)")
-      ->capture_default_str();
-  app.add_option("--repeat-last-n", so.repeat_last_n, "last n tokens to penalise (0 = off, -1 = all)")
-      ->capture_default_str();
-  app.add_flag("--ignore-eos", ignore_eos, "never stop at end-of-sequence (EOS is never sampled)");
-  app.add_option("-c,--ctx-size", ctx,
-                 "context limit in tokens (0: unlimited for WERSA; the training seq_len for softmax models)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("-b,--batch-size", batch, "prompt tokens per parallel prefill chunk")
-      ->check(CLI::Range(1, 1 << 20));
-  app.add_option("-t,--threads", threads, "CPU threads (0 = all cores)");
-  app.add_flag("-i,--interactive", interactive,
-               "after the prompt, read lines from stdin; each is appended and answered, the state kept");
-  app.add_option("--save-state", save_state, "write the state (everything read and generated) to this file");
-  app.add_option("--load-state", load_state, "start from a state written by --save-state (same model)");
-  app.add_flag("--no-display-prompt", no_display_prompt, "do not echo the prompt to stdout");
-  app.add_flag("--no-eos-prefix", no_eos_prefix,
-               "do not precede a fresh prompt with EOS (training documents follow an EOS)");
-  CLI11_PARSE(app, argc, argv);
   return wersa::run_cli([&] {
+    const wersa::GenerateFlags flags = wersa::parse_generate_flags(argc, argv);
+    if (!flags.help.empty()) {
+      std::fputs(flags.help.c_str(), stdout);
+      return 0;
+    }
+    const std::string& model_dir = flags.model_dir;
+    std::string prompt = flags.prompt;
+    const std::string &save_state = flags.save_state, &load_state = flags.load_state;
+    int64_t ctx = flags.ctx, seed = flags.seed;
+    const int64_t n_predict = flags.n_predict, batch = flags.batch;
+    const bool interactive = flags.interactive, have_prompt = flags.have_prompt;
+    wersa::SamplerOptions so = flags.sampler;
     const wersa::Timer total;
-    if (!prompt_file.empty()) prompt = read_file(prompt_file);
-    const bool have_prompt = p_opt->count() > 0 || f_opt->count() > 0;
-    WERSA_CHECK(have_prompt || interactive || !load_state.empty(),
-                "give a prompt with -p TEXT or -f FILE (or --load-state FILE, or -i)");
+    if (!flags.prompt_file.empty()) prompt = read_file(flags.prompt_file);
     std::string dir = model_dir;
     if (!wersa::io::find_latest_checkpoint(model_dir).empty())
       dir = wersa::io::find_latest_checkpoint(model_dir);
-    const int nthreads = wersa::set_cpu_threads(threads);
+    const int nthreads = wersa::set_cpu_threads(flags.threads);
     const wersa::Timer load;
     const wersa::Config cfg = wersa::io::load_checkpoint_config(dir);
     auto tok = wersa::data::load_tokenizer(wersa::io::checkpoint_tokenizer(dir));
@@ -111,7 +80,7 @@ int main(int argc, char** argv) {
     wersa::GenerateOptions go;
     go.n_predict = n_predict;
     go.eos_id = tok->eos_id();
-    go.ignore_eos = ignore_eos;
+    go.ignore_eos = flags.ignore_eos;
     auto emit = [&](int32_t t) {
       if (t == go.eos_id) return;
       const std::string piece = tok->piece_bytes(t);
@@ -121,7 +90,7 @@ int main(int argc, char** argv) {
     wersa::GenerateStats sum;
     auto turn = [&](const std::string& text, bool display) {
       std::vector<int32_t> ids;
-      if (state.pos() == 0 && !no_eos_prefix && tok->eos_id() >= 0) ids.push_back(tok->eos_id());
+      if (state.pos() == 0 && !flags.no_eos_prefix && tok->eos_id() >= 0) ids.push_back(tok->eos_id());
       const std::vector<int32_t> enc = tok->encode(text);
       ids.insert(ids.end(), enc.begin(), enc.end());
       if (display && !text.empty()) {
@@ -137,7 +106,7 @@ int main(int argc, char** argv) {
       if (r.context_full)
         std::fprintf(stderr, "\nwersa-generate: context full (%lld tokens)\n", static_cast<long long>(ctx));
     };
-    if (have_prompt || (!interactive && state.pos() > 0)) turn(prompt, !no_display_prompt);
+    if (have_prompt || (!interactive && state.pos() > 0)) turn(prompt, !flags.no_display_prompt);
     if (interactive) {
       std::string line;
       while (true) {

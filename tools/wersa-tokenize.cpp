@@ -3,17 +3,19 @@
 //   encode  writes train/val shards, tokenizer.model and dataset.json
 //   decode  prints the text of shards (or of ids given on the command line)
 //   stats   tokenizer and shard statistics
-// Errors print one line "error: ..." on stderr and exit with status 1 (2 for bad usage).
+// Errors print one line "error: ..." on stderr and exit with status 1 (2 for a bad command line).
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
+#include "wersa/common/cli.h"
 #include "wersa/common/error.h"
 #include "wersa/common/log.h"
 #include "wersa/common/progress.h"
@@ -26,6 +28,7 @@
 namespace fs = std::filesystem;
 using namespace wersa;
 using namespace wersa::data;
+using namespace wersa::cli;
 
 namespace {
 
@@ -37,9 +40,11 @@ struct CorpusFlags {
            "--invalid-utf8", invalid_utf8,
            "invalid UTF-8: skip the line/record holding it (reported with file and offset) or reject "
            "the corpus")
-        ->check(CLI::IsMember({"skip", "reject"}))
+        ->check(one_of({"skip", "reject"}))
         ->capture_default_str();
-    app->add_option("--field", field, "JSON Lines field holding the text")->capture_default_str();
+    app->add_option("--field", field, "JSON Lines field holding the text")
+        ->check(non_empty())
+        ->capture_default_str();
   }
   CorpusOptions options() const {
     CorpusOptions o;
@@ -54,6 +59,26 @@ std::string infer_tokenizer(const std::string& data_spec) {
   if (fs::is_directory(data_spec)) return data_spec;
   const fs::path dir = fs::path(data_spec).parent_path();
   return dir.empty() ? std::string(".") : dir.string();
+}
+
+// --tokenizer: 'byte', a model file, or a directory holding tokenizer.model / dataset.json.
+CLI::Validator tokenizer_spec() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        if (s == "byte") return {};
+        std::error_code ec;
+        if (s.empty() || !fs::exists(s, ec))
+          return "'" + s + "' does not exist (give a model file or 'byte')";
+        return {};
+      },
+      "FILE|byte");
+}
+
+// A tokenizer beside shards: their directory holds tokenizer.model or dataset.json.
+bool tokenizer_beside(const std::string& data_spec) {
+  const fs::path dir = infer_tokenizer(data_spec);
+  std::error_code ec;
+  return fs::exists(dir / "tokenizer.model", ec) || fs::exists(dir / "dataset.json", ec);
 }
 
 std::string tokenizer_line(const Tokenizer& t) {
@@ -74,22 +99,32 @@ struct TrainCmd {
     CLI::App* c = root.add_subcommand("train", "train a SentencePiece tokenizer (in process)");
     c->add_option("--input", inputs, "text files, .jsonl(.xz|.gz) files or directories")
         ->required()
-        ->expected(1, -1);
+        ->expected(1, -1)
+        ->check(existing_path());
     c->add_option("--vocab-size", opt.vocab_size, "vocabulary size (with the 5 specials and 256 byte pieces)")
-        ->required();
+        ->required()
+        ->check(integer(1, kMaxInt));
     c->add_option("--model-type", opt.model_type, "bpe or unigram")
-        ->check(CLI::IsMember({"bpe", "unigram"}))
+        ->check(one_of({"bpe", "unigram"}))
         ->capture_default_str();
     c->add_option("--sample-sentences", opt.sample_sentences,
                   "lines sampled uniformly from the corpus for training (0 = all)")
+        ->check(integer(0))
         ->capture_default_str();
     c->add_option("--character-coverage", opt.character_coverage,
                   "share of characters covered by pieces; the rest fall back to bytes")
+        ->check(number(0, 1, true, false))
         ->capture_default_str();
     c->add_flag("--no-byte-fallback", no_byte_fallback, "map characters outside the vocabulary to <unk>");
-    c->add_option("--seed", opt.seed, "sampling seed")->capture_default_str();
-    c->add_option("--threads", opt.threads, "training threads (0 = all cores)")->capture_default_str();
-    c->add_option("--out", out, "model file to write, e.g. DIR/tokenizer.model")->required();
+    c->add_option("--seed", opt.seed, "sampling seed")
+        ->check(integer(0, std::numeric_limits<uint32_t>::max()))
+        ->capture_default_str();
+    c->add_option("--threads", opt.threads, "training threads (0 = all cores)")
+        ->check(integer(0, 1 << 16))
+        ->capture_default_str();
+    c->add_option("--out", out, "model file to write, e.g. DIR/tokenizer.model (DIR is created)")
+        ->required()
+        ->check(output_file_anywhere());
     c->add_flag("--verbose", opt.verbose, "show SentencePiece's own log");
     c->add_flag("--quiet", quiet, "no progress output");
     corpus.add(c);
@@ -130,15 +165,23 @@ struct EncodeCmd {
 
   void add(CLI::App& root) {
     CLI::App* c = root.add_subcommand("encode", "encode a corpus into train/val token shards");
-    c->add_option("--tokenizer", tokenizer, "SentencePiece model file, or 'byte'")->required();
+    c->add_option("--tokenizer", tokenizer, "SentencePiece model file, or 'byte'")
+        ->required()
+        ->check(tokenizer_spec());
     c->add_option("--input", inputs, "text files, .jsonl(.xz|.gz) files or directories")
         ->required()
-        ->expected(1, -1);
-    c->add_option("--out", out, "output directory")->required();
+        ->expected(1, -1)
+        ->check(existing_path());
+    c->add_option("--out", out, "output directory (created if missing)")->required()->check(output_dir());
     c->add_option("--val-fraction", opt.val_fraction, "share of tokens for validation, in whole documents")
+        ->check(number(0, 1, false, true))
         ->capture_default_str();
-    c->add_option("--shard-tokens", opt.shard_tokens, "tokens per shard")->capture_default_str();
-    c->add_option("--threads", opt.threads, "encoding threads (0 = all cores)")->capture_default_str();
+    c->add_option("--shard-tokens", opt.shard_tokens, "tokens per shard")
+        ->check(integer(1, kMaxInt))
+        ->capture_default_str();
+    c->add_option("--threads", opt.threads, "encoding threads (0 = all cores)")
+        ->check(integer(0, 1 << 16))
+        ->capture_default_str();
     c->add_flag("--overwrite", opt.overwrite, "replace shards already in --out");
     c->add_flag("--quiet", quiet, "no progress output");
     corpus.add(c);
@@ -180,24 +223,29 @@ struct EncodeCmd {
 struct DecodeCmd {
   std::string tokenizer, input, ids, out, eos = "\n";
   int64_t start = 0, count = -1;
+  CLI::App* app = nullptr;
 
   void add(CLI::App& root) {
-    CLI::App* c = root.add_subcommand("decode", "print the text of token shards, or of ids");
+    CLI::App* c = app = root.add_subcommand("decode", "print the text of token shards, or of ids");
     c->add_option("--tokenizer", tokenizer,
-                  "SentencePiece model file or 'byte' (default: the one beside the shards)");
-    c->add_option("--input", input, "shard file, glob or directory (one split)");
-    c->add_option("--ids", ids, "token ids to decode, separated by spaces or commas");
-    c->add_option("--start", start, "first token")->capture_default_str();
-    c->add_option("--count", count, "number of tokens (-1 = to the end)")->capture_default_str();
+                  "SentencePiece model file or 'byte' (default: the one beside the shards)")
+        ->check(tokenizer_spec());
+    c->add_option("--input", input, "shard file, glob or directory (one split)")->check(non_empty());
+    c->add_option("--ids", ids, "token ids to decode, separated by spaces or commas")->check(non_empty());
+    c->add_option("--start", start, "first token")->check(integer(0))->capture_default_str();
+    c->add_option("--count", count, "number of tokens (-1 = to the end)")
+        ->check(integer(-1))
+        ->capture_default_str();
     c->add_option("--eos", eos, "text printed for each EOS token (default: a newline)");
-    c->add_option("--out", out, "output file (default: stdout)");
+    c->add_option("--out", out, "output file (default: stdout; its directory must exist)")
+        ->check(output_file());
     c->callback([this] { run(); });
   }
 
   void run() {
-    WERSA_CHECK(input.empty() != ids.empty(), "decode needs exactly one of --input and --ids");
+    if (input.empty() == ids.empty()) usage_error(*app, "decode needs exactly one of --input and --ids");
     if (tokenizer.empty()) {
-      WERSA_CHECK(!input.empty(), "decode --ids needs --tokenizer");
+      if (input.empty()) usage_error(*app, "decode --ids needs --tokenizer");
       tokenizer = infer_tokenizer(input);
     }
     auto tok = load_tokenizer(tokenizer);
@@ -253,95 +301,134 @@ struct DecodeCmd {
 struct StatsCmd {
   std::string tokenizer, shards;
   std::vector<std::string> inputs;
-  int64_t max_bytes = 20000000;
+  int64_t max_bytes = 20000000, vocab_size = 0;
   bool json = false;
   CorpusFlags corpus;
+  CLI::App* app = nullptr;
 
   void add(CLI::App& root) {
-    CLI::App* c =
-        root.add_subcommand("stats", "tokenizer statistics (vocab, tokens per word) and shard sizes");
+    CLI::App* c = app = root.add_subcommand(
+        "stats", "tokenizer statistics (vocab, tokens per word) and shard sizes, counts and id range");
     c->add_option("--tokenizer", tokenizer,
-                  "SentencePiece model file or 'byte' (default: the one beside --shards)");
+                  "SentencePiece model file or 'byte' (default: the one beside --shards, if any; without "
+                  "one, shards are summarised by id)")
+        ->check(tokenizer_spec());
     c->add_option("--input", inputs, "text to measure the tokenizer on (files / directories)")
-        ->expected(1, -1);
-    c->add_option("--max-bytes", max_bytes, "text measured at most")->capture_default_str();
-    c->add_option("--shards", shards, "shard file, glob or directory (one split) to summarise");
+        ->expected(1, -1)
+        ->check(existing_path());
+    c->add_option("--max-bytes", max_bytes, "text measured at most")
+        ->check(integer(1))
+        ->capture_default_str();
+    c->add_option("--shards", shards, "shard file, glob or directory (one split) to summarise")
+        ->check(non_empty());
+    c->add_option("--vocab-size", vocab_size,
+                  "check that every shard id is below this (default: the tokenizer's vocabulary, if any)")
+        ->check(integer(1, int64_t(1) << 31));
     c->add_flag("--json", json, "print JSON");
     corpus.add(c);
     c->callback([this] { run(); });
   }
 
   void run() {
-    if (tokenizer.empty()) {
-      WERSA_CHECK(!shards.empty(), "stats needs --tokenizer (or --shards, to use the tokenizer beside them)");
-      tokenizer = infer_tokenizer(shards);
-    }
-    auto tok = load_tokenizer(tokenizer);
+    if (tokenizer.empty() && !shards.empty() && tokenizer_beside(shards)) tokenizer = infer_tokenizer(shards);
+    if (tokenizer.empty() && shards.empty())
+      usage_error(*app, "stats needs --shards GLOB or --tokenizer FILE");
+    if (tokenizer.empty() && !inputs.empty())
+      usage_error(*app, "stats --input needs --tokenizer (there is none beside --shards)");
+    std::unique_ptr<Tokenizer> tok;
+    if (!tokenizer.empty()) tok = load_tokenizer(tokenizer);
     nlohmann::json j;
-    j["tokenizer"] = {{"kind", tok->kind()},
-                      {"vocab_size", tok->vocab_size()},
-                      {"unk_id", tok->unk_id()},
-                      {"bos_id", tok->bos_id()},
-                      {"eos_id", tok->eos_id()},
-                      {"pad_id", tok->pad_id()},
-                      {"fingerprint", tok->fingerprint()}};
-    if (!json) std::printf("tokenizer  %s\n", tokenizer_line(*tok).c_str());
-    if (!inputs.empty()) {
-      const TextTokenStats s = measure_text(*tok, inputs, max_bytes, corpus.options());
-      j["text"] = {{"documents", s.documents},
-                   {"bytes", s.bytes},
-                   {"words", s.words},
-                   {"tokens", s.tokens},
-                   {"tokens_per_word", s.tokens_per_word()},
-                   {"bytes_per_token", s.bytes_per_token()},
-                   {"chars_per_token", s.tokens ? double(s.chars) / double(s.tokens) : 0.0},
-                   {"byte_fallback_tokens", s.byte_fallback_tokens},
-                   {"unk_tokens", s.unk_tokens}};
-      if (!json)
-        std::printf(
-            "text       %s in %lld documents: %lld words -> %lld tokens\n"
-            "           %.3f tokens/word, %.2f bytes/token, %.2f chars/token, %.3f%% byte-fallback, "
-            "%lld unk\n",
-            human_bytes(double(s.bytes)).c_str(), static_cast<long long>(s.documents),
-            static_cast<long long>(s.words), static_cast<long long>(s.tokens), s.tokens_per_word(),
-            s.bytes_per_token(), s.tokens ? double(s.chars) / double(s.tokens) : 0.0,
-            s.tokens ? 100.0 * double(s.byte_fallback_tokens) / double(s.tokens) : 0.0,
-            static_cast<long long>(s.unk_tokens));
-    }
-    if (!shards.empty()) {
-      ShardDataset data(shards, tok->vocab_size());
-      const ShardStats s = shard_stats(data, *tok);
-      nlohmann::json list = nlohmann::json::array();
-      for (const ShardInfo& sh : s.shards)
-        list.push_back({{"path", sh.path}, {"tokens", sh.tokens}, {"token_bytes", sh.token_bytes}});
-      nlohmann::json top = nlohmann::json::array();
-      for (const auto& [id, n] : s.top)
-        top.push_back({{"id", id}, {"count", n}, {"bytes", tok->piece_bytes(id)}});
-      j["shards"] = {{"files", list},
-                     {"tokens", s.tokens},
-                     {"bytes", s.bytes},
-                     {"documents_eos", s.eos},
-                     {"distinct_ids", s.distinct_ids},
-                     {"top", top}};
-      if (!json) {
-        std::printf("shards     %zu files, %lld tokens (%s on disk), %lld EOS, %lld of %lld ids used\n",
-                    s.shards.size(), static_cast<long long>(s.tokens), human_bytes(double(s.bytes)).c_str(),
-                    static_cast<long long>(s.eos), static_cast<long long>(s.distinct_ids),
-                    static_cast<long long>(tok->vocab_size()));
-        for (const ShardInfo& sh : s.shards)
-          std::printf("           %s  %lld tokens x %d bytes\n", sh.path.c_str(),
-                      static_cast<long long>(sh.tokens), sh.token_bytes);
-        std::printf("top ids   ");
-        for (const auto& [id, n] : s.top) {
-          nlohmann::json piece = tok->piece_bytes(id);
-          std::printf(" %d %s (%.2f%%)", id,
-                      piece.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str(),
-                      100.0 * double(n) / double(s.tokens));
-        }
-        std::printf("\n");
-      }
-    }
+    j["tokenizer"] = nullptr;
+    if (tok)
+      j["tokenizer"] = {{"kind", tok->kind()},
+                        {"vocab_size", tok->vocab_size()},
+                        {"unk_id", tok->unk_id()},
+                        {"bos_id", tok->bos_id()},
+                        {"eos_id", tok->eos_id()},
+                        {"pad_id", tok->pad_id()},
+                        {"fingerprint", tok->fingerprint()}};
+    if (!json)
+      std::printf("tokenizer  %s\n", tok ? tokenizer_line(*tok).c_str()
+                                         : "none (ids only; --tokenizer adds pieces and EOS counts)");
+    if (!inputs.empty()) print_text(*tok, j);
+    if (!shards.empty()) print_shards(tok.get(), j);
     if (json) std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  }
+
+  void print_text(const Tokenizer& tok, nlohmann::json& j) {
+    const TextTokenStats s = measure_text(tok, inputs, max_bytes, corpus.options());
+    j["text"] = {{"documents", s.documents},
+                 {"bytes", s.bytes},
+                 {"words", s.words},
+                 {"tokens", s.tokens},
+                 {"tokens_per_word", s.tokens_per_word()},
+                 {"bytes_per_token", s.bytes_per_token()},
+                 {"chars_per_token", s.tokens ? double(s.chars) / double(s.tokens) : 0.0},
+                 {"byte_fallback_tokens", s.byte_fallback_tokens},
+                 {"unk_tokens", s.unk_tokens}};
+    if (!json)
+      std::printf(
+          "text       %s in %lld documents: %lld words -> %lld tokens\n"
+          "           %.3f tokens/word, %.2f bytes/token, %.2f chars/token, %.3f%% byte-fallback, "
+          "%lld unk\n",
+          human_bytes(double(s.bytes)).c_str(), static_cast<long long>(s.documents),
+          static_cast<long long>(s.words), static_cast<long long>(s.tokens), s.tokens_per_word(),
+          s.bytes_per_token(), s.tokens ? double(s.chars) / double(s.tokens) : 0.0,
+          s.tokens ? 100.0 * double(s.byte_fallback_tokens) / double(s.tokens) : 0.0,
+          static_cast<long long>(s.unk_tokens));
+  }
+
+  // Without a tokenizer or --vocab-size, ids are only checked to fit an int32.
+  void print_shards(const Tokenizer* tok, nlohmann::json& j) {
+    const int64_t vocab = vocab_size > 0 ? vocab_size : tok ? tok->vocab_size() : int64_t(1) << 31;
+    const bool known_vocab = vocab_size > 0 || tok;
+    ShardDataset data(shards, vocab);
+    const ShardStats s = shard_stats(data, tok ? tok->eos_id() : -1);
+    auto piece = [&](int32_t id) -> std::string {
+      return tok && id < tok->vocab_size() ? tok->piece_bytes(id) : std::string();
+    };
+    nlohmann::json list = nlohmann::json::array();
+    for (const ShardInfo& sh : s.shards)
+      list.push_back({{"path", sh.path}, {"tokens", sh.tokens}, {"token_bytes", sh.token_bytes}});
+    nlohmann::json top = nlohmann::json::array();
+    for (const auto& [id, n] : s.top) {
+      nlohmann::json e = {{"id", id}, {"count", n}};
+      if (tok && id < tok->vocab_size()) e["bytes"] = piece(id);
+      top.push_back(e);
+    }
+    j["shards"] = {{"files", list},
+                   {"tokens", s.tokens},
+                   {"bytes", s.bytes},
+                   {"documents_eos", nullptr},
+                   {"distinct_ids", s.distinct_ids},
+                   {"min_id", s.min_id},
+                   {"max_id", s.max_id},
+                   {"vocab_size", nullptr},
+                   {"top", top}};
+    if (tok) j["shards"]["documents_eos"] = s.eos;
+    if (known_vocab) j["shards"]["vocab_size"] = vocab;
+    if (json) return;
+    std::printf("shards     %zu files, %lld tokens (%s on disk)", s.shards.size(),
+                static_cast<long long>(s.tokens), human_bytes(double(s.bytes)).c_str());
+    if (tok) std::printf(", %lld EOS", static_cast<long long>(s.eos));
+    std::printf(", ids %d..%d, %lld distinct", s.min_id, s.max_id, static_cast<long long>(s.distinct_ids));
+    if (known_vocab)
+      std::printf(" (%lld of %lld ids used)", static_cast<long long>(s.distinct_ids),
+                  static_cast<long long>(vocab));
+    std::printf("\n");
+    for (const ShardInfo& sh : s.shards)
+      std::printf("           %s  %lld tokens x %d bytes\n", sh.path.c_str(),
+                  static_cast<long long>(sh.tokens), sh.token_bytes);
+    std::printf("top ids   ");
+    for (const auto& [id, n] : s.top) {
+      std::printf(" %d", id);
+      if (tok && id < tok->vocab_size()) {
+        const nlohmann::json p = piece(id);
+        std::printf(" %s", p.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+      }
+      std::printf(" (%.2f%%)", 100.0 * double(n) / double(s.tokens));
+    }
+    std::printf("\n");
   }
 };
 
@@ -350,7 +437,7 @@ struct StatsCmd {
 int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("wersa"));
   init_logging(false);
-  CLI::App app("wersa-tokenize: text corpora -> SentencePiece tokenizer -> token shards");
+  CLI::App app("wersa-tokenize: text corpora -> SentencePiece tokenizer -> token shards", "wersa-tokenize");
   app.require_subcommand(1);
   TrainCmd train;
   EncodeCmd encode;
@@ -360,22 +447,10 @@ int main(int argc, char** argv) {
   encode.add(app);
   decode.add(app);
   stats.add(app);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "error: %s (see --help)\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
+  return run_cli([&] {
+    std::string help;
+    if (parse_flags(app, argc, argv, &help)) std::fputs(help.c_str(), stdout);
     std::fflush(stdout);
-    std::string msg = e.what();
-    for (char& c : msg)
-      if (c == '\n') c = ' ';
-    std::fprintf(stderr, "error: %s\n", msg.c_str());
-    return 1;
-  }
-  return 0;
+    return 0;
+  });
 }

@@ -9,23 +9,32 @@
 
 int main(int argc, char** argv) {
   wersa::select_blas_kernels(argv);
-  CLI::App app{"wersa-train: train a causal WERSA (or softmax) language model from a JSON config"};
+  using namespace wersa::cli;
+  CLI::App app{"wersa-train: train a causal WERSA (or softmax) language model from a JSON config",
+               "wersa-train"};
   std::string config_path, out_dir;
   std::vector<std::string> sets;
   bool resume = false, help_config = false;
-  app.add_option("-c,--config", config_path, "JSON config file (see configs/)");
-  app.add_option("--set", sets, "override a config key: section.key=value (repeatable)");
-  app.add_option("-o,--out", out_dir,
-                 "run directory: metrics.jsonl, config.json and checkpoints step-NNNNNN/");
+  app.add_option("-c,--config", config_path, "JSON config file (see configs/)")->check(existing_file());
+  app.add_option("--set", sets, "override a config key: section.key=value (repeatable)")->check(key_value());
+  app.add_option(
+         "-o,--out", out_dir,
+         "run directory: metrics.jsonl, config.json and checkpoints step-NNNNNN/ (created if missing)")
+      ->check(output_dir());
   app.add_flag("--resume", resume, "continue from the newest complete checkpoint in --out");
   app.add_flag("--help-config", help_config, "list every config key with its type, default and range");
-  CLI11_PARSE(app, argc, argv);
   return wersa::run_cli([&] {
+    std::string help;
+    if (wersa::parse_flags(app, argc, argv, &help)) {
+      std::fputs(help.c_str(), stdout);
+      return 0;
+    }
     if (help_config) {
       std::cout << wersa::config_help();
       return 0;
     }
-    WERSA_CHECK(!config_path.empty(), "--config FILE is required (try configs/tiny.json)");
+    if (config_path.empty()) wersa::usage_error(app, "--config FILE is required (try configs/tiny.json)");
+    if (resume && out_dir.empty()) wersa::usage_error(app, "--resume needs --out DIR (the run directory)");
     wersa::init_logging();
     wersa::Config cfg = wersa::config_from_file(config_path);
     wersa::config_set_all(cfg, sets);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
+#include <unordered_map>
 
 #include "wersa/common/error.h"
 
@@ -74,28 +76,44 @@ TextTokenStats measure_text(const Tokenizer& tok, const std::vector<std::string>
   return s;
 }
 
-ShardStats shard_stats(const ShardDataset& data, const Tokenizer& tok) {
+ShardStats shard_stats(const ShardDataset& data, int32_t eos_id) {
   ShardStats s;
   s.shards = data.shards();
   s.tokens = data.size();
   for (const ShardInfo& sh : s.shards) s.bytes += kShardHeaderBytes + sh.tokens * sh.token_bytes;
-  std::vector<int64_t> hist(static_cast<size_t>(tok.vocab_size()), 0);
+  // Counts of small ids in a vector that grows with the largest id seen (at most 2^24 entries:
+  // uint16 shards and Llama-3-size vocabularies); larger ids in a map.
+  constexpr int32_t kDense = 1 << 24;
+  std::vector<int64_t> hist;
+  std::unordered_map<int32_t, int64_t> sparse;
   std::vector<int32_t> ids;
+  s.min_id = std::numeric_limits<int32_t>::max();
+  s.max_id = -1;
   for (int64_t pos = 0; pos < data.size();) {
     const int64_t n = std::min<int64_t>(data.size() - pos, 1 << 22);
     ids.resize(static_cast<size_t>(n));
     data.read(pos, n, ids.data());
     for (int32_t id : ids) {
-      WERSA_CHECK(id >= 0 && id < static_cast<int32_t>(hist.size()), "token id ", id,
-                  " is outside the tokenizer's vocabulary of ", hist.size());
-      ++hist[id];
+      WERSA_CHECK(id >= 0, data.describe(), ": token ", pos, " has a negative id ", id);
+      s.min_id = std::min(s.min_id, id);
+      s.max_id = std::max(s.max_id, id);
+      if (id < kDense) {
+        if (static_cast<size_t>(id) >= hist.size())
+          hist.resize(std::min<size_t>(kDense, std::max<size_t>(size_t(id) + 1, 2 * hist.size())), 0);
+        ++hist[static_cast<size_t>(id)];
+      } else {
+        ++sparse[id];
+      }
     }
     pos += n;
   }
-  if (tok.eos_id() >= 0) s.eos = hist[tok.eos_id()];
+  if (s.max_id < 0) s.min_id = 0, s.max_id = 0;  // no tokens (a ShardDataset always has some)
   std::vector<std::pair<int32_t, int64_t>> all;
-  for (int32_t id = 0; id < static_cast<int32_t>(hist.size()); ++id)
-    if (hist[id] > 0) all.emplace_back(id, hist[id]);
+  for (size_t id = 0; id < hist.size(); ++id)
+    if (hist[id] > 0) all.emplace_back(static_cast<int32_t>(id), hist[id]);
+  for (const auto& kv : sparse) all.push_back(kv);
+  for (const auto& [id, n] : all)
+    if (id == eos_id) s.eos = n;
   s.distinct_ids = static_cast<int64_t>(all.size());
   const size_t k = std::min<size_t>(10, all.size());
   std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k), all.end(),
@@ -103,6 +121,13 @@ ShardStats shard_stats(const ShardDataset& data, const Tokenizer& tok) {
                       return a.second != b.second ? a.second > b.second : a.first < b.first;
                     });
   s.top.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k));
+  return s;
+}
+
+ShardStats shard_stats(const ShardDataset& data, const Tokenizer& tok) {
+  ShardStats s = shard_stats(data, tok.eos_id());
+  WERSA_CHECK(s.max_id < tok.vocab_size(), data.describe(), ": token id ", s.max_id,
+              " is outside the tokenizer's vocabulary of ", tok.vocab_size());
   return s;
 }
 

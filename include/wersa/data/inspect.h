@@ -34,10 +34,17 @@ TextTokenStats measure_text(const Tokenizer& tok, const std::vector<std::string>
 struct ShardStats {
   std::vector<ShardInfo> shards;
   int64_t tokens = 0, bytes = 0;                 // bytes on disk
-  int64_t eos = 0;                               // EOS tokens = documents
+  int64_t eos = 0;                               // EOS tokens = documents (0 without an EOS id)
   int64_t distinct_ids = 0;                      // vocabulary ids that occur
+  int32_t min_id = 0, max_id = 0;                // smallest and largest id that occurs
   std::vector<std::pair<int32_t, int64_t>> top;  // most frequent ids (up to 10) with counts
 };
+// Counts, id range and the most frequent ids of shards of any vocabulary (no tokenizer needed:
+// foreign llm.c shards, e.g. GPT-2's, work too); tokens equal to eos_id (when >= 0) are counted
+// as EOS. The ids were checked against a vocabulary size when `data` was opened.
+ShardStats shard_stats(const ShardDataset& data, int32_t eos_id = -1);
+// The same, with the tokenizer's EOS id; every id must be in the tokenizer's vocabulary (error
+// otherwise).
 ShardStats shard_stats(const ShardDataset& data, const Tokenizer& tok);
 
 }  // namespace wersa::data
