@@ -1,10 +1,12 @@
 // wersa-train: trains a model from a JSON config. See README.md.
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <iostream>
 
 #include "wersa/backend/backend.h"
 #include "wersa/common/cli.h"
 #include "wersa/common/log.h"
+#include "wersa/train/interrupt.h"
 #include "wersa/train/trainer.h"
 
 int main(int argc, char** argv) {
@@ -14,6 +16,7 @@ int main(int argc, char** argv) {
                "wersa-train"};
   std::string config_path, out_dir;
   std::vector<std::string> sets;
+  std::string max_memory;
   bool resume = false, help_config = false;
   app.add_option("-c,--config", config_path, "JSON config file (see configs/)")->check(existing_file());
   app.add_option("--set", sets, "override a config key: section.key=value (repeatable)")->check(key_value());
@@ -22,6 +25,9 @@ int main(int argc, char** argv) {
          "run directory: metrics.jsonl, config.json and checkpoints step-NNNNNN/ (created if missing)")
       ->check(output_dir());
   app.add_flag("--resume", resume, "continue from the newest complete checkpoint in --out");
+  app.add_option(
+      "--max-memory", max_memory,
+      "refuse the run when its memory estimate exceeds this, e.g. 16G (default: the available memory)");
   app.add_flag("--help-config", help_config, "list every config key with its type, default and range");
   return wersa::run_cli([&] {
     std::string help;
@@ -41,7 +47,23 @@ int main(int argc, char** argv) {
     wersa::TrainOptions opt;
     opt.out_dir = out_dir;
     opt.resume = resume;
+    if (!max_memory.empty()) {
+      try {
+        opt.max_memory = wersa::parse_bytes(max_memory, "--max-memory");
+      } catch (const wersa::Error& e) {
+        wersa::usage_error(app, e.what());
+      }
+    }
+    const wersa::InterruptHandlers handlers;  // a signal: finish the step, checkpoint, stop
     const auto r = wersa::train(cfg, opt);
+    if (r.interrupted) {
+      std::fprintf(stderr, "error: interrupted by %s after step %lld; %s\n",
+                   wersa::signal_name(r.interrupted), static_cast<long long>(r.final_step),
+                   r.last_checkpoint.empty()
+                       ? "no checkpoint written (no --out)"
+                       : ("checkpoint " + r.last_checkpoint + " written; continue with --resume").c_str());
+      return 128 + r.interrupted;
+    }
     if (!r.val_losses.empty())
       spdlog::info("done: final train loss {:.4f}, val loss {:.4f}", r.losses.empty() ? 0.0 : r.losses.back(),
                    r.val_losses.back().second);
