@@ -40,7 +40,8 @@ struct Fixture {
     m.init(1);
     ck = dir / "ck";
     fs::create_directories(ck);
-    io::save_checkpoint(ck, 1, {&m, nullptr, nullptr, config_to_json(cfg), io::CheckpointState{1, 0, 0, 0}, ""});
+    io::save_checkpoint(ck, 1,
+                        {&m, nullptr, nullptr, config_to_json(cfg), io::CheckpointState{1, 0, 0, 0}, ""});
     text = dir / "text.txt";
     write_file(text, "Some text to read.\n");
     sub = dir / "subdir";

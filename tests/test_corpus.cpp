@@ -541,3 +541,18 @@ TEST(Tool, StatsCountsLargeIdsOfUint32Shards) {
   EXPECT_EQ(j["shards"]["top"][1]["count"], 2);
   EXPECT_TRUE(j["shards"]["vocab_size"].is_null());
 }
+
+// The quick start's text on a machine without ../shared: the Debian licence texts, gathered by
+// scripts/licence-corpus.sh as .txt files (the directory itself holds files without extensions,
+// which the corpus reader does not take), then encoded as the quick start does.
+TEST(Tool, QuickstartFallbackTextsEncode) {
+  if (!fs::is_directory("/usr/share/common-licenses")) GTEST_SKIP() << "no /usr/share/common-licenses here";
+  TempDir dir;
+  const std::string cmd = "bash " + source_dir() + "/scripts/licence-corpus.sh " + dir / "texts" + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  ToolRun r = tokenize("encode --tokenizer byte --input " + dir / "texts" + " --out " + dir / "bytes" +
+                       " --val-fraction 0.02 --overwrite");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir / "bytes/train_000000.bin"));
+  EXPECT_TRUE(fs::exists(dir / "bytes/val_000000.bin")) << r.out;
+}

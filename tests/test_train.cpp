@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "testutil.h"
+#include "trainutil.h"
 #include "wersa/io/checkpoint.h"
 #include "wersa/io/safetensors.h"
 #include "wersa/optim/optimizer.h"
@@ -12,30 +13,6 @@
 using namespace wersa;
 using namespace wersa::test;
 namespace fs = std::filesystem;
-
-namespace {
-
-std::string write_text(const fs::path& dir, size_t offset, size_t bytes) {
-  const std::string text = real_text(offset + bytes).substr(offset);
-  const fs::path p = dir / ("text_" + std::to_string(offset) + ".txt");
-  std::ofstream(p) << text;
-  return p.string();
-}
-
-Config tiny_config(const fs::path& dir) {
-  Config c = config_from_file(source_dir() + "/configs/tiny.json");
-  c.data.train = write_text(dir, 0, 200000);
-  c.data.val = write_text(dir, 200000, 20000);
-  c.train.steps = 12;
-  c.train.seq_len = 64;
-  c.train.batch_size = 4;
-  c.train.warmup_steps = 3;
-  c.train.eval_every = 0;
-  c.train.threads = 2;
-  return c;
-}
-
-}  // namespace
 
 // Shared by the tests of each attention kind (defined below the tests that read first).
 void expect_identical_runs(const Config& c);

@@ -41,6 +41,7 @@ InterruptHandlers::InterruptHandlers() {
 
 InterruptHandlers::~InterruptHandlers() {
   for (int i = 0; i < 3; ++i) sigaction(kSignals[i], &g_old[i], nullptr);
+  g_signal = 0;  // a request belongs to the run the handlers were held for
 }
 
 int interrupt_requested() { return int(g_signal); }

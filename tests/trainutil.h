@@ -1,0 +1,34 @@
+// Shared by the training-level tests: the tiny config on real text, small enough for seconds.
+#pragma once
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "testutil.h"
+#include "wersa/model/config.h"
+
+namespace wersa::test {
+
+// `bytes` bytes of real text from `offset`, as DIR/text_OFFSET.txt.
+inline std::string write_text(const std::filesystem::path& dir, size_t offset, size_t bytes) {
+  const std::string text = real_text(offset + bytes).substr(offset);
+  const std::filesystem::path p = dir / ("text_" + std::to_string(offset) + ".txt");
+  std::ofstream(p) << text;
+  return p.string();
+}
+
+// configs/tiny.json, 12 steps of 4 x 64 tokens, on 200 KB of text (20 KB for validation).
+inline Config tiny_config(const std::filesystem::path& dir) {
+  Config c = config_from_file(source_dir() + "/configs/tiny.json");
+  c.data.train = write_text(dir, 0, 200000);
+  c.data.val = write_text(dir, 200000, 20000);
+  c.train.steps = 12;
+  c.train.seq_len = 64;
+  c.train.batch_size = 4;
+  c.train.warmup_steps = 3;
+  c.train.eval_every = 0;
+  c.train.threads = 2;
+  return c;
+}
+
+}  // namespace wersa::test
