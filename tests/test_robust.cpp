@@ -197,6 +197,11 @@ TEST(Robust, StateJsonIsValidated) {
   }
   test::write_file(st, good);
   EXPECT_NO_THROW(resume(c, run));
+  // The checkpoint's config.json is read by the same reader, with the same limits.
+  const std::string ck = io::find_latest_checkpoint(run), cfg = ck + "/config.json";
+  test::write_file(cfg, "{\"model\": " + deep(100000) + "}");
+  expect_error_contains([&] { io::load_checkpoint_config(ck); },
+                        cfg + ": invalid JSON: nested more than 64 levels deep");
 }
 
 TEST(Robust, IncompleteNewestCheckpointIsSkippedForTheNewestComplete) {
