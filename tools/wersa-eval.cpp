@@ -1,7 +1,9 @@
 // wersa-eval: mean loss, perplexity and throughput of a checkpoint on a text or token shards.
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 
 #include "wersa/backend/backend.h"
@@ -62,7 +64,11 @@ int main(int argc, char** argv) {
         wersa::evaluate(model, *ds, seq, batch, max_tokens, [&](int64_t pos, int32_t token, double nll) {
           if (f) std::fprintf(f, "%lld\t%d\t%.6f\n", static_cast<long long>(pos), token, nll);
         });
-    if (f) WERSA_CHECK(std::fclose(f) == 0, per_token, ": write failed");
+    if (f) {
+      const bool failed = std::ferror(f) != 0;
+      WERSA_CHECK(std::fclose(f) == 0 && !failed, per_token,
+                  ": write failed: ", std::strerror(errno ? errno : EIO));
+    }
     std::printf(
         "checkpoint %s\ndata %s\ntokens %lld\nmean_loss %.6f\nperplexity %.4f\nbits_per_token "
         "%.4f\ntok_per_s %.1f\n",

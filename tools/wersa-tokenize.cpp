@@ -5,9 +5,12 @@
 //   stats   tokenizer and shard statistics
 // Errors print one line "error: ..." on stderr and exit with status 1 (2 for a bad command line).
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -251,10 +254,13 @@ struct DecodeCmd {
     auto tok = load_tokenizer(tokenizer);
     FILE* f = stdout;
     std::string tmp;
+    // Atomic replace of a regular file; onto a device (/dev/null, ...) in place.
+    struct stat st {};
+    const bool atomic = !out.empty() && (::stat(out.c_str(), &st) != 0 || S_ISREG(st.st_mode));
     if (!out.empty()) {
-      tmp = out + ".tmp";
+      tmp = atomic ? out + ".tmp" : out;
       f = std::fopen(tmp.c_str(), "wb");
-      WERSA_CHECK(f, "cannot create '", tmp, "'");
+      WERSA_CHECK(f, "cannot create '", tmp, "': ", std::strerror(errno));
     }
     try {
       if (!ids.empty()) {
@@ -284,12 +290,22 @@ struct DecodeCmd {
         decode_to(*data, *tok, start, count, eos, f);
       }
     } catch (...) {
-      if (f != stdout) std::fclose(f), std::remove(tmp.c_str());
+      if (f != stdout) {
+        std::fclose(f);
+        if (atomic) std::remove(tmp.c_str());
+      }
       throw;
     }
     if (f != stdout) {
-      WERSA_CHECK(std::fclose(f) == 0, "cannot write '", tmp, "'");
-      WERSA_CHECK(std::rename(tmp.c_str(), out.c_str()) == 0, "cannot rename '", tmp, "' to '", out, "'");
+      const bool failed = std::ferror(f) != 0;
+      const bool closed = std::fclose(f) == 0;
+      if (!closed || failed) {
+        const int err = errno ? errno : EIO;
+        if (atomic) std::remove(tmp.c_str());
+        WERSA_FAIL(out, ": cannot write: ", std::strerror(err));
+      }
+      WERSA_CHECK(!atomic || std::rename(tmp.c_str(), out.c_str()) == 0, "cannot rename '", tmp, "' to '",
+                  out, "'");
     } else {
       std::fflush(stdout);
     }
