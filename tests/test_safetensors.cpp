@@ -270,8 +270,8 @@ TEST(SafeTensors, ReaderErrors) {
   EXPECT_NE(load_error(le64(~0ull) + "{}", path).find("is absurd"), std::string::npos);
 
   const std::string f4(4, '\0');
-  expect_load_error("{not json", "", "invalid JSON header");
-  expect_load_error("", "", "invalid JSON header");
+  expect_load_error("{not json", "", "header: invalid JSON");
+  expect_load_error("", "", "header: invalid JSON");
   expect_load_error("[1, 2]", "", "expected a JSON object");
   expect_load_error("{\"a\": 3}", "", "tensor 'a': header entry must be an object");
   expect_load_error("{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", f4,
@@ -306,7 +306,8 @@ TEST(SafeTensors, ReaderErrors) {
   expect_load_error("{" + entry("", "F32", "[1]", 0, 4) + "}", f4, "empty name");
   expect_load_error("{\"__metadata__\": [1]}", "", "__metadata__ must be an object");
   expect_load_error("{\"__metadata__\": {\"k\": 1}}", "", "__metadata__ 'k' must be a string");
-  expect_load_error(std::string(5000, '[') + std::string(5000, ']'), "", "nested too deeply");
+  expect_load_error(std::string(5000, '[') + std::string(5000, ']'), "",
+                    "header: invalid JSON: nested more than 4 levels deep");
 }
 
 TEST(SafeTensors, CorruptionNeverCrashes) {

@@ -42,30 +42,10 @@ bool dtype_from_name(const std::string& s, DType& out) {
 
 std::string brief(const json& j) { return json_brief(j); }
 
-// Parses the header, rejecting duplicate keys (which nlohmann would silently merge) and
-// nesting deeper than a valid header ever needs (so no input can exhaust the stack).
+// The header, through the engine's JSON reader (duplicate keys, which nlohmann would silently
+// merge, refused), nested no deeper than a valid header ever needs.
 json parse_header(const std::string& file, const char* begin, const char* end) {
-  std::vector<std::set<std::string>> keys;  // one set per open object
-  auto cb = [&](int depth, json::parse_event_t ev, json& parsed) -> bool {
-    if (ev == json::parse_event_t::object_start || ev == json::parse_event_t::array_start) {
-      WERSA_CHECK(depth < 4, file, ": invalid header: JSON nested too deeply");
-    }
-    if (ev == json::parse_event_t::object_start) keys.emplace_back();
-    if (ev == json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
-    if (ev == json::parse_event_t::key && !keys.empty() && parsed.is_string()) {
-      const std::string& k = parsed.get_ref<const std::string&>();
-      WERSA_CHECK(keys.back().insert(k).second, file, ": invalid header: duplicate key '", printable(k), "'");
-    }
-    return true;
-  };
-  try {
-    return json::parse(begin, end, cb);
-  } catch (const json::exception& e) {
-    std::string msg = e.what();
-    const size_t close = msg.find("] ");
-    if (msg.rfind("[json.exception.", 0) == 0 && close != std::string::npos) msg = msg.substr(close + 2);
-    WERSA_FAIL(file, ": invalid JSON header: ", msg);
-  }
+  return parse_json(std::string_view(begin, size_t(end - begin)), file + ": header", 4);
 }
 
 // Reads a non-negative JSON integer (dims, offsets).

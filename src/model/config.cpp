@@ -124,19 +124,8 @@ std::string num(double x) {
   return buf;
 }
 
-// User text inside a one-line message: control characters become '?'.
-std::string clean(std::string s) {
-  for (char& ch : s)
-    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
-  return s;
-}
-
-// A JSON value inside a message: compact, one line, at most 60 characters.
-std::string brief(const json& j) {
-  std::string s = j.dump(-1, ' ', false, json::error_handler_t::replace);
-  if (s.size() > 60) s = s.substr(0, 57) + "...";
-  return clean(s);
-}
+std::string clean(const std::string& s) { return printable(s); }
+std::string brief(const json& j) { return json_brief(j); }
 
 std::string range_text(const Int& r) { return detail::cat("[", r.lo, ", ", r.hi, "]"); }
 std::string range_text(const U64&) { return "[0, 18446744073709551615]"; }
