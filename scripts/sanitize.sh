@@ -26,6 +26,7 @@ echo "sanitize: build took $((SECONDS - t0)) s"
 # Leaks, UB and memory errors all stop the process with a stack trace (callers may override).
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:print_stacktrace=1:check_initialization_order=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$root/scripts/lsan.supp:print_suppressions=0}"
 export OMP_WAIT_POLICY=PASSIVE
 
 t0=$SECONDS
