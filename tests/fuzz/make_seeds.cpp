@@ -77,8 +77,12 @@ void tokenizer_seeds(const fs::path& out, const fs::path& tmp) {
   opt.vocab_size = 300;
   opt.sample_sentences = 0;
   opt.threads = 1;
-  data::train_sentencepiece({(tmp / "corpus.txt").string()}, opt, (out / "bpe-300.model").string());
-  fs::remove(out / "bpe-300.json");  // the training record, not a model
+  for (const char* type : {"bpe", "unigram"}) {
+    opt.model_type = type;
+    const std::string stem = std::string(type) + "-300";
+    data::train_sentencepiece({(tmp / "corpus.txt").string()}, opt, (out / (stem + ".model")).string());
+    fs::remove(out / (stem + ".json"));  // the training record, not a model
+  }
 }
 
 }  // namespace
