@@ -60,11 +60,13 @@ void Buf::set(int64_t i, double v) {
     case DType::I32:
       t.ptr<int32_t>()[i] = int32_t(v);
       break;
+    // Unsigned dtypes wrap (via int64: a negative double converted straight to an unsigned type
+    // is undefined behaviour, which UBSan reports).
     case DType::U16:
-      t.ptr<uint16_t>()[i] = uint16_t(v);
+      t.ptr<uint16_t>()[i] = uint16_t(int64_t(v));
       break;
     case DType::U32:
-      t.ptr<uint32_t>()[i] = uint32_t(v);
+      t.ptr<uint32_t>()[i] = uint32_t(int64_t(v));
       break;
   }
 }
