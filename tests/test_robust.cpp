@@ -143,8 +143,9 @@ TEST(Robust, ConfigThatDisagreesWithTheTensorsIsRefused) {
                                                            {"/model/attention/qkv_bias", false},
                                                            {"/model/rope_theta", 500000.0},
                                                            {"/model/attention/chunk", 16}};
-  for (const auto& [ptr, value] : edits) {
-    edit_json(cfg, [&](json& j) { j[json::json_pointer(ptr)] = value; });
+  for (const auto& edit : edits) {
+    const std::string& ptr = edit.first;
+    edit_json(cfg, [&](json& j) { j[json::json_pointer(ptr)] = edit.second; });
     std::string key = ptr.substr(1);
     std::replace(key.begin(), key.end(), '/', '.');
     expect_error_contains(load, cfg + " disagrees with " + ck + "/model.safetensors: " + key + " = ");
