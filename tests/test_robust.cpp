@@ -151,6 +151,24 @@ TEST(Robust, ConfigThatDisagreesWithTheTensorsIsRefused) {
     expect_error_contains(load, cfg + " disagrees with " + ck + "/model.safetensors: " + key + " = ");
     test::write_file(cfg, good);
   }
+  // Weights saved before a model setting existed (its key absent from the saved copy) load under
+  // the setting's default, as config.json does.
+  rewrite_weights(ck, c, [](std::vector<Tensor>&) {});
+  {
+    Model m(c.model, DType::F32, Device::CPU, false);
+    io::load_model_weights(ck, m);
+    std::vector<Tensor> ts(m.params_arena().tensors().begin(), m.params_arena().tensors().end());
+    for (const Tensor& t : m.buffers_arena().tensors()) ts.push_back(t);
+    auto meta = io::SafeTensorsFile(ck + "/model.safetensors").metadata();
+    meta.erase("data_sha256");
+    json saved = json::parse(meta.at("model_config"));
+    ASSERT_EQ(saved.at("norm_eps").get<double>(), ModelConfig{}.norm_eps);
+    saved.erase("norm_eps");
+    meta["model_config"] = saved.dump();
+    io::save_safetensors(ck + "/model.safetensors", ts, meta);
+  }
+  EXPECT_NO_THROW(load());
+  test::write_file(ck + "/model.safetensors", weights);
   // An extra tensor, and a file of another writer (no saved model section) under a config that
   // says softmax: the tensor set itself disagrees.
   rewrite_weights(ck, c, [](std::vector<Tensor>& ts) {

@@ -256,8 +256,11 @@ void load_model_weights(const std::string& dir, Model& m) {
     Config c;
     c.model = m.config();
     const nlohmann::json mine = config_to_json(c)["model"];
-    const nlohmann::json theirs =
-        parse_json(saved->second, f.path() + ": metadata '" + kModelConfigKey + "'");
+    // Through the config parser, so that a setting added to the engine after the file was
+    // written takes its default, as it does when config.json is read.
+    const std::string where = f.path() + ": metadata '" + kModelConfigKey + "'";
+    const nlohmann::json theirs = config_to_json(
+        config_from_json(nlohmann::json{{"model", parse_json(saved->second, where)}}, where))["model"];
     WERSA_CHECK(mine == theirs, cfg_path, " disagrees with ", f.path(), ": ", first_difference(mine, theirs));
   }
   read_exact(f, {{&m.params_arena(), ""}, {&m.buffers_arena(), ""}}, cfg_path, false);
