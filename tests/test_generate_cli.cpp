@@ -1,6 +1,7 @@
 // wersa-generate and wersa-bench as a user runs them: greedy and seeded output is reproducible
 // and independent of the thread count, a state saved by one run continues exactly in the next,
 // errors are one line, the bench prints its table and JSON.
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -159,4 +160,23 @@ TEST(GenerateCli, BenchRunsTheLinearAttention) {
   EXPECT_EQ(j["results"].size(), 4u);  // 2 depths x (pp, tg)
   for (const auto& row : j["results"]) EXPECT_GT(row["avg_ts"].get<double>(), 0.0);
   EXPECT_LT(j["models"][0]["state_bytes"].get<double>(), 64 * 1024);  // S and z only
+}
+
+// --save-state onto a device writes in place: /dev/full gives one line and stays a device; a
+// damaged or non-finite checkpoint is refused in one line before anything is generated.
+TEST(GenerateCli, DevicesAndDamagedCheckpoints) {
+  const std::string ck = make_checkpoint("robust", "wersa");
+  struct stat st {};
+  if (::stat("/dev/full", &st) == 0) {
+    expect_one_line_error(run_tool("wersa-generate -m " + ck + " -p 'The' -n 4 --save-state /dev/full"),
+                          "/dev/full: cannot write file: No space left on device");
+    ASSERT_EQ(::stat("/dev/full", &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode));
+  }
+  const std::string model = io::find_latest_checkpoint(ck) + "/model.safetensors";
+  std::string bytes = read_file(model);
+  bytes[bytes.size() - 7] = char(bytes[bytes.size() - 7] ^ 1);
+  write_file(model, bytes);
+  expect_one_line_error(run_tool("wersa-generate -m " + ck + " -p 'The' -n 4"), "the tensor data is damaged");
+  expect_one_line_error(run_tool("wersa-eval -m " + ck + " --text " + model), "the tensor data is damaged");
 }
