@@ -71,6 +71,7 @@ Config all_non_default() {
   AttentionConfig& a = m.attention;
   a.type = AttentionKind::Softmax, a.features = 48, a.levels = 4, a.conv_width = 17,
   a.shared_qk_features = false;
+  a.feature_map = "exp";
   a.causal = false, a.chunk = 128, a.eps = 1e-5, a.qkv_bias = false, a.gate_dim = 20, a.head_norm_eps = 1e-4;
   TrainConfig& t = c.train;
   t.steps = 5000, t.batch_size = 16, t.seq_len = 512, t.lr = 6e-4, t.min_lr = 6e-5, t.warmup_steps = 300;
@@ -100,6 +101,7 @@ void expect_same(const Config& x, const Config& y) {
   EXPECT_EQ(a.levels, b.levels);
   EXPECT_EQ(a.conv_width, b.conv_width);
   EXPECT_EQ(a.shared_qk_features, b.shared_qk_features);
+  EXPECT_EQ(a.feature_map, b.feature_map);
   EXPECT_EQ(a.causal, b.causal);
   EXPECT_EQ(a.chunk, b.chunk);
   EXPECT_EQ(a.eps, b.eps);
@@ -390,7 +392,7 @@ TEST(Config, HelpListsEveryKey) {
   leaf_keys(config_to_json(Config{}), "", json_keys);
   EXPECT_EQ(help_keys, json_keys);
   EXPECT_EQ(n, int(json_keys.size()));
-  EXPECT_EQ(json_keys.size(), 44u);  // 10 model + 11 attention + 20 train + 3 data, less nothing
+  EXPECT_EQ(json_keys.size(), 45u);  // 10 model + 12 attention + 20 train + 3 data, less nothing
   // Defaults and ranges appear on the key's line.
   auto line_of = [&](const std::string& key) {
     const size_t at = help.find(key + " ");

@@ -181,3 +181,95 @@ TEST(FeatureMap, ShapeAndDtypeErrors) {
   EXPECT_THROW(init_omega(omega_i, 1, 2), Error);
   EXPECT_THROW(init_omega(x1, 1, 2), Error);
 }
+
+// ---- the exp map (FAVOR+ positive features) ---------------------------------------------------
+
+TEST(FeatureMapExp, ForwardMatchesFormulaAndInitIsUnitVariance) {
+  const int64_t R = 7, d = 6, m = 9;
+  Buf x(DType::F64, {R, d}), omega(DType::F64, {d, m}), phi(DType::F64, {R, m});
+  x.randn(21);
+  init_omega(omega, 22, 3, FeatureMapKind::Exp);
+  Buf relu_omega(DType::F64, {d, m});
+  init_omega(relu_omega, 22, 3, FeatureMapKind::Relu);
+  for (int64_t i = 0; i < omega.n(); ++i)  // the same draws, without the 1/sqrt(d)
+    EXPECT_NEAR(omega.get(i), relu_omega.get(i) * std::sqrt(double(d)), 1e-12);
+  phi.randn(4);  // overwritten
+  feature_map_fwd(ctx(), {phi, x, omega, FeatureMapKind::Exp});
+  const double s = std::pow(double(d), -0.25);
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t j = 0; j < m; ++j) {
+      double u = 0, sq = 0;
+      for (int64_t i = 0; i < d; ++i) {
+        const double y = x.get(r * d + i) * s;
+        u += y * omega.get(i * m + j);
+        sq += y * y;
+      }
+      const double want = std::exp(u - sq / 2) / std::sqrt(double(m));
+      EXPECT_NEAR(phi.get(r * m + j), want, 1e-13 * std::max(1.0, want));
+      // The bound of the spec: every exponent is at most |omega_j|^2 / 2.
+      double w2 = 0;
+      for (int64_t i = 0; i < d; ++i) w2 += omega.get(i * m + j) * omega.get(i * m + j);
+      EXPECT_LE(u - sq / 2, w2 / 2 + 1e-12);
+    }
+}
+
+TEST(FeatureMapExp, GradientMatchesFiniteDifferences) {
+  // Rows over the backward's 1M-element chunk (R * m > 2^20) check the chunked correction too.
+  for (int64_t T : {int64_t(7), int64_t(2000)}) {
+    const int64_t B = 2, d = 5, m = T > 7 ? 600 : 13;  // 4000 x 600: three row chunks
+    Buf x(DType::F64, {B, T, d}), omega(DType::F64, {d, m}), phi(DType::F64, {B, T, m});
+    Buf probe(DType::F64, {B, T, m}), dx(DType::F64, {B, T, d});
+    x.randn(25), probe.randn(26);
+    init_omega(omega, 27, 0, FeatureMapKind::Exp);
+    auto loss = [&] {
+      feature_map_fwd(ctx(), {phi, x, omega, FeatureMapKind::Exp});
+      return dot(phi, probe);
+    };
+    auto backward = [&] {
+      feature_map_fwd(ctx(), {phi, x, omega, FeatureMapKind::Exp});
+      dx.randn(28);  // overwritten
+      feature_map_bwd(ctx(), {dx, probe, phi, omega, x, FeatureMapKind::Exp});
+    };
+    expect_grad_matches(loss, backward, {{&x, &dx, "x"}}, 1e-5, 1e-6, T > 7 ? 24 : 200);
+  }
+}
+
+TEST(FeatureMapExp, ApproximatesTheSoftmaxKernel) {
+  // E[phi(q) . phi(k)] = exp(q . k / sqrt(d)) for Omega ~ N(0, 1): a Monte Carlo estimate with
+  // m = 200000 features, for pairs of moderate norm (the estimator's variance grows with |q + k|).
+  const int64_t d = 8, m = 200000;
+  Buf omega(DType::F64, {d, m});
+  init_omega(omega, 2026, 5, FeatureMapKind::Exp);
+  for (uint64_t trial = 0; trial < 6; ++trial) {
+    Buf qk(DType::F64, {2, d}), phi(DType::F64, {2, m});
+    qk.randn(300 + trial);
+    for (int64_t i = 0; i < 2 * d; ++i) qk.set(i, 0.6 * qk.get(i));
+    feature_map_fwd(ctx(), {phi, qk, omega, FeatureMapKind::Exp});
+    double est = 0, dotqk = 0;
+    for (int64_t j = 0; j < m; ++j) est += phi.get(j) * phi.get(m + j);
+    for (int64_t i = 0; i < d; ++i) dotqk += qk.get(i) * qk.get(d + i);
+    EXPECT_NEAR(est / std::exp(dotqk / std::sqrt(double(d))), 1.0, 0.05) << "trial " << trial;
+  }
+}
+
+TEST(FeatureMapExp, FloatMatchesDoubleAndNeedsX) {
+  const int64_t R = 50, d = 16, m = 32;
+  Buf x(DType::F64, {R, d}), omega(DType::F64, {d, m}), phi(DType::F64, {R, m}), dphi(DType::F64, {R, m}),
+      dx(DType::F64, {R, d});
+  Buf xf(DType::F32, {R, d}), omegaf(DType::F32, {d, m}), phif(DType::F32, {R, m}), dphif(DType::F32, {R, m}),
+      dxf(DType::F32, {R, d});
+  x.randn(31), dphi.randn(32);
+  init_omega(omega, 33, 1, FeatureMapKind::Exp);
+  xf.copy_from(x), omegaf.copy_from(omega), dphif.copy_from(dphi);
+  feature_map_fwd(ctx(), {phi, x, omega, FeatureMapKind::Exp});
+  feature_map_fwd(ctx(), {phif, xf, omegaf, FeatureMapKind::Exp});
+  feature_map_bwd(ctx(), {dx, dphi, phi, omega, x, FeatureMapKind::Exp});
+  feature_map_bwd(ctx(), {dxf, dphif, phif, omegaf, xf, FeatureMapKind::Exp});
+  EXPECT_LT(rel_err(phif, phi), 1e-5);
+  EXPECT_LT(rel_err(dxf, dx), 1e-5);
+  expect_error_contains(
+      [&] {
+        feature_map_bwd(ctx(), {dx, dphi, phi, omega, {}, FeatureMapKind::Exp});
+      },
+      "x");
+}

@@ -26,7 +26,10 @@ ModelConfig gen_model(const std::string& type, int conv_width = 5, int levels = 
   m.ffn_dim = 48;
   m.rope_theta = 10000.0;
   m.init_std = 0.2;  // large enough that every path moves the logits
-  m.attention.type = attention_kind_from_name(type);
+  // "wersa-exp", "linear-exp": the kind with the exp feature map.
+  const bool exp_map = type.size() > 4 && type.substr(type.size() - 4) == "-exp";
+  m.attention.type = attention_kind_from_name(exp_map ? type.substr(0, type.size() - 4) : type);
+  if (exp_map) m.attention.feature_map = "exp";
   m.attention.features = 8;
   m.attention.levels = levels;
   m.attention.conv_width = conv_width;
@@ -113,7 +116,8 @@ TEST_P(DecodeVsForward, TokenByTokenReproducesTheParallelLogits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Lengths, DecodeVsForward,
-                         ::testing::Combine(::testing::Values("wersa", "softmax", "linear"),
+                         ::testing::Combine(::testing::Values("wersa", "softmax", "linear", "wersa-exp",
+                                                              "linear-exp"),
                                             ::testing::Values(1, 63, 64, 65, 1000)));
 
 TEST(Generate, WideConvAndDeepHaarDecodeLikeTheForward) {

@@ -121,6 +121,17 @@ TEST(ModelGradients, LinearUntiedNoRopeSeparateFeatures) {
   c.attention.qkv_bias = false;
   check_directional_derivatives(c);
 }
+TEST(ModelGradients, WersaExpFeatureMap) {
+  ModelConfig c = small_model("wersa", true, 10000);
+  c.attention.feature_map = "exp";
+  check_directional_derivatives(c);
+}
+TEST(ModelGradients, LinearExpFeatureMapSeparateFeatures) {
+  ModelConfig c = small_model("linear", false, 0);
+  c.attention.feature_map = "exp";
+  c.attention.shared_qk_features = false;
+  check_directional_derivatives(c);
+}
 TEST(ModelGradients, LinearBidirectional) {
   ModelConfig c = small_model("linear", true, 10000);
   c.attention.causal = false;
@@ -129,8 +140,11 @@ TEST(ModelGradients, LinearBidirectional) {
 
 // Invariant 1: changing tokens at positions >= t0 leaves logits and losses at < t0 unchanged.
 TEST(ModelCausality, FutureTokensDoNotChangeThePast) {
-  for (const char* type : {"wersa", "softmax", "linear"}) {
-    ModelConfig cfg = small_model(type, true, 10000);
+  for (const char* type : {"wersa", "softmax", "linear", "wersa-exp", "linear-exp"}) {
+    const std::string t(type);
+    const bool exp_map = t.size() > 4 && t.substr(t.size() - 4) == "-exp";
+    ModelConfig cfg = small_model(exp_map ? t.substr(0, t.size() - 4) : t, true, 10000);
+    if (exp_map) cfg.attention.feature_map = "exp";
     cfg.attention.chunk = 8;
     Model m(cfg, DType::F32, Device::CPU, false);
     m.init(7);

@@ -16,11 +16,12 @@ void LinearAttention::params(const std::string& pre, Slots& p, const ParamFn& f)
 }
 
 void LinearAttention::buffers(const std::string& pre, Slots& b, const ParamFn& f) const {
-  f(b[OmegaQ], {pre + "attn.omega_q", {s_.d, s_.M}, ParamKind::Features});
+  const ParamKind kind = map_ == FeatureMapKind::Exp ? ParamKind::FeaturesExp : ParamKind::Features;
+  f(b[OmegaQ], {pre + "attn.omega_q", {s_.d, s_.M}, kind});
   if (cfg_.attention.shared_qk_features)
     b[OmegaK] = b[OmegaQ];
   else
-    f(b[OmegaK], {pre + "attn.omega_k", {s_.d, s_.M}, ParamKind::Features});
+    f(b[OmegaK], {pre + "attn.omega_k", {s_.d, s_.M}, kind});
 }
 
 void LinearAttention::acts(const ActPlan& plan, Slots& a) const {
@@ -58,8 +59,8 @@ void LinearAttention::fwd(Ctx& ctx, const AttnCall& c) const {
   activation_fwd(ctx, {a[Qh], c.q, Activation::Gelu});
   activation_fwd(ctx, {a[Kh], c.k, Activation::Gelu});
   filter_fwd(ctx, c);
-  feature_map_fwd(ctx, {a[Phiq], filtered_q(c).view({N, H, d}), c.buf[OmegaQ]});
-  feature_map_fwd(ctx, {a[Phik], filtered_k(c).view({N, Hkv, d}), c.buf[OmegaK]});
+  feature_map_fwd(ctx, {a[Phiq], filtered_q(c).view({N, H, d}), c.buf[OmegaQ], map_});
+  feature_map_fwd(ctx, {a[Phik], filtered_k(c).view({N, Hkv, d}), c.buf[OmegaK], map_});
   LinearAttnFwd la{a[Lin].view({B, T, H, d}),    a[Den].view({B, T, H}),   a[Phiq].view({B, T, H, M}),
                    a[Phik].view({B, T, Hkv, M}), c.v.view({B, T, Hkv, d}), cfg_.attention.chunk,
                    cfg_.attention.eps,           cfg_.attention.causal};
@@ -87,8 +88,10 @@ void LinearAttention::bwd(Ctx& ctx, const AttnCall& c) const {
                         g[Dlin].view({B, T, H, d}), a[Lin].view({B, T, H, d}), a[Den].view({B, T, H}),
                         a[Phiq].view({B, T, H, M}), a[Phik].view({B, T, Hkv, M}), c.v.view({B, T, Hkv, d}),
                         cfg_.attention.chunk, cfg_.attention.eps, cfg_.attention.causal});
-  feature_map_bwd(ctx, {filtered_dq(c).view({N, H, d}), g[Dphiq], a[Phiq], c.buf[OmegaQ]});
-  feature_map_bwd(ctx, {filtered_dk(c).view({N, Hkv, d}), g[Dphik], a[Phik], c.buf[OmegaK]});
+  feature_map_bwd(ctx, {filtered_dq(c).view({N, H, d}), g[Dphiq], a[Phiq], c.buf[OmegaQ],
+                        filtered_q(c).view({N, H, d}), map_});
+  feature_map_bwd(ctx, {filtered_dk(c).view({N, Hkv, d}), g[Dphik], a[Phik], c.buf[OmegaK],
+                        filtered_k(c).view({N, Hkv, d}), map_});
   filter_bwd(ctx, c);
   activation_bwd(ctx, {c.dq, g[Dqh], c.q, Activation::Gelu});
   activation_bwd(ctx, {c.dk, g[Dkh], c.k, Activation::Gelu});

@@ -3,19 +3,21 @@
 // GELU and the features. Per layer:
 //   q^ = GELU(q), k^ = GELU(k)                       (q, k after RoPE)
 //   q~, k~ = filter(q^, k^)                          (linear: the identity; WERSA: attn_wersa.cpp)
-//   phi_q = phi(q~), phi_k = phi(k~),  phi(z) = ReLU(z Omega) / sqrt(m)
+//   phi_q = phi(q~), phi_k = phi(k~),  phi(z) = ReLU(z Omega) / sqrt(m) (or the exp map)
 //   o_lin = causal linear attention(phi_q, phi_k, v) (fp32 states S, z; chunked)
 //   o = LayerNorm_d(o_lin)                           (weights shared by the heads)
 // and the backward runs the adjoints in reverse (each op's header has its derivative).
 // Generation state per layer: S [Hkv, m, d] and z [Hkv, m], plus whatever the filter keeps.
 #pragma once
 #include "attention.h"
+#include "wersa/ops/feature_map.h"
 
 namespace wersa::detail {
 
 class LinearAttention : public Attention {
  public:
-  explicit LinearAttention(const ModelConfig& c) : s_(c), cfg_(c) {}
+  explicit LinearAttention(const ModelConfig& c)
+      : s_(c), cfg_(c), map_(c.attention.feature_map == "exp" ? FeatureMapKind::Exp : FeatureMapKind::Relu) {}
   void params(const std::string& prefix, Slots& p, const ParamFn& f) const override;
   void buffers(const std::string& prefix, Slots& b, const ParamFn& f) const override;
   void acts(const ActPlan& plan, Slots& a) const override;
@@ -48,6 +50,7 @@ class LinearAttention : public Attention {
 
   const Dims s_;
   const ModelConfig cfg_;
+  const FeatureMapKind map_;  // model.attention.feature_map
 };
 
 }  // namespace wersa::detail

@@ -73,6 +73,8 @@ void visit_fields(C& c, V& v) {
   v.field("model.attention.conv_width", a.conv_width, Int{1, 1025}, "width K of the gate convolution");
   v.field("model.attention.shared_qk_features", a.shared_qk_features, Flag{},
           "one random projection for q and k (false: two independent ones)");
+  v.field("model.attention.feature_map", a.feature_map, OneOf{{"relu", "exp"}},
+          "random-feature map: relu (arc-cosine kernel) or exp (positive features of the softmax kernel)");
   v.field("model.attention.causal", a.causal, Flag{}, "causal (language model) or bidirectional attention");
   v.field("model.attention.chunk", a.chunk, Int{1, 4096}, "chunk size C of the parallel linear attention");
   v.field("model.attention.eps", a.eps, open_closed(0, 1), "epsilon of the linear-attention denominator");

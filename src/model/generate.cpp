@@ -178,7 +178,13 @@ std::string model_fingerprint(const Model& m) {
   WERSA_CHECK(m.device() == Device::CPU, "model fingerprint: the model is on ", device_name(m.device()));
   Config full;
   full.model = m.config();
-  const std::string cfg = config_to_json(full)["model"].dump();
+  nlohmann::json model = config_to_json(full)["model"];
+  // Settings added after the first state files: hashed only when not at their default, so that a
+  // state saved before a setting existed still matches its model.
+  const Config defaults;
+  if (model["attention"]["feature_map"] == defaults.model.attention.feature_map)
+    model["attention"].erase("feature_map");
+  const std::string cfg = model.dump();
   uint64_t h = hash_name(cfg.c_str()) ^ uint64_t(m.dtype());
   for (const Arena* a : {&m.params_arena(), &m.buffers_arena()})
     for (const Tensor& t : a->tensors()) {

@@ -93,7 +93,10 @@ void fill(const Tensor& t, const ParamDecl& d, uint64_t seed) {
       for (int64_t i = 0; i < n; ++i) p[i] = T(1);
       return;
     case ParamKind::Features:
-      init_omega(t, seed, stream);
+      init_omega(t, seed, stream, FeatureMapKind::Relu);
+      return;
+    case ParamKind::FeaturesExp:
+      init_omega(t, seed, stream, FeatureMapKind::Exp);
       return;
     case ParamKind::Matrix:
       break;

@@ -37,10 +37,11 @@ void feature_map_bwd(Ctx& ctx, const FeatureMapBwd& a) {
   c.need(a.dx, "dx").need(a.dphi, "dphi").need(a.phi, "phi").need(a.omega, "omega");
   check_shapes(c, a.dx, "dx", a.dphi, a.omega);
   c.need(a.phi, "phi", a.dphi.shape).floating(a.dphi).dtype(a.dphi.dtype, {&a.dx, &a.phi, &a.omega});
+  if (a.kind == FeatureMapKind::Exp) c.need(a.x, "x", a.dx.shape).dtype(a.dphi.dtype, {&a.x});
   WERSA_DISPATCH(ctx, feature_map_bwd, a, a.dphi.dtype);
 }
 
-void init_omega(const Tensor& omega, uint64_t seed, uint64_t stream) {
+void init_omega(const Tensor& omega, uint64_t seed, uint64_t stream, FeatureMapKind kind) {
   const char* op = "init_omega";
   check_defined(op, omega, "omega");
   WERSA_CHECK(omega.rank() == 2 && omega.dim(0) >= 1 && omega.dim(1) >= 1, op,
@@ -48,7 +49,7 @@ void init_omega(const Tensor& omega, uint64_t seed, uint64_t stream) {
   WERSA_CHECK(omega.device == Device::CPU, op, ": omega must be in host memory: ", omega);
   WERSA_CHECK(omega.dtype == DType::F32 || omega.dtype == DType::F64, op,
               ": omega must be f32 or f64: ", omega);
-  const double sd = 1.0 / std::sqrt(double(omega.dim(0)));
+  const double sd = kind == FeatureMapKind::Exp ? 1.0 : 1.0 / std::sqrt(double(omega.dim(0)));
   const int64_t n = omega.numel();
   if (omega.dtype == DType::F64) {
     double* p = omega.host<double>();

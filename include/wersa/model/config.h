@@ -36,6 +36,7 @@ struct AttentionConfig {
   int levels = 3;       // Haar levels L, [1, 12]
   int conv_width = 33;  // gate convolution width K, [1, 1025]
   bool shared_qk_features = true;
+  std::string feature_map = "relu";  // relu | exp (spec: feature-map options)
   bool causal = true;
   int chunk = 64;     // [1, 4096]
   double eps = 1e-6;  // (0, 1]

@@ -16,11 +16,12 @@ namespace wersa {
 
 // Role of a parameter: decides its initialisation and whether weight decay applies.
 enum class ParamKind {
-  Matrix,      // N(0, init_std^2); weight decay
-  Bias,        // 0
-  NormWeight,  // 1
-  Scale,       // 0.5 (WERSA's scale_weights, the paper's init)
-  Features,    // random features Omega, N(0, 1/d), never trained (buffers only)
+  Matrix,       // N(0, init_std^2); weight decay
+  Bias,         // 0
+  NormWeight,   // 1
+  Scale,        // 0.5 (WERSA's scale_weights, the paper's init)
+  Features,     // random features Omega of the relu map, N(0, 1/d), never trained (buffers only)
+  FeaturesExp,  // random features Omega of the exp map, N(0, 1), never trained (buffers only)
 };
 
 struct ParamDecl {

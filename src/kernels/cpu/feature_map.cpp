@@ -1,6 +1,7 @@
-// CPU random-feature map: phi = ReLU(x Omega) / sqrt(m) as one gemm over all rows plus a ReLU;
-// dx = (dphi * [phi > 0]) Omega^T / sqrt(m), by row chunks through a masked copy of dphi (the
-// scratch: at most ~1M elements).
+// CPU random-feature maps: one gemm over all rows, then the ReLU or the exponential (exp: the
+// gemm's alpha is d^(-1/4), then each row subtracts |y|^2 / 2 + ln sqrt(m) and exponentiates).
+// Backward by row chunks through a scratch of at most ~1M elements: relu the masked dphi, exp
+// g = dphi * phi, then one gemm with Omega^T (exp: minus (sum_j g_j) y per row).
 #include "wersa/ops/feature_map.h"
 
 #include <algorithm>
@@ -18,12 +19,27 @@ void feature_map_fwd(Ctx&, const FeatureMapFwd& a) {
   const int64_t R = a.x.numel() / d;
   if (R == 0) return;
   T* phi = a.phi.ptr<T>();
-  // Scaling before the ReLU is exact: ReLU(s u) = s ReLU(u) for s > 0.
-  gemm(false, false, int(R), int(m), int(d), T(1.0 / std::sqrt(double(m))), a.x.ptr<T>(), int(d),
-       a.omega.ptr<T>(), int(m), T(0), phi, int(m));
-  const int64_t n = R * m;
+  const bool is_exp = a.kind == FeatureMapKind::Exp;
+  // relu: scaling before the ReLU is exact, ReLU(s u) = s ReLU(u) for s > 0.
+  const double alpha = is_exp ? std::pow(double(d), -0.25) : 1.0 / std::sqrt(double(m));
+  gemm(false, false, int(R), int(m), int(d), T(alpha), a.x.ptr<T>(), int(d), a.omega.ptr<T>(), int(m), T(0),
+       phi, int(m));
+  if (!is_exp) {
+    const int64_t n = R * m;
 #pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
-  for (int64_t i = 0; i < n; ++i) phi[i] = phi[i] > T(0) ? phi[i] : T(0);
+    for (int64_t i = 0; i < n; ++i) phi[i] = phi[i] > T(0) ? phi[i] : T(0);
+    return;
+  }
+  const T* x = a.x.ptr<T>();
+  const double log_sqrt_m = 0.5 * std::log(double(m)), inv_sqrt_d = 1.0 / std::sqrt(double(d));
+#pragma omp parallel for schedule(static) if (R * m >= kParallelMinElems)
+  for (int64_t r = 0; r < R; ++r) {
+    double sq = 0;  // |y|^2 = |x|^2 / sqrt(d)
+    for (int64_t i = 0; i < d; ++i) sq += double(x[r * d + i]) * double(x[r * d + i]);
+    const T shift = T(0.5 * sq * inv_sqrt_d + log_sqrt_m);
+    T* p = phi + r * m;
+    for (int64_t j = 0; j < m; ++j) p[j] = std::exp(p[j] - shift);
+  }
 }
 
 template <class T>
@@ -33,19 +49,37 @@ void feature_map_bwd(Ctx& ctx, const FeatureMapBwd& a) {
   const T* dphi = a.dphi.ptr<T>();
   const T* phi = a.phi.ptr<T>();
   T* dx = a.dx.ptr<T>();
-  const T scale = T(1.0 / std::sqrt(double(m)));
-  // The masked gradient goes through a scratch of at most ~1M elements: rows are taken in chunks.
+  const bool is_exp = a.kind == FeatureMapKind::Exp;
+  const double scale = is_exp ? std::pow(double(d), -0.25) : 1.0 / std::sqrt(double(m));
   const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(R, (int64_t(1) << 20) / m));
   T* g = ctx.take<T>(R == 0 ? 0 : chunk * m);
   if (ctx.planning() || R == 0) return;
+  const T* x = is_exp ? a.x.ptr<T>() : nullptr;
+  const double inv_sqrt_d = 1.0 / std::sqrt(double(d));
   for (int64_t r0 = 0; r0 < R; r0 += chunk) {
     const int64_t nr = std::min(chunk, R - r0);
     const T* dp = dphi + r0 * m;
     const T* p = phi + r0 * m;
+    if (is_exp) {
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < nr * m; ++i) g[i] = p[i] > T(0) ? dp[i] : T(0);
-    gemm(false, true, int(nr), int(d), int(m), scale, g, int(m), a.omega.ptr<T>(), int(m), T(0), dx + r0 * d,
+      for (int64_t i = 0; i < nr * m; ++i) g[i] = dp[i] * p[i];
+    } else {
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < nr * m; ++i) g[i] = p[i] > T(0) ? dp[i] : T(0);
+    }
+    T* out = dx + r0 * d;
+    gemm(false, true, int(nr), int(d), int(m), T(scale), g, int(m), a.omega.ptr<T>(), int(m), T(0), out,
          int(d));
+    if (!is_exp) continue;
+      // d(-|y|^2 / 2)/dx = -y / d^(1/4) = -x / sqrt(d), times the row's sum of g.
+#pragma omp parallel for schedule(static) if (nr * m >= kParallelMinElems)
+    for (int64_t r = 0; r < nr; ++r) {
+      double sg = 0;
+      for (int64_t j = 0; j < m; ++j) sg += double(g[r * m + j]);
+      const T c = T(sg * inv_sqrt_d);
+      const T* xr = x + (r0 + r) * d;
+      for (int64_t i = 0; i < d; ++i) out[r * d + i] -= c * xr[i];
+    }
   }
 }
 
