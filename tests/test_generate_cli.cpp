@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -179,4 +180,45 @@ TEST(GenerateCli, DevicesAndDamagedCheckpoints) {
   write_file(model, bytes);
   expect_one_line_error(run_tool("wersa-generate -m " + ck + " -p 'The' -n 4"), "the tensor data is damaged");
   expect_one_line_error(run_tool("wersa-eval -m " + ck + " --text " + model), "the tensor data is damaged");
+}
+
+// wersa-eval --by-position: every predicted position falls in the bucket of its place in the
+// window (windows start at multiples of --seq), and the buckets recombine into the mean loss.
+TEST(GenerateCli, EvalLossByPosition) {
+  const std::string ck = make_checkpoint("bypos", "wersa");
+  const fs::path dir = temp_dir("bypos_text");
+  const std::string text = real_text(2500);
+  write_file((dir / "t.txt").string(), text);
+  const ToolRun r =
+      run_tool("wersa-eval -m " + ck + " --text " + (dir / "t.txt").string() + " --seq 300 --by-position");
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::istringstream in(r.out);
+  std::string line;
+  int64_t tokens = -1, sum_n = 0;
+  double mean = 0, sum = 0;
+  std::map<std::string, int64_t> got;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string key;
+    ls >> key;
+    if (key == "tokens") ls >> tokens;
+    if (key == "mean_loss") ls >> mean;
+    if (key != "by_position") continue;
+    std::string range, w1, w2;
+    int64_t n = 0;
+    double m = 0;
+    ls >> range >> w1 >> n >> w2 >> m;
+    got[range] = n;
+    sum_n += n;
+    sum += m * double(n);
+  }
+  ASSERT_GT(tokens, 0) << r.out;
+  EXPECT_EQ(sum_n, tokens);
+  EXPECT_NEAR(sum / double(tokens), mean, 2e-6 * std::max(1.0, mean));
+  std::map<std::string, int64_t> want;
+  for (int64_t pos = 1; pos <= tokens; ++pos) {
+    const int64_t t = (pos - 1) % 300;
+    want[t < 64 ? "0-63" : t < 256 ? "64-255" : "256-299"]++;
+  }
+  EXPECT_EQ(got, want) << r.out;
 }

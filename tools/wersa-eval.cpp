@@ -1,10 +1,12 @@
 // wersa-eval: mean loss, perplexity and throughput of a checkpoint on a text or token shards.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <vector>
 
 #include "wersa/backend/backend.h"
 #include "wersa/common/cli.h"
@@ -19,6 +21,7 @@ int main(int argc, char** argv) {
   std::string ckpt, text, shards, per_token;
   int64_t seq = 0, batch = 1, max_tokens = -1;
   int threads = 0;
+  bool by_position = false;
   app.add_option("-m,--checkpoint", ckpt, "checkpoint directory (RUN/step-NNNNNN) or a run directory")
       ->required()
       ->check(existing_dir());
@@ -37,6 +40,8 @@ int main(int argc, char** argv) {
                  "write position<TAB>token<TAB>nll for every predicted position to this file (its directory "
                  "must exist)")
       ->check(output_file());
+  app.add_flag("--by-position", by_position,
+               "also report the mean loss by position in the window: 0-63, 64-255, 256-1023, ... (x4 each)");
   app.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(integer(0, 1 << 16));
   return wersa::run_cli([&] {
     std::string help;
@@ -60,9 +65,23 @@ int main(int argc, char** argv) {
       f = std::fopen(per_token.c_str(), "w");
       WERSA_CHECK(f, per_token, ": cannot open for writing");
     }
+    // Windows start at multiples of seq (evaluate's contract), so the target at stream position
+    // pos sits at (pos - 1) % seq in its window: it was predicted from that many earlier tokens.
+    std::vector<double> bucket_sum;
+    std::vector<int64_t> bucket_n;
+    auto bucket_of = [](int64_t t) {
+      size_t b = 0;
+      for (int64_t edge = 64; t >= edge; edge *= 4) ++b;
+      return b;
+    };
     const auto r =
         wersa::evaluate(model, *ds, seq, batch, max_tokens, [&](int64_t pos, int32_t token, double nll) {
           if (f) std::fprintf(f, "%lld\t%d\t%.6f\n", static_cast<long long>(pos), token, nll);
+          if (!by_position) return;
+          const size_t b = bucket_of((pos - 1) % seq);
+          if (b >= bucket_n.size()) bucket_n.resize(b + 1, 0), bucket_sum.resize(b + 1, 0.0);
+          bucket_sum[b] += nll;
+          ++bucket_n[b];
         });
     if (f) {
       const bool failed = std::ferror(f) != 0;
@@ -74,6 +93,11 @@ int main(int argc, char** argv) {
         "%.4f\ntok_per_s %.1f\n",
         dir.c_str(), ds->describe().c_str(), static_cast<long long>(r.tokens), r.mean_loss,
         std::exp(r.mean_loss), r.mean_loss / std::log(2.0), r.tokens / std::max(r.seconds, 1e-9));
+    for (size_t b = 0, lo = 0, hi = 64; b < bucket_n.size(); ++b, lo = hi, hi *= 4)
+      if (bucket_n[b] > 0)
+        std::printf("by_position %zu-%lld tokens %lld mean_loss %.6f\n", lo,
+                    static_cast<long long>(std::min<int64_t>(int64_t(hi) - 1, seq - 1)),
+                    static_cast<long long>(bucket_n[b]), bucket_sum[b] / double(bucket_n[b]));
     return 0;
   });
 }
