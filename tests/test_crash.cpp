@@ -10,7 +10,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
@@ -62,23 +61,6 @@ int64_t metrics_lines(const fs::path& run) {
   if (!fs::exists(run / "metrics.jsonl", ec)) return 0;
   const std::string t = read_file((run / "metrics.jsonl").string());
   return int64_t(std::count(t.begin(), t.end(), '\n'));
-}
-
-// Training losses of metrics.jsonl by step; each line must parse and each step appear once, in order.
-std::vector<double> metrics_losses(const fs::path& run) {
-  const std::string text = read_file((run / "metrics.jsonl").string());
-  std::vector<double> losses;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    const size_t end = text.find('\n', pos);
-    EXPECT_NE(end, std::string::npos) << "a torn last line in " << run;
-    if (end == std::string::npos) break;
-    const auto j = nlohmann::json::parse(text.substr(pos, end - pos));
-    EXPECT_EQ(j.at("step").get<int64_t>(), int64_t(losses.size()) + 1) << text.substr(pos, end - pos);
-    losses.push_back(j.at("loss").get<double>());
-    pos = end + 1;
-  }
-  return losses;
 }
 
 struct TrainRun {

@@ -227,17 +227,7 @@ TEST(Robust, IncompleteNewestCheckpointIsSkippedForTheNewestComplete) {
   const TempDir dir("incomplete");
   Config c;
   trained_run(dir, c, 4);  // the reference: 4 uninterrupted steps
-  const std::vector<double> want = [&] {
-    std::vector<double> l;
-    const std::string text = test::read_file(dir / "run/metrics.jsonl");
-    size_t pos = 0;
-    while (pos < text.size()) {
-      const size_t end = text.find('\n', pos);
-      l.push_back(json::parse(text.substr(pos, end - pos)).at("loss").get<double>());
-      pos = end + 1;
-    }
-    return l;
-  }();
+  const std::vector<double> want = metrics_losses(dir / "run");
   ASSERT_EQ(want.size(), 4u);
   // Damage the newest two checkpoints: step 4 lacks its state, step 3 its weights.
   fs::remove(dir / "run/step-000004/state.json");

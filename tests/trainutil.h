@@ -2,7 +2,9 @@
 #pragma once
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "testutil.h"
 #include "wersa/model/config.h"
@@ -29,6 +31,23 @@ inline Config tiny_config(const std::filesystem::path& dir) {
   c.train.eval_every = 0;
   c.train.threads = 2;
   return c;
+}
+
+// Training losses of metrics.jsonl by step; each line must parse and each step appear once, in order.
+inline std::vector<double> metrics_losses(const std::filesystem::path& run) {
+  const std::string text = read_file((run / "metrics.jsonl").string());
+  std::vector<double> losses;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    const size_t end = text.find('\n', pos);
+    EXPECT_NE(end, std::string::npos) << "a torn last line in " << run;
+    if (end == std::string::npos) break;
+    const auto j = nlohmann::json::parse(text.substr(pos, end - pos));
+    EXPECT_EQ(j.at("step").get<int64_t>(), int64_t(losses.size()) + 1) << text.substr(pos, end - pos);
+    losses.push_back(j.at("loss").get<double>());
+    pos = end + 1;
+  }
+  return losses;
 }
 
 }  // namespace wersa::test
