@@ -9,6 +9,8 @@
 #   WERSA_FUZZ_TARGETS  names to fuzz (default: every tests/fuzz/fuzz_NAME.cpp)
 #   WERSA_FUZZ_RSS_MB   libFuzzer memory limit per target (default 2048)
 #   WERSA_FUZZ_TIMEOUT  seconds one input may take before it counts as a hang (default 10)
+#   WERSA_FUZZ_SEED     libFuzzer's -seed (default 1, so a CI run is repeatable: the same
+#                       mutations in the same order; 0 picks a new one each run, for longer hunts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -66,7 +68,7 @@ for name in "${names[@]}"; do
   rc=0
   # One thread: the fuzzer is the parallelism; OpenMP regions in the readers stay serial.
   OMP_NUM_THREADS=1 "$bin" "${opts[@]}" -max_total_time="$secs" -rss_limit_mb="${WERSA_FUZZ_RSS_MB:-2048}" \
-    -timeout="${WERSA_FUZZ_TIMEOUT:-10}" -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
+    -timeout="${WERSA_FUZZ_TIMEOUT:-10}" -seed="${WERSA_FUZZ_SEED:-1}" -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
     "${dirs[@]}" >"$log" 2>&1 || rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   if [ "$rc" -ne 0 ]; then

@@ -128,6 +128,10 @@ ModelInfo parse_model(std::string_view bytes, const std::string& name) {
           r.skip(w);
       }
       if (p.type < kNormal || p.type > kByte) r.fail("invalid piece type");
+      // libsentencepiece builds a trie over the pieces and aborts the process (an exception
+      // through code built without them) on an empty key or a NUL byte: refuse both here.
+      if (p.piece.empty()) r.fail("empty piece");
+      if (p.piece.find('\0') != std::string::npos) r.fail("piece contains a NUL byte");
       m.pieces.push_back(std::move(p));
     } else if (f == 2) {
       top.expect(w, 2);
