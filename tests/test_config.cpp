@@ -79,7 +79,11 @@ Config all_non_default() {
   t.eval_every = 250, t.eval_batches = 20, t.checkpoint_every = 1000, t.keep_last = 3, t.log_every = 10,
   t.beta1 = 0.8;
   t.beta2 = 0.99, t.adam_eps = 1e-7, t.device = "cuda", t.threads = 3;
+  t.class_weights = "balanced", t.init_from = "runs/lm/step_000100", t.freeze_trunk_steps = 50;
   c.data.train = "data/train.txt", c.data.val = "data/val.txt", c.data.tokenizer = "tok.model";
+  c.data.truncate = "head_tail", c.data.val_fraction = 0.2, c.data.test_fraction = 0.15;
+  TaskConfig& k = m.task;
+  k.type = "classify", k.num_classes = 3, k.pooling = "last", k.labels = {"cs", "math", "physics"};
   return c;
 }
 
@@ -132,6 +136,17 @@ void expect_same(const Config& x, const Config& y) {
   EXPECT_EQ(x.data.train, y.data.train);
   EXPECT_EQ(x.data.val, y.data.val);
   EXPECT_EQ(x.data.tokenizer, y.data.tokenizer);
+  EXPECT_EQ(t.class_weights, u.class_weights);
+  EXPECT_EQ(t.init_from, u.init_from);
+  EXPECT_EQ(t.freeze_trunk_steps, u.freeze_trunk_steps);
+  EXPECT_EQ(x.data.truncate, y.data.truncate);
+  EXPECT_EQ(x.data.val_fraction, y.data.val_fraction);
+  EXPECT_EQ(x.data.test_fraction, y.data.test_fraction);
+  const TaskConfig &k = x.model.task, &l = y.model.task;
+  EXPECT_EQ(k.type, l.type);
+  EXPECT_EQ(k.num_classes, l.num_classes);
+  EXPECT_EQ(k.pooling, l.pooling);
+  EXPECT_EQ(k.labels, l.labels);
 }
 
 }  // namespace
@@ -384,7 +399,8 @@ TEST(Config, HelpListsEveryKey) {
     std::string key, type, def;
     words >> key >> type >> def;
     EXPECT_TRUE(help_keys.insert(key).second) << "listed twice: " << key;
-    EXPECT_TRUE(type == "int" || type == "uint64" || type == "number" || type == "string" || type == "bool")
+    EXPECT_TRUE(type == "int" || type == "uint64" || type == "number" || type == "string" || type == "bool" ||
+                type == "strings")
         << line;
     EXPECT_FALSE(def.empty()) << line;
   }
@@ -392,7 +408,8 @@ TEST(Config, HelpListsEveryKey) {
   leaf_keys(config_to_json(Config{}), "", json_keys);
   EXPECT_EQ(help_keys, json_keys);
   EXPECT_EQ(n, int(json_keys.size()));
-  EXPECT_EQ(json_keys.size(), 45u);  // 10 model + 12 attention + 20 train + 3 data, less nothing
+  // 10 model + 12 attention + 4 task + 23 train + 6 data, less nothing
+  EXPECT_EQ(json_keys.size(), 55u);
   // Defaults and ranges appear on the key's line.
   auto line_of = [&](const std::string& key) {
     const size_t at = help.find(key + " ");
@@ -443,4 +460,23 @@ TEST(Config, TinyConfigLoads) {
   EXPECT_EQ(c.data.train, "");
   EXPECT_EQ(c.data.val, "");
   EXPECT_EQ(c.data.tokenizer, "");
+}
+
+TEST(Config, ClassificationSettings) {
+  Config c;
+  EXPECT_CONTAINS(error_of([&] { config_set(c, "task.num_classes=3"); }),
+                  "task.num_classes: is a classification setting, but task.type = \"lm\"");
+  EXPECT_CONTAINS(error_of([&] { config_set(c, "train.class_weights=balanced"); }), "train.class_weights");
+  config_set_all(c, {"task.type=classify", "task.labels=[\"a\",\"b\",\"c\"]", "train.freeze_trunk_steps=10"});
+  EXPECT_EQ(c.model.task.labels, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_CONTAINS(error_of([&] { config_set(c, "task.num_classes=4"); }),
+                  "task.num_classes: 4 but task.labels names 3 classes");
+  EXPECT_CONTAINS(error_of([&] { config_set(c, "task.labels=[\"a\",\"a\"]"); }),
+                  "task.labels: \"a\" appears twice");
+  EXPECT_CONTAINS(error_of([&] { config_set(c, "task.labels=[\"a\",3]"); }), "expected a list of strings");
+  EXPECT_CONTAINS(error_of([&] { config_set(c, "task.num_classes=1"); }), "1 class cannot be classified");
+  EXPECT_CONTAINS(error_of([&] { config_set(c, "data.test_fraction=0.95"); }), "leaves nothing to train on");
+  EXPECT_CONTAINS(error_of([&] { config_set(c, "task.pooling=max"); }), "expected one of: mean, last");
+  EXPECT_CONTAINS(error_of([&] { config_set(c, "train.freeze_trunk_steps=1000"); }),
+                  "train.freeze_trunk_steps: 1000 is more than train.steps = 100");
 }

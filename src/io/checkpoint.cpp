@@ -17,7 +17,8 @@ namespace wersa::io {
 
 namespace {
 
-constexpr const char* kModelConfigKey = "model_config";  // model.safetensors metadata
+constexpr const char* kModelConfigKey = "model_config";  // model.safetensors metadata: the model section
+constexpr const char* kTaskConfigKey = "task_config";    // and the task section (absent: a language model)
 
 void write_json(const fs::path& p, const nlohmann::json& j) { write_file(p.string(), j.dump(2) + "\n"); }
 
@@ -84,8 +85,8 @@ void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::s
 // The first key where two model sections differ, as "key: A vs B".
 std::string first_difference(const nlohmann::json& a, const nlohmann::json& b) {
   std::map<std::string, nlohmann::json> fa, fb;
-  flatten(a, "model", fa);
-  flatten(b, "model", fb);
+  flatten(a, "", fa);
+  flatten(b, "", fb);
   for (const auto& [k, v] : fa) {
     const auto it = fb.find(k);
     if (it == fb.end())
@@ -165,7 +166,10 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Chec
   for (const Tensor& b : c.model->buffers_arena().tensors()) weights.push_back(b);
   WERSA_ASSERT(c.config.contains("model"), "checkpoint config without a model section");
   save_safetensors((tmp / "model.safetensors").string(), weights,
-                   {{"format", "pt"}, {"engine", "wersa"}, {kModelConfigKey, c.config["model"].dump()}});
+                   {{"format", "pt"},
+                    {"engine", "wersa"},
+                    {kModelConfigKey, c.config["model"].dump()},
+                    {kTaskConfigKey, c.config.value("task", nlohmann::json::object()).dump()}});
   if (c.adam_m && c.adam_v) {
     std::deque<std::string> names;
     std::vector<Tensor> opt = renamed(*c.adam_m, "m.", names);
@@ -253,14 +257,15 @@ void load_model_weights(const std::string& dir, Model& m) {
   const SafeTensorsFile f((fs::path(dir) / "model.safetensors").string());
   const auto saved = f.metadata().find(kModelConfigKey);
   if (saved != f.metadata().end()) {  // files written before this check have none
-    Config c;
-    c.model = m.config();
-    const nlohmann::json mine = config_to_json(c)["model"];
+    const nlohmann::json mine = model_identity(m.config());
     // Through the config parser, so that a setting added to the engine after the file was
     // written takes its default, as it does when config.json is read.
     const std::string where = f.path() + ": metadata '" + kModelConfigKey + "'";
-    const nlohmann::json theirs = config_to_json(
-        config_from_json(nlohmann::json{{"model", parse_json(saved->second, where)}}, where))["model"];
+    nlohmann::json sections{{"model", parse_json(saved->second, where)}};
+    const auto task = f.metadata().find(kTaskConfigKey);
+    if (task != f.metadata().end())
+      sections["task"] = parse_json(task->second, f.path() + ": metadata '" + kTaskConfigKey + "'");
+    const nlohmann::json theirs = model_identity(config_from_json(sections, where).model);
     WERSA_CHECK(mine == theirs, cfg_path, " disagrees with ", f.path(), ": ", first_difference(mine, theirs));
   }
   read_exact(f, {{&m.params_arena(), ""}, {&m.buffers_arena(), ""}}, cfg_path, false);

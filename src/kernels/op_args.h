@@ -13,6 +13,7 @@
 #include "wersa/ops/layernorm.h"
 #include "wersa/ops/linear_attention.h"
 #include "wersa/ops/matmul.h"
+#include "wersa/ops/pool.h"
 #include "wersa/ops/rmsnorm.h"
 #include "wersa/ops/rope.h"
 #include "wersa/ops/softmax_attention.h"

@@ -12,6 +12,7 @@
 #include "wersa/ops/elementwise.h"
 #include "wersa/ops/embedding.h"
 #include "wersa/ops/matmul.h"
+#include "wersa/ops/pool.h"
 #include "wersa/ops/rmsnorm.h"
 #include "wersa/ops/rope.h"
 #include "wersa/ops/swiglu.h"
@@ -134,6 +135,31 @@ void lm_head_bwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t N, double scal
   cross_entropy_bwd(ctx, {logits, logits, ws.targets.rows(0, N), scale});
   const Tensor& dhead = m.config().tie_embeddings ? m.grads.embed : m.grads.lm_head;
   matmul_bwd(ctx, {ws.g.du.rows(0, N), dhead, {}, logits, ws.xf.rows(0, N), head_weight(m)});
+}
+
+namespace {
+PoolKind pool_kind(const Model& m) {
+  return m.config().task.pooling == "last" ? PoolKind::Last : PoolKind::Mean;
+}
+}  // namespace
+
+void class_head_fwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t B, int64_t T, const Tensor& stats) {
+  const int64_t D = m.config().dim;
+  const Tensor pooled = ws.pooled.rows(0, B), logits = ws.logits.rows(0, B), losses = ws.losses.rows(0, B);
+  const Tensor lengths = ws.lengths.rows(0, B), labels = ws.labels.rows(0, B);
+  pool_fwd(ctx, {pooled, ws.xf.rows(0, B * T).view({B, T, D}), lengths, pool_kind(m)});
+  matmul_fwd(ctx, {logits, pooled, m.params.cls_weight, m.params.cls_bias});
+  cross_entropy_fwd(ctx, {losses, logits, labels});
+  loss_sum_fwd(ctx, {stats, losses, labels});
+}
+
+void class_head_bwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t B, int64_t T, double scale) {
+  const int64_t D = m.config().dim;
+  const Tensor logits = ws.logits.rows(0, B), labels = ws.labels.rows(0, B);
+  const Tensor pooled = ws.pooled.rows(0, B), dpooled = ws.dpooled.rows(0, B);
+  cross_entropy_bwd(ctx, {logits, logits, labels, scale});
+  matmul_bwd(ctx, {dpooled, m.grads.cls_weight, m.grads.cls_bias, logits, pooled, m.params.cls_weight});
+  pool_bwd(ctx, {ws.g.du.rows(0, B * T).view({B, T, D}), dpooled, ws.lengths.rows(0, B), pool_kind(m)});
 }
 
 void lm_head_logits(Ctx& ctx, const Model& m, const Tensor& xf, const Tensor& logits) {

@@ -25,6 +25,13 @@ void trunk_bwd(Ctx& ctx, const Model& m, Workspace& ws, const Pass& pass);
 void lm_head_fwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t N, const Tensor& stats);
 // Backward of (scale * sum of losses): head gradient (accumulated), ws.g.du = dL/d xf.
 void lm_head_bwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t N, double scale);
+// Classifier head over the first B sequences of T rows: pooling of the real rows (ws.lengths) into
+// ws.pooled, class logits, per-document losses, [sum, count] into stats.
+void class_head_fwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t B, int64_t T, const Tensor& stats);
+// Backward of (scale * sum of losses): head gradients (accumulated), ws.g.du = dL/d xf over the
+// B*T rows (zero at padded rows).
+void class_head_bwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t B, int64_t T, double scale);
+
 // Logits only (generation): logits [n, V] = xf [n, D] head^T.
 void lm_head_logits(Ctx& ctx, const Model& m, const Tensor& xf, const Tensor& logits);
 

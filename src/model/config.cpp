@@ -39,6 +39,7 @@ struct OneOf {  // one of a fixed set of strings
 struct Kinds {};  // an attention kind, by name (attention_kinds())
 struct Text {};   // any string
 struct Flag {};   // true or false
+struct Names {};  // a list of distinct, non-empty strings
 
 Real closed(double lo, double hi) { return {lo, hi, false, false, false}; }
 Real open_closed(double lo, double hi) { return {lo, hi, true, false, false}; }
@@ -55,6 +56,7 @@ void visit_fields(C& c, V& v) {
   auto& a = c.model.attention;
   auto& t = c.train;
   auto& d = c.data;
+  auto& k = c.model.task;
   v.field("model.vocab_size", m.vocab_size, Int{2, 16777216},
           "vocabulary size (259 for the byte-level tokenizer)");
   v.field("model.dim", m.dim, Int{1, 65536}, "model width D");
@@ -83,6 +85,13 @@ void visit_fields(C& c, V& v) {
           "hidden width F of the gate MLP (0 = model.dim / 4)");
   v.field("model.attention.head_norm_eps", a.head_norm_eps, open_closed(0, 1),
           "epsilon of the LayerNorm on each head's output");
+  v.field("task.type", k.type, OneOf{{"lm", "classify"}},
+          "lm (next-token language model) or classify (documents to classes, pooled head)");
+  v.field("task.num_classes", k.num_classes, Int{0, 65536},
+          "classify: number of classes C (0 = the classes of the training data)");
+  v.field("task.pooling", k.pooling, OneOf{{"mean", "last"}},
+          "classify: mean of the document's positions, or its last position");
+  v.field("task.labels", k.labels, Names{}, "classify: class names in id order ([] = sorted from the data)");
   v.field("train.steps", t.steps, Int{1, kBig}, "optimizer steps");
   v.field("train.batch_size", t.batch_size, Int{1, 65536}, "sequences per micro-batch");
   v.field("train.seq_len", t.seq_len, Int{1, 1048576}, "tokens per sequence");
@@ -105,11 +114,23 @@ void visit_fields(C& c, V& v) {
   v.field("train.adam_eps", t.adam_eps, open_closed(0, 1), "AdamW epsilon");
   v.field("train.device", t.device, OneOf{{"cpu", "cuda"}}, "where to run");
   v.field("train.threads", t.threads, Int{0, 4096}, "CPU threads (0 = all cores)");
+  v.field("train.class_weights", t.class_weights, OneOf{{"none", "balanced"}},
+          "classify: loss weight per class (balanced: n / (C n_c) over the training split)");
+  v.field("train.init_from", t.init_from, Text{},
+          "classify: checkpoint directory whose trunk initialises the model (\"\" = none)");
+  v.field("train.freeze_trunk_steps", t.freeze_trunk_steps, Int{0, kBig},
+          "classify: first steps that train the head only (the trunk frozen)");
   v.field("data.train", d.train, Text{},
           "training data: a UTF-8 .txt file, or a token shard file, glob or directory (required)");
   v.field("data.val", d.val, Text{}, "validation data, same forms as data.train (\"\" = none)");
   v.field("data.tokenizer", d.tokenizer, Text{},
           "SentencePiece model file (\"\" = the tokenizer.model beside the shards, else byte-level)");
+  v.field("data.truncate", d.truncate, OneOf{{"head", "head_tail"}},
+          "classify: documents longer than train.seq_len keep their head, or head and tail (1/4 + 3/4)");
+  v.field("data.val_fraction", d.val_fraction, closed_open(0, 1),
+          "classify: validation share of each class when the records carry no split");
+  v.field("data.test_fraction", d.test_fraction, closed_open(0, 1),
+          "classify: test share of each class when the records carry no split");
 }
 
 // ---- describing limits and values ------------------------------------------------------------
@@ -147,6 +168,7 @@ std::string range_text(const Kinds&) {
 }
 std::string range_text(const Text&) { return "any"; }
 std::string range_text(const Flag&) { return "true|false"; }
+std::string range_text(const Names&) { return "distinct names"; }
 
 std::string expected(const Int& r) { return "an integer in " + range_text(r); }
 std::string expected(const U64& r) { return "an integer in " + range_text(r); }
@@ -171,6 +193,7 @@ const char* type_name(const OneOf&) { return "string"; }
 const char* type_name(const Kinds&) { return "string"; }
 const char* type_name(const Text&) { return "string"; }
 const char* type_name(const Flag&) { return "bool"; }
+const char* type_name(const Names&) { return "strings"; }
 
 std::string show(int v) { return std::to_string(v); }
 std::string show(uint64_t v) { return std::to_string(v); }
@@ -178,6 +201,7 @@ std::string show(double v) { return num(v); }
 std::string show(bool v) { return v ? "true" : "false"; }
 std::string show(const std::string& v) { return brief(json(v)); }
 std::string show(AttentionKind v) { return attention_kind_name(v); }  // valid kinds only
+std::string show(const std::vector<std::string>& v) { return brief(json(v)); }
 
 // ---- range checks: "" when fine, else the problem ----------------------------------------------
 
@@ -205,6 +229,14 @@ std::string check(const Kinds& k, AttentionKind v) {  // a value cast from outsi
 }
 std::string check(const Text&, const std::string&) { return ""; }
 std::string check(const Flag&, bool) { return ""; }
+std::string check(const Names&, const std::vector<std::string>& v) {
+  std::set<std::string> seen;
+  for (const std::string& s : v) {
+    if (s.empty()) return "an empty name (expected distinct, non-empty names)";
+    if (!seen.insert(s).second) return show(s) + " appears twice (expected distinct names)";
+  }
+  return "";
+}
 
 // ---- conversion from JSON: writes `out` and returns "" on success, else the problem ------------
 
@@ -257,6 +289,17 @@ std::string convert(const json& j, const Kinds& k, AttentionKind& out) {
   for (AttentionKind kind : attention_kinds())
     if (j.get_ref<const std::string&>() == attention_kind_name(kind)) return out = kind, "";
   return brief(j) + " is not a valid choice (expected " + expected(k) + ")";
+}
+std::string convert(const json& j, const Names& n, std::vector<std::string>& out) {
+  if (!j.is_array()) return "expected a list of strings, got " + brief(j);
+  std::vector<std::string> v;
+  for (const json& e : j) {
+    if (!e.is_string()) return "expected a list of strings, got an element " + brief(e);
+    v.push_back(e.get<std::string>());
+  }
+  std::string problem = check(n, v);
+  if (problem.empty()) out = std::move(v);
+  return problem;
 }
 std::string convert(const json& j, const Flag&, bool& out) {
   if (!j.is_boolean()) return "expected true or false, got " + brief(j);
@@ -412,12 +455,6 @@ void check_keys(const json& obj, const std::string& prefix, const std::string& s
   }
 }
 
-std::string strip_json_prefix(const std::string& what) {
-  const size_t close = what.find("] ");
-  if (what.rfind("[json.exception.", 0) == 0 && close != std::string::npos) return what.substr(close + 2);
-  return what;
-}
-
 }  // namespace
 
 // ---- public API -------------------------------------------------------------------------------
@@ -499,6 +536,28 @@ void config_validate(const Config& c, const std::string& source) {
               " is larger than train.lr = ", num(t.lr), " (expected train.min_lr <= train.lr)");
   WERSA_CHECK(t.warmup_steps <= t.steps, source, ": train.warmup_steps: ", t.warmup_steps,
               " is more than train.steps = ", t.steps, " (expected train.warmup_steps <= train.steps)");
+  const TaskConfig& k = m.task;
+  WERSA_CHECK(k.num_classes != 1, source,
+              ": task.num_classes: 1 class cannot be classified (expected 0 = from the data, or at least 2)");
+  WERSA_CHECK(k.labels.empty() || k.labels.size() >= 2, source, ": task.labels: ", show(k.labels),
+              " names one class (expected at least 2, or [] = from the data)");
+  WERSA_CHECK(k.labels.empty() || k.num_classes == 0 || size_t(k.num_classes) == k.labels.size(), source,
+              ": task.num_classes: ", k.num_classes, " but task.labels names ", k.labels.size(),
+              " classes (expected them to agree, or task.num_classes = 0)");
+  if (!k.classify()) {
+    const char* what = !k.labels.empty()           ? "task.labels"
+                       : k.num_classes != 0        ? "task.num_classes"
+                       : t.freeze_trunk_steps != 0 ? "train.freeze_trunk_steps"
+                       : t.class_weights != "none" ? "train.class_weights"
+                                                   : nullptr;
+    WERSA_CHECK(!what, source, ": ", what, ": is a classification setting, but task.type = \"", k.type,
+                "\" (expected task.type = \"classify\", or leave it at its default)");
+  }
+  WERSA_CHECK(t.freeze_trunk_steps <= t.steps, source, ": train.freeze_trunk_steps: ", t.freeze_trunk_steps,
+              " is more than train.steps = ", t.steps, " (expected at most train.steps)");
+  WERSA_CHECK(c.data.val_fraction + c.data.test_fraction < 1, source,
+              ": data.test_fraction: ", num(c.data.val_fraction), " + ", num(c.data.test_fraction),
+              " leaves nothing to train on (expected data.val_fraction + data.test_fraction < 1)");
 }
 
 void require_training_data(const Config& c, const std::string& source) {
@@ -511,6 +570,13 @@ json config_to_json(const Config& c) {
   JsonWriter w{out};
   visit_fields(c, w);
   return out;
+}
+
+json model_identity(const ModelConfig& m) {
+  Config c;
+  c.model = m;
+  json all = config_to_json(c);
+  return json{{"model", all["model"]}, {"task", all["task"]}};
 }
 
 std::string config_help() {

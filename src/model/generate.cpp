@@ -24,6 +24,9 @@ DecodeState::DecodeState(const Model& m, const DecodeOptions& opt) : model_(&m),
   WERSA_CHECK(opt.context >= 0, "context = ", opt.context, ", expected >= 0 (0 = unlimited for WERSA)");
   WERSA_CHECK(!m.generation_needs_context() || opt.context > 0, "a ", attention_kind_name(c.attention.type),
               " model needs a context length (-c) for its KV cache");
+  WERSA_CHECK(!c.task.classify(),
+              "this model is a classifier (task.type = \"classify\"): it has no LM head to "
+              "generate with; evaluate it with wersa-eval");
   WERSA_CHECK(opt.prefill_chunk >= 1, "prefill chunk = ", opt.prefill_chunk, ", expected >= 1");
   state_ = std::make_unique<Arena>("decode state", m.device());
   layers_ = state_->build([&](Arena& a) {

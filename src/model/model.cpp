@@ -127,21 +127,37 @@ Workspace::Workspace(const Model& m, const RunSpec& spec) : spec_(spec), ctx_(m.
   WERSA_CHECK(spec.batch >= 1 && spec.seq >= 1, "workspace needs batch >= 1 and sequence >= 1, got ",
               spec.batch, " x ", spec.seq);
   WERSA_CHECK(!spec.backward || m.trainable(), "a workspace for a backward needs a model with gradients");
-  const int64_t N = rows(), V = m.config().vocab_size;
+  const int64_t N = rows(), B = spec.batch, V = m.config().vocab_size;
+  const bool classify = m.config().task.classify();
   iarena_ = std::make_unique<Arena>("token ids", m.device());
-  ids_ = iarena_->build([&](Arena& a) { return a.add("ids", DType::I32, {2, N}); });
+  iarena_->build([&](Arena& a) {
+    ids_ = a.add("ids", DType::I32, {2, N});
+    if (classify) docs_ = a.add("docs", DType::I32, {2, B});
+    return 0;
+  });
   tokens = ids_.rows(0, 1).view({N});
   targets = ids_.rows(1, 2).view({N});
+  if (classify) lengths = docs_.rows(0, 1).view({B}), labels = docs_.rows(1, 2).view({B});
   if (m.device() == Device::CPU) {
-    host_ids = ids_;
+    host_ids = ids_, host_docs = docs_;
   } else {
     host_arena_ = std::make_unique<Arena>("token ids (host)", Device::CPU);
-    host_ids = host_arena_->build([&](Arena& a) { return a.add("ids", DType::I32, {2, N}); });
+    host_arena_->build([&](Arena& a) {
+      host_ids = a.add("ids", DType::I32, {2, N});
+      if (classify) host_docs = a.add("docs", DType::I32, {2, B});
+      return 0;
+    });
   }
   arena_ = std::make_unique<Arena>("activations", m.device());
   arena_->build([&](Arena& a) {
     plan_activations(a, m, N, spec.backward, acts, &g, &x_out, &xf, &rstdf);
-    if (spec.lm_head) {
+    if (spec.head && classify) {
+      const int64_t C = m.config().task.num_classes, D = m.config().dim;
+      pooled = a.add("pooled", m.dtype(), {B, D});
+      if (spec.backward) dpooled = a.add("d.pooled", m.dtype(), {B, D});
+      logits = a.add("class_logits", m.dtype(), {B, C});
+      losses = a.add("class_losses", m.dtype(), {B});
+    } else if (spec.head) {
       logits = a.add("logits", m.dtype(), {N, V});
       losses = a.add("losses", m.dtype(), {N});
     }
@@ -153,11 +169,15 @@ Workspace::Workspace(const Model& m, const RunSpec& spec) : spec_(spec), ctx_(m.
   ctx_.plan([&] {
     const detail::Pass pass{spec.batch, spec.seq};
     detail::trunk_fwd(ctx_, m, *this, pass);
-    if (spec.lm_head) detail::lm_head_fwd(ctx_, m, *this, N, loss_stats);
-    if (spec.backward) {
-      detail::lm_head_bwd(ctx_, m, *this, N, 1.0);
-      detail::trunk_bwd(ctx_, m, *this, pass);
+    if (spec.head && classify) {
+      // Planning runs no kernel that reads the (still unset) lengths.
+      detail::class_head_fwd(ctx_, m, *this, spec.batch, spec.seq, loss_stats);
+      if (spec.backward) detail::class_head_bwd(ctx_, m, *this, spec.batch, spec.seq, 1.0);
+    } else if (spec.head) {
+      detail::lm_head_fwd(ctx_, m, *this, N, loss_stats);
+      if (spec.backward) detail::lm_head_bwd(ctx_, m, *this, N, 1.0);
     }
+    if (spec.backward) detail::trunk_bwd(ctx_, m, *this, pass);
   });
 }
 
@@ -171,12 +191,14 @@ size_t Workspace::scratch_bytes() const { return ctx_.scratch_bytes(); }
 
 void Workspace::upload_ids() {
   if (host_ids.data != ids_.data) tensor_copy(ids_, host_ids);
+  if (docs_.defined() && host_docs.data != docs_.data) tensor_copy(docs_, host_docs);
 }
 
 // ---- forward and backward ----------------------------------------------------------------------
 
 void model_forward_device(Model& m, Workspace& ws, const Tensor& stats) {
-  WERSA_ASSERT(ws.spec().lm_head, "a forward with losses needs a workspace with the LM head");
+  WERSA_ASSERT(ws.spec().head && !m.config().task.classify(),
+               "a forward with token losses needs a language model and a workspace with its head");
   const detail::Pass pass{ws.batch(), ws.seq()};
   detail::trunk_fwd(ws.ctx(), m, ws, pass);
   detail::lm_head_fwd(ws.ctx(), m, ws, ws.rows(), stats.defined() ? stats : ws.loss_stats);
@@ -194,6 +216,40 @@ void model_backward(Model& m, Workspace& ws, double loss_scale) {
   const detail::Pass pass{ws.batch(), ws.seq()};
   detail::lm_head_bwd(ws.ctx(), m, ws, ws.rows(), loss_scale);
   detail::trunk_bwd(ws.ctx(), m, ws, pass);
+}
+
+void classify_forward_device(Model& m, Workspace& ws, int64_t B, int64_t T, const Tensor& stats) {
+  WERSA_ASSERT(ws.spec().head && m.config().task.classify(),
+               "a classifier forward needs a classifier and a workspace with its head");
+  WERSA_ASSERT(B >= 1 && B <= ws.batch() && T >= 1 && T <= ws.seq(), "a classifier pass of ", B, " x ", T,
+               " over a workspace of ", ws.batch(), " x ", ws.seq());
+  if (!m.config().attention.causal) {
+    // Bidirectional attention would read the padding: the masks of the spec's padded batches are
+    // not implemented yet, so a bidirectional batch must hold documents of one length.
+    const int32_t* len = ws.host_docs.host<int32_t>();
+    for (int64_t b = 0; b < B; ++b)
+      WERSA_CHECK(len[b] == T,
+                  "bidirectional classification (model.attention.causal = false) of a batch "
+                  "padded to ",
+                  T, " tokens holding a document of ", len[b],
+                  ": padding masks are not implemented for bidirectional attention yet (use "
+                  "train.batch_size = 1, or causal attention)");
+  }
+  detail::trunk_fwd(ws.ctx(), m, ws, detail::Pass{B, T});
+  detail::class_head_fwd(ws.ctx(), m, ws, B, T, stats.defined() ? stats : ws.loss_stats);
+}
+
+double classify_forward(Model& m, Workspace& ws, int64_t B, int64_t T, int64_t* count) {
+  classify_forward_device(m, ws, B, T);
+  double stats[2];
+  tensor_copy(Tensor(stats, DType::F64, Device::CPU, Shape{2}), ws.loss_stats);
+  if (count) *count = int64_t(stats[1]);
+  return stats[0];
+}
+
+void classify_backward(Model& m, Workspace& ws, int64_t B, int64_t T, double loss_scale, bool trunk) {
+  detail::class_head_bwd(ws.ctx(), m, ws, B, T, loss_scale);
+  if (trunk) detail::trunk_bwd(ws.ctx(), m, ws, detail::Pass{B, T});
 }
 
 double read_f64(const Ctx& ctx, const Tensor& t, int64_t i) {

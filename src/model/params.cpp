@@ -45,7 +45,15 @@ void visit_params(const ModelConfig& c, ModelParams& p, const ParamFn& f) {
     f(l.w_down, {pre + "ffn.w_down.weight", {D, s.F}, ParamKind::Matrix, out_std});
   }
   f(p.final_norm, {"final_norm.weight", {D}, ParamKind::NormWeight});
-  if (!c.tie_embeddings) f(p.lm_head, {"lm_head.weight", {s.V, D}, ParamKind::Matrix, c.init_std});
+  if (c.task.classify()) {
+    WERSA_CHECK(c.task.num_classes >= 2, "task.num_classes: ", c.task.num_classes,
+                " (a classifier needs its classes: at least 2, or task.labels, resolved from the data)");
+    const int64_t C = c.task.num_classes;
+    f(p.cls_weight, {std::string(kClassifierPrefix) + "weight", {C, D}, ParamKind::Matrix, c.init_std});
+    f(p.cls_bias, {std::string(kClassifierPrefix) + "bias", {C}, ParamKind::Bias});
+  } else if (!c.tie_embeddings) {
+    f(p.lm_head, {"lm_head.weight", {s.V, D}, ParamKind::Matrix, c.init_std});
+  }
 }
 
 void visit_buffers(const ModelConfig& c, ModelBuffers& b, const ParamFn& f) {

@@ -201,9 +201,9 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     } else {
       const std::string& ck = found.newest;
       const Config saved = io::load_checkpoint_config(ck);
-      WERSA_CHECK(
-          config_to_json(saved)["model"] == config_to_json(cfg)["model"], ck,
-          ": the checkpoint's model section differs from the config given; resume with the same model");
+      WERSA_CHECK(model_identity(saved.model) == model_identity(cfg.model), ck,
+                  ": the checkpoint's model or task section differs from the config given; resume with the "
+                  "same model");
       const io::CheckpointState st = io::load_checkpoint_state(ck);
       const std::string where = (fs::path(ck) / "state.json").string();
       WERSA_CHECK(st.step <= tc.steps, where, ": step ", st.step, " is beyond train.steps = ", tc.steps,

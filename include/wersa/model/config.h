@@ -45,6 +45,16 @@ struct AttentionConfig {
   double head_norm_eps = 1e-5;
 };
 
+// What the model is trained for (spec: "Classification"). The head it implies is part of the
+// model: its parameters, its checkpoint names, its outputs. Paths "task.*" in the JSON.
+struct TaskConfig {
+  std::string type = "lm";          // lm (next-token LM head) | classify (pooled classifier head)
+  int num_classes = 0;              // classify: C; 0 = the classes found in the training data
+  std::string pooling = "mean";     // classify: mean | last (over each document's real positions)
+  std::vector<std::string> labels;  // classify: class names, id order (empty = from the data)
+  bool classify() const { return type == "classify"; }
+};
+
 struct ModelConfig {
   int vocab_size = 259;  // [2, 16777216]
   int dim = 64;
@@ -57,6 +67,7 @@ struct ModelConfig {
   double norm_eps = 1e-6;
   double init_std = 0.02;
   AttentionConfig attention;
+  TaskConfig task;
 };
 
 struct TrainConfig {
@@ -80,12 +91,20 @@ struct TrainConfig {
   double adam_eps = 1e-8;
   std::string device = "cpu";  // cpu | cuda
   int threads = 0;             // 0 = all cores
+  // Classification only:
+  std::string class_weights = "none";  // none | balanced (w_c = n / (C n_c) over the training split)
+  std::string init_from;               // checkpoint whose trunk initialises the model ("" = none)
+  int freeze_trunk_steps = 0;          // steps at the start that train the head only
 };
 
 struct DataConfig {
   std::string train;
   std::string val;
   std::string tokenizer;  // "" = byte-level
+  // Classification only (documents of train.seq_len tokens at most):
+  std::string truncate = "head";  // head | head_tail (first quarter and last three quarters)
+  double val_fraction = 0.1;      // of each class, when the records carry no split
+  double test_fraction = 0.1;
 };
 
 struct Config {
@@ -113,6 +132,8 @@ void config_validate(const Config& c, const std::string& source);
 void require_training_data(const Config& c, const std::string& source);
 // The fully resolved config, every key (what a run saves as config.json).
 nlohmann::json config_to_json(const Config& c);
+// What fixes the model's tensors and outputs: {"model": ..., "task": ...} of config_to_json.
+nlohmann::json model_identity(const ModelConfig& m);
 // One line per key: path, type, default, range/choices, description.
 std::string config_help();
 

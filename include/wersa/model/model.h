@@ -88,7 +88,9 @@ struct BlockGrads {
 struct RunSpec {
   int64_t batch = 1, seq = 1;  // B sequences of up to T positions (rows N = B T)
   bool backward = false;       // keep every layer's activations and plan the backward
-  bool lm_head = true;         // logits and per-token losses of every row (false: the trunk only)
+  // The model's head: for a language model, logits and per-token losses of every row; for a
+  // classifier, each sequence's pooled row, class logits and loss. false: the trunk only.
+  bool head = true;
 };
 
 class Workspace {
@@ -110,8 +112,12 @@ class Workspace {
   // (one copy; on the CPU it is the device tensor itself and the upload does nothing).
   Tensor host_ids;
   void upload_ids();
-  Tensor logits, losses;  // [N, V], [N] (with spec.lm_head)
-  Tensor loss_stats;      // f64 [2]: sum of the counted losses and their count (loss_sum_fwd)
+  Tensor logits, losses;  // LM: [N, V], [N]; classifier: [B, C], [B] (with spec.head)
+  // Classifier only: per sequence its real length and its class, on the device, [B] i32 each, and
+  // their host staging [2, B] (row 0 lengths, row 1 labels; uploaded by upload_ids()); the pooled
+  // trunk output [B, D] and, with a backward, its gradient.
+  Tensor lengths, labels, host_docs, pooled, dpooled;
+  Tensor loss_stats;  // f64 [2]: sum of the counted losses and their count (loss_sum_fwd)
   // One LayerActs per layer with a backward; otherwise one set shared by every layer.
   std::vector<LayerActs> acts;
   Tensor x_out;      // output of the last block [N, D]
@@ -121,7 +127,7 @@ class Workspace {
  private:
   RunSpec spec_;
   Ctx ctx_;
-  Tensor ids_;
+  Tensor ids_, docs_;
   std::unique_ptr<Arena> arena_, iarena_, host_arena_;
 };
 
@@ -138,6 +144,19 @@ void model_forward_device(Model& m, Workspace& ws, const Tensor& stats = {});
 double model_forward(Model& m, Workspace& ws, int64_t* count = nullptr);
 // Backward of (loss_scale * sum of losses): accumulates into m.grads. Needs the forward's ws.
 void model_backward(Model& m, Workspace& ws, double loss_scale);
+
+// The classifier (task.type classify) over the first B sequences of T rows (B <= ws.batch(),
+// T <= ws.seq(): a batch padded to its longest document): tokens in row 0 of ws.host_ids (B*T,
+// sequence-major), lengths and labels in ws.host_docs, then ws.upload_ids(). Forward: trunk,
+// pooling of each sequence's real rows, class logits ws.logits [B, C], per-document losses
+// ws.losses [B], [sum, count] into `stats` (ws.loss_stats when undefined). A label of -1 counts
+// no loss (a document only predicted). Padded rows never change a real row or the pooling.
+void classify_forward_device(Model& m, Workspace& ws, int64_t B, int64_t T, const Tensor& stats = {});
+// The same, then one read-back: returns the sum of the losses, *count = documents with a label.
+double classify_forward(Model& m, Workspace& ws, int64_t B, int64_t T, int64_t* count = nullptr);
+// Backward of (loss_scale * sum of losses): accumulates into m.grads; with trunk = false only the
+// head's gradients (the trunk frozen: its backward is skipped). Needs the forward's ws.
+void classify_backward(Model& m, Workspace& ws, int64_t B, int64_t T, double loss_scale, bool trunk = true);
 
 // A double read back from a device tensor of f64 (0 while `ctx` is planning).
 double read_f64(const Ctx& ctx, const Tensor& t, int64_t i);

@@ -55,8 +55,12 @@ struct ModelParams {
   Tensor embed;  // [V, D]
   std::vector<LayerParams> layers;
   Tensor final_norm;  // [D] (the trunk's last op)
-  Tensor lm_head;     // [V, D] (the LM head), undefined when tied to embed
+  Tensor lm_head;     // [V, D] (the LM head), undefined when tied to embed or for a classifier
+  // The classifier head (task.type classify): logits = pooled W^T + b over C classes.
+  Tensor cls_weight, cls_bias;  // [C, D], [C]
 };
+// Name prefix of the classifier head's parameters (what a frozen trunk still trains).
+constexpr const char* kClassifierPrefix = "classifier.";
 
 // Fixed, untrained tensors saved with the model: per layer, the kind's random-feature matrices.
 struct ModelBuffers {
