@@ -1,4 +1,6 @@
-// wersa-eval: mean loss, perplexity and throughput of a checkpoint on a text or token shards.
+// wersa-eval: mean loss, perplexity and throughput of a language-model checkpoint on a text or
+// token shards; for a classifier checkpoint, loss, accuracy, macro-F1, macro ROC AUC, the confusion
+// matrix and per-class figures on a split of a JSON Lines document file.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cerrno>
@@ -10,15 +12,73 @@
 
 #include "wersa/backend/backend.h"
 #include "wersa/common/cli.h"
+#include "wersa/common/file.h"
 #include "wersa/common/log.h"
 #include "wersa/io/checkpoint.h"
+#include "wersa/train/classify.h"
 #include "wersa/train/trainer.h"
+
+namespace {
+
+int evaluate_classifier_cli(const std::string& dir, wersa::Config cfg, const std::string& docs,
+                            const std::string& split, int64_t batch, const std::string& predictions,
+                            const std::string& metrics_json) {
+  using namespace wersa;
+  const std::string file = docs.empty() ? cfg.data.train : docs;
+  ClassifyData d = load_classify_data(cfg, io::checkpoint_tokenizer(dir), file);
+  Model model(cfg.model, DType::F32, Device::CPU, false);
+  io::load_model_weights(dir, model);
+  std::vector<int64_t> which;
+  if (split == "all") {
+    for (int64_t i = 0; i < d.docs.size(); ++i) which.push_back(i);
+  } else {
+    data::Split s{};
+    WERSA_ASSERT(data::parse_split(split, &s), "split ", split);
+    which = d.docs.indices(s);
+  }
+  WERSA_CHECK(!which.empty(), file, ": no document in the ", split, " split");
+  const ClassifyEval e = evaluate_classifier(model, d.docs, which, batch);
+  const ClassMetrics& m = e.metrics;
+  std::printf(
+      "checkpoint %s\ndata %s\nsplit %s\ndocuments %lld\nloss %.6f\naccuracy %.4f\nmacro_f1 %.4f\n"
+      "macro_auc %.4f\ntok_per_s %.1f\n\n%s",
+      dir.c_str(), file.c_str(), split.c_str(), static_cast<long long>(m.n), e.loss, m.accuracy, m.macro_f1,
+      m.macro_auc, double(e.tokens) / std::max(e.seconds, 1e-9),
+      format_confusion(m, d.labels.names()).c_str());
+  if (!predictions.empty()) {
+    const int64_t C = cfg.model.task.num_classes;
+    std::string out = "doc\tlabel\tpredicted";
+    for (const std::string& name : d.labels.names()) out += "\tp_" + name;
+    out += "\n";
+    for (size_t i = 0; i < e.docs.size(); ++i) {
+      const float* p = e.probs.data() + i * size_t(C);
+      const int64_t best = std::max_element(p, p + C) - p;
+      out += std::to_string(e.docs[i]) + "\t" + d.labels.name(d.docs.label[size_t(e.docs[i])]) + "\t" +
+             d.labels.name(best);
+      char buf[32];
+      for (int64_t c = 0; c < C; ++c) std::snprintf(buf, sizeof buf, "\t%.6g", double(p[c])), out += buf;
+      out += "\n";
+    }
+    write_file(predictions, out);
+  }
+  if (!metrics_json.empty()) {
+    nlohmann::json j = metrics_to_json(m, d.labels.names());
+    j["loss"] = e.loss, j["split"] = split, j["checkpoint"] = dir, j["data"] = file;
+    write_file(metrics_json, j.dump(2) + "\n");
+  }
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   wersa::select_blas_kernels(argv);
   using namespace wersa::cli;
-  CLI::App app{"wersa-eval: evaluate a checkpoint's next-token loss", "wersa-eval"};
-  std::string ckpt, text, shards, per_token;
+  CLI::App app{
+      "wersa-eval: evaluate a checkpoint (a language model's next-token loss, or a classifier's "
+      "accuracy, F1 and ROC AUC)",
+      "wersa-eval"};
+  std::string ckpt, text, shards, per_token, docs, split = "validation", predictions, metrics_json;
   int64_t seq = 0, batch = 1, max_tokens = -1;
   int threads = 0;
   bool by_position = false;
@@ -42,6 +102,17 @@ int main(int argc, char** argv) {
       ->check(output_file());
   app.add_flag("--by-position", by_position,
                "also report the mean loss by position in the window: 0-63, 64-255, 256-1023, ... (x4 each)");
+  app.add_option("--docs", docs,
+                 "classifier: JSON Lines documents (text, label[, split]); default: the run's data.train")
+      ->check(existing_file());
+  app.add_option("--split", split, "classifier: which documents: train, validation, test or all")
+      ->check(one_of({"train", "validation", "test", "all"}))
+      ->capture_default_str();
+  app.add_option("--predictions", predictions,
+                 "classifier: write doc<TAB>label<TAB>predicted<TAB>p(class)... for every document")
+      ->check(output_file());
+  app.add_option("--metrics-json", metrics_json, "classifier: write every figure as JSON to this file")
+      ->check(output_file());
   app.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(integer(0, 1 << 16));
   return wersa::run_cli([&] {
     std::string help;
@@ -49,12 +120,21 @@ int main(int argc, char** argv) {
       std::fputs(help.c_str(), stdout);
       return 0;
     }
-    if (text.empty() && shards.empty()) wersa::usage_error(app, "give --text FILE or --shards GLOB");
     wersa::init_logging();
     std::string dir = ckpt;
     if (wersa::io::find_latest_checkpoint(ckpt) != "") dir = wersa::io::find_latest_checkpoint(ckpt);
     wersa::set_cpu_threads(threads);
-    const wersa::Config cfg = wersa::io::load_checkpoint_config(dir);
+    wersa::Config cfg = wersa::io::load_checkpoint_config(dir);
+    if (cfg.model.task.classify()) {
+      if (!text.empty() || !shards.empty() || by_position || !per_token.empty())
+        wersa::usage_error(app,
+                           "a classifier is evaluated on --docs FILE (--text, --shards, --per-token and "
+                           "--by-position are for language models)");
+      return evaluate_classifier_cli(dir, cfg, docs, split, batch, predictions, metrics_json);
+    }
+    if (!docs.empty() || !predictions.empty() || !metrics_json.empty())
+      wersa::usage_error(app, "--docs, --predictions and --metrics-json are for classifier checkpoints");
+    if (text.empty() && shards.empty()) wersa::usage_error(app, "give --text FILE or --shards GLOB");
     auto tok = wersa::data::load_tokenizer(wersa::io::checkpoint_tokenizer(dir));
     wersa::Model model(cfg.model, wersa::DType::F32, wersa::Device::CPU, false);
     wersa::io::load_model_weights(dir, model);

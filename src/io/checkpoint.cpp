@@ -271,6 +271,37 @@ void load_model_weights(const std::string& dir, Model& m) {
   read_exact(f, {{&m.params_arena(), ""}, {&m.buffers_arena(), ""}}, cfg_path, false);
 }
 
+int load_trunk_weights(const std::string& dir, Model& m) {
+  const Config saved = load_checkpoint_config(dir);
+  // The trunk's shapes and behaviour come from the model section; the head (tied or untied LM
+  // head, or another classifier) and the attention's direction are the new model's own choice.
+  auto trunk_of = [](const ModelConfig& mc) {
+    nlohmann::json j = model_identity(mc)["model"];
+    j.erase("tie_embeddings");
+    j["attention"].erase("causal");
+    return nlohmann::json{{"model", j}};
+  };
+  const nlohmann::json mine = trunk_of(m.config()), theirs = trunk_of(saved.model);
+  WERSA_CHECK(mine == theirs, dir, ": its trunk is not the one the config describes (",
+              first_difference(theirs, mine), "); train.init_from needs the same model section");
+  const SafeTensorsFile f((fs::path(dir) / "model.safetensors").string());
+  int n = 0;
+  auto read = [&](const Tensor& t) {
+    const std::string name(t.name);
+    if (name.rfind(kClassifierPrefix, 0) == 0) return;  // the head starts afresh
+    WERSA_CHECK(f.has(name), f.path(), ": no tensor '", name,
+                "' (a trunk needs every tensor of the model section)");
+    f.read_into(name, t);
+    const int64_t bad = first_bad(t, false);
+    WERSA_CHECK(bad < 0, f.path(), ": tensor '", name, "' is not finite at element ", bad,
+                " (weights must be finite)");
+    ++n;
+  };
+  for (const Tensor& t : m.params_arena().tensors()) read(t);
+  for (const Tensor& t : m.buffers_arena().tensors()) read(t);
+  return n;
+}
+
 void load_optimizer_state(const std::string& dir, Arena& am, Arena& av) {
   const SafeTensorsFile f((fs::path(dir) / "optimizer.safetensors").string());
   read_exact(f, {{&am, "m."}, {&av, "v."}}, (fs::path(dir) / "config.json").string(), true);

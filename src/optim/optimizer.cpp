@@ -46,7 +46,7 @@ double AdamW::clip(Ctx& ctx, double norm, double clip) {
   return f;
 }
 
-void AdamW::step(Ctx& ctx, const TrainConfig& t, double lr, int64_t step) {
+void AdamW::step(Ctx& ctx, const TrainConfig& t, double lr, int64_t step, bool head_only) {
   const auto& P = model_.params_arena().tensors();
   const auto& G = model_.grads_arena().tensors();
   const auto& M = m_->tensors();
@@ -55,6 +55,7 @@ void AdamW::step(Ctx& ctx, const TrainConfig& t, double lr, int64_t step) {
   WERSA_ASSERT(P.size() == G.size() && P.size() == M.size() && P.size() == V.size() &&
                P.size() == decl.size());
   for (size_t i = 0; i < P.size(); ++i) {
+    if (head_only && decl[i].name.rfind(kClassifierPrefix, 0) != 0) continue;
     const double wd = decl[i].decays() ? t.weight_decay : 0.0;
     adamw_step(ctx, {P[i], M[i], V[i], G[i], lr, t.beta1, t.beta2, t.adam_eps, wd, step});
   }

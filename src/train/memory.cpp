@@ -1,5 +1,6 @@
 #include "wersa/train/memory.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 
@@ -18,8 +19,12 @@ std::string MemoryEstimate::str() const {
 MemoryEstimate estimate_train_memory(const Config& cfg) {
   const TrainConfig& tc = cfg.train;
   MemoryEstimate e;
+  ModelConfig mc = cfg.model;
+  // A classifier whose classes come from the data: its head is tiny; plan it with two.
+  if (mc.task.classify() && mc.task.num_classes == 0)
+    mc.task.num_classes = std::max<int>(2, int(mc.task.labels.size()));
   DryRun dry;
-  Model model(cfg.model, DType::F32);
+  Model model(mc, DType::F32);
   e.params = model.params_arena().bytes() + model.buffers_arena().bytes();
   e.grads = model.grads_arena().bytes();
   const size_t before_adam = dry.live(Device::CPU);

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "run.h"
 #include "wersa/backend/backend.h"
 #include "wersa/common/file.h"
 #include "wersa/common/json.h"
@@ -98,45 +99,8 @@ EvalResult evaluate(Model& m, const data::TokenDataset& ds, int64_t seq, int64_t
   return r;
 }
 
-namespace {
-
-// Keeps the lines of metrics.jsonl whose step is <= `step` (a resumed run rewrites the rest).
-void truncate_metrics(const fs::path& p, int64_t step) {
-  std::error_code ec;
-  if (!fs::exists(p, ec)) return;
-  const std::string text = read_file(p.string(), ~size_t(0));
-  std::string keep;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) break;  // a last line without its newline was torn by a crash
-    const std::string_view line(text.data() + pos, end - pos);
-    try {
-      const auto j = parse_json(line, p.string());
-      if (j.is_object() && j.value("step", int64_t(0)) <= step) keep.append(line).push_back('\n');
-    } catch (const std::exception&) {
-      // a damaged line: dropped
-    }
-    pos = end + 1;
-  }
-  write_file(p.string(), keep);
-}
-
-// The tokenizer for cfg: data.tokenizer when given; otherwise the tokenizer.model that
-// wersa-tokenize encode leaves beside its shards; otherwise the byte-level tokenizer.
-std::string tokenizer_spec(const Config& cfg) {
-  if (!cfg.data.tokenizer.empty()) return cfg.data.tokenizer;
-  std::error_code ec;
-  const fs::path train(cfg.data.train);
-  const fs::path dir = fs::is_directory(train, ec) ? train : train.parent_path();
-  const fs::path model = dir / "tokenizer.model";
-  if (!dir.empty() && fs::exists(dir / "dataset.json", ec) && fs::exists(model, ec)) return model.string();
-  return "byte";
-}
-
-}  // namespace
-
 TrainResult train(const Config& cfg, const TrainOptions& opt) {
+  if (cfg.model.task.classify()) return train_classifier(cfg, opt);
   require_training_data(cfg, "config");
   const TrainConfig& tc = cfg.train;
   WERSA_CHECK(tc.device == "cpu" || cuda_available(), "train.device: 'cuda' requested but ",
@@ -144,19 +108,8 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   WERSA_CHECK(tc.device == "cpu", "train.device: 'cuda' training is not implemented yet; use 'cpu'");
   TrainResult res;
 
-  // The run directory first: created, locked against a second trainer, found writable (the lock
-  // file is the first thing written) before any work is done.
-  fs::path out;
-  std::unique_ptr<DirLock> lock;
-  if (!opt.out_dir.empty()) {
-    out = opt.out_dir;
-    std::error_code ec;
-    fs::create_directories(out, ec);
-    WERSA_CHECK(!ec, opt.out_dir, ": cannot create run directory: ", ec.message());
-    lock = std::make_unique<DirLock>(out.string(), ".lock", "another wersa-train");
-  }
-  WERSA_CHECK(!opt.resume || !out.empty(),
-              "--resume needs --out DIR (the run directory holding the checkpoints)");
+  const detail::RunDir run = detail::open_run_dir(opt);
+  const fs::path& out = run.out;
 
   // The memory of the whole run, before anything is allocated.
   res.memory = estimate_train_memory(cfg);
@@ -167,7 +120,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   check_memory(res.memory, limit, "this run");
 
   const int threads = set_cpu_threads(tc.threads);
-  const std::string tok_spec = tokenizer_spec(cfg);
+  const std::string tok_spec = detail::tokenizer_spec(cfg);
   auto tok = data::load_tokenizer(tok_spec);
   WERSA_CHECK(tok->vocab_size() <= cfg.model.vocab_size, "model.vocab_size: ", cfg.model.vocab_size,
               " is smaller than the vocabulary of tokenizer '", tok_spec, "' (", tok->vocab_size(),
@@ -191,15 +144,8 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   int64_t step = 0, pos = 0;
 
   if (opt.resume) {
-    const io::CheckpointSearch found = io::find_checkpoints(out.string(), true);
-    for (const std::string& k : found.skipped) spdlog::warn("skipping incomplete checkpoint {}", k);
-    WERSA_CHECK(!found.newest.empty() || found.found == 0, out.string(),
-                ": no complete checkpoint to resume from (",
-                found.skipped.empty() ? std::string("?") : found.skipped.front(), ")");
-    if (found.newest.empty()) {
-      spdlog::warn("no checkpoint in {}: starting from step 0", out.string());
-    } else {
-      const std::string& ck = found.newest;
+    const std::string ck = detail::resume_checkpoint(out);
+    if (!ck.empty()) {
       const Config saved = io::load_checkpoint_config(ck);
       WERSA_CHECK(model_identity(saved.model) == model_identity(cfg.model), ck,
                   ": the checkpoint's model or task section differs from the config given; resume with the "
@@ -221,7 +167,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   LineWriter metrics;
   if (!out.empty()) {
     write_file((out / "config.json").string(), config_to_json(cfg).dump(2) + "\n");
-    if (opt.resume) truncate_metrics(out / "metrics.jsonl", step);
+    if (opt.resume) detail::truncate_metrics(out / "metrics.jsonl", step);
     metrics.open((out / "metrics.jsonl").string(), opt.resume);
   }
   if (!opt.quiet)

@@ -59,6 +59,10 @@ Config load_checkpoint_config(const std::string& ckpt_dir);
 CheckpointState load_checkpoint_state(const std::string& ckpt_dir);
 // Loads parameters and random-feature buffers (see the checks above).
 void load_model_weights(const std::string& ckpt_dir, Model& m);
+// Initialises a model's trunk (embedding, blocks, final norm, random features) from a checkpoint
+// (train.init_from): the model sections must agree except tie_embeddings and attention.causal;
+// the classifier head keeps its own initialisation. Returns the number of tensors read.
+int load_trunk_weights(const std::string& ckpt_dir, Model& m);
 void load_optimizer_state(const std::string& ckpt_dir, Arena& adam_m, Arena& adam_v);
 // The tokenizer spec for a checkpoint: its tokenizer.model if present, else "byte".
 std::string checkpoint_tokenizer(const std::string& ckpt_dir);

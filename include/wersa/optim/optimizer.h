@@ -23,8 +23,10 @@ class AdamW {
   double grad_norm(Ctx& ctx);
   // Scales the gradients by clip / norm when norm > clip (clip > 0). Returns the factor applied.
   double clip(Ctx& ctx, double norm, double clip);
-  // One update with learning rate lr; `step` is 1-based (for bias correction).
-  void step(Ctx& ctx, const TrainConfig& t, double lr, int64_t step);
+  // One update with learning rate lr; `step` is 1-based (for bias correction). With head_only,
+  // only the classifier head's tensors move (a frozen trunk: its moments stay as they are, and its
+  // first updates after the freeze see the bias correction of the global step).
+  void step(Ctx& ctx, const TrainConfig& t, double lr, int64_t step, bool head_only = false);
   Arena& m_arena() { return *m_; }
   Arena& v_arena() { return *v_; }
 

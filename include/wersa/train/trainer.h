@@ -1,6 +1,7 @@
 // Training and evaluation loops over the library: what wersa-train and wersa-eval run, and what
 // the whole-model tests call directly.
 #pragma once
+#include <array>
 #include <functional>
 #include <string>
 #include <vector>
@@ -36,6 +37,8 @@ struct TrainResult {
   int interrupted = 0;          // the signal that stopped the run (0: ran to its end)
   std::string last_checkpoint;  // the checkpoint written last ("" when none)
   MemoryEstimate memory;        // the run's estimate, checked before allocating
+  // Classifier runs: (step, validation accuracy, macro ROC AUC) of each evaluation.
+  std::vector<std::array<double, 3>> val_metrics;
 };
 
 struct TrainOptions {
@@ -47,10 +50,12 @@ struct TrainOptions {
   size_t max_memory = 0;  // refuse a run whose estimate exceeds this (0: the available memory)
 };
 
-// Trains cfg. With out_dir: the directory is locked (a second trainer on it is refused), metrics
-// and checkpoints are written there, every write checked. When InterruptHandlers are installed, a
-// signal ends the run after the current step with a checkpoint (result.interrupted).
+// Trains cfg (a classifier: train_classifier in classify.h). With out_dir: the directory is locked (a second
+// trainer on it is refused), metrics and checkpoints are written there, every write checked. When
+// InterruptHandlers are installed, a signal ends the run after the current step with a checkpoint
+// (result.interrupted).
 TrainResult train(const Config& cfg, const TrainOptions& opt);
+TrainResult train_classifier(const Config& cfg, const TrainOptions& opt);
 
 struct EvalResult {
   double mean_loss = 0;  // nats per token
