@@ -63,7 +63,7 @@ void perturb_non_matrix(Model& m) {
   }
 }
 
-void check_gradients(const ModelConfig& cfg, const std::vector<int32_t>& lens) {
+void check_gradients(const ModelConfig& cfg, const std::vector<int32_t>& lens, bool weighted = false) {
   Model m(cfg, DType::F64);
   m.init(42);
   perturb_non_matrix(m);
@@ -73,11 +73,19 @@ void check_gradients(const ModelConfig& cfg, const std::vector<int32_t>& lens) {
   std::vector<int32_t> labels;
   for (int64_t b = 0; b < B; ++b) docs.push_back(int(b)), labels.push_back(int32_t(b % cfg.task.num_classes));
   fill(ws, docs, lens, labels, T, cfg.vocab_size);
+  Buf w(DType::F64, {cfg.task.num_classes});
+  double wsum = double(B);
+  if (weighted) {  // loss = sum_b w[y_b] l_b / sum_b w[y_b]
+    for (int64_t c = 0; c < w.n(); ++c) w.set(c, 0.3 + 0.4 * double(c));
+    ws.class_weights = w;
+    wsum = 0;
+    for (int32_t y : labels) wsum += w.get(y);
+  }
   m.zero_grads();
   int64_t n = 0;
   classify_forward(m, ws, B, T, &n);
-  ASSERT_EQ(n, B);
-  classify_backward(m, ws, B, T, 1.0 / double(n));
+  ASSERT_EQ(n, weighted ? n : B);
+  classify_backward(m, ws, B, T, 1.0 / wsum);
   auto& P = m.params_arena().tensors();
   auto& G = m.grads_arena().tensors();
   std::vector<std::vector<double>> dir(P.size());
@@ -86,9 +94,11 @@ void check_gradients(const ModelConfig& cfg, const std::vector<int32_t>& lens) {
     for (size_t j = 0; j < dir[i].size(); ++j) dir[i][j] = rng_normal(3, i, j);
   }
   auto loss = [&] {
-    int64_t c = 0;
-    const double s = classify_forward(m, ws, B, T, &c);
-    return s / double(c);
+    const double s = classify_forward(m, ws, B, T);
+    double stats[2];
+    tensor_copy(Tensor(stats, DType::F64, Device::CPU, Shape{2}), ws.loss_stats);
+    EXPECT_NEAR(stats[1], wsum, 1e-12);
+    return s / wsum;
   };
   auto move = [&](double h, int only) {
     for (size_t i = 0; i < P.size(); ++i)
@@ -161,6 +171,9 @@ TEST(ClassifierGradients, WersaCausalMeanPaddedBatch) {
 TEST(ClassifierGradients, WersaCausalLast) { check_gradients(classifier("wersa", "last", true), {7, 11}); }
 TEST(ClassifierGradients, SoftmaxCausalMean) {
   check_gradients(classifier("softmax", "mean", true), {11, 4});
+}
+TEST(ClassifierGradients, WersaWeightedClasses) {
+  check_gradients(classifier("wersa", "mean", true), {11, 6, 3}, true);
 }
 TEST(ClassifierGradients, LinearBidirectionalMean) {
   check_gradients(classifier("linear", "mean", false, 3), {11, 11});

@@ -152,3 +152,40 @@ TEST(CrossEntropy, ShapeAndDtypeErrors) {
   EXPECT_THROW(cross_entropy_bwd(ctx(), {dl, logits, targets, 1.0}), Error);
   EXPECT_THROW(cross_entropy_fwd(ctx(), {{}, logits, targets}), Error);
 }
+
+TEST(CrossEntropy, ClassWeightsScaleEachRowAndTheSums) {
+  const int64_t N = 9, V = 4;
+  const double scale = 0.5;
+  Buf logits(DType::F64, {N, V}), targets(DType::I32, {N}), losses(DType::F64, {N}), dl(DType::F64, {N, V});
+  Buf w(DType::F64, {V}), stats(DType::F64, {2});
+  logits.randn(12, 2.0);
+  fill_targets(targets, V, 13);
+  targets.set(2, -1);
+  for (int64_t v = 0; v < V; ++v) w.set(v, 0.25 + 0.5 * double(v));
+  // The gradient of scale * sum_n w[t_n] losses[n], against finite differences.
+  auto loss = [&] {
+    cross_entropy_fwd(ctx(), {losses, logits, targets});
+    double s = 0;
+    for (int64_t n = 0; n < N; ++n)
+      if (targets.get(n) >= 0) s += w.get(int64_t(targets.get(n))) * losses.get(n);
+    return scale * s;
+  };
+  auto backward = [&] { cross_entropy_bwd(ctx(), {dl, logits, targets, scale, w}); };
+  expect_grad_matches(loss, backward, {{&logits, &dl, "logits"}});
+  // loss_sum_fwd: the weighted sum and the sum of the weights; the losses stay unweighted.
+  cross_entropy_fwd(ctx(), {losses, logits, targets});
+  loss_sum_fwd(ctx(), {stats, losses, targets, w});
+  double sum = 0, count = 0;
+  for (int64_t n = 0; n < N; ++n)
+    if (targets.get(n) >= 0)
+      sum += w.get(int64_t(targets.get(n))) * losses.get(n), count += w.get(int64_t(targets.get(n)));
+  EXPECT_NEAR(stats.get(0), sum, 1e-13);
+  EXPECT_DOUBLE_EQ(stats.get(1), count);
+  EXPECT_NE(count, double(N - 1));  // the weights are not all 1: the check means something
+  Buf short_w(DType::F64, {V - 1});
+  expect_error_contains(
+      [&] {
+        cross_entropy_bwd(ctx(), {dl, logits, targets, scale, short_w});
+      },
+      "should have shape");
+}

@@ -150,14 +150,14 @@ void class_head_fwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t B, int64_t 
   pool_fwd(ctx, {pooled, ws.xf.rows(0, B * T).view({B, T, D}), lengths, pool_kind(m)});
   matmul_fwd(ctx, {logits, pooled, m.params.cls_weight, m.params.cls_bias});
   cross_entropy_fwd(ctx, {losses, logits, labels});
-  loss_sum_fwd(ctx, {stats, losses, labels});
+  loss_sum_fwd(ctx, {stats, losses, labels, ws.class_weights});
 }
 
 void class_head_bwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t B, int64_t T, double scale) {
   const int64_t D = m.config().dim;
   const Tensor logits = ws.logits.rows(0, B), labels = ws.labels.rows(0, B);
   const Tensor pooled = ws.pooled.rows(0, B), dpooled = ws.dpooled.rows(0, B);
-  cross_entropy_bwd(ctx, {logits, logits, labels, scale});
+  cross_entropy_bwd(ctx, {logits, logits, labels, scale, ws.class_weights});
   matmul_bwd(ctx, {dpooled, m.grads.cls_weight, m.grads.cls_bias, logits, pooled, m.params.cls_weight});
   pool_bwd(ctx, {ws.g.du.rows(0, B * T).view({B, T, D}), dpooled, ws.lengths.rows(0, B), pool_kind(m)});
 }

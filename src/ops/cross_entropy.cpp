@@ -29,6 +29,8 @@ void cross_entropy_bwd(Ctx& ctx, const CrossEntropyBwd& a) {
   c.need(a.dlogits, "dlogits");
   check_common(c, a.logits, a.targets);
   c.need(a.dlogits, "dlogits", a.logits.shape).dtype(a.logits.dtype, {&a.dlogits});
+  if (a.weights.defined())
+    c.need(a.weights, "weights", Shape{a.logits.dim(1)}).dtype(a.logits.dtype, {&a.weights});
   WERSA_DISPATCH(ctx, cross_entropy_bwd, a, a.logits.dtype);
 }
 
@@ -37,6 +39,7 @@ void loss_sum_fwd(Ctx& ctx, const LossSumFwd& a) {
   c.need(a.out, "out", Shape{2}).dtype(DType::F64, {&a.out});
   c.need(a.losses, "losses").rank(a.losses, 1, "[N]").floating(a.losses);
   c.need(a.targets, "targets", a.losses.shape).dtype(DType::I32, {&a.targets});
+  if (a.weights.defined()) c.rank(a.weights, 1, "[V]").dtype(a.losses.dtype, {&a.weights});
   WERSA_DISPATCH(ctx, loss_sum_fwd, a, a.losses.dtype);
 }
 

@@ -161,8 +161,6 @@ TrainResult train_classifier(const Config& cfg_in, const TrainOptions& opt) {
   WERSA_CHECK(cfg.data.val.empty(), "data.val: '", cfg.data.val,
               "': a classifier takes its validation documents from data.train (its split field, or the "
               "seeded split); set data.val to \"\"");
-  WERSA_CHECK(tc.class_weights == "none",
-              "train.class_weights: 'balanced' is not implemented yet (expected none)");
   TrainResult res;
   const detail::RunDir run = detail::open_run_dir(opt);
   const fs::path& out = run.out;
@@ -201,6 +199,19 @@ TrainResult train_classifier(const Config& cfg_in, const TrainOptions& opt) {
     return a.add("loss_stats", DType::F64, {tc.grad_accum, 2});
   });
   std::vector<double> host_stats(size_t(2 * tc.grad_accum));
+  // Balanced class weights: w_c = n / (C n_c) over the training split (0 for a class it lacks).
+  const int64_t C = cfg.model.task.num_classes;
+  std::vector<float> weights(size_t(C), 1.0f);
+  Arena weight_arena("class weights", model.device());
+  if (tc.class_weights == "balanced") {
+    std::vector<int64_t> count(size_t(C), 0);
+    for (int64_t i : train_docs) ++count[size_t(d.docs.label[size_t(i)])];
+    for (int64_t c = 0; c < C; ++c)
+      weights[size_t(c)] =
+          count[size_t(c)] ? float(double(train_docs.size()) / (double(C) * double(count[size_t(c)]))) : 0.0f;
+    ws.class_weights = weight_arena.build([&](Arena& a) { return a.add("class_weights", DType::F32, {C}); });
+    tensor_copy(ws.class_weights, Tensor(weights.data(), DType::F32, Device::CPU, Shape{C}));
+  }
   data::DocBatcher batcher(d.docs, train_docs, {tc.batch_size, 32, tc.seed, false});
   const int64_t per_epoch = batcher.batches_per_epoch();
   int64_t step = 0, tokens_seen = 0;
@@ -271,7 +282,10 @@ TrainResult train_classifier(const Config& cfg_in, const TrainOptions& opt) {
       const std::vector<int64_t> batch = batcher.next();
       const int64_t B = int64_t(batch.size()), T = fill_batch(ws, d.docs, batch);
       classify_forward_device(model, ws, B, T, stats.rows(micro, micro + 1).view({2}));
-      classify_backward(model, ws, B, T, 1.0 / (double(B) * tc.grad_accum), !frozen);
+      double wsum = 0;  // the micro-batch's loss is its weighted mean
+      for (int64_t i : batch) wsum += weights[size_t(d.docs.label[size_t(i)])];
+      WERSA_ASSERT(wsum > 0, "a training batch whose classes all have weight 0");
+      classify_backward(model, ws, B, T, 1.0 / (wsum * tc.grad_accum), !frozen);
       real += data::batch_tokens(d.docs, batch), padded += B * T, ndocs += B;
     }
     tensor_copy(Tensor(host_stats.data(), DType::F64, Device::CPU, stats.shape), stats);

@@ -117,6 +117,9 @@ class Workspace {
   // their host staging [2, B] (row 0 lengths, row 1 labels; uploaded by upload_ids()); the pooled
   // trunk output [B, D] and, with a backward, its gradient.
   Tensor lengths, labels, host_docs, pooled, dpooled;
+  // Optional per-class loss weights [C] on the model's device, set by the caller (train.class_weights):
+  // the loss becomes sum_b w[y_b] l_b, and the stats count sum_b w[y_b]. Undefined: every weight 1.
+  Tensor class_weights;
   Tensor loss_stats;  // f64 [2]: sum of the counted losses and their count (loss_sum_fwd)
   // One LayerActs per layer with a backward; otherwise one set shared by every layer.
   std::vector<LayerActs> acts;

@@ -15,6 +15,9 @@
 // loss_sum_fwd reduces the per-token losses where the caller can read them back once:
 //   out[0] = sum over n with targets[n] >= 0 of losses[n]   (serially in row order, in double)
 //   out[1] = the number of such n                            out: f64 [2], overwritten
+// Optional class weights w [V] (a weighted loss, e.g. balanced classes): the backward's row scale
+// becomes scale * w[t[n]], and loss_sum_fwd gives out[0] = sum w[t[n]] losses[n], out[1] = sum
+// w[t[n]]; the per-token losses themselves stay unweighted. Weights must be finite and >= 0.
 // No backward (the gradient of the sum is the scale of cross_entropy_bwd).
 #pragma once
 #include "wersa/tensor/context.h"
@@ -30,11 +33,13 @@ struct CrossEntropyBwd {
   Tensor dlogits;          // [N, V] out (overwritten); may be the same memory as logits
   Tensor logits, targets;  // [N, V], [N] i32
   double scale;            // gradient of the total loss with respect to each losses[n]
+  Tensor weights;          // [V] or undefined (every weight 1)
 };
 
 struct LossSumFwd {
   Tensor out;              // f64 [2] out (overwritten): sum of counted losses, their count
   Tensor losses, targets;  // [N], [N] i32
+  Tensor weights;          // [V] or undefined (every weight 1)
 };
 
 void cross_entropy_fwd(Ctx& ctx, const CrossEntropyFwd& a);

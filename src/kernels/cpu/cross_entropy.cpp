@@ -60,6 +60,7 @@ void cross_entropy_bwd(Ctx&, const CrossEntropyBwd& a) {
   const T* logits = a.logits.ptr<T>();
   const int32_t* targets = a.targets.ptr<int32_t>();
   T* dlogits = a.dlogits.ptr<T>();  // may equal logits: each row is read fully before it is written
+  const T* w = a.weights.defined() ? a.weights.ptr<T>() : nullptr;
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n) {
     const int32_t t = targets[n];
@@ -72,9 +73,10 @@ void cross_entropy_bwd(Ctx&, const CrossEntropyBwd& a) {
     T mx;
     double sum;
     row_stats(row, V, mx, sum);
-    const T k = T(a.scale / sum);
+    const double scale = w ? a.scale * double(w[t]) : a.scale;
+    const T k = T(scale / sum);
     for (int64_t v = 0; v < V; ++v) out[v] = k * std::exp(row[v] - mx);  // out[v] written after row[v] read
-    out[t] -= T(a.scale);
+    out[t] -= T(scale);
   }
 }
 
@@ -83,16 +85,20 @@ void loss_sum_fwd(Ctx&, const LossSumFwd& a) {
   const int64_t N = a.losses.numel();
   const T* losses = a.losses.ptr<T>();
   const int32_t* t = a.targets.ptr<int32_t>();
-  double sum = 0;
-  int64_t n = 0;
+  const T* w = a.weights.defined() ? a.weights.ptr<T>() : nullptr;
+  const int64_t V = w ? a.weights.numel() : 0;
+  double sum = 0, n = 0;
   for (int64_t r = 0; r < N; ++r) {
     if (t[r] < 0) continue;
-    sum += double(losses[r]);
-    ++n;
+    WERSA_CHECK(!w || t[r] < V, "loss_sum_fwd: target ", t[r], " at position ", r, " has no weight (", V,
+                " classes)");
+    const double wr = w ? double(w[t[r]]) : 1.0;
+    sum += wr * double(losses[r]);
+    n += wr;
   }
   double* out = a.out.ptr<double>();
   out[0] = sum;
-  out[1] = double(n);
+  out[1] = n;
 }
 
 template void cross_entropy_fwd<float>(Ctx&, const CrossEntropyFwd&);
