@@ -397,7 +397,7 @@ int main(int argc, char** argv) {
     if (out.empty() && !dry_run) usage_error(app, "--out DIR is required (except with --dry-run)");
     Runner r;
     r.spec = read_experiment_spec(spec_path);
-    r.out = out.empty() ? fs::path("experiment") : fs::absolute(out);
+    r.out = out.empty() ? fs::path("OUT") : fs::absolute(out);  // OUT: a --dry-run without --out
     r.plan = plan_experiment(r.spec, r.out.string());
     if (dry_run) {
       std::fputs(describe_plan(r.spec, r.plan).c_str(), stdout);
