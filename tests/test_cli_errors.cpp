@@ -156,6 +156,21 @@ TEST(CliErrors, Train) {
   for (const Case& c : cases) expect_usage_error("wersa-train", c);
 }
 
+TEST(CliErrors, Experiment) {
+  const Fixture& f = fx();
+  const std::string spec = source_dir() + "/configs/experiments/lm-novels.json ";
+  const std::vector<Case> cases = {
+      {"", "spec"},
+      {f.sub, "spec"},
+      {f.dir / "missing.json", "spec"},
+      {spec + "-o " + f.file, "--out"},
+      {spec + "--progress-every -1", "--progress-every"},
+      {spec + "--bogus", "--bogus"},
+      {spec, "--out DIR is required"},
+  };
+  for (const Case& c : cases) expect_usage_error("wersa-experiment", c);
+}
+
 TEST(CliErrors, Bench) {
   const Fixture& f = fx();
   const std::string cfg = "--config " + source_dir() + "/configs/tiny.json ";
@@ -226,7 +241,7 @@ TEST(CliErrors, Tokenize) {
 
 TEST(CliErrors, HelpExitsZeroOnStdout) {
   for (const std::string tool : {"wersa-generate", "wersa-eval", "wersa-train", "wersa-bench",
-                                 "wersa-tokenize", "wersa-tokenize stats"}) {
+                                 "wersa-tokenize", "wersa-tokenize stats", "wersa-experiment"}) {
     const ToolRun r = run_tool(tool + " --help");
     EXPECT_EQ(r.status, 0) << tool << "\n" << r.err;
     EXPECT_TRUE(r.err.empty()) << tool << "\n" << r.err;
