@@ -1,7 +1,8 @@
 // The classifier (task.type classify, spec "Classification") at model level: every parameter
 // gradient against central finite differences in double (causal and bidirectional, both
-// poolings, padded batches), padding invariance (a document's logits alone and in any padded
-// batch), the frozen-trunk backward, unlabelled documents, and config rules.
+// poolings, padded batches: bidirectional ones run the attention's padding masks), padding
+// invariance (a document's logits alone and in any padded batch, causal and bidirectional, every
+// attention kind), the frozen-trunk backward, unlabelled documents, and config rules.
 #include <cmath>
 
 #include "testutil.h"
@@ -178,6 +179,31 @@ TEST(ClassifierGradients, WersaWeightedClasses) {
 TEST(ClassifierGradients, LinearBidirectionalMean) {
   check_gradients(classifier("linear", "mean", false, 3), {11, 11});
 }
+// Bidirectional padded batches: the gate convolution, the linear-attention sums and the softmax
+// keys mask the padding, forward and backward.
+TEST(ClassifierGradients, WersaBidirectionalMeanPaddedBatch) {
+  check_gradients(classifier("wersa", "mean", false), {11, 6, 3});
+}
+TEST(ClassifierGradients, WersaBidirectionalLastPaddedBatch) {
+  check_gradients(classifier("wersa", "last", false), {6, 11, 3});
+}
+TEST(ClassifierGradients, WersaBidirectionalExpFeaturesPaddedBatch) {
+  ModelConfig cfg = classifier("wersa", "mean", false);
+  cfg.attention.feature_map = "exp";
+  check_gradients(cfg, {11, 6, 3});
+}
+TEST(ClassifierGradients, LinearBidirectionalMeanPaddedBatch) {
+  check_gradients(classifier("linear", "mean", false), {11, 6, 3});
+}
+TEST(ClassifierGradients, LinearBidirectionalLastPaddedBatch) {
+  check_gradients(classifier("linear", "last", false), {3, 11, 6});
+}
+TEST(ClassifierGradients, SoftmaxBidirectionalMeanPaddedBatch) {
+  check_gradients(classifier("softmax", "mean", false), {11, 6, 3});
+}
+TEST(ClassifierGradients, SoftmaxBidirectionalLastPaddedBatch) {
+  check_gradients(classifier("softmax", "last", false), {6, 3, 11});
+}
 
 TEST(ClassifierPadding, LogitsAreTheSameAloneAndInAnyPaddedBatch) {
   for (const char* type : {"wersa", "softmax", "linear"})
@@ -186,6 +212,45 @@ TEST(ClassifierPadding, LogitsAreTheSameAloneAndInAnyPaddedBatch) {
       check_padding_invariance(classifier(type, pool, true), DType::F64, 1e-12);
       check_padding_invariance(classifier(type, pool, true), DType::F32, 2e-5);
     }
+}
+
+TEST(ClassifierPadding, BidirectionalLogitsAreTheSameAloneAndInAnyPaddedBatch) {
+  for (const char* type : {"wersa", "softmax", "linear"})
+    for (const char* pool : {"mean", "last"}) {
+      SCOPED_TRACE(std::string(type) + " " + pool + " bidirectional");
+      check_padding_invariance(classifier(type, pool, false), DType::F64, 1e-12);
+      check_padding_invariance(classifier(type, pool, false), DType::F32, 2e-5);
+    }
+  ModelConfig exp = classifier("wersa", "mean", false);
+  exp.attention.feature_map = "exp";
+  SCOPED_TRACE("wersa mean bidirectional, exp features");
+  check_padding_invariance(exp, DType::F64, 1e-12);
+  check_padding_invariance(exp, DType::F32, 2e-5);
+}
+
+// Padded rows contribute exact zeros or nothing at all: whatever the padding tokens, the logits
+// are bitwise the same (while a real token does change them).
+TEST(ClassifierPadding, BidirectionalPaddingTokensNeverChangeTheLogits) {
+  for (const char* type : {"wersa", "softmax", "linear"}) {
+    SCOPED_TRACE(type);
+    const ModelConfig cfg = classifier(type, "last", false);
+    Model m(cfg, DType::F64);
+    m.init(9);
+    Workspace ws(m, RunSpec{1, 12, false, true});
+    auto run = [&](int32_t pad, int64_t change_at) {
+      int32_t* tok = ws.host_ids.host<int32_t>();
+      for (int64_t t = 0; t < 12; ++t) tok[t] = t < 7 ? token(1, t, cfg.vocab_size) : pad;
+      if (change_at >= 0) tok[change_at] = (tok[change_at] + 1) % int32_t(cfg.vocab_size);
+      ws.host_docs.host<int32_t>()[0] = 7, ws.host_docs.host<int32_t>()[1] = 0;
+      ws.upload_ids();
+      classify_forward(m, ws, 1, 12);
+      return std::vector<double>(ws.logits.ptr<double>(), ws.logits.ptr<double>() + cfg.task.num_classes);
+    };
+    const std::vector<double> base = run(0, -1);
+    EXPECT_EQ(run(5, -1), base);  // other padding tokens: bitwise the same logits
+    EXPECT_EQ(run(0, 9), base);   // a changed padding token: the same
+    EXPECT_NE(run(0, 3), base);   // a real token
+  }
 }
 
 TEST(ClassifierBackward, AFrozenTrunkGetsNoGradientAndTheHeadTheSame) {
@@ -252,17 +317,4 @@ TEST(ClassifierModel, TheHeadIsPartOfTheModel) {
   EXPECT_FALSE(lm);
   cfg.task.num_classes = 0;
   expect_error_contains([&] { Model unresolved(cfg, DType::F32); }, "task.num_classes");
-}
-
-TEST(ClassifierModel, BidirectionalPaddedBatchesAreRefusedUntilMasked) {
-  const ModelConfig cfg = classifier("wersa", "mean", false);
-  Model m(cfg, DType::F32);
-  m.init(1);
-  Workspace ws(m, RunSpec{2, 8, false, true});
-  fill(ws, {0, 1}, {8, 5}, {0, 1}, 8, cfg.vocab_size);
-  expect_error_contains([&] { classify_forward(m, ws, 2, 8); }, "padding masks are not implemented");
-  fill(ws, {0, 1}, {8, 8}, {0, 1}, 8, cfg.vocab_size);
-  int64_t n = 0;
-  classify_forward(m, ws, 2, 8, &n);
-  EXPECT_EQ(n, 2);
 }

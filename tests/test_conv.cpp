@@ -1,6 +1,9 @@
 // depthwise_conv: values against the direct formula (causal and centred, K > T too), causality and
 // the centred window, backward against finite differences (f64), accumulate/overwrite rules, f32
-// against f64, user errors.
+// against f64, user errors; lengths (padded batches): padded inputs taken as 0 and never read, no
+// gradient into them, finite differences, length errors.
+#include <cmath>
+
 #include "testutil.h"
 #include "wersa/ops/conv.h"
 
@@ -153,4 +156,109 @@ TEST(DepthwiseConv, ShapeAndDtypeErrors) {
   EXPECT_THROW(depthwise_conv_fwd(ctx(), {y, x, w, b64}), Error);
   EXPECT_THROW(depthwise_conv_fwd(ctx(), {y, x2, w, b}), Error);
   EXPECT_THROW(depthwise_conv_bwd(ctx(), {{}, dw_bad, {}, y, x, w}), Error);
+}
+
+namespace {
+
+Buf lengths_of(std::vector<int32_t> n) {
+  Buf l(DType::I32, {int64_t(n.size())});
+  for (size_t b = 0; b < n.size(); ++b) l.p<int32_t>()[b] = n[b];
+  return l;
+}
+
+}  // namespace
+
+TEST(DepthwiseConv, LengthsTakeThePaddedInputsAsZeroAndNeverReadThem) {
+  const int64_t B = 3, T = 11, C = 6, K = 5;
+  const std::vector<int32_t> n = {11, 6, 1};
+  Buf len = lengths_of(n);
+  for (bool causal : {true, false}) {
+    Buf x(DType::F64, {B, T, C}), xz(DType::F64, {B, T, C}), w(DType::F64, {C, K}), b(DType::F64, {C});
+    Buf y(DType::F64, {B, T, C}), yz(DType::F64, {B, T, C});
+    x.randn(31), w.randn(32), b.randn(33);
+    xz.copy_from(x);
+    for (int64_t i = 0; i < x.n(); ++i)  // xz: padding zeroed; x: padding NaN (a read would show)
+      if ((i / C) % T >= n[size_t(i / (T * C))]) xz.set(i, 0.0), x.set(i, std::nan(""));
+    DepthwiseConvFwd f{y, x, w, b, causal};
+    f.lengths = len;
+    depthwise_conv_fwd(ctx(), f);
+    depthwise_conv_fwd(ctx(), {yz, xz, w, b, causal});
+    for (int64_t i = 0; i < y.n(); ++i)
+      ASSERT_NEAR(y.get(i), yz.get(i), 1e-14) << "causal " << causal << " " << i;
+    // The backward: dw as over the zeroed input, dx the same at real rows and 0 at padding.
+    Buf dy(DType::F64, {B, T, C}), dx(DType::F64, {B, T, C}), dw(DType::F64, {C, K}), db(DType::F64, {C});
+    Buf dxz(DType::F64, {B, T, C}), dwz(DType::F64, {C, K}), dbz(DType::F64, {C});
+    dy.randn(34), dx.randn(35);  // dx garbage: overwritten everywhere
+    DepthwiseConvBwd g{dx, dw, db, dy, x, w, causal};
+    g.lengths = len;
+    depthwise_conv_bwd(ctx(), g);
+    depthwise_conv_bwd(ctx(), {dxz, dwz, dbz, dy, xz, w, causal});
+    for (int64_t i = 0; i < dx.n(); ++i) {
+      const bool pad = (i / C) % T >= n[size_t(i / (T * C))];
+      ASSERT_NEAR(dx.get(i), pad ? 0.0 : dxz.get(i), 1e-14) << "causal " << causal << " " << i;
+      if (pad) ASSERT_EQ(dx.get(i), 0.0);
+    }
+    EXPECT_LT(rel_err(dw, dwz), 1e-14);
+    EXPECT_LT(rel_err(db, dbz), 1e-14);
+    // Accumulating leaves the padded rows of dx as they were.
+    Buf dx2(DType::F64, {B, T, C});
+    dx2.randn(36);
+    Buf before(DType::F64, {B, T, C});
+    before.copy_from(dx2);
+    DepthwiseConvBwd acc{dx2, {}, {}, dy, x, w, causal, true};
+    acc.lengths = len;
+    depthwise_conv_bwd(ctx(), acc);
+    for (int64_t i = 0; i < dx2.n(); ++i) {
+      const bool pad = (i / C) % T >= n[size_t(i / (T * C))];
+      ASSERT_NEAR(dx2.get(i), before.get(i) + (pad ? 0.0 : dxz.get(i)), 1e-12) << i;
+    }
+  }
+}
+
+TEST(DepthwiseConv, GradientsWithLengthsMatchFiniteDifferences) {
+  for (bool causal : {true, false}) {
+    const int64_t B = 3, T = 11, C = 5, K = 5;
+    Buf x(DType::F64, {B, T, C}), w(DType::F64, {C, K}), b(DType::F64, {C}), y(DType::F64, {B, T, C});
+    Buf probe(DType::F64, {B, T, C}), dx(DType::F64, {B, T, C}), dw(DType::F64, {C, K}), db(DType::F64, {C});
+    x.randn(41), w.randn(42), b.randn(43), probe.randn(44);
+    Buf len = lengths_of({11, 6, 3});
+    auto loss = [&] {
+      DepthwiseConvFwd f{y, x, w, b, causal};
+      f.lengths = len;
+      depthwise_conv_fwd(ctx(), f);
+      return dot(y, probe);
+    };
+    auto backward = [&] {
+      DepthwiseConvBwd g{dx, dw, db, probe, x, w, causal};
+      g.lengths = len;
+      depthwise_conv_bwd(ctx(), g);
+    };
+    SCOPED_TRACE(testing::Message() << "causal " << causal);
+    expect_grad_matches(loss, backward, {{&x, &dx, "x"}, {&w, &dw, "w"}, {&b, &db, "b"}}, 1e-5, 1e-6, 1000);
+  }
+}
+
+TEST(DepthwiseConv, BadLengthsAreErrors) {
+  Buf x(DType::F32, {2, 5, 4}), w(DType::F32, {4, 3}), b(DType::F32, {4}), y(DType::F32, {2, 5, 4});
+  x.randn(51), w.randn(52);
+  for (int32_t bad : {0, 6}) {
+    Buf len = lengths_of({5, bad});
+    DepthwiseConvFwd f{y, x, w, b};
+    f.lengths = len;
+    expect_error_contains([&] { depthwise_conv_fwd(ctx(), f); },
+                          "sequence 1 has length " + std::to_string(bad));
+    DepthwiseConvBwd g{y, {}, {}, y, x, w};
+    g.lengths = len;
+    expect_error_contains([&] { depthwise_conv_bwd(ctx(), g); },
+                          "sequence 1 has length " + std::to_string(bad));
+  }
+  Buf three(DType::I32, {3});
+  DepthwiseConvFwd f{y, x, w, b};
+  f.lengths = three;
+  expect_error_contains([&] { depthwise_conv_fwd(ctx(), f); }, "should have shape [2]");
+  Buf one(DType::F32, {1, 1, 4}), y1(DType::F32, {1, 1, 4}), window(DType::F32, {1, 2, 4});
+  Buf len1 = lengths_of({1});
+  DepthwiseConvFwd step{y1, one, w, b};
+  step.window = window, step.lengths = len1;
+  expect_error_contains([&] { depthwise_conv_fwd(ctx(), step); }, "takes no lengths");
 }

@@ -1,5 +1,7 @@
 // Exact softmax attention: against a naive double reference with an explicit softmax, finite
-// difference gradients, causality, float vs double, KV-cache decoding against the forward.
+// difference gradients, causality, float vs double, KV-cache decoding against the forward; lengths
+// (padded batches): padded keys masked out and never read, their gradient zero, finite differences.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -241,4 +243,119 @@ TEST(SoftmaxAttention, BadArgumentsAreErrors) {
   EXPECT_THROW(softmax_attention_decode(ctx(), {o1, q1, kc, vc, 7, 0.5}), Error);
   Buf kc3(DType::F32, {6, 3, 4});
   EXPECT_THROW(softmax_attention_decode(ctx(), {o1, q1, kc3, kc3, 2, 0.5}), Error);
+}
+
+namespace {
+
+// The reference over the first n_b keys of each sequence (j < n_b, and j <= t when causal).
+void reference_padded(const Prob& p, bool causal, const std::vector<int32_t>& n, std::vector<double>& o,
+                      std::vector<double>& lse) {
+  const Sizes& s = p.s;
+  o.assign(size_t(s.B * s.T * s.H * s.d), 0.0);
+  lse.assign(size_t(s.B * s.T * s.H), 0.0);
+  for (int64_t b = 0; b < s.B; ++b)
+    for (int64_t h = 0; h < s.H; ++h) {
+      const int64_t g = h / (s.H / s.Hkv);
+      for (int64_t t = 0; t < s.T; ++t) {
+        const int64_t keys = std::min<int64_t>(causal ? t + 1 : s.T, n[size_t(b)]);
+        std::vector<double> sc(static_cast<size_t>(keys));
+        for (int64_t j = 0; j < keys; ++j) {
+          double acc = 0;
+          for (int64_t e = 0; e < s.d; ++e)
+            acc +=
+                p.q.get(((b * s.T + t) * s.H + h) * s.d + e) * p.k.get(((b * s.T + j) * s.Hkv + g) * s.d + e);
+          sc[size_t(j)] = p.scale * acc;
+        }
+        double z = 0;
+        for (double x : sc) z += std::exp(x);
+        lse[(b * s.T + t) * s.H + h] = std::log(z);
+        for (int64_t j = 0; j < keys; ++j)
+          for (int64_t e = 0; e < s.d; ++e)
+            o[((b * s.T + t) * s.H + h) * s.d + e] +=
+                std::exp(sc[size_t(j)]) / z * p.v.get(((b * s.T + j) * s.Hkv + g) * s.d + e);
+      }
+    }
+}
+
+Buf lengths_of(const std::vector<int32_t>& n) {
+  Buf l(DType::I32, {int64_t(n.size())});
+  for (size_t b = 0; b < n.size(); ++b) l.p<int32_t>()[b] = n[b];
+  return l;
+}
+
+}  // namespace
+
+TEST(SoftmaxAttention, LengthsMaskThePaddedKeysOutAndNeverReadThem) {
+  const std::vector<int32_t> n = {11, 6, 3, 1};
+  Buf len = lengths_of(n);
+  for (bool causal : {true, false})
+    for (DType dt : {DType::F64, DType::F32}) {
+      SCOPED_TRACE(::testing::Message() << "causal=" << causal << " " << dtype_name(dt));
+      Prob p(dt, {4, 11, 4, 2, 12});
+      p.fill(61);
+      std::vector<double> o, lse;
+      reference_padded(p, causal, n, o, lse);
+      for (int64_t i = 0; i < p.k.n(); ++i)  // padded keys and values NaN: a read would show
+        if ((i / (2 * 12)) % 11 >= n[size_t(i / (11 * 2 * 12))])
+          p.k.set(i, std::nan("")), p.v.set(i, std::nan(""));
+      SoftmaxAttnFwd f{p.o, p.lse, p.q, p.k, p.v, p.scale, causal};
+      f.lengths = len;
+      softmax_attention_fwd(ctx(), f);
+      const double tol = dt == DType::F64 ? 1e-12 : 1e-5;
+      EXPECT_LT(max_rel(p.o, o), tol);
+      EXPECT_LT(max_rel(p.lse, lse), tol);
+      // The backward reads no padding either, and gives it no gradient.
+      Buf dout(dt, p.o.t.shape), dq(dt, p.q.t.shape), dk(dt, p.k.t.shape), dv(dt, p.v.t.shape);
+      dout.randn(62), dk.randn(63), dv.randn(64);  // dk, dv garbage: overwritten everywhere
+      SoftmaxAttnBwd g{dq, dk, dv, dout, p.o, p.lse, p.q, p.k, p.v, p.scale, causal};
+      g.lengths = len;
+      softmax_attention_bwd(ctx(), g);
+      for (int64_t i = 0; i < dq.n(); ++i) ASSERT_TRUE(std::isfinite(dq.get(i))) << i;
+      for (int64_t i = 0; i < dk.n(); ++i) {
+        const bool pad = (i / (2 * 12)) % 11 >= n[size_t(i / (11 * 2 * 12))];
+        ASSERT_TRUE(std::isfinite(dk.get(i)) && std::isfinite(dv.get(i))) << i;
+        if (pad) ASSERT_TRUE(dk.get(i) == 0.0 && dv.get(i) == 0.0) << i;
+      }
+    }
+}
+
+TEST(SoftmaxAttention, GradientsWithLengthsMatchFiniteDifferences) {
+  Buf len = lengths_of({11, 6, 3});
+  for (bool causal : {true, false}) {
+    SCOPED_TRACE(::testing::Message() << "causal=" << causal);
+    Prob p(DType::F64, {3, 11, 4, 2, 10});
+    p.fill(71);
+    Buf probe(DType::F64, p.o.t.shape), dq(DType::F64, p.q.t.shape), dk(DType::F64, p.k.t.shape),
+        dv(DType::F64, p.v.t.shape);
+    probe.randn(72);
+    auto fwd = [&] {
+      SoftmaxAttnFwd f{p.o, p.lse, p.q, p.k, p.v, p.scale, causal};
+      f.lengths = len;
+      softmax_attention_fwd(ctx(), f);
+    };
+    auto loss = [&] {
+      fwd();
+      return dot(p.o, probe);
+    };
+    auto backward = [&] {
+      fwd();
+      SoftmaxAttnBwd g{dq, dk, dv, probe, p.o, p.lse, p.q, p.k, p.v, p.scale, causal};
+      g.lengths = len;
+      softmax_attention_bwd(ctx(), g);
+    };
+    expect_grad_matches(loss, backward, {{&p.q, &dq, "q"}, {&p.k, &dk, "k"}, {&p.v, &dv, "v"}}, 1e-5, 1e-6,
+                        600);
+  }
+}
+
+TEST(SoftmaxAttention, BadLengthsAreErrors) {
+  Prob p(DType::F32, {2, 5, 2, 2, 4});
+  p.fill(81);
+  Buf bad = lengths_of({5, 6});
+  SoftmaxAttnFwd f{p.o, p.lse, p.q, p.k, p.v, p.scale, false};
+  f.lengths = bad;
+  expect_error_contains([&] { softmax_attention_fwd(ctx(), f); }, "sequence 1 has length 6");
+  Buf three(DType::I32, {3});
+  f.lengths = three;
+  expect_error_contains([&] { softmax_attention_fwd(ctx(), f); }, "should have shape [2]");
 }

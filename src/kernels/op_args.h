@@ -12,6 +12,7 @@
 #include "wersa/ops/haar.h"
 #include "wersa/ops/layernorm.h"
 #include "wersa/ops/linear_attention.h"
+#include "wersa/ops/mask.h"
 #include "wersa/ops/matmul.h"
 #include "wersa/ops/pool.h"
 #include "wersa/ops/rmsnorm.h"

@@ -10,6 +10,12 @@
 // that a call over fewer rows than planned (a prefill chunk, one decode position) uses the first
 // rows of each buffer. A call with a generation state continues its sequence at position pos0 and
 // advances the state; the ops pick their one-position step kernels when the call has one row.
+//
+// Padding (spec "Classification"): a bidirectional classifier pass over documents padded to T
+// gives the call `lengths`; a kind then takes every padded row (t >= n_b) out of what the real
+// rows read: u as 0 in the centred gate convolution, phi(k~) as 0 in the linear-attention sums,
+// keys and values masked out for softmax (forward and backward). Causal calls never get lengths:
+// right padding cannot reach an earlier position, so they run exactly as without padding.
 #pragma once
 #include <memory>
 #include <string>
@@ -61,6 +67,7 @@ struct AttnCall {
   Tensor u, q, k, v;   // [N, D], [N, H*d], [N, Hkv*d], [N, Hkv*d] (q, k after RoPE)
   Tensor o{};          // [N, H*d] out
   Tensor du{}, dq{}, dk{}, dv{}, dout{};  // backward: dout given; dq, dk, dv overwritten; du see reads_u
+  Tensor lengths{};  // [B] i32: each sequence's real rows, when padding must be masked (else undefined)
   int64_t N() const { return B * T; }
 };
 

@@ -7,6 +7,7 @@
 #include "wersa/ops/feature_map.h"
 #include "wersa/ops/layernorm.h"
 #include "wersa/ops/linear_attention.h"
+#include "wersa/ops/mask.h"
 
 namespace wersa::detail {
 
@@ -61,6 +62,10 @@ void LinearAttention::fwd(Ctx& ctx, const AttnCall& c) const {
   filter_fwd(ctx, c);
   feature_map_fwd(ctx, {a[Phiq], filtered_q(c).view({N, H, d}), c.buf[OmegaQ], map_});
   feature_map_fwd(ctx, {a[Phik], filtered_k(c).view({N, Hkv, d}), c.buf[OmegaK], map_});
+  if (c.lengths.defined()) {  // padded documents: phi(k~) = 0 at the padding, out of every sum
+    const Tensor phik = a[Phik].view({B, T, Hkv * M});
+    mask_padding(ctx, {phik, phik, c.lengths});
+  }
   LinearAttnFwd la{a[Lin].view({B, T, H, d}),    a[Den].view({B, T, H}),   a[Phiq].view({B, T, H, M}),
                    a[Phik].view({B, T, Hkv, M}), c.v.view({B, T, Hkv, d}), cfg_.attention.chunk,
                    cfg_.attention.eps,           cfg_.attention.causal};
@@ -88,6 +93,12 @@ void LinearAttention::bwd(Ctx& ctx, const AttnCall& c) const {
                         g[Dlin].view({B, T, H, d}), a[Lin].view({B, T, H, d}), a[Den].view({B, T, H}),
                         a[Phiq].view({B, T, H, M}), a[Phik].view({B, T, Hkv, M}), c.v.view({B, T, Hkv, d}),
                         cfg_.attention.chunk, cfg_.attention.eps, cfg_.attention.causal});
+  // The mask's adjoint: no gradient reaches phi(k~) at the padding (feature_map_bwd, reading the
+  // masked phi, would also give 0 there; the adjoint keeps that independent of how it does).
+  if (c.lengths.defined()) {
+    const Tensor dphik = g[Dphik].view({B, T, Hkv * M});
+    mask_padding(ctx, {dphik, dphik, c.lengths});
+  }
   feature_map_bwd(ctx, {filtered_dq(c).view({N, H, d}), g[Dphiq], a[Phiq], c.buf[OmegaQ],
                         filtered_q(c).view({N, H, d}), map_});
   feature_map_bwd(ctx, {filtered_dk(c).view({N, Hkv, d}), g[Dphik], a[Phik], c.buf[OmegaK],

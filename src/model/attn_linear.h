@@ -4,6 +4,7 @@
 //   q^ = GELU(q), k^ = GELU(k)                       (q, k after RoPE)
 //   q~, k~ = filter(q^, k^)                          (linear: the identity; WERSA: attn_wersa.cpp)
 //   phi_q = phi(q~), phi_k = phi(k~),  phi(z) = ReLU(z Omega) / sqrt(m) (or the exp map)
+//   phi_k = mask_padding(phi_k)                      (bidirectional over padded documents only)
 //   o_lin = causal linear attention(phi_q, phi_k, v) (fp32 states S, z; chunked)
 //   o = LayerNorm_d(o_lin)                           (weights shared by the heads)
 // and the backward runs the adjoints in reverse (each op's header has its derivative).

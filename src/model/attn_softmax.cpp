@@ -1,5 +1,6 @@
 // Attention kind `softmax` (the exact baseline of the spec): per head,
 //   o[t] = sum_{s<=t} softmax_s(q[t] . k[s] / sqrt(d)) v[s]       (all s when bidirectional)
+// (bidirectional over padded documents: the padded keys and values masked out, c.lengths)
 // over the block's q, k (after RoPE) and v; no gates, no head LayerNorm. The backward recomputes
 // the probabilities from the saved row log-sum-exp (ops/softmax_attention.h). Generation keeps a
 // KV cache of the context's length per layer, so its state grows with the position.
@@ -34,6 +35,7 @@ class SoftmaxAttention final : public Attention {
                      c.v.view({c.B, c.T, s.Hkv, s.d}),
                      scale(s),
                      c.c.attention.causal};
+    f.lengths = c.lengths;
     if (c.state) {
       f.lse = Tensor();
       f.kcache = (*c.state)[KCache];
@@ -48,7 +50,7 @@ class SoftmaxAttention final : public Attention {
                                 c.dv.view({c.B, c.T, s.Hkv, s.d}), c.dout.view({c.B, c.T, s.H, s.d}),
                                 c.o.view({c.B, c.T, s.H, s.d}), c.a[Lse].view({c.B, c.T, s.H}),
                                 c.q.view({c.B, c.T, s.H, s.d}), c.k.view({c.B, c.T, s.Hkv, s.d}),
-                                c.v.view({c.B, c.T, s.Hkv, s.d}), scale(s), c.c.attention.causal});
+                                c.v.view({c.B, c.T, s.Hkv, s.d}), scale(s), c.c.attention.causal, c.lengths});
   }
   bool reads_u() const override { return false; }
   bool needs_context() const override { return true; }

@@ -1,6 +1,7 @@
 // Attention kind `wersa` (spec steps 1-8): the linear attention of attn_linear.h with WERSA's
 // gated causal Haar filter between GELU and the random features:
 //   c = causal depthwise conv(u)  (K taps, past and present)     (centred when bidirectional)
+//       (bidirectional over padded documents: u at the padded rows taken as 0, c.lengths)
 //   gamma = scale_weights * sigmoid(W2 ReLU(W1 c + b1) + b2)       one (L+1)-vector per token
 //   q~ = HaarSynthesis(HaarAnalysis(q^), gamma),  k~ likewise       (same gates for q and k)
 // Backward: the Haar filter's adjoint gives dq^, dk^ and dgamma (q and k add into one dgamma),
@@ -80,6 +81,7 @@ class WersaAttention final : public LinearAttention {
     const bool causal = cfg_.attention.causal;
     // Gates: one vector of L+1 values per token, shared by heads and by q and k.
     DepthwiseConvFwd conv{a[Conv].view({B, T, D}), c.u.view({B, T, D}), p[ConvW], p[ConvB], causal};
+    conv.lengths = c.lengths;
     Tensor ring_q, ring_k;
     if (c.state) {
       if (s_.K > 1) conv.window = (*c.state)[Window].view({1, s_.K - 1, D});
@@ -118,7 +120,7 @@ class WersaAttention final : public LinearAttention {
     activation_bwd(ctx, {g[Dh1], g[Da1], a[H1], Activation::Relu});
     matmul_bwd(ctx, {g[Dc], gp[Fc1W], gp[Fc1B], g[Dh1], a[Conv], p[Fc1W]});
     depthwise_conv_bwd(ctx, {c.du.view({B, T, D}), gp[ConvW], gp[ConvB], g[Dc].view({B, T, D}),
-                             c.u.view({B, T, D}), p[ConvW], cfg_.attention.causal, false});
+                             c.u.view({B, T, D}), p[ConvW], cfg_.attention.causal, false, c.lengths});
   }
 };
 

@@ -24,14 +24,17 @@ AttnCall attn_call(const Model& m, const Dims& s, int layer, const LayerActs& a,
                    const Slots* bw) {
   Slots* st = pass.state ? &(*pass.state)[size_t(layer)] : nullptr;
   Slots* g = m.trainable() ? const_cast<Slots*>(&m.grads.layers[size_t(layer)].attn) : nullptr;
-  return AttnCall{m.config(), s,
-                  pass.B,     pass.T,
-                  pass.pos0,  m.params.layers[size_t(layer)].attn,
-                  g,          m.buffers.layers[size_t(layer)],
-                  a.attn,     bw,
-                  st,         a.u,
-                  a.q,        a.k,
-                  a.v,        a.o};
+  AttnCall call{m.config(), s,
+                pass.B,     pass.T,
+                pass.pos0,  m.params.layers[size_t(layer)].attn,
+                g,          m.buffers.layers[size_t(layer)],
+                a.attn,     bw,
+                st,         a.u,
+                a.q,        a.k,
+                a.v,        a.o};
+  // Only bidirectional attention can read the padding (right padding comes after every real row).
+  if (!m.config().attention.causal) call.lengths = pass.lengths;
+  return call;
 }
 
 // x = a.x -> y (y may be a.x itself: it is written last).

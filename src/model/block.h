@@ -1,7 +1,7 @@
 // Internal to the model: the trunk and the LM head, the functions every caller runs (training,
 // evaluation, chunked prefill, decoding). A Pass says which rows of a Workspace run: B sequences
 // of T positions (rows N = B T), each continuing its generation state at position pos0 when a
-// state is given.
+// state is given; a classifier pass adds each sequence's length (its documents are padded to T).
 #pragma once
 #include <vector>
 
@@ -13,6 +13,7 @@ struct Pass {
   int64_t B = 1, T = 1;
   int64_t pos0 = 0;                     // position of each sequence's first row
   std::vector<Slots>* state = nullptr;  // per layer: the attention kind's generation state
+  Tensor lengths{};  // classifier: [B] i32 device lengths (ws.lengths); undefined for the LM
   int64_t N() const { return B * T; }
 };
 

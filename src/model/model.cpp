@@ -167,10 +167,11 @@ Workspace::Workspace(const Model& m, const RunSpec& spec) : spec_(spec), ctx_(m.
   // The run this workspace is for, planned once: its ops validate their arguments and record the
   // scratch they need.
   ctx_.plan([&] {
-    const detail::Pass pass{spec.batch, spec.seq};
+    // A classifier's lengths reach the attention too (its padding masks when bidirectional).
+    const detail::Pass pass{spec.batch, spec.seq, 0, nullptr, lengths};
     detail::trunk_fwd(ctx_, m, *this, pass);
     if (spec.head && classify) {
-      // Planning runs no kernel that reads the (still unset) lengths.
+      // Planning runs no kernel that reads the (still unset) lengths, here or in the trunk.
       detail::class_head_fwd(ctx_, m, *this, spec.batch, spec.seq, loss_stats);
       if (spec.backward) detail::class_head_bwd(ctx_, m, *this, spec.batch, spec.seq, 1.0);
     } else if (spec.head) {
@@ -195,6 +196,14 @@ void Workspace::upload_ids() {
 }
 
 // ---- forward and backward ----------------------------------------------------------------------
+
+namespace {
+// B documents padded to T rows, with their lengths (the attention masks the padding when it is
+// bidirectional; the pooling reads the lengths itself).
+detail::Pass classify_pass(const Workspace& ws, int64_t B, int64_t T) {
+  return detail::Pass{B, T, 0, nullptr, ws.lengths.rows(0, B)};
+}
+}  // namespace
 
 void model_forward_device(Model& m, Workspace& ws, const Tensor& stats) {
   WERSA_ASSERT(ws.spec().head && !m.config().task.classify(),
@@ -223,19 +232,7 @@ void classify_forward_device(Model& m, Workspace& ws, int64_t B, int64_t T, cons
                "a classifier forward needs a classifier and a workspace with its head");
   WERSA_ASSERT(B >= 1 && B <= ws.batch() && T >= 1 && T <= ws.seq(), "a classifier pass of ", B, " x ", T,
                " over a workspace of ", ws.batch(), " x ", ws.seq());
-  if (!m.config().attention.causal) {
-    // Bidirectional attention would read the padding: the masks of the spec's padded batches are
-    // not implemented yet, so a bidirectional batch must hold documents of one length.
-    const int32_t* len = ws.host_docs.host<int32_t>();
-    for (int64_t b = 0; b < B; ++b)
-      WERSA_CHECK(len[b] == T,
-                  "bidirectional classification (model.attention.causal = false) of a batch "
-                  "padded to ",
-                  T, " tokens holding a document of ", len[b],
-                  ": padding masks are not implemented for bidirectional attention yet (use "
-                  "train.batch_size = 1, or causal attention)");
-  }
-  detail::trunk_fwd(ws.ctx(), m, ws, detail::Pass{B, T});
+  detail::trunk_fwd(ws.ctx(), m, ws, classify_pass(ws, B, T));
   detail::class_head_fwd(ws.ctx(), m, ws, B, T, stats.defined() ? stats : ws.loss_stats);
 }
 
@@ -249,7 +246,7 @@ double classify_forward(Model& m, Workspace& ws, int64_t B, int64_t T, int64_t* 
 
 void classify_backward(Model& m, Workspace& ws, int64_t B, int64_t T, double loss_scale, bool trunk) {
   detail::class_head_bwd(ws.ctx(), m, ws, B, T, loss_scale);
-  if (trunk) detail::trunk_bwd(ws.ctx(), m, ws, detail::Pass{B, T});
+  if (trunk) detail::trunk_bwd(ws.ctx(), m, ws, classify_pass(ws, B, T));
 }
 
 double read_f64(const Ctx& ctx, const Tensor& t, int64_t i) {

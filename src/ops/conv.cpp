@@ -14,6 +14,11 @@ void check_input(const detail::ArgCheck& c, const Tensor& x, const Tensor& w) {
          " and K >= 1: ", w);
 }
 
+// Optional per-sequence lengths [B] i32 of x [B, T, C] (their values are checked by the kernels).
+void check_lengths(const detail::ArgCheck& c, const Tensor& lengths, const Tensor& x) {
+  c.opt(lengths, Shape{x.dim(0)}).dtype(DType::I32, {&lengths});
+}
+
 }  // namespace
 
 void depthwise_conv_fwd(Ctx& ctx, const DepthwiseConvFwd& a) {
@@ -25,7 +30,9 @@ void depthwise_conv_fwd(Ctx& ctx, const DepthwiseConvFwd& a) {
     c.that(a.causal, "a window (continuing a sequence) needs the causal convolution");
     c.opt(a.window, Shape{a.x.dim(0), a.w.dim(1) - 1, a.x.dim(2)}).dtype(a.y.dtype, {&a.window});
     c.that(a.pos0 >= 0, "pos0 = ", a.pos0, ", expected >= 0");
+    c.that(!a.lengths.defined(), "a window (continuing a sequence) takes no lengths");
   }
+  check_lengths(c, a.lengths, a.x);
   WERSA_DISPATCH(ctx, depthwise_conv_fwd, a, a.y.dtype);
 }
 
@@ -35,6 +42,7 @@ void depthwise_conv_bwd(Ctx& ctx, const DepthwiseConvBwd& a) {
   check_input(c, a.x, a.w);
   c.need(a.dy, "dy", a.x.shape).opt(a.dx, a.x.shape).opt(a.dw, a.w.shape).opt(a.db, Shape{a.x.dim(2)});
   c.floating(a.dy).dtype(a.dy.dtype, {&a.dx, &a.dw, &a.db, &a.x, &a.w});
+  check_lengths(c, a.lengths, a.x);
   WERSA_DISPATCH(ctx, depthwise_conv_bwd, a, a.dy.dtype);
 }
 

@@ -53,9 +53,11 @@ void softmax_attention_fwd(Ctx& ctx, const SoftmaxAttnFwd& a) {
     c.that(a.pos0 >= 0 && a.pos0 + a.q.dim(1) <= Tmax, "pos0 = ", a.pos0, " with ", a.q.dim(1),
            " queries does not fit the cache ", a.kcache);
     c.opt(a.lse, rows).dtype(a.q.dtype, {&a.lse});
+    c.that(!a.lengths.defined(), "a KV cache (continuing a sequence) takes no lengths");
   } else {
     c.need(a.lse, "lse", rows).dtype(a.q.dtype, {&a.lse});
   }
+  c.opt(a.lengths, Shape{a.q.dim(0)}).dtype(DType::I32, {&a.lengths});
   WERSA_DISPATCH(ctx, softmax_attention_fwd, a, a.q.dtype);
 }
 
@@ -67,6 +69,7 @@ void softmax_attention_bwd(Ctx& ctx, const SoftmaxAttnBwd& a) {
   c.need(a.dq, "dq", a.q.shape).need(a.dk, "dk", a.k.shape).need(a.dv, "dv", a.v.shape);
   c.need(a.dout, "dout", a.q.shape).need(a.o, "o", a.q.shape);
   c.need(a.lse, "lse", Shape{a.q.dim(0), a.q.dim(1), a.q.dim(2)});
+  c.opt(a.lengths, Shape{a.q.dim(0)}).dtype(DType::I32, {&a.lengths});
   WERSA_DISPATCH(ctx, softmax_attention_bwd, a, a.q.dtype);
 }
 

@@ -153,7 +153,9 @@ void model_backward(Model& m, Workspace& ws, double loss_scale);
 // sequence-major), lengths and labels in ws.host_docs, then ws.upload_ids(). Forward: trunk,
 // pooling of each sequence's real rows, class logits ws.logits [B, C], per-document losses
 // ws.losses [B], [sum, count] into `stats` (ws.loss_stats when undefined). A label of -1 counts
-// no loss (a document only predicted). Padded rows never change a real row or the pooling.
+// no loss (a document only predicted). Padded rows never change a real row or the pooling: with
+// bidirectional attention the lengths mask them out of the gate convolution, the linear-attention
+// sums and the softmax keys (spec "Classification"); causal attention needs no mask.
 void classify_forward_device(Model& m, Workspace& ws, int64_t B, int64_t T, const Tensor& stats = {});
 // The same, then one read-back: returns the sum of the losses, *count = documents with a label.
 double classify_forward(Model& m, Workspace& ws, int64_t B, int64_t T, int64_t* count = nullptr);

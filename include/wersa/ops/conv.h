@@ -12,6 +12,13 @@
 // Any of dx, dw, db may be left undefined to skip it. The backward needs x and w from the forward.
 // Parameter-gradient sums run per channel in a fixed order (deterministic), accumulated in double.
 //
+// Padded batches (spec "Classification"): with `lengths` [B] i32 (1 <= n_b <= T), the input rows
+// t >= n_b of sequence b are taken as 0, i.e. the op runs on x' = x with those rows zeroed:
+//   y[b,t]   = bias + sum_i w[:,i] * x[b, t-o+i]  over t-o+i < n_b only  (every row t < T written)
+//   dx[b,s]  = 0 for s >= n_b  (left unchanged when accumulate_dx; no gradient into padding)
+//   dw       sums over input rows s < n_b only
+// The padded rows of x are never read. Not with a window (generation has no padding).
+//
 // A causal forward may continue a sequence: with `window` [B, K-1, C] (the ring of the K-1 inputs
 // before position pos0, position p in row p mod (K-1); rows of positions < 0 are never read), the
 // inputs before the chunk come from the window instead of 0, and the window is then advanced in
@@ -36,12 +43,14 @@ struct DepthwiseConvFwd {
   bool causal = true;
   Tensor window{};   // optional [B, K-1, C] ring of the previous inputs (causal), advanced in place
   int64_t pos0 = 0;  // position of t = 0 (with a window)
+  Tensor lengths{};  // optional [B] i32: the real rows of each sequence (input rows past them are 0)
 };
 struct DepthwiseConvBwd {
   Tensor dx, dw, db;  // [B, T, C], [C, K], [C]; each may be undefined
   Tensor dy, x, w;    // [B, T, C], [B, T, C], [C, K]
   bool causal = true;
   bool accumulate_dx = false;
+  Tensor lengths{};  // optional [B] i32, as in the forward
 };
 
 struct DepthwiseConvStep {

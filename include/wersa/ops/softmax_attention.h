@@ -10,6 +10,12 @@
 // recomputes the probabilities from q, k and lse (memory O(T d), never O(T^2)). The backward runs
 // in parallel over (b, kv head) with queries in a fixed order: deterministic, no atomics.
 //
+// Padded batches (spec "Classification"): with `lengths` [B] i32 (1 <= n_b <= T), the keys and
+// values j >= n_b of sequence b are masked out: every query t of the sequence (padded ones
+// included) attends over j < n_b only (and j <= t when causal), the formulas above with the sums
+// over j so restricted, and dk[j] = dv[j] = 0 for j >= n_b. The padded keys and values are never
+// read. Not with a KV cache (generation has no padding).
+//
 // Generation: softmax_attention_decode attends one new query per head over the first len rows of a
 // key/value cache (the cache must already hold the new position's k and v);
 // softmax_attention_prefill does the same for a chunk of T new queries at positions pos0 .. pos0 +
@@ -34,12 +40,14 @@ struct SoftmaxAttnFwd {
   bool causal = true;
   Tensor kcache{}, vcache{};  // optional [Tmax, Hkv, d] each (B = 1, causal): continue a sequence
   int64_t pos0 = 0;           // cache rows before the chunk (pos0 + T <= Tmax)
+  Tensor lengths{};           // optional [B] i32: the real keys of each sequence (padded batches)
 };
 struct SoftmaxAttnBwd {
   Tensor dq, dk, dv;             // overwritten; shapes of q, k, v
   Tensor dout, o, lse, q, k, v;  // o, lse from the forward
   double scale;
   bool causal = true;
+  Tensor lengths{};  // optional [B] i32, as in the forward
 };
 
 void softmax_attention_fwd(Ctx& ctx, const SoftmaxAttnFwd& a);

@@ -7,6 +7,9 @@
 // absolute positions < 0 are zero and skipped), so each output is the one-shot sum; the chunk's
 // last min(T, K-1) inputs are then written into the ring. One position of one sequence runs the
 // step kernel, which sums in the same order.
+// With lengths (padded batches), the forward skips the taps that read an input row t >= n_b and
+// the input gradient writes 0 at those rows (or leaves them when accumulating); the parameter
+// gradients skip them. Without lengths every loop is the one above, unchanged.
 // Scratch: the transposed filter [K, C] and one accumulator row [C] (double) per thread; the
 // parameter gradients one [K, 16] double block per thread.
 #include "wersa/ops/conv.h"
@@ -14,6 +17,7 @@
 #include <algorithm>
 
 #include "kernels.h"
+#include "lengths.h"
 
 namespace wersa::cpu {
 namespace {
@@ -38,19 +42,27 @@ struct Ring {
 
 // out[b,s,c] (=|+=) sum_i wt[i,c] * in[b, s + shift + sign*i, c] over in-range positions: the forward
 // uses (shift, sign) = (-o, +1), the input gradient (o, -1). With a ring, positions t < 0 of the
-// chunk are read from it (absolute position pos0 + t >= 0) instead of being skipped.
+// chunk are read from it (absolute position pos0 + t >= 0) instead of being skipped. With in_len,
+// rows t >= in_len[b] of `in` are taken as 0 (never read); with out_len, rows s >= out_len[b] of
+// `out` are 0 (written, or left when accumulating).
 template <class T>
 void correlate(const PerThread<double>& scratch, T* out, const T* in, const T* wt, const T* bias, int64_t B,
                int64_t T_, int64_t C, int64_t K, int64_t shift, int64_t sign, bool accumulate,
-               const Ring<T>& ring) {
+               const Ring<T>& ring, const int32_t* in_len, const int32_t* out_len) {
 #pragma omp parallel for schedule(static)
   for (int64_t bt = 0; bt < B * T_; ++bt) {
     double* acc = mine(scratch);
     const int64_t b = bt / T_, s = bt % T_;
+    T* o = out + bt * C;
+    if (out_len && s >= out_len[b]) {
+      if (!accumulate) std::fill(o, o + C, T(0));
+      continue;
+    }
+    const int64_t end = in_len ? in_len[b] : T_;
     for (int64_t c = 0; c < C; ++c) acc[c] = bias ? double(bias[c]) : 0.0;
     for (int64_t i = 0; i < K; ++i) {
       const int64_t t = s + shift + sign * i;
-      if (t >= T_) continue;
+      if (t >= end) continue;
       const T* row;
       if (t >= 0)
         row = in + (b * T_ + t) * C;
@@ -61,7 +73,6 @@ void correlate(const PerThread<double>& scratch, T* out, const T* in, const T* w
       const T* wr = wt + i * C;
       for (int64_t c = 0; c < C; ++c) acc[c] += double(wr[c]) * double(row[c]);
     }
-    T* o = out + bt * C;
     if (accumulate)
       for (int64_t c = 0; c < C; ++c) o[c] += T(acc[c]);
     else
@@ -86,8 +97,9 @@ void depthwise_conv_fwd(Ctx& ctx, const DepthwiseConvFwd& a) {
   Ring<T> r;
   if (ring) r = Ring<T>{a.window.ptr<T>(), W, a.pos0};
   const T* x = a.x.ptr<T>();
+  const int32_t* len = a.lengths.defined() ? checked_lengths("depthwise_conv_fwd", a.lengths, T_) : nullptr;
   correlate(acc, a.y.ptr<T>(), x, wt, a.b.defined() ? a.b.ptr<T>() : nullptr, B, T_, C, K,
-            -conv_offset(K, a.causal), 1, false, r);
+            -conv_offset(K, a.causal), 1, false, r, len, nullptr);
   if (!ring) return;
   // Advance the ring past the chunk: its last min(T, W) inputs replace the oldest rows.
   T* win = a.window.ptr<T>();
@@ -108,10 +120,11 @@ void depthwise_conv_bwd(Ctx& ctx, const DepthwiseConvBwd& a) {
   const auto accw_all = ctx.per_thread<double>(params ? K * CB : 0);
   if (ctx.planning() || B * T_ * C == 0) return;
   const T* dy = a.dy.ptr<T>();
+  const int32_t* len = a.lengths.defined() ? checked_lengths("depthwise_conv_bwd", a.lengths, T_) : nullptr;
   if (a.dx.defined()) {
     transpose_w(a.w, wt);
     correlate(acc, a.dx.ptr<T>(), dy, wt, static_cast<const T*>(nullptr), B, T_, C, K, o, -1, a.accumulate_dx,
-              Ring<T>{});
+              Ring<T>{}, nullptr, len);
   }
   if (!params) return;
   const T* x = a.x.ptr<T>();
@@ -124,18 +137,20 @@ void depthwise_conv_bwd(Ctx& ctx, const DepthwiseConvBwd& a) {
     double* accw = mine(accw_all);
     std::fill(accw, accw + K * CB, 0.0);
     double accb[CB] = {};
-    for (int64_t b = 0; b < B; ++b)
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t end = len ? len[b] : T_;
       for (int64_t t = 0; t < T_; ++t) {
         const T* g = dy + (b * T_ + t) * C + c0;
         for (int64_t c = 0; c < nc; ++c) accb[c] += double(g[c]);
         for (int64_t i = 0; i < K; ++i) {
           const int64_t s = t - o + i;
-          if (s < 0 || s >= T_) continue;
+          if (s < 0 || s >= end) continue;
           const T* xr = x + (b * T_ + s) * C + c0;
           double* aw = accw + i * CB;
           for (int64_t c = 0; c < nc; ++c) aw[c] += double(g[c]) * double(xr[c]);
         }
       }
+    }
     for (int64_t c = 0; c < nc; ++c) {
       if (db) db[c0 + c] += T(accb[c]);
       if (dw)

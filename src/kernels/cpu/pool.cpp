@@ -6,25 +6,15 @@
 #include <vector>
 
 #include "kernels.h"
+#include "lengths.h"
 #include "parallel.h"
 
 namespace wersa::cpu {
-namespace {
-
-void check_lengths(const char* op, const Tensor& lengths, int64_t T) {
-  const int32_t* n = lengths.ptr<int32_t>();
-  for (int64_t b = 0; b < lengths.numel(); ++b)
-    WERSA_CHECK(n[b] >= 1 && n[b] <= T, op, ": sequence ", b, " has length ", n[b], ", outside [1, ", T,
-                "] (the padded length)");
-}
-
-}  // namespace
 
 template <class T>
 void pool_fwd(Ctx&, const PoolFwd& a) {
   const int64_t B = a.x.dim(0), Tn = a.x.dim(1), D = a.x.dim(2);
-  check_lengths("pool_fwd", a.lengths, Tn);
-  const int32_t* len = a.lengths.ptr<int32_t>();
+  const int32_t* len = checked_lengths("pool_fwd", a.lengths, Tn);
   const T* x = a.x.ptr<T>();
   T* p = a.p.ptr<T>();
 #pragma omp parallel for schedule(static) if (B * Tn * D >= kParallelMinElems)
@@ -46,8 +36,7 @@ void pool_fwd(Ctx&, const PoolFwd& a) {
 template <class T>
 void pool_bwd(Ctx&, const PoolBwd& a) {
   const int64_t B = a.dx.dim(0), Tn = a.dx.dim(1), D = a.dx.dim(2);
-  check_lengths("pool_bwd", a.lengths, Tn);
-  const int32_t* len = a.lengths.ptr<int32_t>();
+  const int32_t* len = checked_lengths("pool_bwd", a.lengths, Tn);
   const T* dp = a.dp.ptr<T>();
   T* dx = a.dx.ptr<T>();
 #pragma omp parallel for schedule(static) if (B * Tn * D >= kParallelMinElems)

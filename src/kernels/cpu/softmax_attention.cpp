@@ -4,7 +4,8 @@
 // kQ queries x kW keys accumulated over d, weighted sums of rows are tiles of kQ queries x kW
 // columns accumulated over keys. Every sum runs in a fixed order (keys ascending, then heads,
 // then query blocks), so results do not depend on the thread count. Scratch is O(T d) per thread,
-// never O(T^2). A causal query row t reads keys j <= t only.
+// never O(T^2). A causal query row t reads keys j <= t only; with lengths (padded batches), the
+// rows of sequence b read keys j < n_b only (the transposed copies hold zeros past them).
 // With a KV cache, the forward copies the chunk's k, v into cache rows pos0.. and runs the decode
 // kernel (one position) or the prefill kernel (a chunk) over the cache.
 // Scratch: one slice per thread holding the buffers of one task (Work below).
@@ -15,6 +16,7 @@
 
 #include "gemv.h"
 #include "kernels.h"
+#include "lengths.h"
 #include "reduce.h"
 
 namespace wersa::cpu {
@@ -63,16 +65,22 @@ Work<T> carve(T* p, int64_t d, int64_t ld, int64_t T_, bool bwd) {
   return w;
 }
 
-// XT [d x ldt] = rows of kv head g of x [B,T,Hkv,d] for batch b, transposed; padding zeroed.
+// XT [d x ldt] = the first n rows of kv head g of x [B,T,Hkv,d] for batch b, transposed; the
+// columns from n on zeroed (rows j >= n are not read).
 template <class T>
-void load_transposed(const Geo& G, const T* x, int64_t b, int64_t g, T* XT) {
+void load_transposed(const Geo& G, const T* x, int64_t b, int64_t g, T* XT, int64_t n) {
   const T* base = x + (b * G.T * G.Hkv + g) * G.d;
   const int64_t ld = G.ldt();
-  for (int64_t j = 0; j < G.T; ++j) {
+  for (int64_t j = 0; j < n; ++j) {
     const T* r = base + j * G.Hkv * G.d;
     for (int64_t e = 0; e < G.d; ++e) XT[e * ld + j] = r[e];
   }
-  for (int64_t e = 0; e < G.d; ++e) std::fill(XT + e * ld + G.T, XT + (e + 1) * ld, T(0));
+  for (int64_t e = 0; e < G.d; ++e) std::fill(XT + e * ld + n, XT + (e + 1) * ld, T(0));
+}
+
+// The keys sequence b may read: its length with lengths (checked by the caller), else T.
+inline int64_t keys_of(const Geo& G, const Tensor& lengths, int64_t b) {
+  return lengths.defined() ? int64_t(lengths.ptr<int32_t>()[b]) : G.T;
 }
 
 // out[r][j] = sum_e a[r][e] XT[e][j] for j < n rounded up to kW (XT padded that far);
@@ -165,8 +173,9 @@ void fwd_block(const Geo& G, const SoftmaxAttnFwd& a, int64_t b, int64_t h, int6
   double l[R];
   T mx[R];
   const T* q = a.q.ptr<T>() + ((b * G.T + t0) * G.H + h) * d;
+  const int64_t nb = keys_of(G, a.lengths, b);
   for (int r = 0; r < R; ++r) {
-    n[r] = a.causal ? t0 + r + 1 : G.T;
+    n[r] = std::min(a.causal ? t0 + r + 1 : G.T, nb);
     for (int64_t e = 0; e < d; ++e) qs[r * d + e] = scale * q[r * G.H * d + e];
   }
   dot_rows_t<T, R>(d, qs, KT, ld, n[R - 1], P, ld);
@@ -230,8 +239,9 @@ void bwd_block(const Geo& G, const SoftmaxAttnBwd& a, int64_t b, int64_t h, int6
   T *P = w.P, *qs = w.qs, *acc = w.acc, *dS = w.dS, *qr = w.qr, *dor = w.dor, *dKa = w.dKa, *dVa = w.dVa;
   int64_t n[R];
   const int64_t row0 = (b * G.T + t0) * G.H + h;
+  const int64_t nb = keys_of(G, a.lengths, b);
   for (int r = 0; r < R; ++r) {
-    n[r] = a.causal ? t0 + r + 1 : G.T;
+    n[r] = std::min(a.causal ? t0 + r + 1 : G.T, nb);
     const int64_t off = (row0 + r * G.H) * d;
     for (int64_t e = 0; e < d; ++e) {
       qr[r * d + e] = a.q.ptr<T>()[off + e];
@@ -291,7 +301,7 @@ void softmax_attention_prefill(Ctx& ctx, const SoftmaxAttnPrefill& a) {
 #pragma omp parallel for schedule(static) if (H * Tq * G.T * d > kParallelWork)
   for (int64_t h = 0; h < H; ++h) {
     const Work<T> w = carve(mine(work), d, ld, G.T, false);
-    load_transposed(G, a.kcache.ptr<T>(), 0, h / G.rep(), w.KT);
+    load_transposed(G, a.kcache.ptr<T>(), 0, h / G.rep(), w.KT, G.T);
     for (int64_t t0 = 0; t0 < Tq; t0 += kQ) {
       const int64_t R = std::min<int64_t>(kQ, Tq - t0);
       WERSA_BLOCK_ROWS(prefill_block, R, a, Hkv, ld, h, t0, w);
@@ -322,12 +332,13 @@ void softmax_attention_fwd(Ctx& ctx, const SoftmaxAttnFwd& a) {
   }
   const auto work = ctx.per_thread<T>(fwd_work(G.d, G.ldt()));
   if (ctx.planning()) return;
+  if (a.lengths.defined()) checked_lengths("softmax_attention_fwd", a.lengths, G.T);
   const int64_t nbh = G.B * G.H;
 #pragma omp parallel for schedule(static) if (G.work() > kParallelWork)
   for (int64_t bh = 0; bh < nbh; ++bh) {
     const int64_t b = bh / G.H, h = bh % G.H;
     const Work<T> w = carve(mine(work), G.d, G.ldt(), G.T, false);
-    load_transposed(G, a.k.ptr<T>(), b, h / G.rep(), w.KT);
+    load_transposed(G, a.k.ptr<T>(), b, h / G.rep(), w.KT, keys_of(G, a.lengths, b));
     for (int64_t t0 = 0; t0 < G.T; t0 += kQ) {
       const int64_t R = std::min<int64_t>(kQ, G.T - t0);
       WERSA_BLOCK_ROWS(fwd_block, R, G, a, b, h, t0, w);
@@ -341,12 +352,14 @@ void softmax_attention_bwd(Ctx& ctx, const SoftmaxAttnBwd& a) {
   const int64_t nbg = G.B * G.Hkv, d = G.d;
   const auto work = ctx.per_thread<T>(bwd_work(d, G.ldt(), G.T));
   if (ctx.planning()) return;
+  if (a.lengths.defined()) checked_lengths("softmax_attention_bwd", a.lengths, G.T);
 #pragma omp parallel for schedule(static) if (G.work() > kParallelWork)
   for (int64_t bg = 0; bg < nbg; ++bg) {
     const int64_t b = bg / G.Hkv, g = bg % G.Hkv;
     const Work<T> w = carve(mine(work), d, G.ldt(), G.T, true);
-    load_transposed(G, a.k.ptr<T>(), b, g, w.KT);
-    load_transposed(G, a.v.ptr<T>(), b, g, w.VT);
+    const int64_t nb = keys_of(G, a.lengths, b);
+    load_transposed(G, a.k.ptr<T>(), b, g, w.KT, nb);
+    load_transposed(G, a.v.ptr<T>(), b, g, w.VT, nb);
     std::fill(w.dKa, w.dKa + G.T * d, T(0));
     std::fill(w.dVa, w.dVa + G.T * d, T(0));
     for (int64_t r = 0; r < G.rep(); ++r)
