@@ -33,13 +33,13 @@ struct CrossEntropyBwd {
   Tensor dlogits;          // [N, V] out (overwritten); may be the same memory as logits
   Tensor logits, targets;  // [N, V], [N] i32
   double scale;            // gradient of the total loss with respect to each losses[n]
-  Tensor weights;          // [V] or undefined (every weight 1)
+  Tensor weights{};        // [V] or undefined (every weight 1)
 };
 
 struct LossSumFwd {
   Tensor out;              // f64 [2] out (overwritten): sum of counted losses, their count
   Tensor losses, targets;  // [N], [N] i32
-  Tensor weights;          // [V] or undefined (every weight 1)
+  Tensor weights{};        // [V] or undefined (every weight 1)
 };
 
 void cross_entropy_fwd(Ctx& ctx, const CrossEntropyFwd& a);
