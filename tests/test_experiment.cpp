@@ -129,7 +129,10 @@ TEST(ExperimentSpec, ParsesAndRefusesWithOneLineErrors) {
       {edited(good, "max_memory", "lots"), "max_memory"},
       {edited(good, "threads", -1), "spec.json: threads: expected an integer in [0, 4096]"},
   };
-  for (const auto& [j, needle] : bad) expect_error_contains([&] { parse(j); }, needle);
+  for (const auto& item : bad) {
+    const auto& j = item.first;  // a named variable: C++17 lambdas cannot capture structured bindings
+    expect_error_contains([&] { parse(j); }, item.second);
+  }
 
   json c = good;
   c["mode"] = "classify";
