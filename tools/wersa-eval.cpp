@@ -90,7 +90,9 @@ int main(int argc, char** argv) {
   auto* s = app.add_option("--shards", shards, "token shard glob (llm.c format)")->check(non_empty());
   t->excludes(s);
   app.add_option("--seq", seq, "window length (default: the training seq_len)")->check(integer(1, 1 << 24));
-  app.add_option("--batch", batch, "windows per forward pass")
+  app.add_option("--batch", batch,
+                 "windows (a classifier: documents) per forward pass; a classifier's default is "
+                 "its train.batch_size")
       ->check(integer(1, 1 << 20))
       ->capture_default_str();
   app.add_option("--max-tokens", max_tokens, "evaluate at most this many predicted tokens (-1 = all)")
@@ -130,7 +132,8 @@ int main(int argc, char** argv) {
         wersa::usage_error(app,
                            "a classifier is evaluated on --docs FILE (--text, --shards, --per-token and "
                            "--by-position are for language models)");
-      return evaluate_classifier_cli(dir, cfg, docs, split, batch, predictions, metrics_json);
+      const int64_t docs_per_pass = app.count("--batch") ? batch : int64_t(cfg.train.batch_size);
+      return evaluate_classifier_cli(dir, cfg, docs, split, docs_per_pass, predictions, metrics_json);
     }
     if (!docs.empty() || !predictions.empty() || !metrics_json.empty())
       wersa::usage_error(app, "--docs, --predictions and --metrics-json are for classifier checkpoints");
