@@ -78,7 +78,7 @@ Config all_non_default() {
   t.weight_decay = 0.05, t.grad_clip = 0.5, t.grad_accum = 2, t.seed = 18446744073709551557ull;
   t.eval_every = 250, t.eval_batches = 20, t.checkpoint_every = 1000, t.keep_last = 3, t.log_every = 10,
   t.beta1 = 0.8;
-  t.beta2 = 0.99, t.adam_eps = 1e-7, t.device = "cuda", t.threads = 3;
+  t.beta2 = 0.99, t.adam_eps = 1e-7, t.device = "cuda", t.threads = 3, t.recompute = true;
   t.class_weights = "balanced", t.init_from = "runs/lm/step_000100", t.freeze_trunk_steps = 50;
   c.data.train = "data/train.txt", c.data.val = "data/val.txt", c.data.tokenizer = "tok.model";
   c.data.truncate = "head_tail", c.data.val_fraction = 0.2, c.data.test_fraction = 0.15;
@@ -133,6 +133,7 @@ void expect_same(const Config& x, const Config& y) {
   EXPECT_EQ(t.adam_eps, u.adam_eps);
   EXPECT_EQ(t.device, u.device);
   EXPECT_EQ(t.threads, u.threads);
+  EXPECT_EQ(t.recompute, u.recompute);
   EXPECT_EQ(x.data.train, y.data.train);
   EXPECT_EQ(x.data.val, y.data.val);
   EXPECT_EQ(x.data.tokenizer, y.data.tokenizer);

@@ -63,31 +63,33 @@ Counted count(F&& f) {
 }  // namespace
 
 TEST(NoAllocation, ATrainingStepAllocatesNothing) {
-  for (AttentionKind kind : attention_kinds()) {
-    Model m(config(kind), DType::F32);
-    m.init(3);
-    TrainConfig tc;
-    AdamW adam(m);
-    Workspace ws(m, 2, 19, true);
-    adam.plan(ws.ctx(), tc);
-    auto step = [&](int64_t s) {
-      int32_t* ids = ws.host_ids.host<int32_t>();
-      for (int64_t i = 0; i < 2 * ws.rows(); ++i)
-        ids[i] = int32_t(rng_bits(uint64_t(s), 1, uint64_t(i)) % 41);
-      ws.upload_ids();
-      m.zero_grads();
-      model_forward_device(m, ws);
-      model_backward(m, ws, 1.0 / double(ws.rows()));
-      const double norm = adam.grad_norm(ws.ctx());
-      adam.clip(ws.ctx(), norm, 0.5);
-      adam.step(ws.ctx(), tc, 1e-3, s);
-    };
-    step(1);  // a first step outside the count (OpenMP and BLAS set themselves up)
-    const Counted c = count([&] { step(2); });
-    EXPECT_EQ(c.news, 0) << attention_kind_name(kind);
-    EXPECT_EQ(c.arenas, 0) << attention_kind_name(kind);
-    EXPECT_GT(ws.scratch_bytes(), 0u) << attention_kind_name(kind);
-  }
+  for (AttentionKind kind : attention_kinds())
+    for (bool recompute : {false, true}) {  // train.recompute: the backward reruns each block
+      const std::string what = std::string(attention_kind_name(kind)) + (recompute ? " (recompute)" : "");
+      Model m(config(kind), DType::F32);
+      m.init(3);
+      TrainConfig tc;
+      AdamW adam(m);
+      Workspace ws(m, RunSpec{2, 19, true, true, recompute});
+      adam.plan(ws.ctx(), tc);
+      auto step = [&](int64_t s) {
+        int32_t* ids = ws.host_ids.host<int32_t>();
+        for (int64_t i = 0; i < 2 * ws.rows(); ++i)
+          ids[i] = int32_t(rng_bits(uint64_t(s), 1, uint64_t(i)) % 41);
+        ws.upload_ids();
+        m.zero_grads();
+        model_forward_device(m, ws);
+        model_backward(m, ws, 1.0 / double(ws.rows()));
+        const double norm = adam.grad_norm(ws.ctx());
+        adam.clip(ws.ctx(), norm, 0.5);
+        adam.step(ws.ctx(), tc, 1e-3, s);
+      };
+      step(1);  // a first step outside the count (OpenMP and BLAS set themselves up)
+      const Counted c = count([&] { step(2); });
+      EXPECT_EQ(c.news, 0) << what;
+      EXPECT_EQ(c.arenas, 0) << what;
+      EXPECT_GT(ws.scratch_bytes(), 0u) << what;
+    }
 }
 
 TEST(NoAllocation, ADecodeStepAllocatesNothing) {

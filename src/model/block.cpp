@@ -37,7 +37,8 @@ AttnCall attn_call(const Model& m, const Dims& s, int layer, const LayerActs& a,
   return call;
 }
 
-// x = a.x -> y (y may be a.x itself: it is written last).
+// x = a.x -> y (y may be a.x itself: it is written last). y undefined: the activations only (the
+// recomputation before a backward, which needs no output).
 void block_fwd(Ctx& ctx, const Model& m, const Dims& s, int layer, const LayerActs& a, const Tensor& y,
                const Pass& pass) {
   const ModelConfig& c = m.config();
@@ -58,6 +59,7 @@ void block_fwd(Ctx& ctx, const Model& m, const Dims& s, int layer, const LayerAc
   matmul_fwd(ctx, {a.gate, a.u2, p.w_gate, {}});
   matmul_fwd(ctx, {a.up, a.u2, p.w_up, {}});
   swiglu_fwd(ctx, {a.act, a.gate, a.up});
+  if (!y.defined()) return;
   copy_fwd(ctx, {y, a.h});
   matmul_fwd(ctx, {y, a.act, p.w_down, {}, true});
 }
@@ -97,31 +99,45 @@ const Tensor& head_weight(const Model& m) {
 
 }  // namespace
 
+namespace {
+// Layer i's activations over the first N rows: its own set (a backward), or the shared set, with
+// the layer's stored input as x when the backward recomputes.
+LayerActs layer_acts(const Workspace& ws, int64_t L, int i, int64_t N) {
+  LayerActs a = ws.acts[ws.acts.size() == size_t(L) ? size_t(i) : 0].rows(N);
+  if (!ws.block_inputs.empty()) a.x = ws.block_inputs[size_t(i)].rows(0, N);
+  return a;
+}
+}  // namespace
+
 void trunk_fwd(Ctx& ctx, const Model& m, Workspace& ws, const Pass& pass) {
   const int64_t N = pass.N(), L = m.config().layers;
   WERSA_ASSERT(N >= 1 && N <= ws.rows(), "a pass of ", N, " rows over a workspace of ", ws.rows());
   const Dims s(m.config());
-  const bool per_layer = ws.acts.size() == size_t(L);  // with a backward (else one shared set)
-  embedding_fwd(ctx, {ws.acts[0].x.rows(0, N), ws.tokens.rows(0, N), m.params.embed});
+  embedding_fwd(ctx, {layer_acts(ws, L, 0, N).x, ws.tokens.rows(0, N), m.params.embed});
   for (int i = 0; i < L; ++i) {
-    const LayerActs a = ws.acts[per_layer ? size_t(i) : 0].rows(N);
-    const Tensor y = i + 1 < L ? ws.acts[per_layer ? size_t(i) + 1 : 0].x.rows(0, N) : ws.x_out.rows(0, N);
-    block_fwd(ctx, m, s, i, a, y, pass);
+    const Tensor y = i + 1 < L ? layer_acts(ws, L, i + 1, N).x : ws.x_out.rows(0, N);
+    block_fwd(ctx, m, s, i, layer_acts(ws, L, i, N), y, pass);
   }
   const Tensor rstdf = ws.rstdf.defined() ? ws.rstdf.rows(0, N) : Tensor();
   rmsnorm_fwd(ctx, {ws.xf.rows(0, N), rstdf, ws.x_out.rows(0, N), m.params.final_norm, m.config().norm_eps});
 }
 
 void trunk_bwd(Ctx& ctx, const Model& m, Workspace& ws, const Pass& pass) {
-  const int64_t N = pass.N();
-  WERSA_ASSERT(m.trainable() && ws.spec().backward && ws.acts.size() == size_t(m.config().layers),
+  const int64_t N = pass.N(), L = m.config().layers;
+  const bool recompute = !ws.block_inputs.empty();
+  WERSA_ASSERT(m.trainable() && ws.spec().backward && (recompute || ws.acts.size() == size_t(L)),
                "backward needs gradients and a workspace planned for it");
   const Dims s(m.config());
   const BlockGrads g = ws.g.rows(N);
   rmsnorm_bwd(ctx, {g.dres, m.grads.final_norm, g.du, ws.x_out.rows(0, N), m.params.final_norm,
                     ws.rstdf.rows(0, N), false});
-  for (int i = m.config().layers - 1; i >= 0; --i)
-    block_bwd(ctx, m, s, i, ws.acts[size_t(i)].rows(N), g, pass);
+  for (int i = int(L) - 1; i >= 0; --i) {
+    const LayerActs a = layer_acts(ws, L, i, N);
+    // The shared set still holds the last block's activations from the forward; every other
+    // block's are recomputed from its input (the same ops on the same inputs: the same bits).
+    if (recompute && i + 1 < L) block_fwd(ctx, m, s, i, a, Tensor(), pass);
+    block_bwd(ctx, m, s, i, a, g, pass);
+  }
   embedding_bwd(ctx, {m.grads.embed, g.dres, ws.tokens.rows(0, N)});
 }
 

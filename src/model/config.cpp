@@ -114,6 +114,9 @@ void visit_fields(C& c, V& v) {
   v.field("train.adam_eps", t.adam_eps, open_closed(0, 1), "AdamW epsilon");
   v.field("train.device", t.device, OneOf{{"cpu", "cuda"}}, "where to run");
   v.field("train.threads", t.threads, Int{0, 4096}, "CPU threads (0 = all cores)");
+  v.field("train.recompute", t.recompute, Flag{},
+          "keep only each block's input and recompute its activations in the backward (less memory, "
+          "about one more forward; the same gradients bit for bit)");
   v.field("train.class_weights", t.class_weights, OneOf{{"none", "balanced"}},
           "classify: loss weight per class (balanced: n / (C n_c) over the training split)");
   v.field("train.init_from", t.init_from, Text{},

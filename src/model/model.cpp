@@ -73,18 +73,25 @@ BlockGrads BlockGrads::rows(int64_t n) const {
   return o;
 }
 
-void plan_activations(Arena& arena, const Model& m, int64_t rows, bool backward, std::vector<LayerActs>& acts,
-                      BlockGrads* g, Tensor* x_out, Tensor* xf, Tensor* rstdf) {
+void plan_activations(Arena& arena, const Model& m, int64_t rows, bool backward, bool recompute,
+                      std::vector<LayerActs>& acts, std::vector<Tensor>& block_inputs, BlockGrads* g,
+                      Tensor* x_out, Tensor* xf, Tensor* rstdf) {
   const ModelConfig& c = m.config();
   const detail::Dims s(c);
   const DType dt = m.dtype();
   const int64_t Hd = s.H * s.d, Kd = s.Hkv * s.d;
-  acts.assign(backward ? size_t(c.layers) : 1, LayerActs{});
+  recompute = recompute && backward;
+  const bool per_layer = backward && !recompute;
+  block_inputs.clear();
+  for (int i = 0; recompute && i < c.layers; ++i)
+    block_inputs.push_back(
+        detail::ActPlan{arena, "act." + std::to_string(i) + ".", dt, rows, true}.add("x", {s.D}));
+  acts.assign(per_layer ? size_t(c.layers) : 1, LayerActs{});
   for (size_t i = 0; i < acts.size(); ++i) {
-    const detail::ActPlan p{arena, backward ? "act." + std::to_string(i) + "." : std::string("act."), dt,
+    const detail::ActPlan p{arena, per_layer ? "act." + std::to_string(i) + "." : std::string("act."), dt,
                             rows, backward};
     LayerActs& l = acts[i];
-    l.x = p.add("x", {s.D});
+    l.x = recompute ? block_inputs[0] : p.add("x", {s.D});  // recompute: set per layer by the trunk
     l.u = p.add("u", {s.D});
     if (backward) l.rstd1 = p.add("rstd1", {});
     l.q = p.add("q", {Hd});
@@ -150,7 +157,7 @@ Workspace::Workspace(const Model& m, const RunSpec& spec) : spec_(spec), ctx_(m.
   }
   arena_ = std::make_unique<Arena>("activations", m.device());
   arena_->build([&](Arena& a) {
-    plan_activations(a, m, N, spec.backward, acts, &g, &x_out, &xf, &rstdf);
+    plan_activations(a, m, N, spec.backward, spec.recompute, acts, block_inputs, &g, &x_out, &xf, &rstdf);
     if (spec.head && classify) {
       const int64_t C = m.config().task.num_classes, D = m.config().dim;
       pooled = a.add("pooled", m.dtype(), {B, D});

@@ -191,7 +191,7 @@ TrainResult train_classifier(const Config& cfg_in, const TrainOptions& opt) {
     if (!opt.quiet) spdlog::info("trunk initialised from {} ({} tensors)", tc.init_from, n);
   }
   AdamW adam(model);
-  Workspace ws(model, RunSpec{tc.batch_size, planned.train.seq_len, true, true});
+  Workspace ws(model, RunSpec{tc.batch_size, planned.train.seq_len, true, true, tc.recompute});
   Ctx& ctx = ws.ctx();
   adam.plan(ctx, tc);
   Arena stats_arena("loss statistics", model.device());

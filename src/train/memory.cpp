@@ -31,7 +31,7 @@ MemoryEstimate estimate_train_memory(const Config& cfg) {
   AdamW adam(model);
   e.optimizer = dry.live(Device::CPU) - before_adam;
   const size_t before_ws = dry.live(Device::CPU);
-  Workspace ws(model, tc.batch_size, tc.seq_len, true);
+  Workspace ws(model, RunSpec{tc.batch_size, tc.seq_len, true, true, tc.recompute});
   adam.plan(ws.ctx(), tc);
   e.scratch = ws.scratch_bytes();
   e.activations = dry.live(Device::CPU) - before_ws - e.scratch;

@@ -132,7 +132,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   Model model(cfg.model, DType::F32);
   model.init(tc.seed);
   AdamW adam(model);
-  Workspace ws(model, tc.batch_size, tc.seq_len, true);
+  Workspace ws(model, RunSpec{tc.batch_size, tc.seq_len, true, true, tc.recompute});
   Ctx& ctx = ws.ctx();
   adam.plan(ctx, tc);  // the workspace planned the forward and backward; this the optimizer step
   // Per micro-batch [sum of losses, count], read back once per step.

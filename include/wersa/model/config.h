@@ -91,6 +91,7 @@ struct TrainConfig {
   double adam_eps = 1e-8;
   std::string device = "cpu";  // cpu | cuda
   int threads = 0;             // 0 = all cores
+  bool recompute = false;      // keep only block inputs; the backward recomputes each block
   // Classification only:
   std::string class_weights = "none";  // none | balanced (w_c = n / (C n_c) over the training split)
   std::string init_from;               // checkpoint whose trunk initialises the model ("" = none)

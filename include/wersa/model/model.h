@@ -91,6 +91,10 @@ struct RunSpec {
   // The model's head: for a language model, logits and per-token losses of every row; for a
   // classifier, each sequence's pooled row, class logits and loss. false: the trunk only.
   bool head = true;
+  // With a backward: keep only each block's input (ws.block_inputs) and one shared set of block
+  // activations; the backward recomputes each block's activations from its input before running
+  // its backward (train.recompute). The gradients are bitwise those of the stored activations.
+  bool recompute = false;
 };
 
 class Workspace {
@@ -121,8 +125,11 @@ class Workspace {
   // the loss becomes sum_b w[y_b] l_b, and the stats count sum_b w[y_b]. Undefined: every weight 1.
   Tensor class_weights;
   Tensor loss_stats;  // f64 [2]: sum of the counted losses and their count (loss_sum_fwd)
-  // One LayerActs per layer with a backward; otherwise one set shared by every layer.
+  // One LayerActs per layer with a backward; otherwise (or with spec.recompute) one set shared by
+  // every layer.
   std::vector<LayerActs> acts;
+  // spec.recompute: the input of every block [N, D] (the x of its LayerActs); empty otherwise.
+  std::vector<Tensor> block_inputs;
   Tensor x_out;      // output of the last block [N, D]
   Tensor xf, rstdf;  // trunk output: final RMSNorm of x_out, and its 1/rms
   BlockGrads g;      // backward only
@@ -135,9 +142,11 @@ class Workspace {
 };
 
 // Activations of a run (one function for every caller): per-layer sets when `backward`, one
-// shared set otherwise; the backward's temporaries; the trunk's output.
-void plan_activations(Arena& arena, const Model& m, int64_t rows, bool backward, std::vector<LayerActs>& acts,
-                      BlockGrads* g, Tensor* x_out, Tensor* xf, Tensor* rstdf);
+// shared set otherwise or with `recompute` (then every block's input in `block_inputs`); the
+// backward's temporaries; the trunk's output.
+void plan_activations(Arena& arena, const Model& m, int64_t rows, bool backward, bool recompute,
+                      std::vector<LayerActs>& acts, std::vector<Tensor>& block_inputs, BlockGrads* g,
+                      Tensor* x_out, Tensor* xf, Tensor* rstdf);
 
 // Forward over the workspace's ids: trunk, LM head, per-token losses in ws.losses and
 // [sum, count] in `stats` (f64 [2] on the model's device; ws.loss_stats when undefined). No host
