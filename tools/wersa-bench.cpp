@@ -4,6 +4,9 @@
 // markdown table and optionally JSON. In the same run it measures the memory bandwidth (a
 // streaming read of a buffer much larger than the last-level cache, all threads) and reports the
 // bound it puts on decoding (bandwidth / bytes of weights read per token) and the share reached.
+// `wersa-bench train`: training steps and forward passes of configs at sequence lengths, as
+// tokens/s, model GFLOP/s and a share of the sgemm rate measured in the same run
+// (wersa/train/bench.h).
 #include <omp.h>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +23,8 @@
 #include "wersa/common/timer.h"
 #include "wersa/io/checkpoint.h"
 #include "wersa/model/generate.h"
+#include "wersa/train/bench.h"
+#include "wersa/train/memory.h"
 
 namespace {
 
@@ -94,6 +99,99 @@ struct Row {
   std::vector<double> ts;
 };
 
+// ---- wersa-bench train ----------------------------------------------------------------------
+
+struct TrainFlags {
+  std::vector<std::string> configs, sets;
+  std::string attn, lengths = "1024", json_path, max_memory;
+  int64_t batch = 0;
+  int reps = 5, warmup = 1, threads = 0;
+  bool recompute = false, no_forward = false;
+  uint64_t seed = 1234;
+};
+
+CLI::App* add_train_command(CLI::App& app, TrainFlags& f) {
+  using namespace wersa::cli;
+  CLI::App* c = app.add_subcommand(
+      "train",
+      "training steps (forward, backward, optimizer) and forward passes of configs at sequence lengths: "
+      "tokens/s, model GFLOP/s and their share of the sgemm rate measured in the same run, peak memory");
+  c->add_option("--config", f.configs, "JSON config of the model and optimizer (repeatable)")
+      ->required()
+      ->check(existing_file());
+  c->add_option("--set", f.sets, "override a config key: section.key=value (repeatable)")->check(key_value());
+  c->add_option("--attention", f.attn,
+                "comma list of attention types to run each config as (e.g. wersa,softmax)")
+      ->check(non_empty());
+  c->add_option("-T,--seq-len", f.lengths, "sequence lengths, comma list")
+      ->check(integer_list(1))
+      ->capture_default_str();
+  c->add_option("-b,--batch-size", f.batch, "sequences per step (0 = the config's train.batch_size)")
+      ->check(integer(0, 1 << 16))
+      ->capture_default_str();
+  c->add_flag("--recompute", f.recompute, "recompute block activations in the backward (train.recompute)");
+  c->add_flag("--no-forward", f.no_forward, "time training steps only");
+  c->add_option("-r,--repetitions", f.reps, "timed steps per case")
+      ->check(integer(1, 1000))
+      ->capture_default_str();
+  c->add_option("--warmup", f.warmup, "untimed steps first")->check(integer(0, 1000))->capture_default_str();
+  c->add_option("-t,--threads", f.threads, "CPU threads (0 = all cores)")->check(integer(0, 1 << 16));
+  c->add_option(
+       "--max-memory", f.max_memory,
+       "cases whose memory estimate exceeds this are OOM rows, e.g. 16G (default: the available memory)")
+      ->check(non_empty());
+  c->add_option("--json", f.json_path, "also write the results as JSON to this file")->check(output_file());
+  c->add_option("--seed", f.seed, "seed of the weights and tokens")->check(integer(0))->capture_default_str();
+  return c;
+}
+
+int run_train(const CLI::App& cmd, const TrainFlags& f) {
+  const auto lengths = parse_list(f.lengths, "-T");
+  size_t limit = 0;
+  try {
+    limit = wersa::memory_limit(f.max_memory.empty() ? 0 : wersa::parse_bytes(f.max_memory, "--max-memory"));
+  } catch (const wersa::UsageError&) {
+    throw;
+  } catch (const wersa::Error& e) {
+    wersa::usage_error(cmd, e.what());
+  }
+  const int nthreads = wersa::set_cpu_threads(f.threads);
+  const double sgemm = wersa::measure_sgemm_gflops();
+  std::fprintf(stderr, "wersa-bench train: sgemm %.1f GFLOP/s (%d threads, %s)\n", sgemm, nthreads,
+               wersa::blas_kernel_name().c_str());
+  std::vector<wersa::TrainBenchRow> rows;
+  wersa::TrainBenchOptions opt;
+  opt.reps = f.reps, opt.warmup = f.warmup, opt.forward = !f.no_forward, opt.seed = f.seed,
+  opt.max_memory = limit;
+  for (const std::string& path : f.configs) {
+    wersa::Config cfg = wersa::config_from_file(path);
+    wersa::config_set_all(cfg, f.sets);
+    std::vector<std::string> types;
+    std::stringstream ss(f.attn);
+    for (std::string t; std::getline(ss, t, ',');) types.push_back(t);
+    if (types.empty()) types.push_back(wersa::attention_kind_name(cfg.model.attention.type));
+    for (const std::string& t : types)
+      for (int64_t T : lengths) {
+        wersa::Config c = cfg;
+        wersa::config_set(c, "model.attention.type=" + t, "--attention");
+        wersa::config_set(c, "train.seq_len=" + std::to_string(T), "-T");
+        if (f.batch > 0) wersa::config_set(c, "train.batch_size=" + std::to_string(f.batch), "-b");
+        if (f.recompute) wersa::config_set(c, "train.recompute=true", "--recompute");
+        std::fprintf(stderr, "  %s %s T=%lld batch %d ...\n", path.c_str(), t.c_str(),
+                     static_cast<long long>(T), c.train.batch_size);
+        rows.push_back(wersa::bench_train_case(path, c, opt));
+      }
+  }
+  std::fputs(wersa::train_bench_markdown(rows, sgemm, nthreads).c_str(), stdout);
+  if (!f.json_path.empty()) {
+    std::ofstream out(f.json_path);
+    WERSA_CHECK(out.good(), f.json_path, ": cannot open for writing");
+    out << wersa::train_bench_json(rows, sgemm, nthreads).dump(2) << "\n";
+    WERSA_CHECK(out.good(), f.json_path, ": write failed");
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -139,12 +237,15 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "seed of the random models and tokens")
       ->check(integer(0))
       ->capture_default_str();
+  TrainFlags tf;
+  CLI::App* train_cmd = add_train_command(app, tf);
   return wersa::run_cli([&] {
     std::string help;
     if (wersa::parse_flags(app, argc, argv, &help)) {
       std::fputs(help.c_str(), stdout);
       return 0;
     }
+    if (train_cmd->parsed()) return run_train(*train_cmd, tf);
     if (ckpts.empty() && configs.empty())
       wersa::usage_error(app, "give a model: -m CHECKPOINT or --config FILE");
     const auto pps = parse_list(pp_s, "-p"), tgs = parse_list(tg_s, "-n"), depths = parse_list(depth_s, "-d");

@@ -10,6 +10,7 @@
 #include "wersa/common/timer.h"
 #include "wersa/io/checkpoint.h"
 #include "wersa/optim/optimizer.h"
+#include "wersa/train/bench.h"
 #include "wersa/train/interrupt.h"
 #include "wersa/train/memory.h"
 
@@ -272,6 +273,8 @@ TrainResult train_classifier(const Config& cfg_in, const TrainOptions& opt) {
     return e;
   };
   int64_t ran = 0;
+  StepMeter meter(model.config(), planned.train.seq_len, tc.steps,
+                  !opt.quiet && model.device() == Device::CPU);
   for (; step < tc.steps; ++step) {
     if (opt.stop_after >= 0 && ran >= opt.stop_after) break;
     Timer timer;
@@ -307,8 +310,9 @@ TrainResult train_classifier(const Config& cfg_in, const TrainOptions& opt) {
     if (!opt.quiet && (done % tc.log_every == 0 || done == tc.steps))
       spdlog::info(
           "step {:5d}/{} | loss {:.4f} | norm {:.4f} | lr {:.2e} | {:.1f} ms | {:.1f} docs/s | {:.0f} tok/s "
-          "| padding {:.1f}%{}",
+          "| padding {:.1f}% {}{}",
           done, tc.steps, loss, norm, lr, ms, double(ndocs) / (ms / 1000.0), tps, 100 * pad,
+          meter.line(done, double(padded), ms, padded / std::max<int64_t>(1, ndocs)),
           frozen ? " | trunk frozen" : "");
     if (metrics.is_open())
       metrics.write(nlohmann::json{{"step", done},

@@ -14,6 +14,7 @@
 #include "wersa/common/timer.h"
 #include "wersa/io/checkpoint.h"
 #include "wersa/optim/optimizer.h"
+#include "wersa/train/bench.h"
 #include "wersa/train/interrupt.h"
 #include "wersa/train/memory.h"
 
@@ -179,6 +180,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
 
   Batcher batcher(*train_ds, pos);
   const int64_t tokens_per_step = int64_t(tc.batch_size) * tc.seq_len * tc.grad_accum;
+  StepMeter meter(cfg.model, tc.seq_len, tc.steps, !opt.quiet && model.device() == Device::CPU);
   int64_t ran = 0;
   auto save = [&](int64_t done) {
     if (out.empty()) return;
@@ -221,8 +223,8 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     ++ran;
     const int64_t done = step + 1;
     if (!opt.quiet && (done % tc.log_every == 0 || done == tc.steps))
-      spdlog::info("step {:5d}/{} | loss {:.4f} | norm {:.4f} | lr {:.2e} | {:.1f} ms | {:.0f} tok/s", done,
-                   tc.steps, loss, norm, lr, ms, tps);
+      spdlog::info("step {:5d}/{} | loss {:.4f} | norm {:.4f} | lr {:.2e} | {:.1f} ms | {:.0f} tok/s {}",
+                   done, tc.steps, loss, norm, lr, ms, tps, meter.line(done, double(tokens_per_step), ms));
     if (metrics.is_open()) {
       nlohmann::json j = {{"step", done}, {"loss", loss}, {"grad_norm", norm},
                           {"lr", lr},     {"ms", ms},     {"tok_per_s", tps}};

@@ -1,0 +1,77 @@
+// Training throughput (wersa-bench train): timed training steps (forward, backward, gradient
+// norm, clipping, AdamW) and forward-only passes of a config at a sequence length, after warm-up,
+// with the model FLOPs per token counted from the config (wersa/model/flops.h), the achieved
+// GFLOP/s, and the peak resident memory of the case; and the machine's sgemm rate measured through
+// the engine's own matmul op (the BLAS every model GEMM goes through), so that each figure can be
+// read as a share of that limit. Also used by the trainer's log line (utilisation and ETA).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "wersa/model/config.h"
+#include "wersa/train/memory.h"
+
+namespace wersa {
+
+// Best of `reps` (after one warm-up) f32 GEMMs y[M, N] = x[M, K] w[N, K]^T on the CPU through
+// matmul_fwd, in GFLOP/s (2 M N K per GEMM).
+double measure_sgemm_gflops(int64_t M = 1024, int64_t N = 1024, int64_t K = 1024, int reps = 5);
+
+// Peak resident memory of this process (VmHWM, bytes; 0 where /proc is missing), and its reset
+// (Linux clear_refs; returns false where the kernel refuses it: the peak then stays the process's).
+size_t peak_rss_bytes();
+bool reset_peak_rss();
+
+struct TrainBenchOptions {
+  int warmup = 1;         // untimed steps first (OpenMP, BLAS and caches set themselves up)
+  int reps = 5;           // timed steps (and forward passes)
+  bool forward = true;    // also time forward-only passes (evaluation / prefill shape)
+  uint64_t seed = 1234;   // weights and tokens
+  size_t max_memory = 0;  // a case whose estimate exceeds it is not run (status "oom"); 0 = none
+};
+
+struct TrainBenchRow {
+  std::string model, attention;
+  int64_t T = 0, batch = 0;
+  bool recompute = false;
+  std::string status = "ok";  // ok | oom
+  MemoryEstimate estimate;
+  std::vector<double> train_tps, forward_tps;  // tokens/s of each timed step / pass
+  double train_flops_per_token = 0;            // 3 x forward (wersa/model/flops.h)
+  double forward_flops_per_token = 0;
+  size_t peak_rss = 0;          // bytes, this case (see reset_peak_rss)
+  bool peak_rss_reset = false;  // false: the figure is the process's peak so far
+};
+
+// Runs one case: cfg.model at cfg.train.seq_len x cfg.train.batch_size (and train.recompute), the
+// optimizer settings of cfg.train, random weights and tokens, on the CPU with the threads set.
+TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const TrainBenchOptions& opt);
+
+double median(std::vector<double> v);
+
+// The utilisation and ETA of a training log line: "| 45.1 GFLOP/s (23% of sgemm) | ETA 12:03".
+// Model FLOPs per token for sequences of T (training: 3 x forward); the sgemm rate is measured
+// once at construction when `measure` (CPU runs), else the share is left out. The ETA is the mean
+// step time after the first step this process ran, times the steps left.
+class StepMeter {
+ public:
+  StepMeter(const ModelConfig& m, int64_t T, int64_t total_steps, bool measure);
+  // `tokens` rows of sequences of T computed in `ms` (T = 0: the T of the constructor).
+  std::string line(int64_t done, double tokens, double ms, int64_t T = 0);
+  double sgemm_gflops() const { return sgemm_; }
+
+ private:
+  ModelConfig model_;
+  int64_t T_ = 0;
+  double sgemm_ = 0, sum_ms_ = 0;
+  int64_t total_ = 0, timed_ = 0, seen_ = 0;
+};
+
+// The table (markdown) and JSON of the rows, with the sgemm rate (GFLOP/s) as the limit.
+std::string train_bench_markdown(const std::vector<TrainBenchRow>& rows, double sgemm_gflops, int threads);
+nlohmann::json train_bench_json(const std::vector<TrainBenchRow>& rows, double sgemm_gflops, int threads);
+
+}  // namespace wersa

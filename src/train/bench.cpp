@@ -1,0 +1,227 @@
+// Training throughput cases, the sgemm limit and peak resident memory (see wersa/train/bench.h).
+#include "wersa/train/bench.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "wersa/backend/backend.h"
+#include "wersa/common/rng.h"
+#include "wersa/common/timer.h"
+#include "wersa/model/flops.h"
+#include "wersa/model/model.h"
+#include "wersa/ops/matmul.h"
+#include "wersa/optim/optimizer.h"
+#include "wersa/tensor/arena.h"
+#include "wersa/train/experiment.h"
+
+namespace wersa {
+
+double measure_sgemm_gflops(int64_t M, int64_t N, int64_t K, int reps) {
+  WERSA_ASSERT(M >= 1 && N >= 1 && K >= 1 && reps >= 1);
+  std::vector<float> x(size_t(M * K)), w(size_t(N * K)), y(size_t(M * N));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(rng_normal(1, 0, i));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = float(rng_normal(2, 0, i));
+  const Tensor tx(x.data(), DType::F32, Device::CPU, Shape{M, K}, "sgemm.x");
+  const Tensor tw(w.data(), DType::F32, Device::CPU, Shape{N, K}, "sgemm.w");
+  const Tensor ty(y.data(), DType::F32, Device::CPU, Shape{M, N}, "sgemm.y");
+  Ctx ctx(Device::CPU);
+  const MatmulFwd args{ty, tx, tw, {}};
+  ctx.plan([&] { matmul_fwd(ctx, args); });
+  double best = 0;
+  for (int r = -1; r < reps; ++r) {
+    const Timer t;
+    matmul_fwd(ctx, args);
+    const double s = t.ms() / 1e3;
+    if (r >= 0 && s > 0) best = std::max(best, 2.0 * double(M) * double(N) * double(K) / s / 1e9);
+  }
+  return best;
+}
+
+size_t peak_rss_bytes() {
+  std::ifstream f("/proc/self/status");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("VmHWM:", 0) == 0) {
+      std::istringstream in(line.substr(6));
+      size_t kb = 0;
+      in >> kb;
+      return kb * 1024;
+    }
+  return 0;
+}
+
+bool reset_peak_rss() {
+  std::ofstream f("/proc/self/clear_refs");
+  if (!f) return false;
+  f << "5";
+  f.flush();
+  return bool(f);
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const TrainBenchOptions& opt) {
+  const TrainConfig& tc = cfg.train;
+  TrainBenchRow r;
+  r.model = name;
+  r.attention = attention_kind_name(cfg.model.attention.type);
+  r.T = tc.seq_len, r.batch = tc.batch_size, r.recompute = tc.recompute;
+  r.estimate = estimate_train_memory(cfg);
+  r.forward_flops_per_token = model_flops(cfg.model, r.T).total();
+  r.train_flops_per_token = train_flops(cfg.model, r.T, 1.0);
+  if (opt.max_memory > 0 && r.estimate.total > opt.max_memory) {
+    r.status = "oom";
+    return r;
+  }
+  r.peak_rss_reset = reset_peak_rss();
+  const int64_t V = cfg.model.vocab_size, N = r.T * r.batch;
+  ModelConfig mc = cfg.model;
+  if (mc.task.classify() && mc.task.num_classes == 0) mc.task.num_classes = 2;
+  const bool classify = mc.task.classify();
+  Model model(mc, DType::F32);
+  model.init(opt.seed);
+  AdamW adam(model);
+  uint64_t draw = 0;
+  auto fill = [&](Workspace& ws) {
+    int32_t* ids = ws.host_ids.host<int32_t>();
+    for (int64_t i = 0; i < 2 * N; ++i) ids[i] = int32_t(rng_bits(opt.seed, 17, draw++) % uint64_t(V));
+    if (classify)
+      for (int64_t b = 0; b < r.batch; ++b) {
+        ws.host_docs.host<int32_t>()[b] = int32_t(r.T);  // full-length documents
+        ws.host_docs.host<int32_t>()[r.batch + b] = int32_t(b % mc.task.num_classes);
+      }
+    ws.upload_ids();
+  };
+  {
+    Workspace ws(model, RunSpec{r.batch, r.T, true, true, tc.recompute});
+    adam.plan(ws.ctx(), tc);
+    for (int s = 0; s < opt.warmup + opt.reps; ++s) {
+      fill(ws);
+      const Timer t;
+      model.zero_grads();
+      if (classify) {
+        classify_forward_device(model, ws, r.batch, r.T);
+        classify_backward(model, ws, r.batch, r.T, 1.0 / double(r.batch));
+      } else {
+        model_forward_device(model, ws);
+        model_backward(model, ws, 1.0 / double(N));
+      }
+      const double norm = adam.grad_norm(ws.ctx());  // reads back: the step has finished
+      adam.clip(ws.ctx(), norm, tc.grad_clip);
+      adam.step(ws.ctx(), tc, lr_at(tc, s), s + 1);
+      device_sync(model.device());
+      const double ms = t.ms();
+      if (s >= opt.warmup) r.train_tps.push_back(double(N) / (ms / 1e3));
+    }
+  }
+  if (opt.forward) {
+    Workspace ws(model, RunSpec{r.batch, r.T, false, true});
+    for (int s = 0; s < opt.warmup + opt.reps; ++s) {
+      fill(ws);
+      const Timer t;
+      if (classify)
+        classify_forward(model, ws, r.batch, r.T);  // one read-back of the loss
+      else
+        model_forward(model, ws);
+      const double ms = t.ms();
+      if (s >= opt.warmup) r.forward_tps.push_back(double(N) / (ms / 1e3));
+    }
+  }
+  r.peak_rss = peak_rss_bytes();
+  return r;
+}
+
+StepMeter::StepMeter(const ModelConfig& m, int64_t T, int64_t total_steps, bool measure)
+    : model_(m), T_(T), sgemm_(measure ? measure_sgemm_gflops() : 0.0), total_(total_steps) {}
+
+std::string StepMeter::line(int64_t done, double tokens, double ms, int64_t T) {
+  if (seen_++ > 0) sum_ms_ += ms, ++timed_;  // the first step of a process sets things up
+  const double per_token = train_flops(model_, T > 0 ? T : T_, 1.0);
+  const double gflops = ms > 0 ? per_token * tokens / (ms / 1e3) / 1e9 : 0.0;
+  char buf[96];
+  if (sgemm_ > 0)
+    std::snprintf(buf, sizeof buf, "| %.1f GFLOP/s (%.0f%% of sgemm)", gflops, 100 * gflops / sgemm_);
+  else
+    std::snprintf(buf, sizeof buf, "| %.1f GFLOP/s", gflops);
+  const double per = timed_ > 0 ? sum_ms_ / double(timed_) : ms;
+  return std::string(buf) + " | ETA " +
+         format_seconds(per * double(std::max<int64_t>(0, total_ - done)) / 1e3);
+}
+
+namespace {
+
+std::string fmt(const char* f, double x) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, x);
+  return buf;
+}
+
+// "12,345 (11,900-12,600)": median and range.
+std::string spread(const std::vector<double>& v) {
+  if (v.empty()) return "-";
+  const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+  return fmt("%.0f", median(v)) + " (" + fmt("%.0f", *lo) + "-" + fmt("%.0f", *hi) + ")";
+}
+
+}  // namespace
+
+std::string train_bench_markdown(const std::vector<TrainBenchRow>& rows, double sgemm, int threads) {
+  std::ostringstream o;
+  o << "| model | attention | T | batch | recompute | train tok/s | GFLOP/s | of sgemm | forward tok/s | "
+       "GFLOP/s | of sgemm | peak RSS | RSS/token | estimate |\n";
+  o << "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+  for (const TrainBenchRow& r : rows) {
+    o << "| " << r.model << " | " << r.attention << " | " << r.T << " | " << r.batch << " | "
+      << (r.recompute ? "yes" : "no") << " | ";
+    if (r.status != "ok") {
+      o << "OOM | - | - | - | - | - | - | - | " << format_bytes(r.estimate.total) << " |\n";
+      continue;
+    }
+    const double tg = median(r.train_tps) * r.train_flops_per_token / 1e9;
+    const double fg = median(r.forward_tps) * r.forward_flops_per_token / 1e9;
+    o << spread(r.train_tps) << " | " << fmt("%.1f", tg) << " | "
+      << (sgemm > 0 ? fmt("%.0f%%", 100 * tg / sgemm) : "-") << " | " << spread(r.forward_tps) << " | "
+      << (r.forward_tps.empty() ? "-" : fmt("%.1f", fg)) << " | "
+      << (sgemm > 0 && !r.forward_tps.empty() ? fmt("%.0f%%", 100 * fg / sgemm) : "-") << " | "
+      << format_bytes(r.peak_rss) << (r.peak_rss_reset ? "" : " (process)") << " | "
+      << format_bytes(r.peak_rss / size_t(std::max<int64_t>(1, r.T * r.batch))) << " | "
+      << format_bytes(r.estimate.total) << " |\n";
+  }
+  o << "\nsgemm (f32, 1024 x 1024 x 1024 through the engine's matmul op, " << threads
+    << " threads, best of 5): " << fmt("%.1f", sgemm) << " GFLOP/s; BLAS kernels " << blas_kernel_name()
+    << ". Model FLOPs per token from the config (wersa/model/flops.h; training = 3 x forward); tok/s: "
+       "median (range) of the timed steps.\n";
+  return o.str();
+}
+
+nlohmann::json train_bench_json(const std::vector<TrainBenchRow>& rows, double sgemm, int threads) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const TrainBenchRow& r : rows)
+    out.push_back({{"model", r.model},
+                   {"attention", r.attention},
+                   {"T", r.T},
+                   {"batch", r.batch},
+                   {"recompute", r.recompute},
+                   {"status", r.status},
+                   {"estimate_bytes", r.estimate.total},
+                   {"train_tok_per_s", r.train_tps},
+                   {"train_tok_per_s_median", median(r.train_tps)},
+                   {"forward_tok_per_s", r.forward_tps},
+                   {"forward_tok_per_s_median", median(r.forward_tps)},
+                   {"train_flops_per_token", r.train_flops_per_token},
+                   {"forward_flops_per_token", r.forward_flops_per_token},
+                   {"train_gflops", median(r.train_tps) * r.train_flops_per_token / 1e9},
+                   {"forward_gflops", median(r.forward_tps) * r.forward_flops_per_token / 1e9},
+                   {"peak_rss_bytes", r.peak_rss},
+                   {"peak_rss_reset", r.peak_rss_reset}});
+  return {{"threads", threads}, {"blas_kernels", blas_kernel_name()}, {"sgemm_gflops", sgemm}, {"rows", out}};
+}
+
+}  // namespace wersa
