@@ -206,6 +206,22 @@ TEST(ExperimentPlan, StepsFromTheBudgetAndOomFromTheRealEstimate) {
   EXPECT_TRUE(p.runs[1].timed);
   EXPECT_EQ(p.runs[1].steps, 50);
   EXPECT_EQ(p.runs[0].steps, 3);
+
+  // Equal tokens per step: batch_tokens / T sequences (at least one), so a token budget is the
+  // same number of steps at every length.
+  j["budget"] = {{"tokens", 1024}};
+  j["batch_tokens"] = 128;
+  s = parse(j);
+  p = plan_experiment(s, dir.path.string());
+  ASSERT_EQ(p.runs.size(), 6u);
+  EXPECT_EQ(p.runs[0].config.train.batch_size, 4);  // T 32
+  EXPECT_EQ(p.runs[1].config.train.batch_size, 2);  // T 64
+  EXPECT_EQ(p.runs[2].config.train.batch_size, 1);  // T 4096: one sequence
+  EXPECT_EQ(p.runs[0].steps, 8);
+  EXPECT_EQ(p.runs[1].steps, 8);
+  EXPECT_EQ(p.runs[2].steps, 1);
+  expect_error_contains([&] { parse(edited(j, "batch_tokens", 0)); },
+                        "spec.json: batch_tokens: expected an integer");
 }
 
 TEST(ExperimentPlan, ClassifyEpochsAndPretraining) {

@@ -93,8 +93,8 @@ int64_t ceil_div(double a, double b) { return int64_t(std::ceil(a / b - 1e-9)); 
 
 ExperimentSpec experiment_spec_from_json(const json& j, const std::string& src) {
   const Obj top(j, src, "",
-                {"mode", "title", "base", "set", "variants", "lengths", "budget", "pretrain", "eval",
-                 "max_memory", "threads", "reference"});
+                {"mode", "title", "base", "set", "variants", "lengths", "batch_tokens", "budget", "pretrain",
+                 "eval", "max_memory", "threads", "reference"});
   ExperimentSpec s;
   s.path = src;
   s.raw = j;
@@ -133,6 +133,8 @@ ExperimentSpec experiment_spec_from_json(const json& j, const std::string& src) 
                 "]: ", T, " is listed twice");
     s.lengths.push_back(T);
   }
+
+  if (top.has("batch_tokens")) s.batch_tokens = top.integer("batch_tokens", 1, int64_t(1) << 40);
 
   const Obj b(j.at("budget"), src, "budget", {"steps", "tokens", "epochs", "seconds", "max_steps"});
   const int given = int(b.has("steps")) + int(b.has("tokens")) + int(b.has("epochs"));
@@ -259,6 +261,8 @@ ExperimentPlan plan_experiment(const ExperimentSpec& spec, const std::string& ou
       std::vector<std::string> common = spec.set;
       common.insert(common.end(), v.set.begin(), v.set.end());
       common.push_back("train.seq_len=" + std::to_string(T));
+      if (spec.batch_tokens > 0)
+        common.push_back("train.batch_size=" + std::to_string(std::max<int64_t>(1, spec.batch_tokens / T)));
       const std::string where = "variant " + v.name + ", T " + std::to_string(T);
       const Config c0 = resolve(spec, common, where);
       const int64_t per_step = int64_t(c0.train.batch_size) * c0.train.grad_accum;

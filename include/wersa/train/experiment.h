@@ -8,6 +8,8 @@
 //              current directory (as wersa-train --set)
 //   variants   [{"name": "softmax", "set": ["model.attention.type=softmax"]}, ...]
 //   lengths    [512, 1024, ...]: train.seq_len of each run
+//   batch_tokens  optional: train.batch_size of each run = max(1, batch_tokens / T), so that
+//              every length trains the same tokens per step (and a token budget the same steps)
 //   budget     {"steps": N} | {"tokens": N} (lm) | {"epochs": E} (classify), and optionally
 //              "seconds": S (a second table: each run trains S seconds of wall clock, planned
 //              over "max_steps" steps, default 10 x the step budget, then stopped by SIGINT)
@@ -46,6 +48,7 @@ struct ExperimentSpec {
   std::vector<std::string> set;
   std::vector<ExperimentVariant> variants;
   std::vector<int> lengths;
+  int64_t batch_tokens = 0;                     // 0 = the configs' train.batch_size
   int64_t budget_steps = 0, budget_tokens = 0;  // one of steps / tokens / epochs is > 0
   double budget_epochs = 0;
   double seconds = 0;         // > 0: the equal-wall-clock table
