@@ -81,8 +81,9 @@ TEST(BenchTrain, LogLineUtilisationAndEta) {
   StepMeter meter(c.model, 24, 10, false);
   const double per_token = train_flops(c.model, 24, 1.0);
   // Step 1 (setup, not in the ETA), then steps of 200 and 400 ms: 300 ms x 7 steps left = 2.1 s.
-  meter.line(1, 48, 1000);
-  meter.line(2, 48, 200);
+  meter.step(1000);
+  meter.step(200);
+  meter.step(400);
   const std::string l = meter.line(3, 48, 400);
   char want[64];
   std::snprintf(want, sizeof want, "| %.1f GFLOP/s | ETA 2.1 s", per_token * 48 / 0.4 / 1e9);

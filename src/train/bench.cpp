@@ -141,8 +141,11 @@ TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const
 StepMeter::StepMeter(const ModelConfig& m, int64_t T, int64_t total_steps, bool measure)
     : model_(m), T_(T), sgemm_(measure ? measure_sgemm_gflops() : 0.0), total_(total_steps) {}
 
-std::string StepMeter::line(int64_t done, double tokens, double ms, int64_t T) {
+void StepMeter::step(double ms) {
   if (seen_++ > 0) sum_ms_ += ms, ++timed_;  // the first step of a process sets things up
+}
+
+std::string StepMeter::line(int64_t done, double tokens, double ms, int64_t T) const {
   const double per_token = train_flops(model_, T > 0 ? T : T_, 1.0);
   const double gflops = ms > 0 ? per_token * tokens / (ms / 1e3) / 1e9 : 0.0;
   char buf[96];

@@ -302,6 +302,7 @@ TrainResult train_classifier(const Config& cfg_in, const TrainOptions& opt) {
     const double lr = lr_at(tc, step);
     adam.step(ctx, tc, lr, step + 1, frozen);
     const double ms = timer.ms();
+    meter.step(ms);
     tokens_seen += real;
     res.losses.push_back(loss);
     ++ran;

@@ -218,6 +218,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     const double lr = lr_at(tc, step);
     adam.step(ctx, tc, lr, step + 1);
     const double ms = timer.ms();
+    meter.step(ms);
     const double tps = tokens_per_step / (ms / 1000.0);
     res.losses.push_back(loss);
     ++ran;

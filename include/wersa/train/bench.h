@@ -55,12 +55,13 @@ double median(std::vector<double> v);
 // The utilisation and ETA of a training log line: "| 45.1 GFLOP/s (23% of sgemm) | ETA 12:03".
 // Model FLOPs per token for sequences of T (training: 3 x forward); the sgemm rate is measured
 // once at construction when `measure` (CPU runs), else the share is left out. The ETA is the mean
-// step time after the first step this process ran, times the steps left.
+// step time (every step given to step(), less the first one this process ran) times the steps left.
 class StepMeter {
  public:
   StepMeter(const ModelConfig& m, int64_t T, int64_t total_steps, bool measure);
+  void step(double ms);  // every step's time, logged or not
   // `tokens` rows of sequences of T computed in `ms` (T = 0: the T of the constructor).
-  std::string line(int64_t done, double tokens, double ms, int64_t T = 0);
+  std::string line(int64_t done, double tokens, double ms, int64_t T = 0) const;
   double sgemm_gflops() const { return sgemm_; }
 
  private:
