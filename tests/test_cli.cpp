@@ -3,11 +3,13 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "testutil.h"
+#include "wersa/backend/backend.h"
 
 namespace fs = std::filesystem;
 using namespace wersa::test;
@@ -79,4 +81,54 @@ TEST(Cli, TrainThenEvalPerTokenIsCausal) {
   }
   EXPECT_EQ(lines, 2999);
   EXPECT_GT(differ_after, 900);
+}
+
+// The tools set libgomp's spin count for themselves (it is read when the library loads, so they
+// re-execute once): the training log shows the setting in effect, and a user's own setting stands.
+TEST(Cli, ToolsSetTheOpenMpWaitingThemselvesUnlessTheUserDid) {
+  const TempDir d("ompwait");
+  std::ofstream(d / "train.txt") << real_text(20000);
+  const std::string train = "wersa-train --config " + source_dir() +
+                            "/configs/tiny.json --set train.steps=1 --set train.warmup_steps=1 "
+                            "--set train.eval_every=0 --set data.val= --set data.train=" +
+                            (d / "train.txt");
+  struct Env {  // this process's environment for one child, restored afterwards
+    std::string name;
+    std::string old;
+    bool had;
+    Env(const char* n, const char* v) : name(n), had(std::getenv(n) != nullptr) {
+      if (had) old = std::getenv(n);
+      if (v)
+        setenv(n, v, 1);
+      else
+        unsetenv(n);
+    }
+    ~Env() {
+      if (had)
+        setenv(name.c_str(), old.c_str(), 1);
+      else
+        unsetenv(name.c_str());
+    }
+  };
+  {
+    const Env a("OMP_WAIT_POLICY", nullptr), b("GOMP_SPINCOUNT", nullptr);
+    const ToolRun r = run_tool(train + " --out " + (d / "a"));
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE((r.out + r.err).find(std::string(" threads (GOMP_SPINCOUNT=") + wersa::kOmpSpinCount + ")"),
+              std::string::npos)
+        << r.out << r.err;
+  }
+  {
+    const Env a("OMP_WAIT_POLICY", "passive"), b("GOMP_SPINCOUNT", nullptr);
+    const ToolRun r = run_tool(train + " --out " + (d / "b"));
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE((r.out + r.err).find(" threads (OMP_WAIT_POLICY=passive)"), std::string::npos)
+        << r.out << r.err;
+  }
+  {
+    const Env a("OMP_WAIT_POLICY", nullptr), b("GOMP_SPINCOUNT", "123");
+    const ToolRun r = run_tool(train + " --out " + (d / "c"));
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE((r.out + r.err).find(" threads (GOMP_SPINCOUNT=123)"), std::string::npos) << r.out << r.err;
+  }
 }

@@ -62,7 +62,7 @@ TEST(Compat, AnOldCheckpointGivesItsOldPerTokenLosses) {
     EXPECT_EQ(n, 600) << kind;
     EXPECT_EQ(size_t(n), got.size()) << kind;
     // The old values were printed with 6 decimals, by a tool running OpenBLAS's AVX-512 kernels; a test
-    // may run other kernels (select_blas_kernels), whose f32 GEMMs round differently (seen: 2.5e-6).
+    // may run other kernels (prepare_cpu_runtime), whose f32 GEMMs round differently (seen: 2.5e-6).
     EXPECT_LT(worst, 1e-5) << kind;
   }
 }

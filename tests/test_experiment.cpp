@@ -206,6 +206,30 @@ TEST(ExperimentPlan, StepsFromTheBudgetAndOomFromTheRealEstimate) {
   EXPECT_TRUE(p.runs[1].timed);
   EXPECT_EQ(p.runs[1].steps, 50);
   EXPECT_EQ(p.runs[0].steps, 3);
+  EXPECT_EQ(p.runs[1].budget_run, 0);
+  EXPECT_EQ(p.runs[0].budget_run, -1);
+
+  // Without max_steps a timed run trains seconds x the budget run's rate: 2.5 s at 1000 tokens/s
+  // are 2500 tokens, 2500 / (batch x T) whole steps.
+  j["budget"] = {{"steps", 3}, {"seconds", 2.5}};
+  s = parse(j);
+  p = plan_experiment(s, dir.path.string());
+  ASSERT_EQ(p.runs.size(), 12u);
+  for (size_t i = 0; i < p.runs.size(); ++i)
+    if (p.runs[i].timed) {
+      ASSERT_GE(p.runs[i].budget_run, 0);
+      const PlannedRun& b = p.runs[size_t(p.runs[i].budget_run)];
+      EXPECT_FALSE(b.timed);
+      EXPECT_EQ(b.variant, p.runs[i].variant);
+      EXPECT_EQ(b.T, p.runs[i].T);
+    }
+  const PlannedRun& t = p.runs[1];
+  const int64_t per_step = int64_t(t.config.train.batch_size) * t.config.train.grad_accum * t.T;
+  EXPECT_EQ(timed_steps_from_rate(t, 2.5, 1000.0), std::max<int64_t>(1, 2500 / per_step));
+  EXPECT_EQ(timed_steps_from_rate(t, 2.5, 1000.0 * double(per_step)), 2500);
+  EXPECT_EQ(timed_steps_from_rate(t, 2.5, 1e-9), 1);  // at least one step
+  EXPECT_EQ(timed_steps_from_rate(t, 2.5, 0.0), 0);   // no rate: keep the plan
+  EXPECT_NE(describe_plan(s, p).find("at the rate of its budget run"), std::string::npos);
 
   // Equal tokens per step: batch_tokens / T sequences (at least one), so a token budget is the
   // same number of steps at every length.
@@ -415,6 +439,37 @@ TEST(Experiment, LanguageModelEndToEndAndSkipOnRerun) {
   write_file(dir / "bad.json", j.dump());
   expect_one_line_error(run_tool("wersa-experiment " + (dir / "bad.json") + " -o " + out),
                         "bad.json: unknown key 'lenghts'");
+}
+
+TEST(Experiment, TimedRunTrainsTheStepsOfItsBudgetRunsRate) {
+  TempDir dir("exp_timed");
+  const std::string train = write_text(dir.path, 0, 60000), val = write_text(dir.path, 60000, 8000);
+  json j = lm_spec(train, val);
+  j["variants"] = {{{"name", "wersa"}, {"set", json::array()}}};
+  j["lengths"] = {32};
+  j["budget"] = {{"steps", 4}, {"seconds", 0.5}};
+  j["eval"] = {{"data", val}, {"max_tokens", 2000}};
+  write_file(dir / "spec.json", j.dump(2));
+  const std::string out = dir / "out";
+  const ToolRun r =
+      run_tool("wersa-experiment " + (dir / "spec.json") + " -o " + out + " --progress-every 0");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const json res = read_json_file(out + "/results.json");
+  ASSERT_EQ(res.at("runs").size(), 2u);
+  const json& budget = res["runs"][0].at("result");
+  const json& timed = res["runs"][1].at("result");
+  ASSERT_EQ(budget.at("status"), "ok");
+  ASSERT_EQ(timed.at("status"), "ok");
+  // The timed run's schedule is the budget run's rate times the seconds, trained to its end.
+  const ExperimentSpec s = parse(j);
+  const ExperimentPlan p = plan_experiment(s, out);
+  const int64_t steps = timed_steps_from_rate(p.runs[1], 0.5, budget.at("tok_per_s").get<double>());
+  ASSERT_GE(steps, 1);
+  EXPECT_EQ(timed.at("steps_done").get<int64_t>(), steps);
+  EXPECT_EQ(step_lines(out + "/runs/wersa-32-s0.5"), steps);
+  EXPECT_NE(read_file(out + "/runs/wersa-32-s0.5/log.txt").find("--set train.steps=" + std::to_string(steps)),
+            std::string::npos);
+  EXPECT_NE(r.err.find("tokens/s of wersa-32)"), std::string::npos) << r.err;
 }
 
 TEST(Experiment, ClassifyWithPretrainingEndToEnd) {

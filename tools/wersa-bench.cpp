@@ -195,7 +195,7 @@ int run_train(const CLI::App& cmd, const TrainFlags& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  wersa::select_blas_kernels(argv);
+  wersa::prepare_cpu_runtime(argv);
   using namespace wersa::cli;
   CLI::App app{"wersa-bench: prefill (pp) and decode (tg) throughput at context depths, llama-bench style",
                "wersa-bench"};

@@ -72,7 +72,7 @@ int evaluate_classifier_cli(const std::string& dir, wersa::Config cfg, const std
 }  // namespace
 
 int main(int argc, char** argv) {
-  wersa::select_blas_kernels(argv);
+  wersa::prepare_cpu_runtime(argv);
   using namespace wersa::cli;
   CLI::App app{
       "wersa-eval: evaluate a checkpoint (a language model's next-token loss, or a classifier's "

@@ -250,14 +250,34 @@ struct Runner {
     fs::create_directories(dir);
     std::vector<std::string> argv = {tool("wersa-train"), "--config", spec.base, "--out", dir.string()};
     std::vector<std::string> sets = p.sets;
+    // A timed run without max_steps: the steps its budget run trains in spec.seconds, so that its
+    // schedule ends in time; SIGINT only stops it if it runs far slower (2 x seconds + 30 s).
+    int64_t steps = p.steps;
+    double stop_after = spec.seconds;
+    std::string plan_note;
+    if (p.timed && spec.seconds_steps == 0) {
+      const RunResult* b = p.budget_run >= 0 ? &results[size_t(p.budget_run)] : nullptr;
+      const int64_t n = b && b->status == "ok" ? timed_steps_from_rate(p, spec.seconds, b->tok_per_s) : 0;
+      if (n > 0) {
+        steps = n, stop_after = 2 * spec.seconds + 30;
+        char buf[160];
+        std::snprintf(buf, sizeof buf, " (%s at %.0f tokens/s of %s)", format_seconds(spec.seconds).c_str(),
+                      b->tok_per_s, plan.runs[size_t(p.budget_run)].name.c_str());
+        plan_note = buf;
+        for (std::string& s : sets)
+          if (s.rfind("train.steps=", 0) == 0) s = "train.steps=" + std::to_string(steps);
+      } else {
+        plan_note = " planned (no rate from its budget run), stopped after " + format_seconds(spec.seconds);
+      }
+    } else if (p.timed) {
+      plan_note = " planned, stopped after " + format_seconds(spec.seconds);
+    }
     if (pre)
       sets.push_back("train.init_from=" + io::find_latest_checkpoint(run_dir(size_t(p.pretrain)).string()));
     for (const std::string& s : sets) argv.push_back("--set"), argv.push_back(s);
     if (spec.max_memory) argv.push_back("--max-memory"), argv.push_back(std::to_string(spec.max_memory));
     note(i, std::string(p.kind == RunKind::Pretrain ? "pretraining" : "training") + " " + p.name + ", " +
-                std::to_string(p.steps) + " steps" +
-                (p.timed ? " planned, stopped after " + format_seconds(spec.seconds) : std::string()) +
-                " (experiment ETA " +
+                std::to_string(steps) + " steps" + plan_note + " (experiment ETA " +
                 experiment_eta(i, double(p.timed ? 0 : p.tokens), p.timed ? spec.seconds : 0) + ")");
     // Progress from the child's metrics.jsonl; a timed run's clock starts when it opens that file
     // (after its data is loaded), and SIGINT stops it when the clock runs out.
@@ -278,18 +298,18 @@ struct Runner {
           if (m.contains("loss")) step = std::max(step, m["step"].get<int64_t>());
         last_step = step;
         if (step > 0) {
-          const double left =
-              p.timed ? std::max(0.0, spec.seconds - el) : el * double(p.steps - step) / double(step);
+          const double left = p.timed && spec.seconds_steps > 0 ? std::max(0.0, spec.seconds - el)
+                                                                : el * double(steps - step) / double(step);
           // This run's own ETA, then the later runs at the rate of the finished ones (or of this one).
           const double rate_tokens = done_tokens, rate_secs = done_seconds;
           if (done_tokens <= 0 && !p.timed)
             done_tokens = double(p.tokens) * double(step) / double(p.steps), done_seconds = el;
-          note(i, "step " + std::to_string(step) + "/" + std::to_string(p.steps) + ", ETA " +
+          note(i, "step " + std::to_string(step) + "/" + std::to_string(steps) + ", ETA " +
                       human_duration(left) + " (experiment ETA " + experiment_eta(i, 0, left) + ")");
           done_tokens = rate_tokens, done_seconds = rate_secs;
         }
       }
-      return p.timed && el >= spec.seconds;
+      return p.timed && el >= stop_after;
     };
     const Child c = run_child(argv, (dir / "log.txt").string(), poll);
     if (g_interrupted) throw Error("interrupted during " + p.name + "; rerun the same command to continue");

@@ -40,7 +40,7 @@ void perf_line(const char* what, double ms, int64_t n, const char* unit) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  wersa::select_blas_kernels(argv);
+  wersa::prepare_cpu_runtime(argv);
   return wersa::run_cli([&] {
     const wersa::GenerateFlags flags = wersa::parse_generate_flags(argc, argv);
     if (!flags.help.empty()) {

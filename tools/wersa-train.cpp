@@ -10,7 +10,7 @@
 #include "wersa/train/trainer.h"
 
 int main(int argc, char** argv) {
-  wersa::select_blas_kernels(argv);
+  wersa::prepare_cpu_runtime(argv);
   using namespace wersa::cli;
   CLI::App app{"wersa-train: train a causal WERSA (or softmax) language model from a JSON config",
                "wersa-train"};

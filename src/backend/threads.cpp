@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "wersa/backend/backend.h"
 
@@ -24,22 +25,43 @@ std::string blas_kernel_name() {
   return n ? n : "unknown";
 }
 
-void select_blas_kernels(char** argv) {
-  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return;  // the user's choice stands
+namespace {
+
+// OpenBLAS kernels for CPUs that Debian's 0.3.21 does not recognise (nullptr: keep its choice).
+const char* blas_coretype_to_set() {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return nullptr;  // the user's choice stands
   std::string core = blas_kernel_name();
   for (char& c : core) c = char(std::tolower(static_cast<unsigned char>(c)));
-  if (core != "prescott" && core != "unknown") return;  // recognised CPU
+  if (core != "prescott" && core != "unknown") return nullptr;  // recognised CPU
   __builtin_cpu_init();
-  const char* want = nullptr;
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
-    want = "SkylakeX";
-  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    want = "Haswell";
-  if (!want) return;
-  setenv("OPENBLAS_CORETYPE", want, 1);
-  execv("/proc/self/exe", argv);
-  // exec failed (no /proc?): carry on with the slow kernels, which compute the same results.
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+  return nullptr;
+}
+
+}  // namespace
+
+void prepare_cpu_runtime(char** argv) {
+  bool changed = false;
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr && std::getenv("GOMP_SPINCOUNT") == nullptr) {
+    setenv("GOMP_SPINCOUNT", kOmpSpinCount, 1);
+    changed = true;
+  }
+  if (const char* core = blas_coretype_to_set()) {
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    changed = true;
+  }
+  if (changed) execv("/proc/self/exe", argv);
+  // exec failed (no /proc?): carry on with libgomp's waiting and OpenBLAS's kernels as loaded, which
+  // compute the same results, more slowly.
+}
+
+std::string omp_wait_setting() {
+  if (const char* p = std::getenv("OMP_WAIT_POLICY")) return std::string("OMP_WAIT_POLICY=") + p;
+  if (const char* n = std::getenv("GOMP_SPINCOUNT")) return std::string("GOMP_SPINCOUNT=") + n;
+  return "libgomp default";
 }
 
 }  // namespace wersa

@@ -243,12 +243,15 @@ TrainResult train_classifier(const Config& cfg_in, const TrainOptions& opt) {
   }
   if (!opt.quiet)
     spdlog::info(
-        "model: {} parameters, classifier over {} classes ({} pooling), attention {} ({}), {} threads; "
-        "{} train / {} validation / {} test documents, {} batches per epoch; workspace {} (+ {} scratch)",
+        "model: {} parameters, classifier over {} classes ({} pooling), attention {} ({}), {} threads ({}), "
+        "BLAS kernels {}; {} train / {} validation / {} test documents, {} batches per epoch; workspace {} "
+        "(+ {} "
+        "scratch)",
         model.num_params(), cfg.model.task.num_classes, cfg.model.task.pooling,
         attention_kind_name(cfg.model.attention.type),
-        cfg.model.attention.causal ? "causal" : "bidirectional", threads, train_docs.size(), val_docs.size(),
-        test_docs.size(), per_epoch, format_bytes(ws.bytes()), format_bytes(ws.scratch_bytes()));
+        cfg.model.attention.causal ? "causal" : "bidirectional", threads, omp_wait_setting(),
+        blas_kernel_name(), train_docs.size(), val_docs.size(), test_docs.size(), per_epoch,
+        format_bytes(ws.bytes()), format_bytes(ws.scratch_bytes()));
   auto save = [&](int64_t done) {
     if (out.empty()) return;
     io::CheckpointContents c;

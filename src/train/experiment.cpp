@@ -297,11 +297,16 @@ ExperimentPlan plan_experiment(const ExperimentSpec& spec, const std::string& ou
         pre = int(plan.runs.size());
         plan.runs.push_back(std::move(p));
       }
+      int budget_run = -1;
       for (const bool timed : {false, true}) {
         if (timed && spec.seconds <= 0) continue;
         PlannedRun r;
         r.name = v.name + "-" + std::to_string(T) + (timed ? "-s" + seconds_tag(spec.seconds) : "");
         r.variant = v.name, r.T = T, r.timed = timed, r.pretrain = pre;
+        if (timed)
+          r.budget_run = budget_run;
+        else
+          budget_run = int(plan.runs.size());
         r.steps = timed ? (spec.seconds_steps > 0 ? spec.seconds_steps : 10 * steps) : steps;
         r.sets = common;
         r.sets.push_back("train.steps=" + std::to_string(r.steps));
@@ -320,6 +325,14 @@ ExperimentPlan plan_experiment(const ExperimentSpec& spec, const std::string& ou
     }
   }
   return plan;
+}
+
+int64_t timed_steps_from_rate(const PlannedRun& timed, double seconds, double tok_per_s) {
+  WERSA_ASSERT(timed.timed && timed.T > 0);
+  if (!(tok_per_s > 0) || !(seconds > 0)) return 0;
+  const double per_step =
+      double(timed.config.train.batch_size) * timed.config.train.grad_accum * double(timed.T);
+  return std::clamp<int64_t>(int64_t(seconds * tok_per_s / per_step), 1, kMaxSteps);
 }
 
 std::string describe_plan(const ExperimentSpec& spec, const ExperimentPlan& plan) {
@@ -346,8 +359,11 @@ std::string describe_plan(const ExperimentSpec& spec, const ExperimentPlan& plan
                                               : "train",
                   static_cast<long long>(r.T), static_cast<long long>(r.steps),
                   static_cast<long long>(r.tokens), format_bytes(r.memory.total).c_str(),
-                  r.oom ? "OOM: not started"
-                        : (r.timed ? ("stopped after " + seconds_tag(spec.seconds) + " s").c_str() : ""));
+                  r.oom      ? "OOM: not started"
+                  : !r.timed ? ""
+                  : spec.seconds_steps > 0
+                      ? ("stopped after " + seconds_tag(spec.seconds) + " s").c_str()
+                      : ("steps: " + seconds_tag(spec.seconds) + " s at the rate of its budget run").c_str());
     os << line;
   }
   return os.str();

@@ -163,7 +163,12 @@ std::string results_markdown(const ExperimentSpec& spec, const ExperimentPlan& p
     os << "; validation data `" << plan.eval_data << "`";
   os << ".\n\n" << table(spec, plan, results, false);
   if (spec.seconds > 0)
-    os << "\nEqual wall clock: " << spec.seconds << " s of training per run (stopped by SIGINT).\n\n"
+    os << "\nEqual wall clock: " << spec.seconds << " s of training per run"
+       << (spec.seconds_steps > 0
+               ? " (planned over " + std::to_string(spec.seconds_steps) + " steps, stopped by SIGINT)"
+               : std::string(" (steps: that many seconds at the training tokens/s of the "
+                             "budget run of the same variant and T)"))
+       << ".\n\n"
        << table(spec, plan, results, true);
   os << "\nTrain time: wall time of wersa-train; peak memory: its peak RSS; model FLOPs: 3 x forward FLOPs "
         "per "

@@ -173,10 +173,11 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   }
   if (!opt.quiet)
     spdlog::info(
-        "model: {} parameters, attention {}, {} threads, BLAS kernels {}; tokenizer {}; data: {}; workspace "
-        "{} (+ {} scratch)",
-        model.num_params(), attention_kind_name(cfg.model.attention.type), threads, blas_kernel_name(),
-        tok_spec, train_ds->describe(), format_bytes(ws.bytes()), format_bytes(ws.scratch_bytes()));
+        "model: {} parameters, attention {}, {} threads ({}), BLAS kernels {}; tokenizer {}; data: {}; "
+        "workspace {} (+ {} scratch)",
+        model.num_params(), attention_kind_name(cfg.model.attention.type), threads, omp_wait_setting(),
+        blas_kernel_name(), tok_spec, train_ds->describe(), format_bytes(ws.bytes()),
+        format_bytes(ws.scratch_bytes()));
 
   Batcher batcher(*train_ds, pos);
   const int64_t tokens_per_step = int64_t(tc.batch_size) * tc.seq_len * tc.grad_accum;

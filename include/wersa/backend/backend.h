@@ -66,12 +66,22 @@ void blas_destroy(void* handle);
 int set_cpu_threads(int n);
 int cpu_threads();  // the count in effect now
 
-// OpenBLAS (0.3.21, Debian 12) falls back to its slowest x86 kernels ("Prescott", SSE3) on CPUs
-// it does not recognise, such as many virtual machines' generic Xeon models; its kernel choice is
-// made when the library loads, from OPENBLAS_CORETYPE. When that variable is unset and the
-// fallback was taken on a CPU with AVX-512 or AVX2+FMA, this sets it (SkylakeX or Haswell) and
-// re-executes the program once. Call first thing in main(); a no-op otherwise.
-void select_blas_kernels(char** argv);
+// Process-wide CPU runtime settings that the libraries read only when they load, so this sets
+// them in the environment and re-executes the program once (call first thing in main()):
+// - OpenMP waiting: libgomp lets an idle thread spin ~300,000 times at every barrier before it
+//   sleeps; beside another CPU-bound process that spinning takes the core from the thread that
+//   the barrier waits for (steps of configs/tiny.json ran 4x slower, not 2x). Unless the user set
+//   OMP_WAIT_POLICY or GOMP_SPINCOUNT, this sets GOMP_SPINCOUNT=kOmpSpinCount.
+// - BLAS kernels: OpenBLAS (0.3.21, Debian 12) falls back to its slowest x86 kernels ("Prescott",
+//   SSE3) on CPUs it does not recognise, such as many virtual machines' generic Xeon models. When
+//   OPENBLAS_CORETYPE is unset and the fallback was taken on a CPU with AVX-512 or AVX2+FMA, this
+//   sets it (SkylakeX or Haswell).
+// A no-op when nothing is to change (the re-executed program finds both set).
+inline constexpr const char* kOmpSpinCount = "1000";
+void prepare_cpu_runtime(char** argv);
+// How OpenMP threads wait, as the log shows it: "GOMP_SPINCOUNT=1000", "OMP_WAIT_POLICY=passive"
+// or "libgomp default".
+std::string omp_wait_setting();
 // The OpenBLAS kernel family in use, e.g. "skylakex".
 std::string blas_kernel_name();
 

@@ -11,8 +11,11 @@
 //   batch_tokens  optional: train.batch_size of each run = max(1, batch_tokens / T), so that
 //              every length trains the same tokens per step (and a token budget the same steps)
 //   budget     {"steps": N} | {"tokens": N} (lm) | {"epochs": E} (classify), and optionally
-//              "seconds": S (a second table: each run trains S seconds of wall clock, planned
-//              over "max_steps" steps, default 10 x the step budget, then stopped by SIGINT)
+//              "seconds": S (a second table of about S seconds of training per run: its steps
+//              are S x the training tokens/s of the same (variant, T) budget run, so its whole
+//              learning-rate schedule fits in S; SIGINT stops it at 2 S + 30 s at the latest), and
+//              "max_steps": N (instead: every timed run is planned over N steps and stopped by
+//              SIGINT after S seconds of wall clock)
 //   pretrain   classify only, optional: {"data": corpus, "steps": N | "tokens": N, "set": [...]}:
 //              an LM per (variant, length) trained on `data` (a .txt file or token shards; a
 //              .jsonl[.xz|.gz] corpus is first encoded into shards under OUT/pretrain-data),
@@ -79,6 +82,7 @@ struct PlannedRun {
   std::string variant;
   int64_t T = 0;
   bool timed = false;             // the equal-wall-clock table
+  int budget_run = -1;            // timed runs: index of the budget run of the same (variant, T)
   int pretrain = -1;              // Train runs: index of their pretraining run, -1 = none
   std::vector<std::string> sets;  // every --set given to wersa-train (init_from added when run)
   Config config;                  // base + sets (num_classes resolved for classify)
@@ -87,6 +91,10 @@ struct PlannedRun {
   MemoryEstimate memory;
   bool oom = false;
 };
+
+// train.steps of a timed run: `seconds` of training at the budget run's training rate `tok_per_s`
+// (tokens per second of its steps), at least 1; 0 when there is no rate (the run keeps its plan).
+int64_t timed_steps_from_rate(const PlannedRun& timed, double seconds, double tok_per_s);
 
 struct ExperimentPlan {
   std::vector<PlannedRun> runs;  // in execution order: a pretraining run before its users
