@@ -128,6 +128,10 @@ TEST(ExperimentSpec, ParsesAndRefusesWithOneLineErrors) {
       {edited(good, "pretrain", {{"data", "x.txt"}, {"steps", 2}}), "pretrain: is for mode classify"},
       {edited(good, "max_memory", "lots"), "max_memory"},
       {edited(good, "threads", -1), "spec.json: threads: expected an integer in [0, 4096]"},
+      {edited(good, "seeds", json::array()), "spec.json: seeds: expected a non-empty list"},
+      {edited(good, "seeds", json::array({1, -2})), "spec.json: seeds[1]: expected an integer >= 0, got -2"},
+      {edited(good, "seeds", json::array({1, 0.5})), "spec.json: seeds[1]: expected an integer >= 0"},
+      {edited(good, "seeds", json::array({3, 3})), "spec.json: seeds[1]: 3 is listed twice"},
   };
   for (const auto& item : bad) {
     const auto& j = item.first;  // a named variable: C++17 lambdas cannot capture structured bindings
@@ -155,8 +159,13 @@ TEST(ExperimentSpec, ParsesAndRefusesWithOneLineErrors) {
   const ExperimentSpec ws = parse(wrong);
   expect_error_contains([&] { plan_experiment(ws, dir.path.string()); }, "spec.json: variant wersa, T 32");
   // Every shipped example parses.
-  for (const char* f : {"longdoc-arxiv11.json", "lm-novels.json"})
-    EXPECT_NO_THROW(read_experiment_spec(source_dir() + "/configs/experiments/" + f)) << f;
+  int shipped = 0;
+  for (const auto& f : fs::directory_iterator(source_dir() + "/configs/experiments")) {
+    if (f.path().extension() != ".json") continue;
+    EXPECT_NO_THROW(read_experiment_spec(f.path().string())) << f.path();
+    ++shipped;
+  }
+  EXPECT_GE(shipped, 2);
 }
 
 TEST(ExperimentPlan, StepsFromTheBudgetAndOomFromTheRealEstimate) {
@@ -293,6 +302,103 @@ TEST(ExperimentPlan, ClassifyEpochsAndPretraining) {
   EXPECT_EQ(q.runs[0].config.data.train, q.encode_dir + "/train_*.bin");
 }
 
+TEST(ExperimentPlan, SeedsRunEveryCellOncePerSeedWithItsOwnPretraining) {
+  TempDir dir("exp_plan_seeds");
+  const std::string text = write_text(dir.path, 0, 5000);
+  std::string jsonl;
+  for (int i = 0; i < 12; ++i)
+    jsonl += json{{"text", "paper " + std::to_string(i)}, {"label", i % 2 ? "a" : "b"}}.dump() + "\n";
+  write_file(dir / "docs.jsonl", jsonl);
+  json j = {
+      {"mode", "classify"},
+      {"base", tiny()},
+      {"set",
+       {"task.type=classify", "data.train=" + (dir / "docs.jsonl"), "data.val=", "train.batch_size=2",
+        "train.warmup_steps=1"}},
+      {"variants", {{{"name", "softmax"}, {"set", {"model.attention.type=softmax"}}}, {{"name", "wersa"}}}},
+      {"lengths", {32}},
+      {"seeds", {7, 8}},
+      {"budget", {{"steps", 2}, {"seconds", 1}}},
+      {"pretrain", {{"data", text}, {"steps", 2}}}};
+  const ExperimentSpec s = parse(j);
+  EXPECT_EQ(s.seeds, (std::vector<uint64_t>{7, 8}));
+  const ExperimentPlan p = plan_experiment(s, dir.path.string());
+  // Per variant and seed: pretraining, budget run, timed run.
+  ASSERT_EQ(p.runs.size(), 12u);
+  const std::vector<std::string> names = {
+      "pretrain-softmax-32-seed7", "softmax-32-seed7", "softmax-32-seed7-s1",
+      "pretrain-softmax-32-seed8", "softmax-32-seed8", "softmax-32-seed8-s1",
+      "pretrain-wersa-32-seed7",   "wersa-32-seed7",   "wersa-32-seed7-s1",
+      "pretrain-wersa-32-seed8",   "wersa-32-seed8",   "wersa-32-seed8-s1"};
+  for (size_t i = 0; i < names.size(); ++i) {
+    const PlannedRun& r = p.runs[i];
+    EXPECT_EQ(r.name, names[i]);
+    EXPECT_TRUE(r.has_seed);
+    const uint64_t want = (i / 3) % 2 ? 8 : 7;
+    EXPECT_EQ(r.seed, want) << r.name;
+    EXPECT_EQ(r.config.train.seed, want) << r.name;  // the child gets it through --set
+    if (r.kind == RunKind::Train) {
+      EXPECT_EQ(r.pretrain, int(i / 3 * 3)) << r.name;  // its own seed's pretraining
+      if (r.timed) EXPECT_EQ(r.budget_run, int(i - 1)) << r.name;
+    }
+  }
+  EXPECT_NE(describe_plan(s, p).find("2 variants x 1 lengths x 2 seeds"), std::string::npos);
+  // Without seeds the names and the configs' own seed stay as they were.
+  const ExperimentPlan q = plan_experiment(parse(edited(j, "seeds", nullptr)), dir.path.string());
+  ASSERT_EQ(q.runs.size(), 6u);
+  EXPECT_EQ(q.runs[1].name, "softmax-32");
+  EXPECT_FALSE(q.runs[1].has_seed);
+  EXPECT_EQ(q.runs[1].config.train.seed, config_from_file(tiny()).train.seed);
+}
+
+TEST(ExperimentReport, SeedsAreTheMeanAndSampleDeviationOfTheRunsThatFinished) {
+  TempDir dir("exp_report_seeds");
+  const std::string text = write_text(dir.path, 0, 5000);
+  json j = lm_spec(text, text);
+  j["lengths"] = {32};
+  j["seeds"] = {1, 2, 3};
+  const ExperimentSpec s = parse(j);
+  const ExperimentPlan p = plan_experiment(s, dir.path.string());
+  ASSERT_EQ(p.runs.size(), 6u);  // softmax x 3 seeds, wersa x 3 seeds
+  std::vector<RunResult> res(p.runs.size());
+  const double loss[6] = {2.0, 2.5, 3.25, 1.5, 1.75, 9.0};
+  for (size_t i = 0; i < res.size(); ++i) {
+    res[i].status = "ok";
+    res[i].wall_s = 10.0 * double(i + 1);
+    res[i].peak_rss = int64_t(i + 1) << 20;
+    res[i].tok_per_s = 1000;
+    res[i].eval = {{"mean_loss", loss[i]}, {"perplexity", std::exp(loss[i])}};
+  }
+  res[5].status = "failed", res[5].exit_code = 3;  // wersa seed 3: left out of the mean
+  const std::string md = results_markdown(s, p, res);
+  // softmax: mean 2.5833, sample sd of {2, 2.5, 3.25}, computed here in double.
+  const double m = (2.0 + 2.5 + 3.25) / 3;
+  const double sd = std::sqrt(((2.0 - m) * (2.0 - m) + (2.5 - m) * (2.5 - m) + (3.25 - m) * (3.25 - m)) / 2);
+  EXPECT_NE(md.find("| softmax | 32 | " + fixed4(m) + " ± " + fixed4(sd) + " |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 20.0 s | "), std::string::npos) << md;  // mean train time of 10, 20, 30 s
+  EXPECT_NE(md.find("ok (3 seeds)"), std::string::npos) << md;
+  const double sw = std::sqrt(2 * 0.125 * 0.125);
+  EXPECT_NE(md.find("| wersa | 32 | " + fixed4(1.625) + " ± " + fixed4(sw) + " |"), std::string::npos) << md;
+  EXPECT_NE(md.find("1 failed (exit 3), 2 ok"), std::string::npos) << md;
+  // Each seed's own row, with its seed.
+  EXPECT_NE(md.find("| softmax | 32 | 2 | 2.5000 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| wersa | 32 | 3 | - |"), std::string::npos) << md;
+  const std::vector<std::string> csv = csv_lines(results_csv(s, p, res));
+  EXPECT_EQ(csv[0].rfind("table,variant,T,seed,status,", 0), 0u) << csv[0];
+  EXPECT_EQ(csv[2].rfind("budget,softmax,32,2,ok,", 0), 0u) << csv[2];
+  const json rj = results_json(s, p, res, json::object());
+  EXPECT_EQ(rj["runs"][4]["seed"], 2);
+  // No seeds: one plain value per row, no seed column.
+  const ExperimentSpec s1 = parse(edited(j, "seeds", nullptr));
+  const ExperimentPlan p1 = plan_experiment(s1, dir.path.string());
+  ASSERT_EQ(p1.runs.size(), 2u);
+  const std::vector<RunResult> r1 = {res[0], res[3]};
+  const std::string md1 = results_markdown(s1, p1, r1);
+  EXPECT_NE(md1.find("| softmax | 32 | 2.0000 | "), std::string::npos) << md1;
+  EXPECT_EQ(md1.find("±"), std::string::npos) << md1;
+  EXPECT_EQ(csv_lines(results_csv(s1, p1, r1))[1].rfind("budget,softmax,32,,ok,", 0), 0u);
+}
+
 TEST(ModelFlops, HandCountsOfEachKind) {
   // D 8, H 2, Hkv 1, d 4, F 16, V 10, m 3, L 2, K 3, G 2, one layer.
   ModelConfig m;
@@ -369,7 +475,7 @@ TEST(Experiment, LanguageModelEndToEndAndSkipOnRerun) {
       EXPECT_FALSE(fs::exists(out + "/runs/wersa-64"));
       EXPECT_NE(md.find("| wersa | 64 | - |"), std::string::npos) << md;
       EXPECT_NE(md.find("OOM (est. "), std::string::npos) << md;
-      EXPECT_EQ(csv[i + 1].rfind("budget,wersa,64,oom,", 0), 0u) << csv[i + 1];
+      EXPECT_EQ(csv[i + 1].rfind("budget,wersa,64,,oom,", 0), 0u) << csv[i + 1];
       continue;
     }
     ASSERT_EQ(rr.at("status"), "ok") << name;
@@ -400,7 +506,7 @@ TEST(Experiment, LanguageModelEndToEndAndSkipOnRerun) {
     EXPECT_NE(md.find("| " + variant + " | " + std::to_string(T) + " | " + fixed4(loss) + " |"),
               std::string::npos)
         << md;
-    EXPECT_EQ(csv[i + 1].rfind("budget," + variant + "," + std::to_string(T) + ",ok,0,4,", 0), 0u)
+    EXPECT_EQ(csv[i + 1].rfind("budget," + variant + "," + std::to_string(T) + ",,ok,0,4,", 0), 0u)
         << csv[i + 1];
     // Validation lines of metrics.jsonl (eval.every 2) feed the learning curves.
     int vals = 0;

@@ -199,8 +199,9 @@ struct Runner {
 
   void note(size_t i, const std::string& what) const {
     const PlannedRun& p = plan.runs[i];
-    std::fprintf(stderr, "[%zu/%zu] %s T=%lld: %s\n", i + 1, plan.runs.size(), p.variant.c_str(),
-                 static_cast<long long>(p.T), what.c_str());
+    const std::string seed = p.has_seed ? " seed " + std::to_string(p.seed) : "";
+    std::fprintf(stderr, "[%zu/%zu] %s T=%lld%s: %s\n", i + 1, plan.runs.size(), p.variant.c_str(),
+                 static_cast<long long>(p.T), seed.c_str(), what.c_str());
   }
 
   void encode_pretrain_data() {

@@ -93,8 +93,8 @@ int64_t ceil_div(double a, double b) { return int64_t(std::ceil(a / b - 1e-9)); 
 
 ExperimentSpec experiment_spec_from_json(const json& j, const std::string& src) {
   const Obj top(j, src, "",
-                {"mode", "title", "base", "set", "variants", "lengths", "batch_tokens", "budget", "pretrain",
-                 "eval", "max_memory", "threads", "reference"});
+                {"mode", "title", "base", "set", "variants", "lengths", "seeds", "batch_tokens", "budget",
+                 "pretrain", "eval", "max_memory", "threads", "reference"});
   ExperimentSpec s;
   s.path = src;
   s.raw = j;
@@ -132,6 +132,19 @@ ExperimentSpec experiment_spec_from_json(const json& j, const std::string& src) 
     WERSA_CHECK(std::find(s.lengths.begin(), s.lengths.end(), T) == s.lengths.end(), src, ": lengths[", i,
                 "]: ", T, " is listed twice");
     s.lengths.push_back(T);
+  }
+
+  if (top.has("seeds")) {
+    const json& ss = j.at("seeds");
+    if (!ss.is_array() || ss.empty()) top.bad("seeds", "a non-empty list of seeds (integers >= 0)");
+    for (size_t i = 0; i < ss.size(); ++i) {
+      WERSA_CHECK(ss[i].is_number_unsigned() || (ss[i].is_number_integer() && ss[i].get<int64_t>() >= 0), src,
+                  ": seeds[", i, "]: expected an integer >= 0, got ", json_brief(ss[i]));
+      const uint64_t seed = ss[i].get<uint64_t>();
+      WERSA_CHECK(std::find(s.seeds.begin(), s.seeds.end(), seed) == s.seeds.end(), src, ": seeds[", i,
+                  "]: ", seed, " is listed twice");
+      s.seeds.push_back(seed);
+    }
   }
 
   if (top.has("batch_tokens")) s.batch_tokens = top.integer("batch_tokens", 1, int64_t(1) << 40);
@@ -256,71 +269,80 @@ ExperimentPlan plan_experiment(const ExperimentSpec& spec, const std::string& ou
   }
 
   const std::string threads = "train.threads=" + std::to_string(spec.threads);
+  // One pass per seed of the spec, or one with the configs' own train.seed.
+  const bool seeded = !spec.seeds.empty();
+  const std::vector<uint64_t> seeds = seeded ? spec.seeds : std::vector<uint64_t>{0};
   for (const ExperimentVariant& v : spec.variants) {
     for (const int T : spec.lengths) {
-      std::vector<std::string> common = spec.set;
-      common.insert(common.end(), v.set.begin(), v.set.end());
-      common.push_back("train.seq_len=" + std::to_string(T));
-      if (spec.batch_tokens > 0)
-        common.push_back("train.batch_size=" + std::to_string(std::max<int64_t>(1, spec.batch_tokens / T)));
-      const std::string where = "variant " + v.name + ", T " + std::to_string(T);
-      const Config c0 = resolve(spec, common, where);
-      const int64_t per_step = int64_t(c0.train.batch_size) * c0.train.grad_accum;
-      int64_t steps = spec.budget_steps;
-      if (spec.budget_tokens > 0) steps = ceil_div(double(spec.budget_tokens), double(per_step) * T);
-      if (spec.budget_epochs > 0)
-        steps = ceil_div(spec.budget_epochs * double(ceil_div(double(plan.train_docs), c0.train.batch_size)),
-                         c0.train.grad_accum);
-      steps = std::max<int64_t>(1, steps);
+      for (const uint64_t seed : seeds) {
+        std::vector<std::string> common = spec.set;
+        common.insert(common.end(), v.set.begin(), v.set.end());
+        common.push_back("train.seq_len=" + std::to_string(T));
+        if (spec.batch_tokens > 0)
+          common.push_back("train.batch_size=" + std::to_string(std::max<int64_t>(1, spec.batch_tokens / T)));
+        if (seeded) common.push_back("train.seed=" + std::to_string(seed));
+        const std::string cell = std::to_string(T) + (seeded ? "-seed" + std::to_string(seed) : "");
+        const std::string where = "variant " + v.name + ", T " + std::to_string(T) +
+                                  (seeded ? ", seed " + std::to_string(seed) : "");
+        const Config c0 = resolve(spec, common, where);
+        const int64_t per_step = int64_t(c0.train.batch_size) * c0.train.grad_accum;
+        int64_t steps = spec.budget_steps;
+        if (spec.budget_tokens > 0) steps = ceil_div(double(spec.budget_tokens), double(per_step) * T);
+        if (spec.budget_epochs > 0)
+          steps =
+              ceil_div(spec.budget_epochs * double(ceil_div(double(plan.train_docs), c0.train.batch_size)),
+                       c0.train.grad_accum);
+        steps = std::max<int64_t>(1, steps);
 
-      int pre = -1;
-      if (spec.pretrain) {
-        PlannedRun p;
-        p.kind = RunKind::Pretrain;
-        p.name = "pretrain-" + v.name + "-" + std::to_string(T);
-        p.variant = v.name, p.T = T;
-        p.steps = spec.pretrain_steps > 0
-                      ? spec.pretrain_steps
-                      : std::max<int64_t>(1, ceil_div(double(spec.pretrain_tokens), double(per_step) * T));
-        p.sets = common;
-        for (const std::string& s :
-             {std::string("task.type=lm"), std::string("task.labels=[]"), std::string("task.num_classes=0"),
-              std::string("train.freeze_trunk_steps=0"), std::string("train.class_weights=none"),
-              std::string("train.init_from="), "data.train=" + pretrain_train, std::string("data.val="),
-              std::string("train.eval_every=0"), "train.steps=" + std::to_string(p.steps), threads})
-          p.sets.push_back(s);
-        p.sets.insert(p.sets.end(), spec.pretrain_set.begin(), spec.pretrain_set.end());
-        p.config = resolve(spec, p.sets, "pretrain of " + where);
-        p.tokens = p.steps * int64_t(p.config.train.batch_size) * p.config.train.grad_accum * T;
-        p.memory = estimate_train_memory(p.config);
-        p.oom = spec.max_memory > 0 && p.memory.total > spec.max_memory;
-        pre = int(plan.runs.size());
-        plan.runs.push_back(std::move(p));
-      }
-      int budget_run = -1;
-      for (const bool timed : {false, true}) {
-        if (timed && spec.seconds <= 0) continue;
-        PlannedRun r;
-        r.name = v.name + "-" + std::to_string(T) + (timed ? "-s" + seconds_tag(spec.seconds) : "");
-        r.variant = v.name, r.T = T, r.timed = timed, r.pretrain = pre;
-        if (timed)
-          r.budget_run = budget_run;
-        else
-          budget_run = int(plan.runs.size());
-        r.steps = timed ? (spec.seconds_steps > 0 ? spec.seconds_steps : 10 * steps) : steps;
-        r.sets = common;
-        r.sets.push_back("train.steps=" + std::to_string(r.steps));
-        r.sets.push_back(threads);
-        if (spec.eval_every > 0) r.sets.push_back("train.eval_every=" + std::to_string(spec.eval_every));
-        if (!spec.classify && !spec.eval_data.empty()) r.sets.push_back("data.val=" + spec.eval_data);
-        r.config = resolve(spec, r.sets, where);
-        if (spec.classify && r.config.model.task.num_classes == 0)
-          r.config.model.task.num_classes = plan.num_classes;
-        r.tokens = r.steps * int64_t(r.config.train.batch_size) * r.config.train.grad_accum * T;
-        r.memory = estimate_train_memory(r.config);
-        r.oom = (spec.max_memory > 0 && r.memory.total > spec.max_memory) ||
-                (pre >= 0 && plan.runs[size_t(pre)].oom);
-        plan.runs.push_back(std::move(r));
+        int pre = -1;
+        if (spec.pretrain) {
+          PlannedRun p;
+          p.kind = RunKind::Pretrain;
+          p.name = "pretrain-" + v.name + "-" + cell;
+          p.variant = v.name, p.T = T, p.has_seed = seeded, p.seed = seed;
+          p.steps = spec.pretrain_steps > 0
+                        ? spec.pretrain_steps
+                        : std::max<int64_t>(1, ceil_div(double(spec.pretrain_tokens), double(per_step) * T));
+          p.sets = common;
+          for (const std::string& s :
+               {std::string("task.type=lm"), std::string("task.labels=[]"), std::string("task.num_classes=0"),
+                std::string("train.freeze_trunk_steps=0"), std::string("train.class_weights=none"),
+                std::string("train.init_from="), "data.train=" + pretrain_train, std::string("data.val="),
+                std::string("train.eval_every=0"), "train.steps=" + std::to_string(p.steps), threads})
+            p.sets.push_back(s);
+          p.sets.insert(p.sets.end(), spec.pretrain_set.begin(), spec.pretrain_set.end());
+          p.config = resolve(spec, p.sets, "pretrain of " + where);
+          p.tokens = p.steps * int64_t(p.config.train.batch_size) * p.config.train.grad_accum * T;
+          p.memory = estimate_train_memory(p.config);
+          p.oom = spec.max_memory > 0 && p.memory.total > spec.max_memory;
+          pre = int(plan.runs.size());
+          plan.runs.push_back(std::move(p));
+        }
+        int budget_run = -1;
+        for (const bool timed : {false, true}) {
+          if (timed && spec.seconds <= 0) continue;
+          PlannedRun r;
+          r.name = v.name + "-" + cell + (timed ? "-s" + seconds_tag(spec.seconds) : "");
+          r.variant = v.name, r.T = T, r.timed = timed, r.pretrain = pre, r.has_seed = seeded, r.seed = seed;
+          if (timed)
+            r.budget_run = budget_run;
+          else
+            budget_run = int(plan.runs.size());
+          r.steps = timed ? (spec.seconds_steps > 0 ? spec.seconds_steps : 10 * steps) : steps;
+          r.sets = common;
+          r.sets.push_back("train.steps=" + std::to_string(r.steps));
+          r.sets.push_back(threads);
+          if (spec.eval_every > 0) r.sets.push_back("train.eval_every=" + std::to_string(spec.eval_every));
+          if (!spec.classify && !spec.eval_data.empty()) r.sets.push_back("data.val=" + spec.eval_data);
+          r.config = resolve(spec, r.sets, where);
+          if (spec.classify && r.config.model.task.num_classes == 0)
+            r.config.model.task.num_classes = plan.num_classes;
+          r.tokens = r.steps * int64_t(r.config.train.batch_size) * r.config.train.grad_accum * T;
+          r.memory = estimate_train_memory(r.config);
+          r.oom = (spec.max_memory > 0 && r.memory.total > spec.max_memory) ||
+                  (pre >= 0 && plan.runs[size_t(pre)].oom);
+          plan.runs.push_back(std::move(r));
+        }
       }
     }
   }
@@ -339,6 +361,7 @@ std::string describe_plan(const ExperimentSpec& spec, const ExperimentPlan& plan
   std::ostringstream os;
   os << "experiment " << spec.path << ": mode " << (spec.classify ? "classify" : "lm") << ", base "
      << spec.base << ", " << spec.variants.size() << " variants x " << spec.lengths.size() << " lengths";
+  if (!spec.seeds.empty()) os << " x " << spec.seeds.size() << " seeds";
   if (spec.seconds > 0) os << ", plus an equal-wall-clock table of " << spec.seconds << " s per run";
   os << "\n";
   if (spec.classify)

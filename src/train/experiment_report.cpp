@@ -85,55 +85,117 @@ std::string row(const std::vector<std::string>& cells) {
   return s + "\n";
 }
 
-std::string table(const ExperimentSpec& spec, const ExperimentPlan& plan,
-                  const std::vector<RunResult>& results, bool timed) {
-  const std::vector<std::string> ranges =
-      spec.classify ? std::vector<std::string>{} : position_ranges(plan, results);
-  std::vector<std::string> head;
-  if (spec.classify)
-    head = {"variant",    "T",           "accuracy",    "macro-F1", "ROC AUC",
-            "train time", "model FLOPs", "peak memory", "status"};
-  else {
-    head = {"variant", "T", "val loss", "perplexity", "tokens/s", "train time", "model FLOPs", "peak memory"};
-    for (const std::string& r : ranges) head.push_back("loss " + r);
-    head.push_back("status");
-  }
-  std::string s = row(head);
-  std::vector<std::string> rule;
-  for (size_t i = 0; i < head.size(); ++i) rule.push_back(i < 2 || i + 1 == head.size() ? "---" : "---:");
-  s += row(rule);
+// "0.4123" for one value, "0.4123 ± 0.0101" (sample standard deviation) for several, "-" for none.
+std::string spread(const std::vector<double>& v, int digits) {
+  if (v.empty()) return "-";
+  if (v.size() == 1) return fixed(v[0], digits);
+  double mean = 0, ss = 0;
+  for (const double x : v) mean += x;
+  mean /= double(v.size());
+  for (const double x : v) ss += (x - mean) * (x - mean);
+  return fixed(mean, digits) + " ± " + fixed(std::sqrt(ss / double(v.size() - 1)), digits);
+}
+
+double mean_of(const std::vector<double>& v) {
+  double m = 0;
+  for (const double x : v) m += x;
+  return v.empty() ? std::nan("") : m / double(v.size());
+}
+
+// The rows of a table: the indices of the runs each row stands for. One run per row, or with
+// `by_cell` the runs of every seed of the same (variant, T), in the order of the plan.
+std::vector<std::vector<size_t>> table_rows(const ExperimentPlan& plan, bool timed, bool by_cell) {
+  std::vector<std::vector<size_t>> rows;
+  std::map<std::pair<std::string, int64_t>, size_t> where;
   for (size_t i = 0; i < plan.runs.size(); ++i) {
     const PlannedRun& p = plan.runs[i];
     if (p.kind != RunKind::Train || p.timed != timed) continue;
-    const RunResult& r = results[i];
-    const bool ok = r.status == "ok";
-    std::vector<std::string> c = {p.variant, std::to_string(p.T)};
-    if (spec.classify) {
-      c.push_back(ok ? fixed(num(r.eval, "accuracy"), 4) : "-");
-      c.push_back(ok ? fixed(num(r.eval, "macro_f1"), 4) : "-");
-      c.push_back(ok ? fixed(num(r.eval, "macro_auc"), 4) : "-");
-    } else {
-      c.push_back(ok ? fixed(num(r.eval, "mean_loss"), 4) : "-");
-      c.push_back(ok ? fixed(num(r.eval, "perplexity"), 2) : "-");
-      c.push_back(ok ? fixed(r.tok_per_s, 0) : "-");
+    if (!by_cell) {
+      rows.push_back({i});
+      continue;
     }
-    c.push_back(ok ? format_seconds(r.wall_s) : "-");
-    c.push_back(ok ? format_flops(r.flops) : "-");
-    c.push_back(ok ? format_bytes(size_t(r.peak_rss)) : "-");
-    for (const std::string& range : ranges) c.push_back(ok ? fixed(position_loss(r, range), 4) : "-");
-    c.push_back(status_text(p, r));
+    const auto it = where.emplace(std::make_pair(p.variant, p.T), rows.size());
+    if (it.second) rows.emplace_back();
+    rows[it.first->second].push_back(i);
+  }
+  return rows;
+}
+
+// The status cell of a row of several seeds: "ok (3 seeds)", or how many of them ended how.
+std::string seeds_status(const ExperimentPlan& plan, const std::vector<RunResult>& results,
+                         const std::vector<size_t>& idx) {
+  std::map<std::string, int> n;
+  for (const size_t i : idx) n[results[i].status == "ok" ? "ok" : status_text(plan.runs[i], results[i])] += 1;
+  if (n.size() == 1 && n.count("ok")) return "ok (" + std::to_string(idx.size()) + " seeds)";
+  std::string s;
+  for (const auto& kv : n) s += (s.empty() ? "" : ", ") + std::to_string(kv.second) + " " + kv.first;
+  return s;
+}
+
+// per_seed: one row per run with its seed (the spec lists seeds); otherwise one row per (variant,
+// T) whose cells are the mean +- standard deviation over its seeds that finished.
+std::string table(const ExperimentSpec& spec, const ExperimentPlan& plan,
+                  const std::vector<RunResult>& results, bool timed, bool per_seed = false) {
+  const bool seeded = !spec.seeds.empty();
+  const std::vector<std::string> ranges =
+      spec.classify ? std::vector<std::string>{} : position_ranges(plan, results);
+  std::vector<std::string> head = {"variant", "T"};
+  if (per_seed) head.push_back("seed");
+  if (spec.classify)
+    for (const char* h : {"accuracy", "macro-F1", "ROC AUC", "train time", "model FLOPs", "peak memory"})
+      head.push_back(h);
+  else {
+    for (const char* h : {"val loss", "perplexity", "tokens/s", "train time", "model FLOPs", "peak memory"})
+      head.push_back(h);
+    for (const std::string& r : ranges) head.push_back("loss " + r);
+  }
+  head.push_back("status");
+  const size_t text_cols = per_seed ? 3 : 2;
+  std::string s = row(head);
+  std::vector<std::string> rule;
+  for (size_t i = 0; i < head.size(); ++i)
+    rule.push_back(i < text_cols || i + 1 == head.size() ? "---" : "---:");
+  s += row(rule);
+  for (const std::vector<size_t>& idx : table_rows(plan, timed, seeded && !per_seed)) {
+    const PlannedRun& p = plan.runs[idx.front()];
+    // The values of one column over the runs of this row that finished.
+    auto values = [&](auto get) {
+      std::vector<double> v;
+      for (const size_t i : idx)
+        if (results[i].status == "ok" && std::isfinite(get(results[i]))) v.push_back(get(results[i]));
+      return v;
+    };
+    auto metric = [&](const char* key, int digits) {
+      return spread(values([&](const RunResult& r) { return num(r.eval, key); }), digits);
+    };
+    std::vector<std::string> c = {p.variant, std::to_string(p.T)};
+    if (per_seed) c.push_back(std::to_string(p.seed));
+    if (spec.classify) {
+      c.push_back(metric("accuracy", 4));
+      c.push_back(metric("macro_f1", 4));
+      c.push_back(metric("macro_auc", 4));
+    } else {
+      c.push_back(metric("mean_loss", 4));
+      c.push_back(metric("perplexity", 2));
+      c.push_back(spread(values([](const RunResult& r) { return r.tok_per_s; }), 0));
+    }
+    const std::vector<double> wall = values([](const RunResult& r) { return r.wall_s; });
+    const std::vector<double> flops = values([](const RunResult& r) { return r.flops; });
+    const std::vector<double> rss = values([](const RunResult& r) { return double(r.peak_rss); });
+    c.push_back(wall.empty() ? "-" : format_seconds(mean_of(wall)));
+    c.push_back(flops.empty() ? "-" : format_flops(mean_of(flops)));
+    c.push_back(rss.empty() ? "-" : format_bytes(size_t(*std::max_element(rss.begin(), rss.end()))));
+    for (const std::string& range : ranges)
+      c.push_back(spread(values([&](const RunResult& r) { return position_loss(r, range); }), 4));
+    c.push_back(idx.size() == 1 ? status_text(p, results[idx.front()]) : seeds_status(plan, results, idx));
     s += row(c);
   }
   if (spec.classify && spec.reference.is_object()) {
-    std::vector<std::string> c = {"*" + spec.reference["name"].get<std::string>() + "*",
-                                  "-",
-                                  fixed(num(spec.reference, "accuracy"), 4),
-                                  fixed(num(spec.reference, "macro_f1"), 4),
-                                  fixed(num(spec.reference, "macro_auc"), 4),
-                                  "-",
-                                  "-",
-                                  "-",
-                                  "reference"};
+    std::vector<std::string> c = {"*" + spec.reference["name"].get<std::string>() + "*", "-"};
+    if (per_seed) c.push_back("-");
+    for (const char* k : {"accuracy", "macro_f1", "macro_auc"}) c.push_back(fixed(num(spec.reference, k), 4));
+    for (int k = 0; k < 3; ++k) c.push_back("-");
+    c.push_back("reference");
     s += row(c);
   }
   return s;
@@ -161,6 +223,12 @@ std::string results_markdown(const ExperimentSpec& spec, const ExperimentPlan& p
     os << "; metrics on the " << spec.eval_split << " split";
   else
     os << "; validation data `" << plan.eval_data << "`";
+  if (!spec.seeds.empty()) {
+    os << "; " << spec.seeds.size() << " seeds (";
+    for (size_t i = 0; i < spec.seeds.size(); ++i) os << (i ? ", " : "") << spec.seeds[i];
+    os << "), each cell the mean ± sample standard deviation over the seeds that finished (train time "
+          "and FLOPs: the mean; peak memory: the largest)";
+  }
   os << ".\n\n" << table(spec, plan, results, false);
   if (spec.seconds > 0)
     os << "\nEqual wall clock: " << spec.seconds << " s of training per run"
@@ -170,6 +238,12 @@ std::string results_markdown(const ExperimentSpec& spec, const ExperimentPlan& p
                              "budget run of the same variant and T)"))
        << ".\n\n"
        << table(spec, plan, results, true);
+  if (!spec.seeds.empty()) {
+    os << "\nEach seed" << (spec.seconds > 0 ? " (equal budget)" : "") << ":\n\n"
+       << table(spec, plan, results, false, true);
+    if (spec.seconds > 0)
+      os << "\nEach seed (equal wall clock):\n\n" << table(spec, plan, results, true, true);
+  }
   os << "\nTrain time: wall time of wersa-train; peak memory: its peak RSS; model FLOPs: 3 x forward FLOPs "
         "per "
         "token (a multiply-add = 2) x the tokens trained";
@@ -186,7 +260,7 @@ std::string results_csv(const ExperimentSpec& spec, const ExperimentPlan& plan,
   const std::vector<std::string> ranges =
       spec.classify ? std::vector<std::string>{} : position_ranges(plan, results);
   std::string s =
-      "table,variant,T,status,exit_code,steps,tokens,train_seconds,flops,peak_rss_bytes,memory_estimate_"
+      "table,variant,T,seed,status,exit_code,steps,tokens,train_seconds,flops,peak_rss_bytes,memory_estimate_"
       "bytes";
   s += spec.classify ? ",accuracy,macro_f1,macro_auc,loss" : ",val_loss,perplexity,tok_per_s";
   for (const std::string& r : ranges) s += ",loss_" + r;
@@ -202,9 +276,10 @@ std::string results_csv(const ExperimentSpec& spec, const ExperimentPlan& plan,
     if (p.kind != RunKind::Train) continue;
     const RunResult& r = results[i];
     s += std::string(p.timed ? "seconds" : "budget") + "," + p.variant + "," + std::to_string(p.T) + "," +
-         r.status + "," + std::to_string(r.exit_code) + "," + std::to_string(r.steps_done) + "," +
-         cell(r.tokens) + "," + cell(r.wall_s) + "," + cell(r.flops) + "," + std::to_string(r.peak_rss) +
-         "," + std::to_string(p.memory.total);
+         (p.has_seed ? std::to_string(p.seed) : std::string()) + "," + r.status + "," +
+         std::to_string(r.exit_code) + "," + std::to_string(r.steps_done) + "," + cell(r.tokens) + "," +
+         cell(r.wall_s) + "," + cell(r.flops) + "," + std::to_string(r.peak_rss) + "," +
+         std::to_string(p.memory.total);
     if (spec.classify)
       for (const char* k : {"accuracy", "macro_f1", "macro_auc", "loss"}) s += "," + cell(num(r.eval, k));
     else
@@ -230,6 +305,7 @@ json results_json(const ExperimentSpec& spec, const ExperimentPlan& plan,
                                                           : "budget"},
                     {"variant", p.variant},
                     {"T", p.T},
+                    {"seed", p.has_seed ? json(p.seed) : json(nullptr)},
                     {"steps", p.steps},
                     {"planned_tokens", p.tokens},
                     {"pretrain", p.pretrain >= 0 ? plan.runs[size_t(p.pretrain)].name : ""},
@@ -307,13 +383,15 @@ std::string write_plots(const ExperimentSpec& spec, const ExperimentPlan& plan,
         if (m.contains(val_key) && m[val_key].is_number())
           vt += step + " " + std::to_string(m[val_key].get<double>()) + "\n";
       }
-      const std::string stem = "T" + std::to_string(T) + "-" + p.variant;
+      const std::string seed = p.has_seed ? "-seed" + std::to_string(p.seed) : "";
+      const std::string stem = "T" + std::to_string(T) + "-" + p.variant + seed;
+      const std::string title = p.variant + (p.has_seed ? " seed " + std::to_string(p.seed) : "");
       if (!lt.empty())
         write_file((dir / ("loss-" + stem + ".dat")).string(), "# step loss\n" + lt),
-            loss.push_back({p.variant, "loss-" + stem + ".dat"});
+            loss.push_back({title, "loss-" + stem + ".dat"});
       if (!vt.empty())
         write_file((dir / ("val-" + stem + ".dat")).string(), "# step " + val_key + "\n" + vt),
-            val.push_back({p.variant, "val-" + stem + ".dat"});
+            val.push_back({title, "val-" + stem + ".dat"});
     }
     if (loss.empty()) continue;
     const std::string name = "curves-T" + std::to_string(T);
@@ -327,16 +405,22 @@ std::string write_plots(const ExperimentSpec& spec, const ExperimentPlan& plan,
     write_file((dir / (name + ".gp")).string(), gp);
     scripts.push_back(name);
   }
-  // Training time and peak memory against T, one line per variant.
+  // Training time and peak memory against T, one line per variant (the mean over its seeds).
   for (const bool memory : {false, true}) {
     std::vector<Series> s;
     for (const ExperimentVariant& v : spec.variants) {
       std::string t;
-      for (size_t i = 0; i < plan.runs.size(); ++i) {
-        const PlannedRun& p = plan.runs[i];
-        if (p.kind != RunKind::Train || p.timed || p.variant != v.name || results[i].status != "ok") continue;
-        t += std::to_string(p.T) + " " +
-             std::to_string(memory ? double(results[i].peak_rss) / (1 << 20) : results[i].wall_s) + "\n";
+      for (const int T : spec.lengths) {
+        double sum = 0;
+        int n = 0;
+        for (size_t i = 0; i < plan.runs.size(); ++i) {
+          const PlannedRun& p = plan.runs[i];
+          if (p.kind != RunKind::Train || p.timed || p.variant != v.name || p.T != T ||
+              results[i].status != "ok")
+            continue;
+          sum += memory ? double(results[i].peak_rss) / (1 << 20) : results[i].wall_s, ++n;
+        }
+        if (n > 0) t += std::to_string(T) + " " + std::to_string(sum / n) + "\n";
       }
       if (t.empty()) continue;
       const std::string file = std::string(memory ? "memory-" : "time-") + v.name + ".dat";

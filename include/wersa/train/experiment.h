@@ -8,6 +8,9 @@
 //              current directory (as wersa-train --set)
 //   variants   [{"name": "softmax", "set": ["model.attention.type=softmax"]}, ...]
 //   lengths    [512, 1024, ...]: train.seq_len of each run
+//   seeds      optional [1, 2, 3]: every (variant, length) runs once per seed (train.seed; its
+//              pretraining too), named VARIANT-T-seedS; the tables give mean +- sample standard
+//              deviation over the seeds that finished, and a second table each seed's run
 //   batch_tokens  optional: train.batch_size of each run = max(1, batch_tokens / T), so that
 //              every length trains the same tokens per step (and a token budget the same steps)
 //   budget     {"steps": N} | {"tokens": N} (lm) | {"epochs": E} (classify), and optionally
@@ -51,6 +54,7 @@ struct ExperimentSpec {
   std::vector<std::string> set;
   std::vector<ExperimentVariant> variants;
   std::vector<int> lengths;
+  std::vector<uint64_t> seeds;                  // empty = one run per cell with the config's train.seed
   int64_t batch_tokens = 0;                     // 0 = the configs' train.batch_size
   int64_t budget_steps = 0, budget_tokens = 0;  // one of steps / tokens / epochs is > 0
   double budget_epochs = 0;
@@ -78,9 +82,12 @@ enum class RunKind { Pretrain, Train };
 
 struct PlannedRun {
   RunKind kind = RunKind::Train;
-  std::string name;  // directory under OUT/runs: VARIANT-T, VARIANT-T-sS, pretrain-VARIANT-T
+  std::string name;  // directory under OUT/runs: VARIANT-T, VARIANT-T-sS, pretrain-VARIANT-T, each
+                     // with -seedN after T when the spec lists seeds
   std::string variant;
   int64_t T = 0;
+  bool has_seed = false;  // the spec lists seeds: this run's train.seed is `seed`
+  uint64_t seed = 0;
   bool timed = false;             // the equal-wall-clock table
   int budget_run = -1;            // timed runs: index of the budget run of the same (variant, T)
   int pretrain = -1;              // Train runs: index of their pretraining run, -1 = none
