@@ -217,6 +217,10 @@ TEST(ExperimentPlan, StepsFromTheBudgetAndOomFromTheRealEstimate) {
   EXPECT_EQ(p.runs[0].steps, 3);
   EXPECT_EQ(p.runs[1].budget_run, 0);
   EXPECT_EQ(p.runs[0].budget_run, -1);
+  {
+    const std::string text = describe_plan(s, p);
+    EXPECT_NE(text.substr(text.find("softmax-32-s2.5"), 80).find("steps 50"), std::string::npos) << text;
+  }
 
   // Without max_steps a timed run trains seconds x the budget run's rate: 2.5 s at 1000 tokens/s
   // are 2500 tokens, 2500 / (batch x T) whole steps.
@@ -238,7 +242,11 @@ TEST(ExperimentPlan, StepsFromTheBudgetAndOomFromTheRealEstimate) {
   EXPECT_EQ(timed_steps_from_rate(t, 2.5, 1000.0 * double(per_step)), 2500);
   EXPECT_EQ(timed_steps_from_rate(t, 2.5, 1e-9), 1);  // at least one step
   EXPECT_EQ(timed_steps_from_rate(t, 2.5, 0.0), 0);   // no rate: keep the plan
-  EXPECT_NE(describe_plan(s, p).find("at the rate of its budget run"), std::string::npos);
+  const std::string plan_text = describe_plan(s, p);
+  EXPECT_NE(plan_text.find("at the rate of its budget run"), std::string::npos);
+  // Its steps are not known before its budget run has finished: the plan does not invent them.
+  const std::string timed_line = plan_text.substr(plan_text.find("softmax-32-s2.5"), 80);
+  EXPECT_NE(timed_line.find("steps -"), std::string::npos) << timed_line;
 
   // Equal tokens per step: batch_tokens / T sequences (at least one), so a token budget is the
   // same number of steps at every length.

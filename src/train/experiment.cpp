@@ -374,17 +374,19 @@ std::string describe_plan(const ExperimentSpec& spec, const ExperimentPlan& plan
   os << "memory limit: " << (spec.max_memory ? format_bytes(spec.max_memory) : std::string("none")) << "\n";
   int i = 0;
   for (const PlannedRun& r : plan.runs) {
-    char line[256];
-    std::snprintf(line, sizeof line, "%3d. %-28s %-8s T %-7lld steps %-9lld tokens %-12lld est. %-10s %s\n",
-                  ++i, r.name.c_str(),
+    // A timed run's steps come from its budget run's rate, known only when that run has finished.
+    const bool from_rate = r.timed && spec.seconds_steps == 0;
+    char line[320];
+    std::snprintf(line, sizeof line, "%3d. %-28s %-8s T %-7lld steps %-9s tokens %-12s est. %-10s %s\n", ++i,
+                  r.name.c_str(),
                   r.kind == RunKind::Pretrain ? "pretrain"
                   : r.timed                   ? "timed"
                                               : "train",
-                  static_cast<long long>(r.T), static_cast<long long>(r.steps),
-                  static_cast<long long>(r.tokens), format_bytes(r.memory.total).c_str(),
+                  static_cast<long long>(r.T), from_rate ? "-" : std::to_string(r.steps).c_str(),
+                  from_rate ? "-" : std::to_string(r.tokens).c_str(), format_bytes(r.memory.total).c_str(),
                   r.oom      ? "OOM: not started"
                   : !r.timed ? ""
-                  : spec.seconds_steps > 0
+                  : !from_rate
                       ? ("stopped after " + seconds_tag(spec.seconds) + " s").c_str()
                       : ("steps: " + seconds_tag(spec.seconds) + " s at the rate of its budget run").c_str());
     os << line;
