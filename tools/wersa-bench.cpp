@@ -20,6 +20,7 @@
 #include "wersa/backend/backend.h"
 #include "wersa/common/cli.h"
 #include "wersa/common/rng.h"
+#include "wersa/common/stats.h"
 #include "wersa/common/timer.h"
 #include "wersa/io/checkpoint.h"
 #include "wersa/model/generate.h"
@@ -27,18 +28,6 @@
 #include "wersa/train/memory.h"
 
 namespace {
-
-struct Stat {
-  double mean = 0, sd = 0;
-};
-Stat stats(const std::vector<double>& v) {
-  Stat s;
-  for (double x : v) s.mean += x;
-  s.mean /= double(v.size());
-  for (double x : v) s.sd += (x - s.mean) * (x - s.mean);
-  s.sd = v.size() > 1 ? std::sqrt(s.sd / double(v.size() - 1)) : 0.0;
-  return s;
-}
 
 std::vector<int64_t> parse_list(const std::string& s, const char* flag) {
   std::vector<int64_t> out;
@@ -341,7 +330,7 @@ int main(int argc, char** argv) {
     std::printf("| --- | --- | ---: | ---: | ---: | ---: |\n");
     nlohmann::json jrows = nlohmann::json::array();
     for (const Row& r : rows) {
-      const Stat s = stats(r.ts);
+      const wersa::MeanSd s = wersa::mean_sd(r.ts);
       const std::string test = r.depth > 0 ? r.test + " @ d" + std::to_string(r.depth) : r.test;
       std::printf("| %s | %s | %.2f M | %d | %s | %.2f ± %.2f |\n", r.model.c_str(), r.attention.c_str(),
                   double(r.params) / 1e6, nthreads, test.c_str(), s.mean, s.sd);
@@ -371,7 +360,7 @@ int main(int argc, char** argv) {
         double at0 = 0;
         for (const Row& r : rows) {
           if (r.model != name || r.attention != attn || r.test != "tg" + std::to_string(n)) continue;
-          const double ts = stats(r.ts).mean;
+          const double ts = wersa::mean_sd(r.ts).mean;
           if (r.depth == depths.front()) at0 = ts;
           if (bw > 0)
             std::printf(

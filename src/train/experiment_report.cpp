@@ -11,6 +11,7 @@
 #include "wersa/common/error.h"
 #include "wersa/common/file.h"
 #include "wersa/common/progress.h"
+#include "wersa/common/stats.h"
 #include "wersa/tensor/arena.h"
 #include "wersa/train/experiment.h"
 
@@ -89,17 +90,8 @@ std::string row(const std::vector<std::string>& cells) {
 std::string spread(const std::vector<double>& v, int digits) {
   if (v.empty()) return "-";
   if (v.size() == 1) return fixed(v[0], digits);
-  double mean = 0, ss = 0;
-  for (const double x : v) mean += x;
-  mean /= double(v.size());
-  for (const double x : v) ss += (x - mean) * (x - mean);
-  return fixed(mean, digits) + " ± " + fixed(std::sqrt(ss / double(v.size() - 1)), digits);
-}
-
-double mean_of(const std::vector<double>& v) {
-  double m = 0;
-  for (const double x : v) m += x;
-  return v.empty() ? std::nan("") : m / double(v.size());
+  const MeanSd m = mean_sd(v);
+  return fixed(m.mean, digits) + " ± " + fixed(m.sd, digits);
 }
 
 // The rows of a table: the indices of the runs each row stands for. One run per row, or with
@@ -182,8 +174,8 @@ std::string table(const ExperimentSpec& spec, const ExperimentPlan& plan,
     const std::vector<double> wall = values([](const RunResult& r) { return r.wall_s; });
     const std::vector<double> flops = values([](const RunResult& r) { return r.flops; });
     const std::vector<double> rss = values([](const RunResult& r) { return double(r.peak_rss); });
-    c.push_back(wall.empty() ? "-" : format_seconds(mean_of(wall)));
-    c.push_back(flops.empty() ? "-" : format_flops(mean_of(flops)));
+    c.push_back(wall.empty() ? "-" : format_seconds(mean_sd(wall).mean));
+    c.push_back(flops.empty() ? "-" : format_flops(mean_sd(flops).mean));
     c.push_back(rss.empty() ? "-" : format_bytes(size_t(*std::max_element(rss.begin(), rss.end()))));
     for (const std::string& range : ranges)
       c.push_back(spread(values([&](const RunResult& r) { return position_loss(r, range); }), 4));
