@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -184,6 +185,43 @@ TEST(GenerateCli, DevicesAndDamagedCheckpoints) {
 
 // wersa-eval --by-position: every predicted position falls in the bucket of its place in the
 // window (windows start at multiples of --seq), and the buckets recombine into the mean loss.
+TEST(GenerateCli, Bf16WeightsGenerateEvaluateAndBench) {
+  // --weights bf16 rounds the linear-layer weights once at load: generation runs and differs from
+  // f32 only by that rounding (same length, reproducible), the held-out loss moves by a bf16-sized
+  // amount, and wersa-bench runs both formats in one run and prints their ratio.
+  const std::string ck = make_checkpoint("bf16", "wersa");
+  const std::string base = "wersa-generate -m " + ck + " -p 'Once upon a time' -n 30 --temp 0 ";
+  const ToolRun f = run_tool(base), h1 = run_tool(base + "--weights bf16 -t 1"),
+                h2 = run_tool(base + "--weights bf16 -t 2");
+  ASSERT_EQ(h1.status, 0) << h1.err;
+  EXPECT_EQ(h1.out, h2.out);
+  EXPECT_EQ(h1.out.rfind("Once upon a time", 0), 0u) << h1.out;
+  const fs::path dir = temp_dir("bf16_text");
+  write_file((dir / "t.txt").string(), real_text(3000));
+  auto loss_of = [&](const std::string& weights) {
+    const ToolRun r = run_tool("wersa-eval -m " + ck + " --text " + (dir / "t.txt").string() +
+                               " --seq 200 --weights " + weights);
+    EXPECT_EQ(r.status, 0) << r.err;
+    std::istringstream in(r.out);
+    std::string key;
+    double v = -1;
+    for (std::string line; std::getline(in, line);) {
+      std::istringstream ls(line);
+      if (ls >> key && key == "mean_loss") ls >> v;
+    }
+    return v;
+  };
+  const double lf = loss_of("f32"), lh = loss_of("bf16");
+  ASSERT_GT(lf, 0);
+  EXPECT_NE(lf, lh);
+  EXPECT_LT(std::fabs(lh - lf) / lf, 0.01) << lf << " vs " << lh;
+  const ToolRun b = run_tool("wersa-bench -m " + ck + " --weights f32,bf16 -p 8 -n 8 -r 1 --bw-mib 0");
+  ASSERT_EQ(b.status, 0) << b.err;
+  EXPECT_NE(b.out.find("| bf16 |"), std::string::npos) << b.out;
+  EXPECT_NE(b.out.find("| f32 |"), std::string::npos) << b.out;
+  EXPECT_NE(b.out.find("tg8 @ d0: bf16"), std::string::npos) << b.out;
+}
+
 TEST(GenerateCli, EvalLossByPosition) {
   const std::string ck = make_checkpoint("bypos", "wersa");
   const fs::path dir = temp_dir("bypos_text");

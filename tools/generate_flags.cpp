@@ -51,6 +51,11 @@ GenerateFlags parse_generate_flags(int argc, const char* const* argv) {
   app.add_option("-b,--batch-size", f.batch, "prompt tokens per parallel prefill chunk")
       ->check(integer(1, 1 << 20))
       ->capture_default_str();
+  app.add_option("--weights", f.weights,
+                 "f32, or bf16: linear-layer weights rounded once to bf16 at load (half the bytes per "
+                 "token; fp32 arithmetic)")
+      ->check(one_of({"f32", "bf16"}))
+      ->capture_default_str();
   app.add_option("-t,--threads", f.threads, "CPU threads (0 = all cores)")
       ->check(integer(0, 1 << 16))
       ->capture_default_str();

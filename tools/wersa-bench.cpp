@@ -79,11 +79,12 @@ double memory_bandwidth(size_t bytes, int reps, int cores) {
 struct ModelSpec {
   std::string name;  // what the table shows
   wersa::Config cfg;
-  std::string ckpt;  // empty: random init from the config
+  std::string ckpt;             // empty: random init from the config
+  std::string weights = "f32";  // f32 | bf16 (--weights)
 };
 
 struct Row {
-  std::string model, attention, test;
+  std::string model, attention, weights, test;
   int64_t params, n, depth;
   std::vector<double> ts;
 };
@@ -189,7 +190,7 @@ int main(int argc, char** argv) {
   CLI::App app{"wersa-bench: prefill (pp) and decode (tg) throughput at context depths, llama-bench style",
                "wersa-bench"};
   std::vector<std::string> ckpts, configs, sets;
-  std::string pp_s = "512", tg_s = "128", depth_s = "0", attn_s, json_path;
+  std::string pp_s = "512", tg_s = "128", depth_s = "0", attn_s, json_path, weights_s = "f32";
   int reps = 5, threads = 0;
   int64_t batch = 512, bw_mib = 1024;
   uint64_t seed = 1234;
@@ -201,6 +202,11 @@ int main(int argc, char** argv) {
   app.add_option("--attention", attn_s,
                  "comma list of attention types to run each --config as (e.g. wersa,softmax,linear)")
       ->check(non_empty());
+  app.add_option("--weights", weights_s,
+                 "comma list of weight formats to run each model in: f32, bf16 (linear-layer weights "
+                 "rounded once to bf16 at load), e.g. f32,bf16")
+      ->check(word_list({"f32", "bf16"}))
+      ->capture_default_str();
   app.add_option("-p,--n-prompt", pp_s, "prompt lengths for pp tests, comma list (0 = none)")
       ->check(integer_list(0))
       ->capture_default_str();
@@ -243,7 +249,7 @@ int main(int argc, char** argv) {
     for (const std::string& c : ckpts) {
       std::string dir = c;
       if (!wersa::io::find_latest_checkpoint(c).empty()) dir = wersa::io::find_latest_checkpoint(c);
-      specs.push_back({dir, wersa::io::load_checkpoint_config(dir), dir});
+      specs.push_back({dir, wersa::io::load_checkpoint_config(dir), dir, "f32"});
     }
     for (const std::string& c : configs) {
       wersa::Config cfg = wersa::config_from_file(c);
@@ -255,19 +261,35 @@ int main(int argc, char** argv) {
       for (const std::string& t : types) {
         wersa::Config ct = cfg;
         wersa::config_set(ct, "model.attention.type=" + t, "--attention");
-        specs.push_back({c, ct, ""});
+        specs.push_back({c, ct, "", "f32"});
       }
+    }
+    {  // every model once per weight format, in the order given
+      std::vector<std::string> formats;
+      std::stringstream ws(weights_s);
+      for (std::string w; std::getline(ws, w, ',');) formats.push_back(w);
+      std::vector<ModelSpec> expanded;
+      for (const ModelSpec& sp : specs)
+        for (const std::string& w : formats) {
+          expanded.push_back(sp);
+          expanded.back().weights = w;
+        }
+      specs = std::move(expanded);
     }
     const int cores = omp_get_num_procs();
     const double bw = bw_mib > 0 ? memory_bandwidth(size_t(bw_mib) << 20, 5, cores) : 0.0;
     std::vector<Row> rows;
     nlohmann::json jmodels = nlohmann::json::array();
     for (const ModelSpec& sp : specs) {
-      wersa::Model model(sp.cfg.model, wersa::DType::F32, wersa::Device::CPU, false);
-      if (sp.ckpt.empty())
-        model.init(seed);
-      else
-        wersa::io::load_model_weights(sp.ckpt, model);
+      std::unique_ptr<wersa::Model> loaded;
+      if (sp.ckpt.empty()) {
+        loaded = std::make_unique<wersa::Model>(sp.cfg.model, wersa::DType::F32, wersa::Device::CPU, false);
+        loaded->init(seed);
+        if (sp.weights == "bf16") loaded = std::make_unique<wersa::Model>(*loaded, wersa::DType::BF16);
+      } else {
+        loaded = wersa::io::load_inference_model(sp.ckpt, sp.cfg, sp.weights);
+      }
+      const wersa::Model& model = *loaded;
       const std::string attn = wersa::attention_kind_name(sp.cfg.model.attention.type);
       const int64_t V = sp.cfg.model.vocab_size;
       int64_t maxd = 0, maxn = 0;
@@ -283,8 +305,9 @@ int main(int argc, char** argv) {
         return t;
       };
       const size_t wbytes = wersa::decode_weight_bytes(model);
-      std::fprintf(stderr, "wersa-bench: %s (%s, %.2f M params, %s of weights per token)\n", sp.name.c_str(),
-                   attn.c_str(), double(model.num_params()) / 1e6, wersa::format_bytes(wbytes).c_str());
+      std::fprintf(stderr, "wersa-bench: %s (%s, %s weights, %.2f M params, %s of weights per token)\n",
+                   sp.name.c_str(), attn.c_str(), sp.weights.c_str(), double(model.num_params()) / 1e6,
+                   wersa::format_bytes(wbytes).c_str());
       for (int64_t depth : depths) {
         base.reset();
         if (depth > 0) {
@@ -295,7 +318,7 @@ int main(int argc, char** argv) {
         }
         for (int64_t n : pps) {
           if (n == 0) continue;
-          Row r{sp.name, attn, "pp" + std::to_string(n), model.num_params(), n, depth, {}};
+          Row r{sp.name, attn, sp.weights, "pp" + std::to_string(n), model.num_params(), n, depth, {}};
           for (int rep = -1; rep < reps; ++rep) {  // rep -1: warm-up
             work.copy_from(base);
             const auto toks = random_tokens(n);
@@ -307,7 +330,7 @@ int main(int argc, char** argv) {
         }
         for (int64_t n : tgs) {
           if (n == 0) continue;
-          Row r{sp.name, attn, "tg" + std::to_string(n), model.num_params(), n, depth, {}};
+          Row r{sp.name, attn, sp.weights, "tg" + std::to_string(n), model.num_params(), n, depth, {}};
           for (int rep = -1; rep < reps; ++rep) {
             work.copy_from(base);
             const auto toks = random_tokens(n);
@@ -320,22 +343,24 @@ int main(int argc, char** argv) {
       }
       jmodels.push_back({{"model", sp.name},
                          {"attention", attn},
+                         {"weights", sp.weights},
                          {"params", model.num_params()},
                          {"weight_bytes_per_token", wbytes},
                          {"state_bytes", base.state_bytes()},
                          {"bandwidth_bound_tokens_per_s", bw > 0 ? bw * 1e9 / double(wbytes) : 0.0}});
     }
     // The table.
-    std::printf("| model | attention | params | threads | test | t/s |\n");
-    std::printf("| --- | --- | ---: | ---: | ---: | ---: |\n");
+    std::printf("| model | attention | weights | params | threads | test | t/s |\n");
+    std::printf("| --- | --- | --- | ---: | ---: | ---: | ---: |\n");
     nlohmann::json jrows = nlohmann::json::array();
     for (const Row& r : rows) {
       const wersa::MeanSd s = wersa::mean_sd(r.ts);
       const std::string test = r.depth > 0 ? r.test + " @ d" + std::to_string(r.depth) : r.test;
-      std::printf("| %s | %s | %.2f M | %d | %s | %.2f ± %.2f |\n", r.model.c_str(), r.attention.c_str(),
-                  double(r.params) / 1e6, nthreads, test.c_str(), s.mean, s.sd);
+      std::printf("| %s | %s | %s | %.2f M | %d | %s | %.2f ± %.2f |\n", r.model.c_str(), r.attention.c_str(),
+                  r.weights.c_str(), double(r.params) / 1e6, nthreads, test.c_str(), s.mean, s.sd);
       jrows.push_back({{"model", r.model},
                        {"attention", r.attention},
+                       {"weights", r.weights},
                        {"params", r.params},
                        {"threads", nthreads},
                        {"test", r.test},
@@ -355,27 +380,40 @@ int main(int argc, char** argv) {
       const nlohmann::json& jm = jmodels[mi];
       const double bound = jm["bandwidth_bound_tokens_per_s"].get<double>();
       const std::string name = jm["model"].get<std::string>(), attn = jm["attention"].get<std::string>();
+      const std::string wf = jm["weights"].get<std::string>();
       for (int64_t n : tgs) {
         if (n == 0) continue;
         double at0 = 0;
         for (const Row& r : rows) {
-          if (r.model != name || r.attention != attn || r.test != "tg" + std::to_string(n)) continue;
+          if (r.model != name || r.attention != attn || r.weights != wf || r.test != "tg" + std::to_string(n))
+            continue;
           const double ts = wersa::mean_sd(r.ts).mean;
           if (r.depth == depths.front()) at0 = ts;
           if (bw > 0)
             std::printf(
-                "%s (%s) tg%lld @ d%lld: %.1f t/s = %.1f%% of the bandwidth bound %.1f t/s (%s/token)",
-                name.c_str(), attn.c_str(), static_cast<long long>(n), static_cast<long long>(r.depth), ts,
-                100.0 * ts / bound, bound,
+                "%s (%s, %s) tg%lld @ d%lld: %.1f t/s = %.1f%% of the bandwidth bound %.1f t/s (%s/token)",
+                name.c_str(), attn.c_str(), wf.c_str(), static_cast<long long>(n),
+                static_cast<long long>(r.depth), ts, 100.0 * ts / bound, bound,
                 wersa::format_bytes(jm["weight_bytes_per_token"].get<size_t>()).c_str());
           else
-            std::printf("%s (%s) tg%lld @ d%lld: %.1f t/s", name.c_str(), attn.c_str(),
+            std::printf("%s (%s, %s) tg%lld @ d%lld: %.1f t/s", name.c_str(), attn.c_str(), wf.c_str(),
                         static_cast<long long>(n), static_cast<long long>(r.depth), ts);
           if (r.depth != depths.front() && at0 > 0)
             std::printf(", %.1f%% of d%lld", 100.0 * ts / at0, static_cast<long long>(depths.front()));
           std::printf("\n");
         }
       }
+    }
+    // Same run, same model: bf16 weights against f32, test by test.
+    for (const Row& r : rows) {
+      if (r.weights != "bf16") continue;
+      for (const Row& f : rows)
+        if (f.weights == "f32" && f.model == r.model && f.attention == r.attention && f.test == r.test &&
+            f.depth == r.depth)
+          std::printf("%s (%s) %s @ d%lld: bf16 %.1f t/s = %.2fx f32 %.1f t/s\n", r.model.c_str(),
+                      r.attention.c_str(), r.test.c_str(), static_cast<long long>(r.depth),
+                      wersa::mean_sd(r.ts).mean, wersa::mean_sd(r.ts).mean / wersa::mean_sd(f.ts).mean,
+                      wersa::mean_sd(f.ts).mean);
     }
     if (!json_path.empty()) {
       const nlohmann::json j{{"threads", nthreads},

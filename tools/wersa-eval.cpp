@@ -22,12 +22,12 @@ namespace {
 
 int evaluate_classifier_cli(const std::string& dir, wersa::Config cfg, const std::string& docs,
                             const std::string& split, int64_t batch, const std::string& predictions,
-                            const std::string& metrics_json) {
+                            const std::string& metrics_json, const std::string& weights) {
   using namespace wersa;
   const std::string file = docs.empty() ? cfg.data.train : docs;
   ClassifyData d = load_classify_data(cfg, io::checkpoint_tokenizer(dir), file);
-  Model model(cfg.model, DType::F32, Device::CPU, false);
-  io::load_model_weights(dir, model);
+  const std::unique_ptr<Model> loaded = io::load_inference_model(dir, cfg, weights);
+  Model& model = *loaded;
   std::vector<int64_t> which;
   if (split == "all") {
     for (int64_t i = 0; i < d.docs.size(); ++i) which.push_back(i);
@@ -78,7 +78,8 @@ int main(int argc, char** argv) {
       "wersa-eval: evaluate a checkpoint (a language model's next-token loss, or a classifier's "
       "accuracy, F1 and ROC AUC)",
       "wersa-eval"};
-  std::string ckpt, text, shards, per_token, docs, split = "validation", predictions, metrics_json;
+  std::string ckpt, text, shards, per_token, docs, split = "validation", predictions, metrics_json,
+                                                   weights = "f32";
   int64_t seq = 0, batch = 1, max_tokens = -1;
   int threads = 0;
   bool by_position = false;
@@ -115,6 +116,11 @@ int main(int argc, char** argv) {
       ->check(output_file());
   app.add_option("--metrics-json", metrics_json, "classifier: write every figure as JSON to this file")
       ->check(output_file());
+  app.add_option("--weights", weights,
+                 "f32, or bf16: linear-layer weights rounded once to bf16 at load (what wersa-generate "
+                 "--weights bf16 runs)")
+      ->check(one_of({"f32", "bf16"}))
+      ->capture_default_str();
   app.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(integer(0, 1 << 16));
   return wersa::run_cli([&] {
     std::string help;
@@ -133,14 +139,15 @@ int main(int argc, char** argv) {
                            "a classifier is evaluated on --docs FILE (--text, --shards, --per-token and "
                            "--by-position are for language models)");
       const int64_t docs_per_pass = app.count("--batch") ? batch : int64_t(cfg.train.batch_size);
-      return evaluate_classifier_cli(dir, cfg, docs, split, docs_per_pass, predictions, metrics_json);
+      return evaluate_classifier_cli(dir, cfg, docs, split, docs_per_pass, predictions, metrics_json,
+                                     weights);
     }
     if (!docs.empty() || !predictions.empty() || !metrics_json.empty())
       wersa::usage_error(app, "--docs, --predictions and --metrics-json are for classifier checkpoints");
     if (text.empty() && shards.empty()) wersa::usage_error(app, "give --text FILE or --shards GLOB");
     auto tok = wersa::data::load_tokenizer(wersa::io::checkpoint_tokenizer(dir));
-    wersa::Model model(cfg.model, wersa::DType::F32, wersa::Device::CPU, false);
-    wersa::io::load_model_weights(dir, model);
+    const std::unique_ptr<wersa::Model> loaded = wersa::io::load_inference_model(dir, cfg, weights);
+    wersa::Model& model = *loaded;
     auto ds = wersa::data::open_dataset(text.empty() ? shards : text, *tok, cfg.model.vocab_size);
     if (seq <= 0) seq = cfg.train.seq_len;
     std::FILE* f = nullptr;

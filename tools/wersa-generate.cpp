@@ -65,8 +65,9 @@ int main(int argc, char** argv) {
     auto tok = wersa::data::load_tokenizer(wersa::io::checkpoint_tokenizer(dir));
     WERSA_CHECK(tok->vocab_size() <= cfg.model.vocab_size, dir, ": the tokenizer has ", tok->vocab_size(),
                 " ids but the model only ", cfg.model.vocab_size);
-    wersa::Model model(cfg.model, wersa::DType::F32, wersa::Device::CPU, false);
-    wersa::io::load_model_weights(dir, model);
+    const std::unique_ptr<wersa::Model> loaded_model =
+        wersa::io::load_inference_model(dir, cfg, flags.weights);
+    const wersa::Model& model = *loaded_model;
     const bool cache = model.generation_needs_context();  // a KV cache: the context is bounded
     if (cache && ctx == 0) ctx = cfg.train.seq_len;
     wersa::DecodeState state(model, wersa::DecodeOptions{ctx, batch});

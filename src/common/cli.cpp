@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -255,6 +256,25 @@ CLI::Validator one_of(const std::vector<std::string>& words) {
         return "expected " + list + ", got " + in_quotes(s);
       },
       CLI::detail::join(words, "|"));
+}
+
+CLI::Validator word_list(const std::vector<std::string>& words) {
+  const std::string want = "a comma list of " + CLI::detail::join(words, ", ");
+  return CLI::Validator(
+      [words, want](std::string& s) -> std::string {
+        std::stringstream ss(s);
+        std::vector<std::string> seen;
+        for (std::string item; std::getline(ss, item, ',');) {
+          if (std::find(words.begin(), words.end(), item) == words.end())
+            return "expected " + want + ", got " + in_quotes(s) + " ('" + item + "')";
+          if (std::find(seen.begin(), seen.end(), item) != seen.end())
+            return "expected " + want + ", got " + in_quotes(s) + " ('" + item + "' twice)";
+          seen.push_back(item);
+        }
+        if (seen.empty() || s.back() == ',') return "expected " + want + ", got " + in_quotes(s);
+        return {};
+      },
+      "LIST of " + CLI::detail::join(words, "|"));
 }
 
 CLI::Validator integer_list(int64_t lo) {

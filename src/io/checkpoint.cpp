@@ -240,6 +240,15 @@ void prune_checkpoints(const std::string& run_dir, int keep) {
   }
 }
 
+std::unique_ptr<Model> load_inference_model(const std::string& dir, const Config& cfg,
+                                            const std::string& weights) {
+  WERSA_CHECK(weights == "f32" || weights == "bf16", "--weights: '", weights, "' (expected f32 or bf16)");
+  auto m = std::make_unique<Model>(cfg.model, DType::F32, Device::CPU, false);
+  load_model_weights(dir, *m);
+  if (weights == "bf16") m = std::make_unique<Model>(*m, DType::BF16);
+  return m;
+}
+
 Config load_checkpoint_config(const std::string& dir) {
   std::error_code ec;
   WERSA_CHECK(fs::is_directory(dir, ec), dir, ": not a checkpoint directory");

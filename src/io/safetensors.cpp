@@ -125,6 +125,8 @@ const char* safetensors_dtype_name(DType t) {
       return "U16";
     case DType::U32:
       return "U32";
+    case DType::BF16:
+      return "BF16";
   }
   return "?";
 }

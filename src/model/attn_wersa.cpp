@@ -34,9 +34,9 @@ class WersaAttention final : public LinearAttention {
     const int64_t D = s_.D, G = s_.G, L1 = s_.L + 1;
     f(p[ConvW], {pre + "attn.gate_conv.weight", {D, s_.K}, ParamKind::Matrix, 1.0 / std::sqrt(double(s_.K))});
     f(p[ConvB], {pre + "attn.gate_conv.bias", {D}, ParamKind::Bias});
-    f(p[Fc1W], {pre + "attn.gate_fc1.weight", {G, D}, ParamKind::Matrix, cfg_.init_std});
+    f(p[Fc1W], {pre + "attn.gate_fc1.weight", {G, D}, ParamKind::Matrix, cfg_.init_std, true});
     f(p[Fc1B], {pre + "attn.gate_fc1.bias", {G}, ParamKind::Bias});
-    f(p[Fc2W], {pre + "attn.gate_fc2.weight", {L1, G}, ParamKind::Matrix, cfg_.init_std});
+    f(p[Fc2W], {pre + "attn.gate_fc2.weight", {L1, G}, ParamKind::Matrix, cfg_.init_std, true});
     f(p[Fc2B], {pre + "attn.gate_fc2.bias", {L1}, ParamKind::Bias});
     f(p[Scale], {pre + "attn.scale_weights", {L1}, ParamKind::Scale});
     LinearAttention::params(pre, p, f);  // the head LayerNorm

@@ -50,7 +50,14 @@ DecodeState::~DecodeState() = default;
 void DecodeState::plan(Workspace& ws, int64_t rows) {
   const int64_t n = opt_.context > 0 ? std::min(rows, opt_.context) : rows;
   const int64_t pos0 = opt_.context > 0 ? opt_.context - n : 0;
-  ws.ctx().plan([&] { detail::trunk_fwd(ws.ctx(), *model_, ws, detail::Pass{1, n, pos0, &layers_}); });
+  ws.ctx().plan([&] {
+    detail::trunk_fwd(ws.ctx(), *model_, ws, detail::Pass{1, n, pos0, &layers_});
+    // The LM head over every row (prefill's all_logits; its scratch with bf16 weights). Planning
+    // touches no data, so the logits' view only needs a shape: it borrows xf's address.
+    const Tensor logits(ws.xf.data, model_->dtype(), ws.xf.device, Shape{n, model_->config().vocab_size},
+                        "planned logits");
+    detail::lm_head_logits(ws.ctx(), *model_, ws.xf.rows(0, n), logits);
+  });
 }
 
 Workspace& DecodeState::chunk() {
@@ -173,7 +180,7 @@ GenerateStats generate(const Model& m, DecodeState& s, Sampler& sampler, const s
 size_t decode_weight_bytes(const Model& m) {
   size_t n = m.params_arena().bytes() + m.buffers_arena().bytes();
   if (!m.config().tie_embeddings)  // the table is looked up, one row per token
-    n -= m.params.embed.bytes() - size_t(m.config().dim) * dtype_size(m.dtype());
+    n -= m.params.embed.bytes() - size_t(m.config().dim) * dtype_size(m.params.embed.dtype);
   return n;
 }
 

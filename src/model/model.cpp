@@ -9,7 +9,7 @@ namespace wersa {
 // ---- Model -------------------------------------------------------------------------------------
 
 Model::Model(const ModelConfig& cfg, DType dt, Device dev, bool trainable)
-    : cfg_(cfg), dt_(dt), dev_(dev), attn_(detail::make_attention(cfg)) {
+    : cfg_(cfg), dt_(dt), wt_(dt), dev_(dev), attn_(detail::make_attention(cfg)) {
   plan();
   if (trainable) {
     grads_arena_ = std::make_unique<Arena>("gradients", dev);
@@ -17,8 +17,30 @@ Model::Model(const ModelConfig& cfg, DType dt, Device dev, bool trainable)
   }
 }
 
-Model::Model(const Model& src, Device dev) : Model(src.cfg_, src.dt_, dev, src.trainable()) {
+namespace {
+// A model that may move between devices: one dtype for every parameter (no bf16 weights).
+const Model& movable(const Model& m) {
+  WERSA_CHECK(m.weight_dtype() == m.dtype(), "a model with ", dtype_name(m.weight_dtype()),
+              " weights stays on the CPU");
+  return m;
+}
+}  // namespace
+
+Model::Model(const Model& src, Device dev) : Model(movable(src).cfg_, src.dt_, dev, src.trainable()) {
   tensor_copy(params_arena_->flat(dt_), src.params_arena_->flat(dt_));
+  tensor_copy(buffers_arena_->flat(dt_), src.buffers_arena_->flat(dt_));
+}
+
+Model::Model(const Model& src, DType weights)
+    : cfg_(src.cfg_), dt_(src.dt_), wt_(weights), dev_(Device::CPU), attn_(detail::make_attention(src.cfg_)) {
+  WERSA_CHECK(
+      weights == DType::BF16 && src.dt_ == DType::F32 && src.wt_ == DType::F32 && src.dev_ == Device::CPU,
+      "an inference copy with ", dtype_name(weights), " weights is made from an f32 CPU model");
+  plan();
+  const auto& dst = params_arena_->tensors();
+  const auto& from = src.params_arena_->tensors();
+  WERSA_ASSERT(dst.size() == from.size());
+  for (size_t i = 0; i < dst.size(); ++i) tensor_convert(dst[i], from[i]);
   tensor_copy(buffers_arena_->flat(dt_), src.buffers_arena_->flat(dt_));
 }
 
@@ -26,7 +48,8 @@ Model::~Model() = default;
 
 void Model::plan() {
   params_arena_ = std::make_unique<Arena>("parameters", dev_);
-  params = params_arena_->build([&](Arena& a) { return plan_params(a, cfg_, dt_, &param_decls_); });
+  params = params_arena_->build(
+      [&](Arena& a) { return plan_params(a, cfg_, dt_, &param_decls_, wt_ == DType::BF16); });
   buffers_arena_ = std::make_unique<Arena>("random features", dev_);
   buffers = buffers_arena_->build([&](Arena& a) { return plan_buffers(a, cfg_, dt_, &buffer_decls_); });
   WERSA_ASSERT(param_decls_.size() == params_arena_->tensors().size() &&

@@ -23,36 +23,36 @@ void visit_params(const ModelConfig& c, ModelParams& p, const ParamFn& f) {
   // Output projections of each residual branch are scaled down with depth (GPT-2 style), so the
   // residual stream's variance does not grow with the number of layers.
   const double out_std = c.init_std / std::sqrt(2.0 * c.layers);
-  f(p.embed, {"embed.weight", {s.V, D}, ParamKind::Matrix, c.init_std});
+  f(p.embed, {"embed.weight", {s.V, D}, ParamKind::Matrix, c.init_std, true});
   p.layers.resize(size_t(c.layers));
   for (int i = 0; i < c.layers; ++i) {
     LayerParams& l = p.layers[size_t(i)];
     const std::string pre = "layers." + std::to_string(i) + ".";
     f(l.attn_norm, {pre + "attn_norm.weight", {D}, ParamKind::NormWeight});
-    f(l.wq, {pre + "attn.wq.weight", {Hd, D}, ParamKind::Matrix, c.init_std});
-    f(l.wk, {pre + "attn.wk.weight", {Kd, D}, ParamKind::Matrix, c.init_std});
-    f(l.wv, {pre + "attn.wv.weight", {Kd, D}, ParamKind::Matrix, c.init_std});
+    f(l.wq, {pre + "attn.wq.weight", {Hd, D}, ParamKind::Matrix, c.init_std, true});
+    f(l.wk, {pre + "attn.wk.weight", {Kd, D}, ParamKind::Matrix, c.init_std, true});
+    f(l.wv, {pre + "attn.wv.weight", {Kd, D}, ParamKind::Matrix, c.init_std, true});
     if (c.attention.qkv_bias) {
       f(l.bq, {pre + "attn.wq.bias", {Hd}, ParamKind::Bias});
       f(l.bk, {pre + "attn.wk.bias", {Kd}, ParamKind::Bias});
       f(l.bv, {pre + "attn.wv.bias", {Kd}, ParamKind::Bias});
     }
     attn->params(pre, l.attn, f);
-    f(l.wo, {pre + "attn.wo.weight", {D, Hd}, ParamKind::Matrix, out_std});
+    f(l.wo, {pre + "attn.wo.weight", {D, Hd}, ParamKind::Matrix, out_std, true});
     f(l.ffn_norm, {pre + "ffn_norm.weight", {D}, ParamKind::NormWeight});
-    f(l.w_gate, {pre + "ffn.w_gate.weight", {s.F, D}, ParamKind::Matrix, c.init_std});
-    f(l.w_up, {pre + "ffn.w_up.weight", {s.F, D}, ParamKind::Matrix, c.init_std});
-    f(l.w_down, {pre + "ffn.w_down.weight", {D, s.F}, ParamKind::Matrix, out_std});
+    f(l.w_gate, {pre + "ffn.w_gate.weight", {s.F, D}, ParamKind::Matrix, c.init_std, true});
+    f(l.w_up, {pre + "ffn.w_up.weight", {s.F, D}, ParamKind::Matrix, c.init_std, true});
+    f(l.w_down, {pre + "ffn.w_down.weight", {D, s.F}, ParamKind::Matrix, out_std, true});
   }
   f(p.final_norm, {"final_norm.weight", {D}, ParamKind::NormWeight});
   if (c.task.classify()) {
     WERSA_CHECK(c.task.num_classes >= 2, "task.num_classes: ", c.task.num_classes,
                 " (a classifier needs its classes: at least 2, or task.labels, resolved from the data)");
     const int64_t C = c.task.num_classes;
-    f(p.cls_weight, {std::string(kClassifierPrefix) + "weight", {C, D}, ParamKind::Matrix, c.init_std});
+    f(p.cls_weight, {std::string(kClassifierPrefix) + "weight", {C, D}, ParamKind::Matrix, c.init_std, true});
     f(p.cls_bias, {std::string(kClassifierPrefix) + "bias", {C}, ParamKind::Bias});
   } else if (!c.tie_embeddings) {
-    f(p.lm_head, {"lm_head.weight", {s.V, D}, ParamKind::Matrix, c.init_std});
+    f(p.lm_head, {"lm_head.weight", {s.V, D}, ParamKind::Matrix, c.init_std, true});
   }
 }
 
@@ -64,23 +64,24 @@ void visit_buffers(const ModelConfig& c, ModelBuffers& b, const ParamFn& f) {
 }
 
 namespace {
-ParamFn planner(Arena& a, DType dt, std::vector<ParamDecl>* decls) {
-  return [&a, dt, decls](Tensor& slot, const ParamDecl& d) {
-    slot = a.add(d.name, dt, d.shape);
+ParamFn planner(Arena& a, DType dt, std::vector<ParamDecl>* decls, DType weights) {
+  return [&a, dt, decls, weights](Tensor& slot, const ParamDecl& d) {
+    slot = a.add(d.name, d.bf16_ok ? weights : dt, d.shape);
     if (decls && !a.measuring()) decls->push_back(d);
   };
 }
 }  // namespace
 
-ModelParams plan_params(Arena& a, const ModelConfig& c, DType dt, std::vector<ParamDecl>* decls) {
+ModelParams plan_params(Arena& a, const ModelConfig& c, DType dt, std::vector<ParamDecl>* decls,
+                        bool bf16_weights) {
   ModelParams p;
-  visit_params(c, p, planner(a, dt, decls));
+  visit_params(c, p, planner(a, dt, decls, bf16_weights ? DType::BF16 : dt));
   return p;
 }
 
 ModelBuffers plan_buffers(Arena& a, const ModelConfig& c, DType dt, std::vector<ParamDecl>* decls) {
   ModelBuffers b;
-  visit_buffers(c, b, planner(a, dt, decls));
+  visit_buffers(c, b, planner(a, dt, decls, dt));
   return b;
 }
 

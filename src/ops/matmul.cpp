@@ -11,7 +11,13 @@ void matmul_fwd(Ctx& ctx, const MatmulFwd& a) {
   c.that(a.x.rank() == 2 && a.w.rank() == 2, "x and w must be 2-D: ", a.x, ", ", a.w);
   const int64_t N = a.x.dim(0), I = a.x.dim(1), O = a.w.dim(0);
   c.need(a.w, "w", Shape{O, I}).need(a.y, "y", Shape{N, O}).opt(a.b, Shape{O});
-  c.floating(a.y).dtype(a.y.dtype, {&a.x, &a.w, &a.b});
+  c.floating(a.y).dtype(a.y.dtype, {&a.x, &a.b});
+  if (a.w.dtype == DType::BF16) {  // inference weights: CPU kernel, fp32/f64 arithmetic
+    c.that(ctx.device() == Device::CPU, "bf16 weights run on the CPU only: ", a.w);
+    WERSA_DISPATCH(ctx, matmul_fwd_bf16w, a, a.y.dtype);
+    return;
+  }
+  c.dtype(a.y.dtype, {&a.w});
   WERSA_DISPATCH(ctx, matmul_fwd, a, a.y.dtype);
 }
 

@@ -16,6 +16,8 @@ size_t dtype_size(DType t) {
       return 2;
     case DType::U32:
       return 4;
+    case DType::BF16:
+      return 2;
   }
   WERSA_ASSERT(false, "bad dtype");
   return 0;
@@ -33,6 +35,8 @@ const char* dtype_name(DType t) {
       return "u16";
     case DType::U32:
       return "u32";
+    case DType::BF16:
+      return "bf16";
   }
   return "?";
 }
@@ -94,6 +98,26 @@ void tensor_copy(const Tensor& dst, const Tensor& src) {
 }
 
 void tensor_zero(const Tensor& t) { device_memset0(t.device, t.data, t.bytes()); }
+
+void tensor_convert(const Tensor& dst, const Tensor& src) {
+  WERSA_ASSERT(dst.numel() == src.numel() && dst.device == Device::CPU && src.device == Device::CPU,
+               "convert ", src.describe(), " -> ", dst.describe());
+  if (dst.dtype == src.dtype) return tensor_copy(dst, src);
+  const int64_t n = src.numel();
+  if (dst.dtype == DType::BF16 && src.dtype == DType::F32) {
+    const float* s = src.host<float>();
+    bf16* d = dst.host<bf16>();
+#pragma omp parallel for schedule(static) if (n >= (int64_t(1) << 16))
+    for (int64_t i = 0; i < n; ++i) d[i] = float_to_bf16(s[i]);
+    return;
+  }
+  WERSA_ASSERT(dst.dtype == DType::F32 && src.dtype == DType::BF16, "convert ", src.describe(), " -> ",
+               dst.describe());
+  const bf16* s = src.host<bf16>();
+  float* d = dst.host<float>();
+#pragma omp parallel for schedule(static) if (n >= (int64_t(1) << 16))
+  for (int64_t i = 0; i < n; ++i) d[i] = bf16_to_float(s[i]);
+}
 
 double host_get(const Tensor& t, int64_t i) {
   return t.dtype == DType::F64 ? t.host<double>()[i] : double(t.host<float>()[i]);

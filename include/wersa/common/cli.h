@@ -54,6 +54,8 @@ CLI::Validator count_or_all();
 CLI::Validator number(double lo, double hi, bool lo_open = false, bool hi_open = false);
 // One of the given words.
 CLI::Validator one_of(const std::vector<std::string>& words);
+// A comma-separated list of the given words (each at most once).
+CLI::Validator word_list(const std::vector<std::string>& words);
 // A comma-separated list of integers >= lo.
 CLI::Validator integer_list(int64_t lo);
 // An existing regular file (a directory is refused with "... is a directory").

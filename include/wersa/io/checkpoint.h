@@ -10,6 +10,7 @@
 //   - state.json's types and ranges (the trainer checks it against the config and the data).
 // Every problem is a one-line wersa::Error naming the file.
 #pragma once
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -59,6 +60,11 @@ Config load_checkpoint_config(const std::string& ckpt_dir);
 CheckpointState load_checkpoint_state(const std::string& ckpt_dir);
 // Loads parameters and random-feature buffers (see the checks above).
 void load_model_weights(const std::string& ckpt_dir, Model& m);
+// The tools' --weights: "f32" (the checkpoint as it is) or "bf16" (an inference copy whose
+// linear-layer weights are rounded once to bf16; see Model). A CPU model for inference, with the
+// model section of `cfg` (the checkpoint's own config).
+std::unique_ptr<Model> load_inference_model(const std::string& ckpt_dir, const Config& cfg,
+                                            const std::string& weights);
 // Initialises a model's trunk (embedding, blocks, final norm, random features) from a checkpoint
 // (train.init_from): the model sections must agree except tie_embeddings and attention.causal;
 // the classifier head keeps its own initialisation. Returns the number of tensors read.

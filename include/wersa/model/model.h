@@ -29,6 +29,11 @@ class Model {
   Model(const ModelConfig& cfg, DType dt = DType::F32, Device dev = Device::CPU, bool trainable = true);
   // A copy of `src` on another device (parameters and buffers; one copy per arena).
   Model(const Model& src, Device dev);
+  // An inference copy of an f32 CPU model whose linear-layer weights (the parameters declared
+  // bf16_ok: projections, FFN, embedding/LM head, classifier and gate matrices) are stored in
+  // `weights` = BF16, each rounded once to nearest even; norms, biases, scales and buffers stay
+  // f32, and every op still computes in f32. Not trainable, CPU only (wersa-generate --weights).
+  Model(const Model& src, DType weights);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -37,7 +42,8 @@ class Model {
   void zero_grads();
 
   const ModelConfig& config() const { return cfg_; }
-  DType dtype() const { return dt_; }
+  DType dtype() const { return dt_; }         // of the activations (and of every parameter but bf16 weights)
+  DType weight_dtype() const { return wt_; }  // of the bf16_ok parameters: dt_ or BF16
   Device device() const { return dev_; }
   int64_t num_params() const;
   bool trainable() const { return grads_arena_ != nullptr; }
@@ -59,7 +65,7 @@ class Model {
  private:
   void plan();
   ModelConfig cfg_;
-  DType dt_;
+  DType dt_, wt_;
   Device dev_;
   std::unique_ptr<detail::Attention> attn_;
   std::vector<ParamDecl> param_decls_, buffer_decls_;

@@ -29,6 +29,9 @@ struct ParamDecl {
   Shape shape;
   ParamKind kind;
   double init_std = 0;  // Matrix only
+  // Read only by matmul_fwd (as w) and embedding_fwd (as the table) in a forward, so an inference
+  // copy of the model may store it in bf16 (Model's weight-format constructor).
+  bool bf16_ok = false;
   bool decays() const { return kind == ParamKind::Matrix; }
 };
 
@@ -72,8 +75,9 @@ void visit_params(const ModelConfig& c, ModelParams& p, const ParamFn& f);
 void visit_buffers(const ModelConfig& c, ModelBuffers& b, const ParamFn& f);
 
 // Views of every parameter (or buffer) in `arena`, dtype dt; the declarations in order when asked.
-ModelParams plan_params(Arena& arena, const ModelConfig& c, DType dt,
-                        std::vector<ParamDecl>* decls = nullptr);
+// With bf16_weights, the parameters declared bf16_ok are bf16 instead (an inference copy).
+ModelParams plan_params(Arena& arena, const ModelConfig& c, DType dt, std::vector<ParamDecl>* decls = nullptr,
+                        bool bf16_weights = false);
 ModelBuffers plan_buffers(Arena& arena, const ModelConfig& c, DType dt,
                           std::vector<ParamDecl>* decls = nullptr);
 

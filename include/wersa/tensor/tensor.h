@@ -17,10 +17,12 @@
 
 #include "wersa/backend/backend.h"
 #include "wersa/common/error.h"
+#include "wersa/tensor/bf16.h"
 
 namespace wersa {
 
-enum class DType : uint8_t { F32, F64, I32, U16, U32 };
+// BF16: storage only (inference weights, see bf16.h); every op computes in f32 or f64.
+enum class DType : uint8_t { F32, F64, I32, U16, U32, BF16 };
 
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);
@@ -46,6 +48,10 @@ constexpr DType dtype_of<uint16_t>() {
 template <>
 constexpr DType dtype_of<uint32_t>() {
   return DType::U32;
+}
+template <>
+constexpr DType dtype_of<bf16>() {
+  return DType::BF16;
 }
 
 constexpr int kMaxDims = 4;
@@ -105,6 +111,9 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t);
 // ops inside a run use copy_fwd (ops/elementwise.h), which runs on the context's stream.
 void tensor_copy(const Tensor& dst, const Tensor& src);  // equal dtype and element count, any devices
 void tensor_zero(const Tensor& t);
+// CPU only, equal element counts: f32 -> bf16 (rounded to nearest even), bf16 -> f32 (exact), or
+// a plain copy when the dtypes are equal.
+void tensor_convert(const Tensor& dst, const Tensor& src);
 
 // Element i of a CPU float tensor (f32 or f64) as double: for host code and tests that are generic
 // over the float dtypes.

@@ -30,8 +30,15 @@ void embedding_fwd(Ctx&, const EmbeddingFwd& a) {
   const int64_t N = a.tokens.dim(0), D = a.table.dim(1);
   check_token_range("embedding_fwd", a.tokens, a.table.dim(0));
   const int32_t* tok = a.tokens.ptr<int32_t>();
-  const T* table = a.table.ptr<T>();
   T* y = a.y.ptr<T>();
+  if (a.table.dtype == DType::BF16) {  // bf16 inference weights: rows widened exactly
+    const bf16* table = a.table.ptr<bf16>();
+#pragma omp parallel for schedule(static) if (N * D >= kParallelMinElems)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t j = 0; j < D; ++j) y[n * D + j] = T(bf16_to_float(table[int64_t(tok[n]) * D + j]));
+    return;
+  }
+  const T* table = a.table.ptr<T>();
 #pragma omp parallel for schedule(static) if (N * D >= kParallelMinElems)
   for (int64_t n = 0; n < N; ++n) std::copy_n(table + int64_t(tok[n]) * D, D, y + n * D);
 }

@@ -6,6 +6,8 @@
 #pragma once
 #include <cstdint>
 
+#include "wersa/tensor/bf16.h"
+
 namespace wersa::cpu {
 
 // y[o] = sum_i w[o * ldw + i] x[i] (+ b[o]) (+ y[o] when accumulate), o < O, i < I; b may be null.
@@ -14,6 +16,12 @@ void gemv_rows(int64_t O, int64_t I, const float* w, int64_t ldw, const float* x
                bool accumulate, float* y, bool threads = true);
 void gemv_rows(int64_t O, int64_t I, const double* w, int64_t ldw, const double* x, const double* b,
                bool accumulate, double* y, bool threads = true);
+
+// The same with bf16 weights (gemv_bf16.cpp): each weight widens exactly to fp32 as it is loaded,
+// products and sums in fp32 in the lane order above, so the result equals the fp32 kernel on the
+// widened matrix.
+void gemv_rows(int64_t O, int64_t I, const bf16* w, int64_t ldw, const float* x, const float* b,
+               bool accumulate, float* y, bool threads = true);
 
 // y[i] = sum_o p[o] w[o * ldw + i] (overwritten; o ascending, zero weights skipped). One thread.
 void gemv_t(int64_t O, int64_t I, const float* w, int64_t ldw, const float* p, float* y);

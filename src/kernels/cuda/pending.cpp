@@ -44,6 +44,7 @@ PENDING(linear_attention_state, LinearAttnState)
 PENDING(mask_padding, MaskPadding)
 PENDING(matmul_fwd, MatmulFwd)
 PENDING(matmul_bwd, MatmulBwd)
+PENDING(matmul_fwd_bf16w, MatmulFwd)  // bf16 weights are CPU-only: matmul_fwd refuses a CUDA context first
 PENDING(pool_fwd, PoolFwd)
 PENDING(pool_bwd, PoolBwd)
 PENDING(rmsnorm_fwd, RmsNormFwd)
