@@ -1,8 +1,11 @@
 // bf16 inference weights: rounding to nearest even against a brute-force search of the bf16
 // values; the bf16 matmul (one row: the GEMV; more rows: widened tiles through BLAS) and
-// embedding equal their f32 kernels on the widened weights; a bf16 inference copy of a model
+// embedding agree with f64 and with their f32 kernels on the widened weights; the GEMV is the
+// same for any thread count; a bf16 inference copy of a model
 // decodes and prefills like the f32 model whose weights were rounded the same way; what it must
 // refuse.
+#include <omp.h>
+
 #include <cmath>
 #include <limits>
 
@@ -83,12 +86,14 @@ TEST(Bf16, SpecialValues) {
 }
 
 TEST(Bf16, MatmulEqualsTheF32KernelOnWidenedWeights) {
-  // One row takes the bf16 GEMV (bitwise the f32 GEMV's arithmetic); more rows the widened tiles
-  // (BLAS, so the blocking may differ: compared to f64). I covers the 16-lane tails; O > 256
-  // covers several tiles and the 4-row blocks' tail; with and without bias and accumulation.
-  for (int64_t I : {1, 15, 16, 17, 100}) {
+  // One row takes the bf16 GEMV, more rows the widened tiles through BLAS; both against f64 on the
+  // widened weights and against the f32 kernels. I covers the 32-column blocks' tails and more than
+  // one 8192-column chunk of the GEMV; O > 256 covers several tiles and the 4-row blocks' tail;
+  // with and without bias and accumulation.
+  for (int64_t I : {1, 31, 32, 33, 100, 8192 + 40}) {
     for (int64_t O : {1, 5, 300}) {
       for (int64_t N : {1, 3, 40}) {
+        if (I > 1000 && (O > 5 || N > 3)) continue;  // the long rows once per shape class
         Buf x(DType::F32, {N, I}), w(DType::F32, {O, I}), b(DType::F32, {O}), y0(DType::F32, {N, O});
         x.randn(1), w.randn(2), b.randn(3), y0.randn(4);
         const Rounded wr(w);
@@ -109,14 +114,29 @@ TEST(Bf16, MatmulEqualsTheF32KernelOnWidenedWeights) {
                 worst = std::max(worst, std::fabs(yh.get(n * O + o) - s) / (1.0 + std::fabs(s)));
               }
             EXPECT_LT(worst, 1e-5) << "N " << N << " I " << I << " O " << O;
-            if (N == 1)
-              for (int64_t o = 0; o < O; ++o)
-                EXPECT_EQ(yh.get(o), yf.get(o)) << "GEMV, I " << I << " O " << O << " row " << o;
+            double vs_f32 = 0;
+            for (int64_t k = 0; k < N * O; ++k)
+              vs_f32 = std::max(vs_f32, std::fabs(yh.get(k) - yf.get(k)) / (1.0 + std::fabs(yf.get(k))));
+            EXPECT_LT(vs_f32, 1e-5) << "N " << N << " I " << I << " O " << O;
           }
         }
       }
     }
   }
+}
+
+TEST(Bf16, GemvIsTheSameForAnyThreadCount) {
+  const int64_t O = 1000, I = 600;  // large enough for the parallel path
+  Buf x(DType::F32, {1, I}), w(DType::F32, {O, I}), y1(DType::F32, {1, O}), y2(DType::F32, {1, O});
+  x.randn(11), w.randn(12);
+  const Rounded wr(w);
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(1);
+  matmul_fwd(ctx(), {y1, x, wr.h, {}});
+  omp_set_num_threads(2);
+  matmul_fwd(ctx(), {y2, x, wr.h, {}});
+  omp_set_num_threads(before);
+  for (int64_t o = 0; o < O; ++o) ASSERT_EQ(y1.get(o), y2.get(o)) << "row " << o;
 }
 
 TEST(Bf16, MatmulInDoubleAndEmbedding) {
@@ -188,18 +208,23 @@ TEST(Bf16, InferenceCopyDecodesLikeTheRoundedF32Model) {
       }
       // A decode step reads about half the bytes (norms, biases and buffers stay f32).
       EXPECT_LT(double(decode_weight_bytes(h)), 0.56 * double(decode_weight_bytes(ref))) << type;
-      // Decoding token by token: the GEMVs are the same arithmetic, so the logits are the same bits.
+      // Decoding token by token: the bf16 GEMV against the f32 one on the same values (their sums
+      // run in different orders: fp32 rounding apart).
       const int64_t T = 40, V = f32.config().vocab_size;
       std::vector<int32_t> toks(static_cast<size_t>(T));
       for (int64_t i = 0; i < T; ++i) toks[size_t(i)] = int32_t(rng_bits(9, 2, uint64_t(i)) % uint64_t(V));
       DecodeState sh(h, {T, 16}), sr(ref, {T, 16}), sp(h, {T, 16}), sf(f32, {T, 16});
+      double dec = 0, dscale = 1e-30;
       for (int64_t t = 0; t < T; ++t) {
         const Tensor& lh = decode_step(h, sh, toks[size_t(t)]);
         const Tensor& lr = decode_step(ref, sr, toks[size_t(t)]);
         decode_step(f32, sf, toks[size_t(t)]);
-        for (int64_t v = 0; v < V; ++v)
-          ASSERT_EQ(lh.ptr<float>()[v], lr.ptr<float>()[v]) << type << " tied " << tied << " t " << t;
+        for (int64_t v = 0; v < V; ++v) {
+          dec = std::max(dec, double(std::fabs(lh.ptr<float>()[v] - lr.ptr<float>()[v])));
+          dscale = std::max(dscale, double(std::fabs(lr.ptr<float>()[v])));
+        }
       }
+      EXPECT_LT(dec / dscale, 1e-5) << type << " tied " << tied;
       // Prefill in chunks of 16 (the widened-tile path) gives the decoded logits to fp32 rounding.
       Buf all(DType::F32, {T, V});
       prefill(h, sp, toks, all);

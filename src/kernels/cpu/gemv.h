@@ -17,9 +17,9 @@ void gemv_rows(int64_t O, int64_t I, const float* w, int64_t ldw, const float* x
 void gemv_rows(int64_t O, int64_t I, const double* w, int64_t ldw, const double* x, const double* b,
                bool accumulate, double* y, bool threads = true);
 
-// The same with bf16 weights (gemv_bf16.cpp): each weight widens exactly to fp32 as it is loaded,
-// products and sums in fp32 in the lane order above, so the result equals the fp32 kernel on the
-// widened matrix.
+// The same with bf16 weights (gemv_bf16.cpp): each weight widens exactly to fp32 as it is loaded;
+// products and sums in fp32, in a fixed order of its own (deterministic for any thread count,
+// equal to the fp32 kernel on the widened matrix up to fp32 rounding).
 void gemv_rows(int64_t O, int64_t I, const bf16* w, int64_t ldw, const float* x, const float* b,
                bool accumulate, float* y, bool threads = true);
 

@@ -1,8 +1,11 @@
 // One-row linear layer over bf16 weights (see gemv.h): half the bytes of fp32 per weight, which
-// is what a decode step is bound by. Sixteen weights (32 bytes) load at once and widen to sixteen
-// floats (zero-extend to 32 bits, shift left by 16: exact), then the arithmetic is that of the
-// fp32 kernel in gemv.cpp, lane for lane, so on the widened matrix both give the same bits.
-// Cloned per instruction set like gemv.cpp (AVX-512: vpmovzxwd + vpslld; AVX2: two halves).
+// is what a decode step is bound by. Widening costs two integer ops per 32 weights: 64 bytes load
+// as sixteen 32-bit lanes, lane j holding weights 2j (low half) and 2j+1 (high half), so
+// `lane << 16` is the even weights and `lane & 0xffff0000` the odd ones as floats, exactly. x is
+// permuted to match once per call (per block of 32: its 16 even elements, then its 16 odd ones),
+// in chunks of kChunk elements on the stack. Each output is computed by one thread in a fixed
+// order (even then odd products per block, lanes added in order, then the scalar tail), whatever
+// the thread count. Cloned per instruction set like gemv.cpp.
 #include <omp.h>
 
 #include <algorithm>
@@ -14,71 +17,89 @@ namespace wersa::cpu {
 namespace {
 
 constexpr int64_t kParallelMacs = int64_t(1) << 18;  // as gemv.cpp
+constexpr int64_t kChunk = 8192;                     // x elements permuted at a time (32 KiB)
 
 typedef float VecF __attribute__((vector_size(64)));
 typedef uint32_t VecU __attribute__((vector_size(64)));
-typedef uint16_t VecH __attribute__((vector_size(32)));
-constexpr int kLanes = 16;
+constexpr int kLanes = 16, kBlock = 32;
 
-// Out-parameter rather than a return value: a 64-byte vector return would change the ABI of the
-// non-AVX-512 clones.
-__attribute__((always_inline)) inline void widen(const bf16* p, VecF& f) {
-  VecH h;
-  std::memcpy(&h, p, sizeof h);
-  const VecU u = __builtin_convertvector(h, VecU) << 16;
-  std::memcpy(&f, &u, sizeof f);
+// x[0, n) (n a multiple of 32) in the order the kernel reads it.
+void permute(const float* x, int64_t n, float* xp) {
+  for (int64_t i = 0; i < n; i += kBlock)
+    for (int l = 0; l < kLanes; ++l) {
+      xp[i + l] = x[i + 2 * l];
+      xp[i + kLanes + l] = x[i + 2 * l + 1];
+    }
 }
 
+// R rows over one chunk of n columns: xp is the permuted x of its first n / 32 * 32 columns, x the
+// chunk itself (for the tail).
 template <int R>
-__attribute__((always_inline)) inline void rows_block(int64_t I, const bf16* w, int64_t ldw, const float* x,
-                                                      const float* b, bool acc_y, float* y) {
+__attribute__((always_inline)) inline void rows_block(int64_t n, const bf16* w, int64_t ldw, const float* xp,
+                                                      const float* x, const float* b, bool acc_y, float* y) {
   VecF acc[R];
   for (int r = 0; r < R; ++r) acc[r] = VecF{};
-  const int64_t In = I / kLanes * kLanes;
-  for (int64_t i = 0; i < In; i += kLanes) {
-    VecF xv;
-    std::memcpy(&xv, x + i, sizeof xv);
+  const int64_t nb = n / kBlock * kBlock;
+  const VecU high = VecU{} + 0xffff0000u;
+  for (int64_t i = 0; i < nb; i += kBlock) {
+    VecF xe, xo;
+    std::memcpy(&xe, xp + i, sizeof xe);
+    std::memcpy(&xo, xp + i + kLanes, sizeof xo);
     for (int r = 0; r < R; ++r) {
-      VecF wv;
-      widen(w + r * ldw + i, wv);
-      acc[r] += wv * xv;
+      VecU u;
+      std::memcpy(&u, w + r * ldw + i, sizeof u);
+      const VecU ue = u << 16, uo = u & high;
+      VecF we, wo;
+      std::memcpy(&we, &ue, sizeof we);
+      std::memcpy(&wo, &uo, sizeof wo);
+      acc[r] += we * xe;
+      acc[r] += wo * xo;
     }
   }
   for (int r = 0; r < R; ++r) {
     float lanes[kLanes];
     std::memcpy(lanes, &acc[r], sizeof lanes);
-    const bf16* wr = w + r * ldw;
-    for (int64_t i = In; i < I; ++i) lanes[i - In] += bf16_to_float(wr[i]) * x[i];
     float s = 0.f;
     for (int j = 0; j < kLanes; ++j) s += lanes[j];
+    const bf16* wr = w + r * ldw;
+    for (int64_t i = nb; i < n; ++i) s += bf16_to_float(wr[i]) * x[i];
     if (b) s += b[r];
     y[r] = acc_y ? y[r] + s : s;
   }
 }
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) void range_bf16(int64_t o0, int64_t o1,
-                                                                             int64_t I, const bf16* w,
-                                                                             int64_t ldw, const float* x,
-                                                                             const float* b, bool acc_y,
-                                                                             float* y) {
+                                                                             int64_t n, const bf16* w,
+                                                                             int64_t ldw, const float* xp,
+                                                                             const float* x, const float* b,
+                                                                             bool acc_y, float* y) {
   int64_t o = o0;
-  for (; o + 4 <= o1; o += 4) rows_block<4>(I, w + o * ldw, ldw, x, b ? b + o : nullptr, acc_y, y + o);
-  for (; o < o1; ++o) rows_block<1>(I, w + o * ldw, ldw, x, b ? b + o : nullptr, acc_y, y + o);
+  for (; o + 4 <= o1; o += 4) rows_block<4>(n, w + o * ldw, ldw, xp, x, b ? b + o : nullptr, acc_y, y + o);
+  for (; o < o1; ++o) rows_block<1>(n, w + o * ldw, ldw, xp, x, b ? b + o : nullptr, acc_y, y + o);
 }
 
 }  // namespace
 
 void gemv_rows(int64_t O, int64_t I, const bf16* w, int64_t ldw, const float* x, const float* b,
                bool accumulate, float* y, bool threads) {
-  if (!threads || O * I < kParallelMacs || omp_get_max_threads() == 1 || omp_in_parallel()) {
-    range_bf16(0, O, I, w, ldw, x, b, accumulate, y);
-    return;
-  }
+  alignas(64) float xp[kChunk];
+  const bool parallel = threads && O * I >= kParallelMacs && omp_get_max_threads() > 1 && !omp_in_parallel();
+  // Columns in chunks: the first adds the bias (and y when accumulating), the others add to y.
+  for (int64_t c0 = 0; c0 == 0 || c0 < I; c0 += kChunk) {
+    const int64_t n = std::min(kChunk, I - c0);
+    permute(x + c0, n / kBlock * kBlock, xp);
+    const float* bc = c0 == 0 ? b : nullptr;
+    const bool acc = accumulate || c0 > 0;
+    if (!parallel) {
+      range_bf16(0, O, n, w + c0, ldw, xp, x + c0, bc, acc, y);
+      continue;
+    }
 #pragma omp parallel
-  {
-    const int64_t nt = omp_get_num_threads(), tid = omp_get_thread_num(), nblk = (O + 3) / 4;
-    const int64_t o0 = std::min(O, nblk * tid / nt * 4), o1 = std::min(O, nblk * (tid + 1) / nt * 4);
-    if (o0 < o1) range_bf16(o0, o1, I, w, ldw, x, b, accumulate, y);
+    {
+      const int64_t nt = omp_get_num_threads(), tid = omp_get_thread_num(), nblk = (O + 3) / 4;
+      const int64_t o0 = std::min(O, nblk * tid / nt * 4), o1 = std::min(O, nblk * (tid + 1) / nt * 4);
+      if (o0 < o1) range_bf16(o0, o1, n, w + c0, ldw, xp, x + c0, bc, acc, y);
+    }
   }
 }
 
