@@ -1,0 +1,47 @@
+// The vectorised exp of the CPU kernels (src/kernels/cpu/vexp.h) against std::exp in double:
+// relative error over the whole float range it serves, the underflow cut, and the row sum.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "../src/kernels/cpu/vexp.h"
+
+namespace {
+
+TEST(Vexp, RelativeErrorWithinTwoUlpOverTheRange) {
+  double worst = 0;
+  int64_t n = 0;
+  for (float x = -87.25f; x <= 88.f; x += 0.000731f, ++n) {
+    const double ref = std::exp(double(x));
+    const double rel = std::fabs(double(wersa::cpu::vexp_one(x)) - ref) / ref;
+    worst = std::max(worst, rel);
+  }
+  EXPECT_GT(n, 200000);
+  EXPECT_LT(worst, 2.4e-7) << "2 ulp of float is 2.38e-7";
+  EXPECT_EQ(wersa::cpu::vexp_one(0.f), 1.f);
+  EXPECT_EQ(wersa::cpu::vexp_one(-87.5f), 0.f);
+  EXPECT_EQ(wersa::cpu::vexp_one(-1e30f), 0.f);
+}
+
+TEST(Vexp, ShiftedRowAndItsSumMatchDouble) {
+  for (int64_t len : {1, 15, 16, 17, 1000, 8192}) {
+    std::vector<float> x(len), out(len);
+    for (int64_t i = 0; i < len; ++i) x[i] = float(std::sin(0.37 * double(i)) * 30.0 - 10.0);
+    const float shift = 3.5f;
+    double ref = 0;
+    for (int64_t i = 0; i < len; ++i) ref += std::exp(double(x[i]) - double(shift));
+    const double s = wersa::cpu::vexp_shift_sum(len, x.data(), shift, out.data());
+    const double s2 = wersa::cpu::vexp_shift_sum(len, x.data(), shift);
+    EXPECT_NEAR(s, ref, 3e-7 * ref) << len;
+    EXPECT_EQ(s, s2) << len;
+    double back = 0;
+    for (int64_t i = 0; i < len; ++i) {
+      EXPECT_NEAR(out[i], std::exp(double(x[i] - shift)), 2.4e-7 * std::exp(double(x[i] - shift)));
+      back += double(out[i]);
+    }
+    EXPECT_NEAR(back, s, 1e-12 * s);
+  }
+}
+
+}  // namespace
