@@ -2,6 +2,7 @@
 // relative error over the whole float range it serves, the underflow cut, and the row sum.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 

@@ -1,6 +1,6 @@
 // CPU fused softmax cross-entropy: losses[n] = logsumexp(logits[n]) - logits[n, t[n]],
 // dlogits[n] = scale * (softmax(logits[n]) - onehot(t[n])). One row per iteration, rows in parallel;
-// each row's sum runs serially in double, so the result does not depend on the thread count.
+// each row's sum runs in double in a fixed order, so the result does not depend on the thread count.
 // Target ids are user data: both kernels first scan them serially (the first bad position is the
 // one reported) and raise before writing anything. loss_sum_fwd: a serial sum in row order.
 #include "wersa/ops/cross_entropy.h"

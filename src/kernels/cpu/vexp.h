@@ -3,7 +3,7 @@
 // low part), exp(r) by its Taylor polynomial to degree 7 (truncation below 6e-9 relative, under
 // 0.1 ulp), then the exponent n added to the bits. Inputs below -87.3 (where the result would be
 // subnormal, < 1.2e-38) give 0; NaN is not expected (callers pass x - max(x) of finite logits).
-// Measured against std::exp in double over [-87, 0]: see tests/test_kernels_vexp.cpp.
+// Checked against std::exp in double over [-87.25, 88] (2 ulp): tests/test_kernels_vexp.cpp.
 #pragma once
 #include <cstdint>
 
