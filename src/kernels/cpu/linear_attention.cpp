@@ -1,10 +1,17 @@
 // CPU chunked linear attention (see include/wersa/ops/linear_attention.h for the math).
 // Layout: phiq [B,T,H,m], phik [B,T,Hkv,m], v [B,T,Hkv,d]: a row of one head is contiguous, rows of
-// successive positions are H*m (or Hkv*m, Hkv*d) apart. Every inner loop runs over a contiguous
-// row (m, d+1 or a chunk's positions) as an axpy, so it vectorises without fast-math. Zero
-// features (ReLU) are skipped, which changes no result. States are kept in T (fp32 for float).
-// Scratch: one slice per thread holding the chunk buffers of one (b, head) task (fwd_scratch,
-// bwd_scratch elements), carved by the task.
+// successive positions are H*m (or Hkv*m, Hkv*d) apart, so a chunk of one head is a strided matrix
+// that BLAS reads in place. Each (b, head) task runs its chunks as single-threaded GEMMs (the task
+// loop is the parallel region; OpenMP OpenBLAS runs a call inside it on the calling thread):
+//   forward    A = Qc Kc^T (masked i >= s),  Out = A V1c + Qc S,  S += Kc^T V1c
+//   dphiq      B = Gc V1c^T (masked),        dQc = B Kc + Gc S^T
+//   dphik, dv  reverse sweep with R = sum over later chunks of Qc^T Gc:
+//              dKc += B^T Qc + V1c R^T,  dVc += A^T Gc[:, :d] + Kc R[:, :d],  then R += Qc^T Gc
+// with V1c = [v, 1] of the chunk (its last column carries z and the denominator) and Gc the rows
+// g = [dout / den, -(dout . o) / den]. The full C x C products are formed and their upper triangle
+// zeroed: twice the intra-chunk multiply-adds of a triangular loop, at GEMM speed. States are kept
+// in T (fp32 for float). Scratch: one slice per thread holding the chunk buffers of one task
+// (fwd_scratch, bwd_scratch elements), carved by the task.
 // With `advance`, the forward continues from (S0, z0) and then advances them: one position of one
 // sequence through linear_attention_step (update, then query), longer chunks through the chunked
 // kernel followed by linear_attention_state with accumulate.
@@ -12,6 +19,7 @@
 
 #include <algorithm>
 
+#include "blas.h"
 #include "kernels.h"
 #include "reduce.h"
 
@@ -58,37 +66,24 @@ struct HeadRows {
   }
 };
 
-// Chunk [c0, c0+n) of phik transposed into KT [m x C] and v' = [v, 1] into V1 [n x (d+1)].
+int I(int64_t x) { return int(x); }
+
+// V1 [n x (d+1)] = [v, 1] of positions [c0, c0+n).
 template <class T>
-void load_kv(const Geo& G, const T* k, const T* v, int64_t c0, int64_t n, T* KT, T* V1) {
-  const int64_t m = G.m, d = G.d, dp = d + 1, C = G.C;
+void load_v1(const Geo& G, const T* v, int64_t c0, int64_t n, T* V1) {
+  const int64_t d = G.d, dp = d + 1;
   for (int64_t s = 0; s < n; ++s) {
-    const T* kr = k + (c0 + s) * G.ks();
-    for (int64_t kk = 0; kk < m; ++kk) KT[kk * C + s] = kr[kk];
     const T* vr = v + (c0 + s) * G.vs();
     std::copy(vr, vr + d, V1 + s * dp);
     V1[s * dp + d] = T(1);
   }
 }
 
-// S [m x (d+1)] += KT[:, 0:n] V1[0:n, :].
+// Zero the entries above the diagonal of an n x n block with leading dimension C: position i reads
+// positions s <= i only (the causal mask).
 template <class T>
-void add_state(const Geo& G, int64_t n, const T* KT, const T* V1, T* S) {
-  const int64_t dp = G.d + 1;
-  for (int64_t kk = 0; kk < G.m; ++kk) {
-    const T* kt = KT + kk * G.C;
-    T* sr = S + kk * dp;
-    for (int64_t s = 0; s < n; ++s)
-      if (kt[s] != T(0)) axpy_row(dp, kt[s], V1 + s * dp, sr);
-  }
-}
-
-// out[0:d+1] += q S for one query row q [m].
-template <class T>
-void add_query_state(const Geo& G, const T* q, const T* S, T* out) {
-  const int64_t dp = G.d + 1;
-  for (int64_t kk = 0; kk < G.m; ++kk)
-    if (q[kk] != T(0)) axpy_row(dp, q[kk], S + kk * dp, out);
+void mask_upper(int64_t n, int64_t C, T* A) {
+  for (int64_t i = 0; i + 1 < n; ++i) std::fill(A + i * C + i + 1, A + i * C + n, T(0));
 }
 
 // o = num / den from the augmented row out = [num, den - eps].
@@ -108,12 +103,22 @@ void grad_row(int64_t d, const T* dout, const T* o, T den, T* g) {
   g[d] = T(-dot / double(den));
 }
 
+// Gc [n x (d+1)]: the g rows of positions [c0, c0+n) of one query head.
+template <class T>
+void load_g(const Geo& G, const T* dout, const T* o, const T* den, int64_t c0, int64_t n, T* Gc) {
+  const int64_t dp = G.d + 1;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t t = c0 + i;
+    grad_row(G.d, dout + t * G.os(), o + t * G.os(), den[t * G.H], Gc + i * dp);
+  }
+}
+
 // ---- forward -----------------------------------------------------------------------------------
 
-// Per-thread scratch of fwd_head: KT [m x C], V1 [C x (d+1)], S [m x (d+1)], A [C], out [d+1].
+// Per-thread scratch of fwd_head: V1 [C x (d+1)], S [m x (d+1)], A [C x C], Out [C x (d+1)].
 int64_t fwd_scratch(const Geo& G) {
   const int64_t dp = G.d + 1;
-  return G.m * G.C + G.C * dp + G.m * dp + G.C + dp;
+  return 2 * G.C * dp + G.m * dp + G.C * G.C;
 }
 
 template <class T>
@@ -123,11 +128,10 @@ void fwd_head(const Geo& G, const LinearAttnFwd& a, int64_t b, int64_t h, T* wor
   T* den = a.den.ptr<T>() + b * G.T * G.H + h;
   const T eps = T(a.eps);
   const int64_t m = G.m, dp = G.d + 1, C = G.C;
-  T* KT = work;
-  T* V1 = KT + m * C;
+  T* V1 = work;
   T* S = V1 + C * dp;
   T* A = S + m * dp;
-  T* out = A + C;
+  T* Out = A + C * C;
   std::fill(S, S + m * dp, T(0));
   if (a.S0.defined()) {  // continue a sequence: S' = [S0, z0] of this kv head
     const int64_t g = h / G.rep();
@@ -138,50 +142,42 @@ void fwd_head(const Geo& G, const LinearAttnFwd& a, int64_t b, int64_t h, T* wor
       S[kk * dp + G.d] = z0[kk];
     }
   }
-  if (!a.causal) {
+  if (!a.causal) {  // S' over all positions, then every row reads it
     for (int64_t c0 = 0; c0 < G.T; c0 += C) {
       const int64_t n = std::min(C, G.T - c0);
-      load_kv(G, R.k, R.v, c0, n, KT, V1);
-      add_state(G, n, KT, V1, S);
+      load_v1(G, R.v, c0, n, V1);
+      gemm(true, false, I(m), I(dp), I(n), T(1), R.k + c0 * G.ks(), I(G.ks()), V1, I(dp), T(1), S, I(dp));
     }
-    for (int64_t t = 0; t < G.T; ++t) {
-      std::fill(out, out + dp, T(0));
-      add_query_state(G, R.q + t * G.qs(), S, out);
-      finish_row(G, out, eps, o + t * G.os(), den + t * G.H);
-    }
-    return;
   }
   for (int64_t c0 = 0; c0 < G.T; c0 += C) {
     const int64_t n = std::min(C, G.T - c0);
-    load_kv(G, R.k, R.v, c0, n, KT, V1);
-    for (int64_t i = 0; i < n; ++i) {
-      const T* q = R.q + (c0 + i) * G.qs();
-      // A[s] = q . phik[c0+s] for s <= i (the causal mask: later positions are never read).
-      std::fill(A, A + i + 1, T(0));
-      for (int64_t kk = 0; kk < m; ++kk)
-        if (q[kk] != T(0)) axpy_row(i + 1, q[kk], KT + kk * C, A);
-      std::fill(out, out + dp, T(0));
-      for (int64_t s = 0; s <= i; ++s)
-        if (A[s] != T(0)) axpy_row(dp, A[s], V1 + s * dp, out);
-      add_query_state(G, q, S, out);
-      finish_row(G, out, eps, o + (c0 + i) * G.os(), den + (c0 + i) * G.H);
+    const T* Qc = R.q + c0 * G.qs();
+    const T* Kc = R.k + c0 * G.ks();
+    T beta = T(0);
+    if (a.causal) {
+      load_v1(G, R.v, c0, n, V1);
+      gemm(false, true, I(n), I(n), I(m), T(1), Qc, I(G.qs()), Kc, I(G.ks()), T(0), A, I(C));
+      mask_upper(n, C, A);
+      gemm(false, false, I(n), I(dp), I(n), T(1), A, I(C), V1, I(dp), T(0), Out, I(dp));
+      beta = T(1);
     }
-    add_state(G, n, KT, V1, S);
+    gemm(false, false, I(n), I(dp), I(m), T(1), Qc, I(G.qs()), S, I(dp), beta, Out, I(dp));
+    for (int64_t i = 0; i < n; ++i)
+      finish_row(G, Out + i * dp, eps, o + (c0 + i) * G.os(), den + (c0 + i) * G.H);
+    if (a.causal) gemm(true, false, I(m), I(dp), I(n), T(1), Kc, I(G.ks()), V1, I(dp), T(1), S, I(dp));
   }
 }
 
-// ---- backward: dphiq, one forward sweep per (b, query head) -----------------------------------
+// ---- backward ----------------------------------------------------------------------------------
 
-// Per-thread scratch of the backward: the larger of bwd_dq_head's VT [(d+1) x C], ST [(d+1) x m],
-// Bv [C], g [d+1], acc [m] and bwd_dkv_group's Rm [m x d], RT [(d+1) x m], Gc [C x (d+1)],
-// GT [(d+1) x C], QT [m x C], bv [C], av [C], acck [m], accv [d+1].
+// Per-thread scratch of the backward: the larger of bwd_dq_head's Gc, V1 [C x (d+1)], S
+// [m x (d+1)], Bm [C x C] and bwd_dkv_group's Gc, V1, R [m x (d+1)], Bm, Am [C x C].
 int64_t bwd_scratch(const Geo& G) {
-  const int64_t m = G.m, d = G.d, dp = d + 1, C = G.C;
-  const int64_t dq = dp * C + dp * m + C + dp + m;
-  const int64_t dkv = m * d + dp * m + C * dp + dp * C + m * C + 2 * C + m + dp;
-  return std::max(dq, dkv);
+  const int64_t dp = G.d + 1, C = G.C;
+  return 2 * C * dp + G.m * dp + 2 * C * C;
 }
 
+// dphiq, one forward sweep per (b, query head).
 template <class T>
 void bwd_dq_head(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t h, T* work) {
   const HeadRows<T> R(G, a.phiq.ptr<T>(), a.phik.ptr<T>(), a.v.ptr<T>(), b, h);
@@ -190,60 +186,38 @@ void bwd_dq_head(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t h, T* 
   const T* o = a.o.ptr<T>() + off;
   const T* den = a.den.ptr<T>() + b * G.T * G.H + h;
   T* dq = a.dphiq.ptr<T>() + (b * G.T * G.H + h) * G.m;
-  const int64_t m = G.m, d = G.d, dp = d + 1, C = G.C;
-  T* VT = work;         // v' of the chunk, transposed [(d+1) x C]
-  T* ST = VT + dp * C;  // S' transposed [(d+1) x m]
-  T* Bv = ST + dp * m;
-  T* g = Bv + C;
-  T* acc = g + dp;
-  std::fill(ST, ST + dp * m, T(0));
+  const int64_t m = G.m, dp = G.d + 1, C = G.C;
+  T* Gc = work;
+  T* V1 = Gc + C * dp;
+  T* S = V1 + C * dp;
+  T* Bm = S + m * dp;
+  std::fill(S, S + m * dp, T(0));
   if (!a.causal) {  // bidirectional: the state over all T first
-    for (int64_t s = 0; s < G.T; ++s) {
-      const T* kr = R.k + s * G.ks();
-      const T* vr = R.v + s * G.vs();
-      for (int64_t e = 0; e < d; ++e)
-        if (vr[e] != T(0)) axpy_row(m, vr[e], kr, ST + e * m);
-      axpy_row(m, T(1), kr, ST + d * m);
+    for (int64_t c0 = 0; c0 < G.T; c0 += C) {
+      const int64_t n = std::min(C, G.T - c0);
+      load_v1(G, R.v, c0, n, V1);
+      gemm(true, false, I(m), I(dp), I(n), T(1), R.k + c0 * G.ks(), I(G.ks()), V1, I(dp), T(1), S, I(dp));
     }
   }
   for (int64_t c0 = 0; c0 < G.T; c0 += C) {
     const int64_t n = std::min(C, G.T - c0);
+    const T* Kc = R.k + c0 * G.ks();
+    T* dQc = dq + c0 * G.qs();
+    load_g(G, dout, o, den, c0, n, Gc);
+    T beta = T(0);
     if (a.causal) {
-      for (int64_t s = 0; s < n; ++s) {
-        const T* vr = R.v + (c0 + s) * G.vs();
-        for (int64_t e = 0; e < d; ++e) VT[e * C + s] = vr[e];
-        VT[d * C + s] = T(1);
-      }
+      load_v1(G, R.v, c0, n, V1);
+      gemm(false, true, I(n), I(n), I(dp), T(1), Gc, I(dp), V1, I(dp), T(0), Bm, I(C));
+      mask_upper(n, C, Bm);
+      gemm(false, false, I(n), I(m), I(n), T(1), Bm, I(C), Kc, I(G.ks()), T(0), dQc, I(G.qs()));
+      beta = T(1);
     }
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t t = c0 + i;
-      grad_row(d, dout + t * G.os(), o + t * G.os(), den[t * G.H], g);
-      std::fill(acc, acc + m, T(0));
-      if (a.causal) {
-        // Bv[s] = g . v'[c0+s] for s <= i, then acc = sum_s Bv[s] phik[c0+s].
-        std::fill(Bv, Bv + i + 1, T(0));
-        for (int64_t e = 0; e < dp; ++e)
-          if (g[e] != T(0)) axpy_row(i + 1, g[e], VT + e * C, Bv);
-        for (int64_t s = 0; s <= i; ++s)
-          if (Bv[s] != T(0)) axpy_row(m, Bv[s], R.k + (c0 + s) * G.ks(), acc);
-      }
-      for (int64_t e = 0; e < dp; ++e)
-        if (g[e] != T(0)) axpy_row(m, g[e], ST + e * m, acc);
-      std::copy(acc, acc + m, dq + t * G.qs());
-    }
-    if (a.causal) {
-      for (int64_t e = 0; e < dp; ++e) {
-        const T* vt = VT + e * C;
-        T* st = ST + e * m;
-        for (int64_t s = 0; s < n; ++s)
-          if (vt[s] != T(0)) axpy_row(m, vt[s], R.k + (c0 + s) * G.ks(), st);
-      }
-    }
+    gemm(false, true, I(n), I(m), I(dp), T(1), Gc, I(dp), S, I(dp), beta, dQc, I(G.qs()));
+    if (a.causal) gemm(true, false, I(m), I(dp), I(n), T(1), Kc, I(G.ks()), V1, I(dp), T(1), S, I(dp));
   }
 }
 
-// ---- backward: dphik, dv, one reverse sweep per query head of the group, per (b, kv head) ------
-
+// dphik, dv: one reverse sweep per query head of the group, per (b, kv head).
 template <class T>
 void bwd_dkv_group(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t gk, T* work) {
   const int64_t m = G.m, d = G.d, dp = d + 1, C = G.C;
@@ -253,15 +227,11 @@ void bwd_dkv_group(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t gk, 
     std::fill(dk + t * G.ks(), dk + t * G.ks() + m, T(0));
     std::fill(dv + t * G.vs(), dv + t * G.vs() + d, T(0));
   }
-  T* Rm = work;         // R[:, 0:d]      [m x d]
-  T* RT = Rm + m * d;   // R transposed   [(d+1) x m]
-  T* Gc = RT + dp * m;  // g rows of the chunk [C x (d+1)]
-  T* GT = Gc + C * dp;  // transposed      [(d+1) x C]
-  T* QT = GT + dp * C;  // phiq transposed [m x C]
-  T* bv = QT + m * C;
-  T* av = bv + C;
-  T* acck = av + C;
-  T* accv = acck + m;
+  T* Gc = work;
+  T* V1 = Gc + C * dp;
+  T* Rs = V1 + C * dp;  // R [m x (d+1)]
+  T* Bm = Rs + m * dp;
+  T* Am = Bm + C * C;
   const int64_t nch = (G.T + C - 1) / C;
   for (int64_t j = 0; j < G.rep(); ++j) {
     const int64_t h = gk * G.rep() + j;
@@ -270,66 +240,36 @@ void bwd_dkv_group(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t gk, 
     const T* dout = a.dout.ptr<T>() + off;
     const T* o = a.o.ptr<T>() + off;
     const T* den = a.den.ptr<T>() + b * G.T * G.H + h;
-    std::fill(Rm, Rm + m * d, T(0));
-    std::fill(RT, RT + dp * m, T(0));
-    // Causal: chunks from the last to the first, R holding the sum over later chunks. Bidirectional:
-    // R over all positions first, then every position reads it (no intra-chunk part).
-    for (int pass = a.causal ? 1 : 0; pass < 2; ++pass) {
-      for (int64_t c = nch - 1; c >= 0; --c) {
-        const int64_t c0 = c * C, n = std::min(C, G.T - c0);
-        // R gains this chunk after its positions have read it (causal; not needed after the
-        // first chunk), or during the first pass (bidirectional).
-        const bool update_r = a.causal ? c > 0 : pass == 0;
-        for (int64_t i = 0; i < n && (a.causal || pass == 0); ++i) {
-          const int64_t t = c0 + i;
-          grad_row(d, dout + t * G.os(), o + t * G.os(), den[t * G.H], Gc + i * dp);
-          for (int64_t e = 0; e < dp; ++e) GT[e * C + i] = Gc[i * dp + e];
-          const T* qr = R.q + t * G.qs();
-          for (int64_t kk = 0; kk < m; ++kk) QT[kk * C + i] = qr[kk];
-        }
-        if (pass == 1) {
-          for (int64_t s = 0; s < n; ++s) {
-            const T* kr = R.k + (c0 + s) * G.ks();
-            const T* vr = R.v + (c0 + s) * G.vs();
-            std::fill(acck, acck + m, T(0));
-            std::fill(accv, accv + d, T(0));
-            if (a.causal) {
-              // bv[i] = g[i] . v'[s], av[i] = phiq[i] . phik[s] for i >= s within the chunk.
-              std::fill(bv + s, bv + n, T(0));
-              std::fill(av + s, av + n, T(0));
-              for (int64_t e = 0; e < d; ++e)
-                if (vr[e] != T(0)) axpy_row(n - s, vr[e], GT + e * C + s, bv + s);
-              axpy_row(n - s, T(1), GT + d * C + s, bv + s);
-              for (int64_t kk = 0; kk < m; ++kk)
-                if (kr[kk] != T(0)) axpy_row(n - s, kr[kk], QT + kk * C + s, av + s);
-              for (int64_t i = s; i < n; ++i) {
-                if (bv[i] != T(0)) axpy_row(m, bv[i], R.q + (c0 + i) * G.qs(), acck);
-                if (av[i] != T(0)) axpy_row(d, av[i], Gc + i * dp, accv);
-              }
-            }
-            // The later chunks (causal) or all positions (bidirectional), through R.
-            for (int64_t e = 0; e < d; ++e)
-              if (vr[e] != T(0)) axpy_row(m, vr[e], RT + e * m, acck);
-            axpy_row(m, T(1), RT + d * m, acck);
-            for (int64_t kk = 0; kk < m; ++kk)
-              if (kr[kk] != T(0)) axpy_row(d, kr[kk], Rm + kk * d, accv);
-            axpy_row(m, T(1), acck, dk + (c0 + s) * G.ks());
-            axpy_row(d, T(1), accv, dv + (c0 + s) * G.vs());
-          }
-        }
-        if (update_r) {  // R += phiq[chunk]^T g[chunk]
-          for (int64_t kk = 0; kk < m; ++kk) {
-            const T* qt = QT + kk * C;
-            for (int64_t i = 0; i < n; ++i)
-              if (qt[i] != T(0)) axpy_row(d, qt[i], Gc + i * dp, Rm + kk * d);
-          }
-          for (int64_t e = 0; e < dp; ++e) {
-            const T* gt = GT + e * C;
-            for (int64_t i = 0; i < n; ++i)
-              if (gt[i] != T(0)) axpy_row(m, gt[i], R.q + (c0 + i) * G.qs(), RT + e * m);
-          }
-        }
+    std::fill(Rs, Rs + m * dp, T(0));
+    if (!a.causal) {  // R over all positions first; every position then reads it
+      for (int64_t c0 = 0; c0 < G.T; c0 += C) {
+        const int64_t n = std::min(C, G.T - c0);
+        load_g(G, dout, o, den, c0, n, Gc);
+        gemm(true, false, I(m), I(dp), I(n), T(1), R.q + c0 * G.qs(), I(G.qs()), Gc, I(dp), T(1), Rs, I(dp));
       }
+    }
+    // Causal: chunks from the last to the first, R holding the sum over later chunks.
+    for (int64_t c = nch - 1; c >= 0; --c) {
+      const int64_t c0 = c * C, n = std::min(C, G.T - c0);
+      const T* Qc = R.q + c0 * G.qs();
+      const T* Kc = R.k + c0 * G.ks();
+      T* dKc = dk + c0 * G.ks();
+      T* dVc = dv + c0 * G.vs();
+      load_v1(G, R.v, c0, n, V1);
+      if (a.causal) {
+        load_g(G, dout, o, den, c0, n, Gc);
+        gemm(false, true, I(n), I(n), I(dp), T(1), Gc, I(dp), V1, I(dp), T(0), Bm, I(C));
+        mask_upper(n, C, Bm);
+        gemm(true, false, I(n), I(m), I(n), T(1), Bm, I(C), Qc, I(G.qs()), T(1), dKc, I(G.ks()));
+        gemm(false, true, I(n), I(n), I(m), T(1), Qc, I(G.qs()), Kc, I(G.ks()), T(0), Am, I(C));
+        mask_upper(n, C, Am);
+        gemm(true, false, I(n), I(d), I(n), T(1), Am, I(C), Gc, I(dp), T(1), dVc, I(G.vs()));
+      }
+      // The later chunks (causal) or all positions (bidirectional), through R.
+      gemm(false, true, I(n), I(m), I(dp), T(1), V1, I(dp), Rs, I(dp), T(1), dKc, I(G.ks()));
+      gemm(false, false, I(n), I(d), I(m), T(1), Kc, I(G.ks()), Rs, I(dp), T(1), dVc, I(G.vs()));
+      if (a.causal && c > 0)  // R gains this chunk for the earlier ones
+        gemm(true, false, I(m), I(dp), I(n), T(1), Qc, I(G.qs()), Gc, I(dp), T(1), Rs, I(dp));
     }
   }
 }
