@@ -46,3 +46,21 @@ TEST(Vexp, ShiftedRowAndItsSumMatchDouble) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Vexp, SigmoidMatchesDoubleOnBothSidesAndSaturates) {
+  double worst = 0;
+  for (float x = -86.f; x <= 40.f; x += 0.000917f) {
+    const double ref = 1.0 / (1.0 + std::exp(-double(x)));
+    worst = std::max(worst, std::fabs(double(wersa::cpu::vsigmoid_one(x)) - ref) / ref);
+  }
+  EXPECT_LT(worst, 4.8e-7) << "4 ulp of float";
+  EXPECT_EQ(wersa::cpu::vsigmoid_one(0.f), 0.5f);
+  EXPECT_EQ(wersa::cpu::vsigmoid_one(100.f), 1.f);
+  EXPECT_EQ(wersa::cpu::vsigmoid_one(-100.f), 0.f);
+  EXPECT_EQ(wersa::cpu::vsigmoid_one(-1e30f), 0.f);
+  EXPECT_TRUE(std::isnan(wersa::cpu::vsigmoid_one(std::nanf(""))));
+}
+
+}  // namespace

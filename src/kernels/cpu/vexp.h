@@ -31,6 +31,17 @@ inline float vexp_one(float x) {
   return under ? 0.f : p * scale;
 }
 
+// Logistic sigmoid through vexp_one: e = exp(-|x|) in (0, 1], 1 / (1 + e) for x >= 0 and
+// e / (1 + e) below, so exp is only taken of a non-positive number. Below x = -87.3 the result is 0
+// (vexp_one's cut; the exact value is under 1.2e-38); |x| is capped at 88, which also keeps NaN out
+// of vexp_one's integer conversion; a NaN input is returned as it is.
+inline float vsigmoid_one(float x) {
+  const float ax = x < 0.f ? -x : x;
+  const float e = vexp_one(ax < 88.f ? -ax : -88.f);
+  const float r = 1.f / (1.f + e);
+  return x >= 0.f ? r : (x < 0.f ? e * r : x);
+}
+
 // out[i] = exp(x[i] - shift) for i < n (out may equal x); returns the sum of the outputs,
 // accumulated in double in 16 lanes (fixed order: the same on every thread count).
 double vexp_shift_sum(int64_t n, const float* x, float shift, float* out);
