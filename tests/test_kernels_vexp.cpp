@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "../src/kernels/cpu/vexp.h"
@@ -61,6 +62,31 @@ TEST(Vexp, SigmoidMatchesDoubleOnBothSidesAndSaturates) {
   EXPECT_EQ(wersa::cpu::vsigmoid_one(-100.f), 0.f);
   EXPECT_EQ(wersa::cpu::vsigmoid_one(-1e30f), 0.f);
   EXPECT_TRUE(std::isnan(wersa::cpu::vsigmoid_one(std::nanf(""))));
+}
+
+}  // namespace
+
+namespace {
+
+// Phi(x) = erfc(-x / sqrt 2) / 2 and the density, against double libm.
+TEST(Vexp, NormalCdfAndPdfMatchDoubleIncludingTheTails) {
+  double worst_cdf = 0, worst_pdf = 0;
+  int64_t n = 0;
+  for (float x = -12.9f; x <= 12.9f; x += 0.000613f, ++n) {
+    const double cdf = 0.5 * std::erfc(-double(x) / std::sqrt(2.0));
+    const double pdf = std::exp(-0.5 * double(x) * double(x)) / std::sqrt(2.0 * M_PI);
+    worst_cdf = std::max(worst_cdf, std::fabs(double(wersa::cpu::vnormal_cdf_one(x)) - cdf) / cdf);
+    worst_pdf = std::max(worst_pdf, std::fabs(double(wersa::cpu::vnormal_pdf_one(x)) - pdf) / pdf);
+  }
+  EXPECT_GT(n, 40000);
+  EXPECT_LT(worst_cdf, 6e-7) << "5 ulp of float";
+  EXPECT_LT(worst_pdf, 6e-7);
+  EXPECT_EQ(wersa::cpu::vnormal_cdf_one(-14.f), 0.f);
+  EXPECT_EQ(wersa::cpu::vnormal_cdf_one(14.f), 1.f);
+  EXPECT_EQ(wersa::cpu::vnormal_pdf_one(20.f), 0.f);
+  EXPECT_EQ(wersa::cpu::vnormal_pdf_one(-std::numeric_limits<float>::infinity()), 0.f);
+  EXPECT_TRUE(std::isnan(wersa::cpu::vnormal_cdf_one(std::nanf(""))));
+  EXPECT_TRUE(std::isnan(wersa::cpu::vnormal_pdf_one(std::nanf(""))));
 }
 
 }  // namespace
