@@ -50,11 +50,14 @@ TEST(BenchTrain, ACaseTimesStepsAndCountsFlops) {
       EXPECT_DOUBLE_EQ(r.forward_flops_per_token, model_flops(c.model, 24).total());
       EXPECT_DOUBLE_EQ(r.train_flops_per_token, 3 * r.forward_flops_per_token);
       EXPECT_GT(r.peak_rss, 0u);
+      EXPECT_GT(r.state_rss, 0u);
+      EXPECT_LE(r.state_rss, r.peak_rss);  // the state exists before the workspace's peak
       EXPECT_EQ(r.estimate.total, estimate_train_memory(c).total);
       const std::string md = train_bench_markdown({r}, 100.0, 1);
       EXPECT_NE(md.find(std::string("| tiny | ") + type + " | 24 | 2 | " + (recompute ? "yes" : "no")),
                 std::string::npos)
           << md;
+      EXPECT_NE(md.find("| model state | act/token |"), std::string::npos) << md;
     }
 }
 

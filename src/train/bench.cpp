@@ -52,6 +52,18 @@ size_t peak_rss_bytes() {
   return 0;
 }
 
+size_t rss_bytes() {
+  std::ifstream f("/proc/self/status");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("VmRSS:", 0) == 0) {
+      std::istringstream in(line.substr(6));
+      size_t kb = 0;
+      in >> kb;
+      return kb * 1024;
+    }
+  return 0;
+}
+
 bool reset_peak_rss() {
   std::ofstream f("/proc/self/clear_refs");
   if (!f) return false;
@@ -88,6 +100,7 @@ TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const
   Model model(mc, DType::F32);
   model.init(opt.seed);
   AdamW adam(model);
+  r.state_rss = rss_bytes();
   uint64_t draw = 0;
   auto fill = [&](Workspace& ws) {
     int32_t* ids = ws.host_ids.host<int32_t>();
@@ -178,15 +191,18 @@ std::string spread(const std::vector<double>& v) {
 std::string train_bench_markdown(const std::vector<TrainBenchRow>& rows, double sgemm, int threads) {
   std::ostringstream o;
   o << "| model | attention | T | batch | recompute | train tok/s | GFLOP/s | of sgemm | forward tok/s | "
-       "GFLOP/s | of sgemm | peak RSS | RSS/token | estimate |\n";
-  o << "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+       "GFLOP/s | of sgemm | peak RSS | RSS/token | model state | act/token | estimate |\n";
+  o << "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+       "---: | "
+       "---: |\n";
   for (const TrainBenchRow& r : rows) {
     o << "| " << r.model << " | " << r.attention << " | " << r.T << " | " << r.batch << " | "
       << (r.recompute ? "yes" : "no") << " | ";
     if (r.status != "ok") {
-      o << "OOM | - | - | - | - | - | - | - | " << format_bytes(r.estimate.total) << " |\n";
+      o << "OOM | - | - | - | - | - | - | - | - | - | " << format_bytes(r.estimate.total) << " |\n";
       continue;
     }
+    const size_t tokens = size_t(std::max<int64_t>(1, r.T * r.batch));
     const double tg = median(r.train_tps) * r.train_flops_per_token / 1e9;
     const double fg = median(r.forward_tps) * r.forward_flops_per_token / 1e9;
     o << spread(r.train_tps) << " | " << fmt("%.1f", tg) << " | "
@@ -194,13 +210,16 @@ std::string train_bench_markdown(const std::vector<TrainBenchRow>& rows, double 
       << (r.forward_tps.empty() ? "-" : fmt("%.1f", fg)) << " | "
       << (sgemm > 0 && !r.forward_tps.empty() ? fmt("%.0f%%", 100 * fg / sgemm) : "-") << " | "
       << format_bytes(r.peak_rss) << (r.peak_rss_reset ? "" : " (process)") << " | "
-      << format_bytes(r.peak_rss / size_t(std::max<int64_t>(1, r.T * r.batch))) << " | "
-      << format_bytes(r.estimate.total) << " |\n";
+      << format_bytes(r.peak_rss / tokens) << " | " << format_bytes(r.state_rss) << " | "
+      << (r.peak_rss > r.state_rss && r.state_rss > 0 ? format_bytes((r.peak_rss - r.state_rss) / tokens)
+                                                      : "-")
+      << " | " << format_bytes(r.estimate.total) << " |\n";
   }
   o << "\nsgemm (f32, 1024 x 1024 x 1024 through the engine's matmul op, " << threads
     << " threads, best of 5): " << fmt("%.1f", sgemm) << " GFLOP/s; BLAS kernels " << blas_kernel_name()
     << ". Model FLOPs per token from the config (wersa/model/flops.h; training = 3 x forward); tok/s: "
-       "median (range) of the timed steps.\n";
+       "median (range) of the timed steps. model state: resident memory once the weights, gradients and "
+       "AdamW moments exist; act/token: (peak RSS - model state) / tokens of a step.\n";
   return o.str();
 }
 
@@ -223,7 +242,8 @@ nlohmann::json train_bench_json(const std::vector<TrainBenchRow>& rows, double s
                    {"train_gflops", median(r.train_tps) * r.train_flops_per_token / 1e9},
                    {"forward_gflops", median(r.forward_tps) * r.forward_flops_per_token / 1e9},
                    {"peak_rss_bytes", r.peak_rss},
-                   {"peak_rss_reset", r.peak_rss_reset}});
+                   {"peak_rss_reset", r.peak_rss_reset},
+                   {"state_rss_bytes", r.state_rss}});
   return {{"threads", threads}, {"blas_kernels", blas_kernel_name()}, {"sgemm_gflops", sgemm}, {"rows", out}};
 }
 

@@ -24,6 +24,8 @@ double measure_sgemm_gflops(int64_t M = 1024, int64_t N = 1024, int64_t K = 1024
 // (Linux clear_refs; returns false where the kernel refuses it: the peak then stays the process's).
 size_t peak_rss_bytes();
 bool reset_peak_rss();
+// Resident memory now (VmRSS, bytes; 0 where /proc is missing).
+size_t rss_bytes();
 
 struct TrainBenchOptions {
   int warmup = 1;         // untimed steps first (OpenMP, BLAS and caches set themselves up)
@@ -44,6 +46,10 @@ struct TrainBenchRow {
   double forward_flops_per_token = 0;
   size_t peak_rss = 0;          // bytes, this case (see reset_peak_rss)
   bool peak_rss_reset = false;  // false: the figure is the process's peak so far
+  // Resident memory once the model (weights, gradients) and AdamW's moments exist, before the
+  // case's workspace: what does not grow with T. (peak_rss - state_rss) / tokens is the memory each
+  // token of a step costs, the "act/token" column.
+  size_t state_rss = 0;
 };
 
 // Runs one case: cfg.model at cfg.train.seq_len x cfg.train.batch_size (and train.recompute), the
