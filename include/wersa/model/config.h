@@ -38,7 +38,7 @@ struct AttentionConfig {
   bool shared_qk_features = true;
   std::string feature_map = "relu";  // relu | exp (spec: feature-map options)
   bool causal = true;
-  int chunk = 32;     // [1, 4096]; 32 is the fastest on the CPU (README "Performance")
+  int chunk = 64;     // [1, 4096]
   double eps = 1e-6;  // (0, 1]
   bool qkv_bias = true;
   int gate_dim = 0;  // 0 = dim / 4, else [1, 65536]
