@@ -40,29 +40,23 @@ double measure_sgemm_gflops(int64_t M, int64_t N, int64_t K, int reps) {
   return best;
 }
 
-size_t peak_rss_bytes() {
+namespace {
+// A "Key:   N kB" line of /proc/self/status in bytes (0 where it is missing).
+size_t status_bytes(const std::string& key) {
   std::ifstream f("/proc/self/status");
   for (std::string line; std::getline(f, line);)
-    if (line.rfind("VmHWM:", 0) == 0) {
-      std::istringstream in(line.substr(6));
+    if (line.rfind(key, 0) == 0) {
+      std::istringstream in(line.substr(key.size()));
       size_t kb = 0;
       in >> kb;
       return kb * 1024;
     }
   return 0;
 }
+}  // namespace
 
-size_t rss_bytes() {
-  std::ifstream f("/proc/self/status");
-  for (std::string line; std::getline(f, line);)
-    if (line.rfind("VmRSS:", 0) == 0) {
-      std::istringstream in(line.substr(6));
-      size_t kb = 0;
-      in >> kb;
-      return kb * 1024;
-    }
-  return 0;
-}
+size_t peak_rss_bytes() { return status_bytes("VmHWM:"); }
+size_t rss_bytes() { return status_bytes("VmRSS:"); }
 
 bool reset_peak_rss() {
   std::ofstream f("/proc/self/clear_refs");

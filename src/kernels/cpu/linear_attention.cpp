@@ -79,6 +79,18 @@ void load_v1(const Geo& G, const T* v, int64_t c0, int64_t n, T* V1) {
   }
 }
 
+// S [m x (d+1)] += sum over all positions of phik^T [v, 1] (bidirectional), chunk by chunk through
+// the V1 buffer.
+template <class T>
+void add_full_state(const Geo& G, const T* k, const T* v, T* V1, T* S) {
+  const int64_t dp = G.d + 1;
+  for (int64_t c0 = 0; c0 < G.T; c0 += G.C) {
+    const int64_t n = std::min(G.C, G.T - c0);
+    load_v1(G, v, c0, n, V1);
+    gemm(true, false, I(G.m), I(dp), I(n), T(1), k + c0 * G.ks(), I(G.ks()), V1, I(dp), T(1), S, I(dp));
+  }
+}
+
 // Zero the entries above the diagonal of an n x n block with leading dimension C: position i reads
 // positions s <= i only (the causal mask).
 template <class T>
@@ -142,13 +154,7 @@ void fwd_head(const Geo& G, const LinearAttnFwd& a, int64_t b, int64_t h, T* wor
       S[kk * dp + G.d] = z0[kk];
     }
   }
-  if (!a.causal) {  // S' over all positions, then every row reads it
-    for (int64_t c0 = 0; c0 < G.T; c0 += C) {
-      const int64_t n = std::min(C, G.T - c0);
-      load_v1(G, R.v, c0, n, V1);
-      gemm(true, false, I(m), I(dp), I(n), T(1), R.k + c0 * G.ks(), I(G.ks()), V1, I(dp), T(1), S, I(dp));
-    }
-  }
+  if (!a.causal) add_full_state(G, R.k, R.v, V1, S);  // S' over all positions, then every row reads it
   for (int64_t c0 = 0; c0 < G.T; c0 += C) {
     const int64_t n = std::min(C, G.T - c0);
     const T* Qc = R.q + c0 * G.qs();
@@ -192,13 +198,7 @@ void bwd_dq_head(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t h, T* 
   T* S = V1 + C * dp;
   T* Bm = S + m * dp;
   std::fill(S, S + m * dp, T(0));
-  if (!a.causal) {  // bidirectional: the state over all T first
-    for (int64_t c0 = 0; c0 < G.T; c0 += C) {
-      const int64_t n = std::min(C, G.T - c0);
-      load_v1(G, R.v, c0, n, V1);
-      gemm(true, false, I(m), I(dp), I(n), T(1), R.k + c0 * G.ks(), I(G.ks()), V1, I(dp), T(1), S, I(dp));
-    }
-  }
+  if (!a.causal) add_full_state(G, R.k, R.v, V1, S);  // bidirectional: the state over all T first
   for (int64_t c0 = 0; c0 < G.T; c0 += C) {
     const int64_t n = std::min(C, G.T - c0);
     const T* Kc = R.k + c0 * G.ks();
