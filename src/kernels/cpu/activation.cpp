@@ -34,9 +34,8 @@ void map_grad(int64_t n, T* dx, const T* dy, const T* x, bool acc, F df) {
 
 // GELU in float: Phi and its density through vnormal_cdf_one / vnormal_pdf_one (vexp.h), 16
 // elements at a time through local arrays (outputs may alias inputs), one clone per instruction
-// set, blocks of kBlock elements per parallel task.
+// set, blocks of kElemBlock elements per parallel task (for_elem_blocks).
 constexpr int W = 16;
-constexpr int64_t kBlock = 4096;
 
 // f(x, y) computes y[0:W] from x[0:W]; blocks of exactly W elements (fixed trip counts, so the
 // loops inside f vectorise), then the tail through zero-padded local arrays.
@@ -65,7 +64,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void gelu_block(int
 __attribute__((target_clones("avx512f", "avx2", "default"))) void gelu_grad_block(int64_t n, float* dx,
                                                                                   const float* dy,
                                                                                   const float* x, bool acc) {
-  float d[kBlock];
+  float d[kElemBlock];  // n <= kElemBlock: called by for_elem_blocks
   by_w(n, x, d, [](const float* xs, float* ys) {
     float xv[W], yv[W];
     std::copy(xs, xs + W, xv);
@@ -79,22 +78,14 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void gelu_grad_bloc
 }
 
 void gelu(int64_t n, float* y, const float* x) {
-  const int64_t nb = (n + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
-  for (int64_t b = 0; b < nb; ++b)
-    gelu_block(std::min(kBlock, n - b * kBlock), y + b * kBlock, x + b * kBlock);
+  for_elem_blocks(n, [&](int64_t i0, int64_t len) { gelu_block(len, y + i0, x + i0); });
 }
 void gelu(int64_t n, double* y, const double* x) {
   map(n, y, x, [](double v) { return v * normal_cdf(v); });
 }
 
 void gelu_grad(int64_t n, float* dx, const float* dy, const float* x, bool acc) {
-  const int64_t nb = (n + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
-  for (int64_t b = 0; b < nb; ++b) {
-    const int64_t i0 = b * kBlock;
-    gelu_grad_block(std::min(kBlock, n - i0), dx + i0, dy + i0, x + i0, acc);
-  }
+  for_elem_blocks(n, [&](int64_t i0, int64_t len) { gelu_grad_block(len, dx + i0, dy + i0, x + i0, acc); });
 }
 void gelu_grad(int64_t n, double* dx, const double* dy, const double* x, bool acc) {
   map_grad(n, dx, dy, x, acc, [](double v) { return normal_cdf(v) + v * normal_pdf(v); });

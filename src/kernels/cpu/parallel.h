@@ -2,8 +2,19 @@
 // OpenMP parallel region costs microseconds (far more when a core is busy elsewhere), more than
 // the work it would split. Generation calls these kernels on one row per token.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 namespace wersa::cpu {
 constexpr int64_t kParallelMinElems = int64_t(1) << 14;
+
+// f(i0, len) over [0, n) in blocks of kElemBlock elements (len <= kElemBlock), the blocks in
+// parallel from kParallelMinElems elements on: the driver of the vectorised elementwise kernels.
+constexpr int64_t kElemBlock = 4096;
+template <class F>
+void for_elem_blocks(int64_t n, F f) {
+  const int64_t nb = (n + kElemBlock - 1) / kElemBlock;
+#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
+  for (int64_t b = 0; b < nb; ++b) f(b * kElemBlock, std::min(kElemBlock, n - b * kElemBlock));
+}
 }  // namespace wersa::cpu

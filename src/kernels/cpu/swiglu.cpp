@@ -15,8 +15,7 @@
 namespace wersa::cpu {
 namespace {
 
-constexpr int W = 16;             // elements per vector step
-constexpr int64_t kBlock = 4096;  // elements per parallel task
+constexpr int W = 16;  // elements per vector step; parallel tasks: for_elem_blocks (parallel.h)
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) void fwd_block(int64_t n, const float* g,
                                                                             const float* u, float* y) {
@@ -50,21 +49,12 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void bwd_block(int6
 }
 
 void fwd_rows(int64_t n, const float* g, const float* u, float* y) {
-  const int64_t nb = (n + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
-  for (int64_t b = 0; b < nb; ++b) {
-    const int64_t i0 = b * kBlock;
-    fwd_block(std::min(kBlock, n - i0), g + i0, u + i0, y + i0);
-  }
+  for_elem_blocks(n, [&](int64_t i0, int64_t len) { fwd_block(len, g + i0, u + i0, y + i0); });
 }
 
 void bwd_rows(int64_t n, const float* dy, const float* g, const float* u, float* dg, float* du) {
-  const int64_t nb = (n + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
-  for (int64_t b = 0; b < nb; ++b) {
-    const int64_t i0 = b * kBlock;
-    bwd_block(std::min(kBlock, n - i0), dy + i0, g + i0, u + i0, dg + i0, du + i0);
-  }
+  for_elem_blocks(
+      n, [&](int64_t i0, int64_t len) { bwd_block(len, dy + i0, g + i0, u + i0, dg + i0, du + i0); });
 }
 
 void fwd_rows(int64_t n, const double* g, const double* u, double* y) {
