@@ -16,8 +16,7 @@ namespace {
 
 template <class T, class F>
 void map(int64_t n, T* y, const T* x, F f) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
-  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+  parallel_for(n, n >= kParallelMinElems, [&](int64_t i) { y[i] = f(x[i]); });
 }
 
 // dx = dy * f'(x), or dx += dy * f'(x).

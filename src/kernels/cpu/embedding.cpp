@@ -33,14 +33,14 @@ void embedding_fwd(Ctx&, const EmbeddingFwd& a) {
   T* y = a.y.ptr<T>();
   if (a.table.dtype == DType::BF16) {  // bf16 inference weights: rows widened exactly
     const bf16* table = a.table.ptr<bf16>();
-#pragma omp parallel for schedule(static) if (N * D >= kParallelMinElems)
-    for (int64_t n = 0; n < N; ++n)
+    parallel_for(N, N * D >= kParallelMinElems, [&](int64_t n) {
       for (int64_t j = 0; j < D; ++j) y[n * D + j] = T(bf16_to_float(table[int64_t(tok[n]) * D + j]));
+    });
     return;
   }
   const T* table = a.table.ptr<T>();
-#pragma omp parallel for schedule(static) if (N * D >= kParallelMinElems)
-  for (int64_t n = 0; n < N; ++n) std::copy_n(table + int64_t(tok[n]) * D, D, y + n * D);
+  parallel_for(N, N * D >= kParallelMinElems,
+               [&](int64_t n) { std::copy_n(table + int64_t(tok[n]) * D, D, y + n * D); });
 }
 
 template <class T>

@@ -26,20 +26,18 @@ void feature_map_fwd(Ctx&, const FeatureMapFwd& a) {
        phi, int(m));
   if (!is_exp) {
     const int64_t n = R * m;
-#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
-    for (int64_t i = 0; i < n; ++i) phi[i] = phi[i] > T(0) ? phi[i] : T(0);
+    parallel_for(n, n >= kParallelMinElems, [&](int64_t i) { phi[i] = phi[i] > T(0) ? phi[i] : T(0); });
     return;
   }
   const T* x = a.x.ptr<T>();
   const double log_sqrt_m = 0.5 * std::log(double(m)), inv_sqrt_d = 1.0 / std::sqrt(double(d));
-#pragma omp parallel for schedule(static) if (R * m >= kParallelMinElems)
-  for (int64_t r = 0; r < R; ++r) {
+  parallel_for(R, R * m >= kParallelMinElems, [&](int64_t r) {
     double sq = 0;  // |y|^2 = |x|^2 / sqrt(d)
     for (int64_t i = 0; i < d; ++i) sq += double(x[r * d + i]) * double(x[r * d + i]);
     const T shift = T(0.5 * sq * inv_sqrt_d + log_sqrt_m);
     T* p = phi + r * m;
     for (int64_t j = 0; j < m; ++j) p[j] = std::exp(p[j] - shift);
-  }
+  });
 }
 
 template <class T>
@@ -71,15 +69,14 @@ void feature_map_bwd(Ctx& ctx, const FeatureMapBwd& a) {
     gemm(false, true, int(nr), int(d), int(m), T(scale), g, int(m), a.omega.ptr<T>(), int(m), T(0), out,
          int(d));
     if (!is_exp) continue;
-      // d(-|y|^2 / 2)/dx = -y / d^(1/4) = -x / sqrt(d), times the row's sum of g.
-#pragma omp parallel for schedule(static) if (nr * m >= kParallelMinElems)
-    for (int64_t r = 0; r < nr; ++r) {
+    // d(-|y|^2 / 2)/dx = -y / d^(1/4) = -x / sqrt(d), times the row's sum of g.
+    parallel_for(nr, nr * m >= kParallelMinElems, [&](int64_t r) {
       double sg = 0;
       for (int64_t j = 0; j < m; ++j) sg += double(g[r * m + j]);
       const T c = T(sg * inv_sqrt_d);
       const T* xr = x + (r0 + r) * d;
       for (int64_t i = 0; i < d; ++i) out[r * d + i] -= c * xr[i];
-    }
+    });
   }
 }
 

@@ -26,13 +26,13 @@ void gate_fwd(Ctx&, const GateFwd& a) {
   const T* s = a.s.ptr<T>();
   T* g = a.g.ptr<T>();
   T* gamma = a.gamma.ptr<T>();
-#pragma omp parallel for schedule(static) if (N * L1 >= kParallelMinElems)
-  for (int64_t n = 0; n < N; ++n)
+  parallel_for(N, N * L1 >= kParallelMinElems, [&](int64_t n) {
     for (int64_t l = 0; l < L1; ++l) {
       const T v = sigmoid(z[n * L1 + l]);
       g[n * L1 + l] = v;
       gamma[n * L1 + l] = v * s[l];
     }
+  });
 }
 
 template <class T>

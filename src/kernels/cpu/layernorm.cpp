@@ -21,8 +21,7 @@ void layernorm_fwd(Ctx&, const LayerNormFwd& a) {
   T* y = a.y.ptr<T>();
   T* mean = a.mean.defined() ? a.mean.ptr<T>() : nullptr;
   T* rstd = a.rstd.defined() ? a.rstd.ptr<T>() : nullptr;
-#pragma omp parallel for schedule(static) if (N * C >= kParallelMinElems)
-  for (int64_t n = 0; n < N; ++n) {
+  parallel_for(N, N * C >= kParallelMinElems, [&](int64_t n) {
     const T* xr = x + n * C;
     T* yr = y + n * C;
     double s = 0;
@@ -34,7 +33,7 @@ void layernorm_fwd(Ctx&, const LayerNormFwd& a) {
     if (mean) mean[n] = T(m);
     if (rstd) rstd[n] = T(r);
     for (int64_t c = 0; c < C; ++c) yr[c] = T((double(xr[c]) - m) * r * double(w[c]) + double(b[c]));
-  }
+  });
 }
 
 template <class T>

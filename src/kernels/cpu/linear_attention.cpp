@@ -21,6 +21,7 @@
 
 #include "blas.h"
 #include "kernels.h"
+#include "parallel.h"
 #include "reduce.h"
 
 namespace wersa::cpu {
@@ -293,8 +294,8 @@ void linear_attention_fwd(Ctx& ctx, const LinearAttnFwd& a) {
   const auto work = ctx.per_thread<T>(fwd_scratch(G));
   if (ctx.planning()) return;
   const int64_t n = G.B * G.H;
-#pragma omp parallel for schedule(static) if (G.work() > kParallelWork)
-  for (int64_t bh = 0; bh < n; ++bh) fwd_head<T>(G, a, bh / G.H, bh % G.H, mine(work));
+  parallel_for(n, G.work() > kParallelWork,
+               [&](int64_t bh) { fwd_head<T>(G, a, bh / G.H, bh % G.H, mine(work)); });
   if (a.advance) linear_attention_state<T>(ctx, LinearAttnState{a.S0, a.z0, a.phik, a.v, true});
 }
 
@@ -305,10 +306,8 @@ void linear_attention_bwd(Ctx& ctx, const LinearAttnBwd& a) {
   if (ctx.planning()) return;
   const int64_t nq = G.B * G.H, nk = G.B * G.Hkv;
   const bool par = G.work() > kParallelWork;
-#pragma omp parallel for schedule(static) if (par)
-  for (int64_t bh = 0; bh < nq; ++bh) bwd_dq_head<T>(G, a, bh / G.H, bh % G.H, mine(work));
-#pragma omp parallel for schedule(static) if (par)
-  for (int64_t bg = 0; bg < nk; ++bg) bwd_dkv_group<T>(G, a, bg / G.Hkv, bg % G.Hkv, mine(work));
+  parallel_for(nq, par, [&](int64_t bh) { bwd_dq_head<T>(G, a, bh / G.H, bh % G.H, mine(work)); });
+  parallel_for(nk, par, [&](int64_t bg) { bwd_dkv_group<T>(G, a, bg / G.Hkv, bg % G.Hkv, mine(work)); });
 }
 
 template <class T>
@@ -323,17 +322,15 @@ void linear_attention_step(Ctx& ctx, const LinearAttnStep& a) {
   const T* v = a.v.ptr<T>();
   T* den = a.den.defined() ? a.den.ptr<T>() : nullptr;
   const bool par = H * m * d > kParallelWork;
-#pragma omp parallel for schedule(static) if (par)
-  for (int64_t g = 0; g < Hkv; ++g) {
+  parallel_for(Hkv, par, [&](int64_t g) {
     const T* kr = phik + g * m;
     for (int64_t kk = 0; kk < m; ++kk) {
       if (kr[kk] == T(0)) continue;
       axpy_row(d, kr[kk], v + g * d, S + (g * m + kk) * d);
       z[g * m + kk] += kr[kk];
     }
-  }
-#pragma omp parallel for schedule(static) if (par)
-  for (int64_t h = 0; h < H; ++h) {
+  });
+  parallel_for(H, par, [&](int64_t h) {
     const int64_t g = h / rep;
     const T* q = a.phiq.ptr<T>() + h * m;
     T* num = mine(nums);
@@ -348,7 +345,7 @@ void linear_attention_step(Ctx& ctx, const LinearAttnStep& a) {
     if (den) den[h] = dn;
     T* o = a.o.ptr<T>() + h * d;
     for (int64_t e = 0; e < d; ++e) o[e] = num[e] / dn;
-  }
+  });
 }
 
 template <class T>
@@ -356,8 +353,7 @@ void linear_attention_state(Ctx&, const LinearAttnState& a) {
   const int64_t B = a.phik.dim(0), Tn = a.phik.dim(1), Hkv = a.phik.dim(2), m = a.phik.dim(3);
   const int64_t d = a.v.dim(3);
   const int64_t n = B * Hkv;
-#pragma omp parallel for schedule(static) if (n * Tn * m * d > kParallelWork)
-  for (int64_t bg = 0; bg < n; ++bg) {
+  parallel_for(n, n * Tn * m * d > kParallelWork, [&](int64_t bg) {
     const int64_t b = bg / Hkv, g = bg % Hkv;
     T* S = a.S.ptr<T>() + bg * m * d;
     T* z = a.z.ptr<T>() + bg * m;
@@ -376,7 +372,7 @@ void linear_attention_state(Ctx&, const LinearAttnState& a) {
         z[kk] += kr[kk];
       }
     }
-  }
+  });
 }
 
 template void linear_attention_fwd<float>(Ctx&, const LinearAttnFwd&);

@@ -17,15 +17,14 @@ void mask_padding(Ctx&, const MaskPadding& a) {
   const T* x = a.x.ptr<T>();
   T* y = a.y.ptr<T>();
   const bool in_place = x == y;
-#pragma omp parallel for schedule(static) if (a.x.numel() >= kParallelMinElems)
-  for (int64_t r = 0; r < R; ++r) {
+  parallel_for(R, a.x.numel() >= kParallelMinElems, [&](int64_t r) {
     const int64_t b = r / Tn, t = r % Tn;
     T* yr = y + r * W;
     if (t >= len[b])
       std::fill_n(yr, W, T(0));
     else if (!in_place)
       std::copy_n(x + r * W, W, yr);
-  }
+  });
 }
 
 template void mask_padding<float>(Ctx&, const MaskPadding&);

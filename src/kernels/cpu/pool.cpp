@@ -17,20 +17,19 @@ void pool_fwd(Ctx&, const PoolFwd& a) {
   const int32_t* len = checked_lengths("pool_fwd", a.lengths, Tn);
   const T* x = a.x.ptr<T>();
   T* p = a.p.ptr<T>();
-#pragma omp parallel for schedule(static) if (B * Tn * D >= kParallelMinElems)
-  for (int64_t b = 0; b < B; ++b) {
+  parallel_for(B, B * Tn * D >= kParallelMinElems, [&](int64_t b) {
     const int64_t n = len[b];
     const T* xb = x + b * Tn * D;
     T* pb = p + b * D;
     if (a.kind == PoolKind::Last) {
       std::copy_n(xb + (n - 1) * D, D, pb);
-      continue;
+      return;
     }
     std::vector<double> acc(size_t(D), 0.0);
     for (int64_t t = 0; t < n; ++t)
       for (int64_t j = 0; j < D; ++j) acc[size_t(j)] += double(xb[t * D + j]);
     for (int64_t j = 0; j < D; ++j) pb[j] = T(acc[size_t(j)] / double(n));
-  }
+  });
 }
 
 template <class T>
@@ -39,20 +38,19 @@ void pool_bwd(Ctx&, const PoolBwd& a) {
   const int32_t* len = checked_lengths("pool_bwd", a.lengths, Tn);
   const T* dp = a.dp.ptr<T>();
   T* dx = a.dx.ptr<T>();
-#pragma omp parallel for schedule(static) if (B * Tn * D >= kParallelMinElems)
-  for (int64_t b = 0; b < B; ++b) {
+  parallel_for(B, B * Tn * D >= kParallelMinElems, [&](int64_t b) {
     const int64_t n = len[b];
     const T* g = dp + b * D;
     T* db = dx + b * Tn * D;
     std::fill_n(db, Tn * D, T(0));
     if (a.kind == PoolKind::Last) {
       std::copy_n(g, D, db + (n - 1) * D);
-      continue;
+      return;
     }
     const double inv = 1.0 / double(n);
     for (int64_t t = 0; t < n; ++t)
       for (int64_t j = 0; j < D; ++j) db[t * D + j] = T(double(g[j]) * inv);
-  }
+  });
 }
 
 template void pool_fwd<float>(Ctx&, const PoolFwd&);

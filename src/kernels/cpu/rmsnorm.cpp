@@ -19,8 +19,7 @@ void rmsnorm_fwd(Ctx&, const RmsNormFwd& a) {
   const T* w = a.w.ptr<T>();
   T* y = a.y.ptr<T>();
   T* rstd = a.rstd.defined() ? a.rstd.ptr<T>() : nullptr;
-#pragma omp parallel for schedule(static) if (N * C >= kParallelMinElems)
-  for (int64_t n = 0; n < N; ++n) {
+  parallel_for(N, N * C >= kParallelMinElems, [&](int64_t n) {
     const T* xr = x + n * C;
     T* yr = y + n * C;
     double ss = 0;
@@ -28,7 +27,7 @@ void rmsnorm_fwd(Ctx&, const RmsNormFwd& a) {
     const double r = 1.0 / std::sqrt(ss / double(C) + a.eps);
     if (rstd) rstd[n] = T(r);
     for (int64_t c = 0; c < C; ++c) yr[c] = T(double(xr[c]) * r * double(w[c]));
-  }
+  });
 }
 
 template <class T>

@@ -21,20 +21,18 @@ void rope_rotate(Ctx& ctx, const RopeArgs& a, double sign) {
   double* table = ctx.take<double>(2 * Tn * half);
   if (ctx.planning()) return;
   for (int64_t i = 0; i < half; ++i) inv_freq[i] = std::pow(a.theta, -2.0 * double(i) / double(d));
-#pragma omp parallel for schedule(static) if (Tn * half >= kParallelMinElems)
-  for (int64_t t = 0; t < Tn; ++t) {
+  parallel_for(Tn, Tn * half >= kParallelMinElems, [&](int64_t t) {
     const double pos = double(a.pos0 + t);
     for (int64_t i = 0; i < half; ++i) {
       const double angle = pos * inv_freq[i];
       table[t * half + i] = std::cos(angle);
       table[(Tn + t) * half + i] = sign * std::sin(angle);
     }
-  }
+  });
   const T* x = a.x.ptr<T>();
   T* y = a.y.ptr<T>();
   const int64_t rows = B * Tn * H;
-#pragma omp parallel for schedule(static) if (rows * d >= kParallelMinElems)
-  for (int64_t row = 0; row < rows; ++row) {
+  parallel_for(rows, rows * d >= kParallelMinElems, [&](int64_t row) {
     const int64_t t = (row / H) % Tn;
     const double* cs = table + t * half;
     const double* sn = table + (Tn + t) * half;
@@ -45,7 +43,7 @@ void rope_rotate(Ctx& ctx, const RopeArgs& a, double sign) {
       yr[i] = T(x1 * cs[i] - x2 * sn[i]);
       yr[i + half] = T(x2 * cs[i] + x1 * sn[i]);
     }
-  }
+  });
 }
 
 }  // namespace

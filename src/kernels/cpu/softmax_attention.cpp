@@ -17,6 +17,7 @@
 #include "gemv.h"
 #include "kernels.h"
 #include "lengths.h"
+#include "parallel.h"
 #include "reduce.h"
 
 namespace wersa::cpu {
@@ -298,15 +299,14 @@ void softmax_attention_prefill(Ctx& ctx, const SoftmaxAttnPrefill& a) {
   const int64_t ld = G.ldt();
   const auto work = ctx.per_thread<T>(fwd_work(d, ld));
   if (ctx.planning()) return;
-#pragma omp parallel for schedule(static) if (H * Tq * G.T * d > kParallelWork)
-  for (int64_t h = 0; h < H; ++h) {
+  parallel_for(H, H * Tq * G.T * d > kParallelWork, [&](int64_t h) {
     const Work<T> w = carve(mine(work), d, ld, G.T, false);
     load_transposed(G, a.kcache.ptr<T>(), 0, h / G.rep(), w.KT, G.T);
     for (int64_t t0 = 0; t0 < Tq; t0 += kQ) {
       const int64_t R = std::min<int64_t>(kQ, Tq - t0);
       WERSA_BLOCK_ROWS(prefill_block, R, a, Hkv, ld, h, t0, w);
     }
-  }
+  });
 }
 
 template <class T>
@@ -334,8 +334,7 @@ void softmax_attention_fwd(Ctx& ctx, const SoftmaxAttnFwd& a) {
   if (ctx.planning()) return;
   if (a.lengths.defined()) checked_lengths("softmax_attention_fwd", a.lengths, G.T);
   const int64_t nbh = G.B * G.H;
-#pragma omp parallel for schedule(static) if (G.work() > kParallelWork)
-  for (int64_t bh = 0; bh < nbh; ++bh) {
+  parallel_for(nbh, G.work() > kParallelWork, [&](int64_t bh) {
     const int64_t b = bh / G.H, h = bh % G.H;
     const Work<T> w = carve(mine(work), G.d, G.ldt(), G.T, false);
     load_transposed(G, a.k.ptr<T>(), b, h / G.rep(), w.KT, keys_of(G, a.lengths, b));
@@ -343,7 +342,7 @@ void softmax_attention_fwd(Ctx& ctx, const SoftmaxAttnFwd& a) {
       const int64_t R = std::min<int64_t>(kQ, G.T - t0);
       WERSA_BLOCK_ROWS(fwd_block, R, G, a, b, h, t0, w);
     }
-  }
+  });
 }
 
 template <class T>
@@ -353,8 +352,7 @@ void softmax_attention_bwd(Ctx& ctx, const SoftmaxAttnBwd& a) {
   const auto work = ctx.per_thread<T>(bwd_work(d, G.ldt(), G.T));
   if (ctx.planning()) return;
   if (a.lengths.defined()) checked_lengths("softmax_attention_bwd", a.lengths, G.T);
-#pragma omp parallel for schedule(static) if (G.work() > kParallelWork)
-  for (int64_t bg = 0; bg < nbg; ++bg) {
+  parallel_for(nbg, G.work() > kParallelWork, [&](int64_t bg) {
     const int64_t b = bg / G.Hkv, g = bg % G.Hkv;
     const Work<T> w = carve(mine(work), d, G.ldt(), G.T, true);
     const int64_t nb = keys_of(G, a.lengths, b);
@@ -373,7 +371,7 @@ void softmax_attention_bwd(Ctx& ctx, const SoftmaxAttnBwd& a) {
       std::copy(w.dKa + j * d, w.dKa + (j + 1) * d, dk + j * G.Hkv * d);
       std::copy(w.dVa + j * d, w.dVa + (j + 1) * d, dv + j * G.Hkv * d);
     }
-  }
+  });
 }
 
 #undef WERSA_BLOCK_ROWS
@@ -389,8 +387,7 @@ void softmax_attention_decode(Ctx& ctx, const SoftmaxAttnDecode& a) {
   const T scale = T(a.scale);
   // Per kv head: the scores of its rep query heads in one pass over the key rows, the outputs in
   // one pass over the value rows (gemv.h: vectorised, fixed order).
-#pragma omp parallel for schedule(static) if (H * n * d > kParallelWork)
-  for (int64_t g = 0; g < Hkv; ++g) {
+  parallel_for(Hkv, H * n * d > kParallelWork, [&](int64_t g) {
     T* sc = mine(work);
     T* acc = sc + rep * n;
     T* qs = acc + rep * d;
@@ -413,7 +410,7 @@ void softmax_attention_decode(Ctx& ctx, const SoftmaxAttnDecode& a) {
       T* o = a.o.ptr<T>() + (g * rep + r) * d;
       for (int64_t e = 0; e < d; ++e) o[e] = T(acc[r * d + e] / lsum[r]);
     }
-  }
+  });
 }
 
 template void softmax_attention_fwd<float>(Ctx&, const SoftmaxAttnFwd&);

@@ -58,21 +58,19 @@ void bwd_rows(int64_t n, const float* dy, const float* g, const float* u, float*
 }
 
 void fwd_rows(int64_t n, const double* g, const double* u, double* y) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
-  for (int64_t i = 0; i < n; ++i) {
+  parallel_for(n, n >= kParallelMinElems, [&](int64_t i) {
     const double gi = g[i], ui = u[i];
     y[i] = gi * sigmoid(gi) * ui;
-  }
+  });
 }
 
 void bwd_rows(int64_t n, const double* dy, const double* g, const double* u, double* dg, double* du) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
-  for (int64_t i = 0; i < n; ++i) {
+  parallel_for(n, n >= kParallelMinElems, [&](int64_t i) {
     const double gi = g[i], ui = u[i], d = dy[i];
     const double s = sigmoid(gi);
     dg[i] = d * ui * s * (1.0 + gi * (1.0 - s));
     du[i] = d * gi * s;
-  }
+  });
 }
 
 }  // namespace
