@@ -40,6 +40,8 @@ size_t DryRun::peak(Device d) const { return peak_[int(d)]; }
 
 const char* device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
 
+constexpr size_t kHugePage = size_t(2) << 20;
+
 void* device_alloc(Device d, size_t bytes) {
   ++g_allocs;
   const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
@@ -57,8 +59,14 @@ void* device_alloc(Device d, size_t bytes) {
     cuda::memset0(p, rounded);
     return p;
   }
-  void* p = std::aligned_alloc(64, rounded);
+  // Blocks from 2 MiB on are 2 MiB aligned and ask for transparent huge pages (Linux's default
+  // policy is "madvise"): 512 times fewer page faults when a block is first zeroed. On the 2-core
+  // VM, zeroing 12 GiB (a workspace for 131,072 tokens) took 68-80 s in 4 KiB pages, 17-27 s so.
+  const bool huge = rounded >= kHugePage;
+  const size_t span = huge ? (rounded + kHugePage - 1) / kHugePage * kHugePage : rounded;
+  void* p = std::aligned_alloc(huge ? kHugePage : 64, span);
   WERSA_CHECK(p != nullptr, "out of host memory allocating ", bytes, " bytes");
+  if (huge) ::madvise(p, span, MADV_HUGEPAGE);
   std::memset(p, 0, rounded);
   return p;
 }
