@@ -206,6 +206,29 @@ TEST(OpState, HaarFilterEqualsAnalysisThenSynthesis) {
     }
 }
 
+// Long enough for many time tiles of the fused CPU filter (128 rows from L = 3, 4 << L above),
+// with a partial last tile: the tiles' halos must give bitwise the separate kernels' results.
+TEST(OpState, HaarFilterInTimeTilesIsBitwiseTheSeparateKernels) {
+  for (DType dt : {DType::F64, DType::F32})
+    for (int L : {1, 3, 6}) {
+      SCOPED_TRACE(testing::Message() << dtype_name(dt) << " L " << L);
+      const int64_t B = 2, T = 1100, C = 40;
+      Buf x(dt, {B, T, C}), gamma(dt, {B, T, L + 1}), coef(dt, {L + 1, B, T, C}), y(dt, {B, T, C});
+      Buf dy(dt, {B, T, C}), dcoef(dt, {L + 1, B, T, C}), dx(dt, {B, T, C}), dg(dt, {B, T, L + 1});
+      x.randn(12 + uint64_t(L)), gamma.uniform(13, 0.1, 1.5), dy.randn(14);
+      haar_analysis_fwd(ctx(), {coef, x, L});
+      haar_synthesis_fwd(ctx(), {y, coef, gamma, L});
+      haar_synthesis_bwd(ctx(), {dcoef, dg, dy, coef, gamma, L});
+      haar_analysis_bwd(ctx(), {dx, dcoef, L});
+      Buf yf(dt, {B, T, C}), dxf(dt, {B, T, C}), dgf(dt, {B, T, L + 1});
+      haar_filter_fwd(ctx(), {yf, x, gamma, L});
+      haar_filter_bwd(ctx(), {dxf, dgf, dy, x, gamma, L});
+      EXPECT_TRUE(bitwise_equal_t(yf, y, 0));
+      EXPECT_TRUE(bitwise_equal_t(dxf, dx, 0));
+      EXPECT_TRUE(bitwise_equal_t(dgf, dg, 0));
+    }
+}
+
 TEST(OpState, HaarFilterWithAStateInChunksEqualsOneShot) {
   for (DType dt : {DType::F64, DType::F32})
     for (int L : {1, 3, 5})

@@ -41,11 +41,12 @@
 // Neither has a backward (inference only).
 //
 // The gated filter (what WERSA applies to q^ and k^): y = synthesis(analysis(x), gamma), one op.
-//   haar_filter_fwd: the coefficients go to scratch (never saved); with a state the analysis
-//     continues a sequence (above); one position of one sequence with a state runs haar_step.
+//   haar_filter_fwd: the coefficients are never saved (the CPU makes them tile by tile in a cache-
+//     sized buffer, bitwise those of the analysis kernel); with a state the analysis continues a
+//     sequence (above); one position of one sequence with a state runs haar_step.
 //   haar_filter_bwd: recomputes the coefficients from x (cheaper than storing L+1 copies of the
-//     signal), then dcoef = synthesis adjoint (scratch), dx = analysis adjoint (overwritten) and
-//     dgamma (overwritten, or added when accumulate_dgamma). Needs x and gamma from the forward.
+//     signal), then dcoef = synthesis adjoint, dx = analysis adjoint (overwritten) and dgamma
+//     (overwritten, or added when accumulate_dgamma). Needs x and gamma from the forward.
 #pragma once
 #include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"

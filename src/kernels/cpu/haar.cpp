@@ -9,7 +9,8 @@
 // With a history state (generation), the analysis reads a_{l-1} before the chunk from the ring and
 // writes the chunk's last delta rows of a_{l-1} back; haar_step is the same recurrence for one
 // position, serial (C values, O(L) each), fused with the synthesis.
-// The filter (haar_filter_fwd/bwd) runs these kernels on coefficients held in scratch.
+// The filter (haar_filter_fwd/bwd) is fused and tiled in time (below); with a state it runs the
+// analysis and synthesis kernels on coefficients held in scratch.
 // Scratch: A (and, with a state, the kept rows) per thread for the analysis and its adjoint; the
 // synthesis works on channel blocks in registers/stack and takes none.
 #include "wersa/ops/haar.h"
@@ -216,14 +217,183 @@ void haar_synthesis_bwd(Ctx&, const HaarSynthesisBwd& a) {
   }
 }
 
-// The gated filter: analysis into a coefficient scratch [L+1, B, T, C], then the synthesis (one
-// position of one sequence with a state: the fused step). Nested kernels take their scratch after
-// the coefficients'.
+// The gated filter without a history state runs fused and tiled in time: one task per (sequence,
+// tile of rows), the coefficients of a tile made in a per-thread buffer from the tile's rows and
+// the 2^L - 1 rows before it (a halo: a_l[t] and d_l[t] read x[t - 2^l + 1 .. t] only), so they
+// never cross memory. Each coefficient is rounded to T as the analysis kernel stores it and every
+// sum runs in the same order, so the result is bitwise that of analysis, then synthesis (a test).
+// The backward does the same with a halo after the tile for the analysis adjoint (da_{l-1}[t]
+// reads t + delta) and sums dgamma over the channel blocks in channel order, as the synthesis
+// adjoint does. With a state (a continued sequence): analysis into a scratch, then synthesis.
+namespace {
+
+// Rows per tile: large against the halo of 2^L - 1 rows, small enough that a tile's buffers
+// (a few hundred KiB at L = 3) stay in the L2 cache.
+int64_t filter_tile(int L) { return std::max<int64_t>(128, int64_t(4) << L); }
+
+// The analysis of rows [s, e) of channels [c0, c0 + nc) of sequence b into A [(e - s) x CB]
+// (a_L on return) and the details of rows [s + off, e) into D [L][(e - s - off) x CB], rounded to T.
+// Rows before s count as 0: exact when s = 0, and otherwise only the first 2^L - 1 rows of A are
+// wrong, which the callers' halo leaves out.
+template <class T>
+void tile_analysis(const T* x, int64_t T_, int64_t C, int L, int64_t b, int64_t c0, int64_t nc, int64_t s,
+                   int64_t e, int64_t off, double* A, double* D) {
+  const int64_t n = e - s, m = n - off;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < nc; ++c) A[i * CB + c] = double(x[(b * T_ + s + i) * C + c0 + c]);
+  for (int l = 1; l <= L; ++l) {
+    const int64_t delta = int64_t(1) << (l - 1);
+    double* Dl = D + (l - 1) * m * CB;
+    for (int64_t i = n - 1; i >= 0; --i) {
+      double* cur = A + i * CB;
+      const double* prev = i >= delta ? A + (i - delta) * CB : nullptr;
+      double* drow = i >= off ? Dl + (i - off) * CB : nullptr;
+      for (int64_t c = 0; c < nc; ++c) {
+        const double u = cur[c], p = prev ? prev[c] : 0.0;
+        if (drow) drow[c] = double(T((u - p) * kInvSqrt2));
+        cur[c] = (u + p) * kInvSqrt2;
+      }
+    }
+  }
+  for (int64_t i = off; i < n; ++i)
+    for (int64_t c = 0; c < nc; ++c) A[i * CB + c] = double(T(A[i * CB + c]));
+}
+
+template <class T>
+void filter_fwd_tiled(Ctx& ctx, const HaarFilterFwd& a) {
+  const int L = a.levels;
+  const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2), P = (int64_t(1) << L) - 1;
+  const int64_t TT = std::min(filter_tile(L), std::max<int64_t>(T_, 1));
+  const auto As = ctx.per_thread<double>((TT + P) * CB);
+  const auto Ds = ctx.per_thread<double>(L * TT * CB);
+  if (ctx.planning()) return;
+  const int64_t ntile = (T_ + TT - 1) / TT, nblk = (C + CB - 1) / CB;
+  const T* x = a.x.ptr<T>();
+  const T* gamma = a.gamma.ptr<T>();
+  T* y = a.y.ptr<T>();
+#pragma omp parallel for schedule(static)
+  for (int64_t task = 0; task < B * ntile * nblk; ++task) {
+    const int64_t b = task / (ntile * nblk), tile = task / nblk % ntile, c0 = task % nblk * CB;
+    const int64_t nc = std::min(CB, C - c0), t0 = tile * TT, t1 = std::min(T_, t0 + TT);
+    const int64_t s = std::max<int64_t>(0, t0 - P), off = t0 - s, m = t1 - t0;
+    double* A = mine(As);
+    double* D = mine(Ds);
+    tile_analysis(x, T_, C, L, b, c0, nc, s, t1, off, A, D);
+    for (int64_t i = 0; i < m; ++i) {
+      const T* gm = gamma + (b * T_ + t0 + i) * (L + 1);
+      const double* aL = A + (off + i) * CB;
+      T* out = y + (b * T_ + t0 + i) * C + c0;
+      double r[CB];
+      for (int64_t c = 0; c < nc; ++c) r[c] = double(gm[L]) * aL[c];
+      for (int l = L; l >= 1; --l) {
+        const double* d = D + ((l - 1) * m + i) * CB;
+        const double g = double(gm[l - 1]);
+        for (int64_t c = 0; c < nc; ++c) r[c] = (r[c] + g * d[c]) * kInvSqrt2;
+      }
+      for (int64_t c = 0; c < nc; ++c) out[c] = T(r[c]);
+    }
+  }
+}
+
+template <class T>
+void filter_bwd_tiled(Ctx& ctx, const HaarFilterBwd& a) {
+  const int L = a.levels;
+  const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2), P = (int64_t(1) << L) - 1;
+  const int64_t TT = std::min(filter_tile(L), std::max<int64_t>(T_, 1));
+  const bool want_dx = a.dx.defined(), want_dg = a.dgamma.defined();
+  const auto As = ctx.per_thread<double>(want_dg ? (TT + P) * CB : 0);
+  const auto Ds = ctx.per_thread<double>(want_dg ? L * TT * CB : 0);
+  const auto Gs = ctx.per_thread<double>(want_dg ? TT * (L + 1) : 0);
+  const auto DAs = ctx.per_thread<double>(want_dx ? (TT + P) * CB : 0);
+  const auto DDs = ctx.per_thread<double>(want_dx ? L * (TT + P) * CB : 0);
+  if (ctx.planning()) return;
+  // dr_{l-1} = dy * 2^(-(l-1)/2); dd_l = gamma_{l-1} dr_{l-1} / sqrt(2): the synthesis adjoint's
+  // scale per coefficient level, multiplied up in the same order as there.
+  double scales[17];
+  double sc = 1.0;
+  for (int l = 1; l <= L + 1; ++l) {
+    if (l <= L) sc *= kInvSqrt2;
+    scales[l - 1] = sc;
+  }
+  const int64_t ntile = (T_ + TT - 1) / TT;
+  const T* x = a.x.ptr<T>();
+  const T* gamma = a.gamma.ptr<T>();
+  const T* dy = a.dy.ptr<T>();
+  T* dx = want_dx ? a.dx.ptr<T>() : nullptr;
+  T* dgamma = want_dg ? a.dgamma.ptr<T>() : nullptr;
+#pragma omp parallel for schedule(static)
+  for (int64_t task = 0; task < B * ntile; ++task) {
+    const int64_t b = task / ntile, t0 = task % ntile * TT, t1 = std::min(T_, t0 + TT), m = t1 - t0;
+    const int64_t s = std::max<int64_t>(0, t0 - P), e = std::min(T_, t1 + P), n2 = e - t0;
+    double* G = want_dg ? mine(Gs) : nullptr;
+    if (G) std::fill(G, G + m * (L + 1), 0.0);
+    for (int64_t c0 = 0; c0 < C; c0 += CB) {
+      const int64_t nc = std::min(CB, C - c0);
+      if (G) {  // dgamma_lvl[t] += sum over this block's channels of dy * coef_lvl (channel order)
+        double* A = mine(As);
+        double* D = mine(Ds);
+        tile_analysis(x, T_, C, L, b, c0, nc, s, t1, t0 - s, A, D);
+        for (int64_t i = 0; i < m; ++i) {
+          const T* dyr = dy + (b * T_ + t0 + i) * C + c0;
+          for (int lvl = 0; lvl <= L; ++lvl) {
+            const double* cf = lvl < L ? D + (lvl * m + i) * CB : A + (t0 - s + i) * CB;
+            double acc = G[i * (L + 1) + lvl];
+            for (int64_t c = 0; c < nc; ++c) acc += double(dyr[c]) * cf[c];
+            G[i * (L + 1) + lvl] = acc;
+          }
+        }
+      }
+      if (!want_dx) continue;
+      // dcoef over rows [t0, e), rounded as the synthesis adjoint stores it; then the analysis
+      // adjoint in place, t ascending, rows from e on counted as 0 (exact at the sequence end,
+      // and otherwise wrong only in the halo after t1).
+      double* DA = mine(DAs);
+      double* DD = mine(DDs);
+      for (int64_t i = 0; i < n2; ++i) {
+        const T* gm = gamma + (b * T_ + t0 + i) * (L + 1);
+        const T* dyr = dy + (b * T_ + t0 + i) * C + c0;
+        for (int lvl = 0; lvl <= L; ++lvl) {
+          const double k = double(gm[lvl]) * scales[lvl];
+          double* dst = lvl < L ? DD + (lvl * n2 + i) * CB : DA + i * CB;
+          for (int64_t c = 0; c < nc; ++c) dst[c] = double(T(k * double(dyr[c])));
+        }
+      }
+      for (int l = L; l >= 1; --l) {
+        const int64_t delta = int64_t(1) << (l - 1);
+        const double* dd = DD + (l - 1) * n2 * CB;
+        for (int64_t i = 0; i < n2; ++i) {
+          double* cur = DA + i * CB;
+          const double* ddrow = dd + i * CB;
+          if (i + delta < n2) {
+            const double* next = DA + (i + delta) * CB;
+            const double* ddnext = dd + (i + delta) * CB;
+            for (int64_t c = 0; c < nc; ++c) cur[c] = (cur[c] + ddrow[c] + next[c] - ddnext[c]) * kInvSqrt2;
+          } else {
+            for (int64_t c = 0; c < nc; ++c) cur[c] = (cur[c] + ddrow[c]) * kInvSqrt2;
+          }
+        }
+      }
+      for (int64_t i = 0; i < m; ++i) {
+        T* row = dx + (b * T_ + t0 + i) * C + c0;
+        for (int64_t c = 0; c < nc; ++c) row[c] = T(DA[i * CB + c]);
+      }
+    }
+    for (int64_t i = 0; G && i < m; ++i)
+      for (int lvl = 0; lvl <= L; ++lvl) {
+        T& dst = dgamma[(b * T_ + t0 + i) * (L + 1) + lvl];
+        dst = T(G[i * (L + 1) + lvl] * scales[lvl] + (a.accumulate_dgamma ? double(dst) : 0.0));
+      }
+  }
+}
+
+}  // namespace
+
 template <class T>
 void haar_filter_fwd(Ctx& ctx, const HaarFilterFwd& a) {
   const int L = a.levels;
   const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2);
-  if (a.state.defined() && B == 1 && T_ == 1) {
+  if (!a.state.defined()) return filter_fwd_tiled<T>(ctx, a);
+  if (B == 1 && T_ == 1) {
     if (ctx.planning()) return;
     const HaarStep s{
         a.y.view({C}), a.state.view({(int64_t(1) << L) - 1, C}), a.x.view({C}), a.gamma.view({L + 1}), L,
@@ -238,24 +408,9 @@ void haar_filter_fwd(Ctx& ctx, const HaarFilterFwd& a) {
   haar_synthesis_fwd<T>(ctx, HaarSynthesisFwd{a.y, ct, a.gamma, L});
 }
 
-// Its backward: the coefficients recomputed from x, dcoef = synthesis adjoint, dx = analysis
-// adjoint; dgamma comes from the synthesis adjoint.
 template <class T>
 void haar_filter_bwd(Ctx& ctx, const HaarFilterBwd& a) {
-  const int L = a.levels;
-  const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2);
-  const Shape cs{L + 1, B, T_, C};
-  T* coef = ctx.take<T>(cs.numel());
-  T* dcoef = a.dx.defined() ? ctx.take<T>(cs.numel()) : nullptr;
-  const Tensor ct(coef, a.x.dtype, a.x.device, cs, "haar_filter coef");
-  const Tensor dct = dcoef ? Tensor(dcoef, a.x.dtype, a.x.device, cs, "haar_filter dcoef") : Tensor();
-  haar_analysis_fwd<T>(ctx, HaarAnalysisFwd{ct, a.x, L});
-  if (ctx.planning()) {  // the adjoint's scratch, taken after the analysis' as in a run
-    if (a.dx.defined()) haar_analysis_bwd<T>(ctx, HaarAnalysisBwd{a.dx, dct, L});
-    return;
-  }
-  haar_synthesis_bwd<T>(ctx, HaarSynthesisBwd{dct, a.dgamma, a.dy, ct, a.gamma, L, a.accumulate_dgamma});
-  if (a.dx.defined()) haar_analysis_bwd<T>(ctx, HaarAnalysisBwd{a.dx, dct, L});
+  filter_bwd_tiled<T>(ctx, a);
 }
 
 template void haar_analysis_fwd<float>(Ctx&, const HaarAnalysisFwd&);
