@@ -9,26 +9,28 @@ using namespace wersa;
 using namespace wersa::test;
 
 TEST(Rope, ForwardMatchesRotateHalfFormula) {
-  const int64_t B = 2, T = 7, H = 3, d = 10, half = d / 2;
-  const double theta = 10000.0;
-  for (int64_t pos0 : {int64_t(0), int64_t(123456)}) {
-    SCOPED_TRACE(pos0);
-    Buf x(DType::F64, {B, T, H, d}), y(DType::F64, {B, T, H, d});
-    x.randn(1);
-    rope_fwd(ctx(), {y, x, theta, pos0});
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t t = 0; t < T; ++t)
-        for (int64_t h = 0; h < H; ++h) {
-          const int64_t o = ((b * T + t) * H + h) * d;
-          for (int64_t i = 0; i < half; ++i) {
-            const long double ang = (long double)(pos0 + t) * std::pow((long double)theta, -2.0L * i / d);
-            const double c = double(std::cos(ang)), s = double(std::sin(ang));
-            const double x1 = x.get(o + i), x2 = x.get(o + i + half);
-            EXPECT_NEAR(y.get(o + i), x1 * c - x2 * s, 1e-9);
-            EXPECT_NEAR(y.get(o + i + half), x2 * c + x1 * s, 1e-9);
+  // T = 150 crosses the CPU table's blocks of 64 positions (angle sums between block bases).
+  for (int64_t T : {int64_t(7), int64_t(150)})
+    for (int64_t pos0 : {int64_t(0), int64_t(123456)}) {
+      const int64_t B = 2, H = 3, d = 10, half = d / 2;
+      const double theta = 10000.0;
+      SCOPED_TRACE(testing::Message() << "T " << T << " pos0 " << pos0);
+      Buf x(DType::F64, {B, T, H, d}), y(DType::F64, {B, T, H, d});
+      x.randn(1);
+      rope_fwd(ctx(), {y, x, theta, pos0});
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t h = 0; h < H; ++h) {
+            const int64_t o = ((b * T + t) * H + h) * d;
+            for (int64_t i = 0; i < half; ++i) {
+              const long double ang = (long double)(pos0 + t) * std::pow((long double)theta, -2.0L * i / d);
+              const double c = double(std::cos(ang)), s = double(std::sin(ang));
+              const double x1 = x.get(o + i), x2 = x.get(o + i + half);
+              EXPECT_NEAR(y.get(o + i), x1 * c - x2 * s, 1e-9);
+              EXPECT_NEAR(y.get(o + i + half), x2 * c + x1 * s, 1e-9);
+            }
           }
-        }
-  }
+    }
 }
 
 TEST(Rope, PairsAreHalfAWidthApart) {

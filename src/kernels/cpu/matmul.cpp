@@ -1,9 +1,12 @@
 // CPU linear layer: y = x w^T + b, backward dx = dy w, dw += dy^T x, db += sum dy.
 #include "wersa/ops/matmul.h"
 
+#include <algorithm>
+
 #include "blas.h"
 #include "gemv.h"
 #include "kernels.h"
+#include "parallel.h"
 
 namespace wersa::cpu {
 
@@ -45,13 +48,20 @@ void matmul_bwd(Ctx&, const MatmulBwd& a) {
     gemm(true, false, O, I, N, T(1), dy, O, a.x.ptr<T>(), I, T(1), a.dw.ptr<T>(), I);
   if (a.db.defined()) {
     T* db = a.db.ptr<T>();
-    // Column sums in a fixed order (deterministic): parallel over columns, serial over rows.
-#pragma omp parallel for schedule(static)
-    for (int o = 0; o < O; ++o) {
-      double s = 0;
-      for (int n = 0; n < N; ++n) s += dy[int64_t(n) * O + o];
-      db[o] += T(s);
-    }
+    // Column sums in a fixed order (deterministic): each task sums a block of kColBlock columns
+    // over the rows in order, so dy is read row by row once (a task per column would stride down
+    // dy once per column, from memory when dy outgrows the cache).
+    constexpr int kColBlock = 16;
+    const int nb = (O + kColBlock - 1) / kColBlock;
+    parallel_for(nb, int64_t(N) * O >= kParallelMinElems && nb > 1, [&](int64_t blk) {
+      const int o0 = int(blk) * kColBlock, no = std::min(kColBlock, O - o0);
+      double s[kColBlock] = {};
+      for (int n = 0; n < N; ++n) {
+        const T* r = dy + int64_t(n) * O + o0;
+        for (int j = 0; j < no; ++j) s[j] += double(r[j]);
+      }
+      for (int j = 0; j < no; ++j) db[o0 + j] += T(s[j]);
+    });
   }
 }
 
