@@ -1,6 +1,7 @@
 // wersa-bench train (wersa/train/bench.h): a case times real training steps and forward passes,
 // its FLOPs are the config's count, a case over the memory limit is an OOM row that runs nothing,
-// the sgemm measurement is positive, the log line's utilisation and ETA follow from the step
+// the sgemm measurement is positive and repeated beside every timed step, a step's share of it is
+// taken against the probe after it, the log line's utilisation and ETA follow from the step
 // times, and the tool prints its table. About correctness, not speed: no figure is compared with
 // a threshold of time.
 #include <cmath>
@@ -45,6 +46,9 @@ TEST(BenchTrain, ACaseTimesStepsAndCountsFlops) {
       EXPECT_EQ(r.attention, type);
       ASSERT_EQ(r.train_tps.size(), 3u);
       ASSERT_EQ(r.forward_tps.size(), 3u);
+      ASSERT_EQ(r.train_sgemm.size(), 3u);  // one sgemm probe beside every timed step and pass
+      ASSERT_EQ(r.forward_sgemm.size(), 3u);
+      for (double g : r.train_sgemm) EXPECT_TRUE(std::isfinite(g) && g > 0);
       for (double t : r.train_tps) EXPECT_TRUE(std::isfinite(t) && t > 0);
       for (double t : r.forward_tps) EXPECT_TRUE(std::isfinite(t) && t > 0);
       EXPECT_DOUBLE_EQ(r.forward_flops_per_token, model_flops(c.model, 24).total());
@@ -58,6 +62,11 @@ TEST(BenchTrain, ACaseTimesStepsAndCountsFlops) {
                 std::string::npos)
           << md;
       EXPECT_NE(md.find("| model state | act/token |"), std::string::npos) << md;
+      EXPECT_NE(md.find("| of sgemm | sgemm beside |"), std::string::npos) << md;
+      const nlohmann::json j = train_bench_json({r}, 100.0, 1);
+      EXPECT_EQ(j.at("rows").at(0).at("train_sgemm_beside_gflops").size(), 3u);
+      EXPECT_DOUBLE_EQ(j.at("rows").at(0).at("train_share_of_sgemm").get<double>(),
+                       share_of_sgemm(r.train_tps, r.train_flops_per_token, r.train_sgemm, 100.0));
     }
 }
 
@@ -74,9 +83,27 @@ TEST(BenchTrain, OverTheLimitIsAnOomRowThatRunsNothing) {
   EXPECT_EQ(j.at("rows").at(0).at("status"), "oom");
 }
 
+TEST(BenchTrain, ShareOfSgemmIsTakenStepByStepAgainstTheProbes) {
+  // Steps at 1 and 2 GFLOP/s (1000 and 2000 tok/s of 1e6 FLOPs), probes of 2 and 8 GFLOP/s after
+  // them: shares 0.5 and 0.25, median 0.375, not the 1.5 / 5 of the medians.
+  EXPECT_DOUBLE_EQ(share_of_sgemm({1000, 2000}, 1e6, {2, 8}, 100.0), 0.375);
+  // Three steps: the median of 1/4, 2/2 and 3/12 is 1/4.
+  EXPECT_DOUBLE_EQ(share_of_sgemm({1000, 2000, 3000}, 1e6, {4, 2, 12}, 100.0), 0.25);
+  // Without a probe per step: the median step over the start's figure.
+  EXPECT_DOUBLE_EQ(share_of_sgemm({1000, 2000}, 1e6, {}, 4.0), 0.375);
+  EXPECT_DOUBLE_EQ(share_of_sgemm({1000, 2000}, 1e6, {2}, 4.0), 0.375);
+  EXPECT_EQ(share_of_sgemm({1000}, 1e6, {}, 0.0), 0.0);
+  EXPECT_EQ(share_of_sgemm({}, 1e6, {}, 4.0), 0.0);
+}
+
 TEST(BenchTrain, SgemmRateIsMeasured) {
   const double g = measure_sgemm_gflops(128, 96, 64, 2);
   EXPECT_TRUE(std::isfinite(g) && g > 0) << g;
+  SgemmProbe probe(64, 48, 32);
+  for (int i = 0; i < 3; ++i) {
+    const double p = probe.gflops(1);
+    EXPECT_TRUE(std::isfinite(p) && p > 0) << p;
+  }
 }
 
 TEST(BenchTrain, LogLineUtilisationAndEta) {

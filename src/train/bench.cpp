@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "wersa/backend/backend.h"
@@ -19,14 +20,18 @@
 
 namespace wersa {
 
-double measure_sgemm_gflops(int64_t M, int64_t N, int64_t K, int reps) {
-  WERSA_ASSERT(M >= 1 && N >= 1 && K >= 1 && reps >= 1);
-  std::vector<float> x(size_t(M * K)), w(size_t(N * K)), y(size_t(M * N));
-  for (size_t i = 0; i < x.size(); ++i) x[i] = float(rng_normal(1, 0, i));
-  for (size_t i = 0; i < w.size(); ++i) w[i] = float(rng_normal(2, 0, i));
-  const Tensor tx(x.data(), DType::F32, Device::CPU, Shape{M, K}, "sgemm.x");
-  const Tensor tw(w.data(), DType::F32, Device::CPU, Shape{N, K}, "sgemm.w");
-  const Tensor ty(y.data(), DType::F32, Device::CPU, Shape{M, N}, "sgemm.y");
+SgemmProbe::SgemmProbe(int64_t M, int64_t N, int64_t K)
+    : M_(M), N_(N), K_(K), x_(size_t(M * K)), w_(size_t(N * K)), y_(size_t(M * N)) {
+  WERSA_ASSERT(M >= 1 && N >= 1 && K >= 1);
+  for (size_t i = 0; i < x_.size(); ++i) x_[i] = float(rng_normal(1, 0, i));
+  for (size_t i = 0; i < w_.size(); ++i) w_[i] = float(rng_normal(2, 0, i));
+}
+
+double SgemmProbe::gflops(int reps) {
+  WERSA_ASSERT(reps >= 1);
+  const Tensor tx(x_.data(), DType::F32, Device::CPU, Shape{M_, K_}, "sgemm.x");
+  const Tensor tw(w_.data(), DType::F32, Device::CPU, Shape{N_, K_}, "sgemm.w");
+  const Tensor ty(y_.data(), DType::F32, Device::CPU, Shape{M_, N_}, "sgemm.y");
   Ctx ctx(Device::CPU);
   const MatmulFwd args{ty, tx, tw, {}};
   ctx.plan([&] { matmul_fwd(ctx, args); });
@@ -35,9 +40,13 @@ double measure_sgemm_gflops(int64_t M, int64_t N, int64_t K, int reps) {
     const Timer t;
     matmul_fwd(ctx, args);
     const double s = t.ms() / 1e3;
-    if (r >= 0 && s > 0) best = std::max(best, 2.0 * double(M) * double(N) * double(K) / s / 1e9);
+    if (r >= 0 && s > 0) best = std::max(best, 2.0 * double(M_) * double(N_) * double(K_) / s / 1e9);
   }
   return best;
+}
+
+double measure_sgemm_gflops(int64_t M, int64_t N, int64_t K, int reps) {
+  return SgemmProbe(M, N, K).gflops(reps);
 }
 
 namespace {
@@ -95,6 +104,9 @@ TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const
   model.init(opt.seed);
   AdamW adam(model);
   r.state_rss = rss_bytes();
+  std::unique_ptr<SgemmProbe> probe;
+  if (opt.probe_size > 0)
+    probe = std::make_unique<SgemmProbe>(opt.probe_size, opt.probe_size, opt.probe_size);
   uint64_t draw = 0;
   auto fill = [&](Workspace& ws) {
     int32_t* ids = ws.host_ids.host<int32_t>();
@@ -125,7 +137,10 @@ TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const
       adam.step(ws.ctx(), tc, lr_at(tc, s), s + 1);
       device_sync(model.device());
       const double ms = t.ms();
-      if (s >= opt.warmup) r.train_tps.push_back(double(N) / (ms / 1e3));
+      if (s >= opt.warmup) {
+        r.train_tps.push_back(double(N) / (ms / 1e3));
+        if (probe) r.train_sgemm.push_back(probe->gflops(opt.probe_reps));
+      }
     }
   }
   if (opt.forward) {
@@ -138,11 +153,26 @@ TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const
       else
         model_forward(model, ws);
       const double ms = t.ms();
-      if (s >= opt.warmup) r.forward_tps.push_back(double(N) / (ms / 1e3));
+      if (s >= opt.warmup) {
+        r.forward_tps.push_back(double(N) / (ms / 1e3));
+        if (probe) r.forward_sgemm.push_back(probe->gflops(opt.probe_reps));
+      }
     }
   }
   r.peak_rss = peak_rss_bytes();
   return r;
+}
+
+double share_of_sgemm(const std::vector<double>& tps, double flops_per_token,
+                      const std::vector<double>& beside, double sgemm) {
+  if (tps.empty()) return 0;
+  if (beside.size() == tps.size()) {
+    std::vector<double> s(tps.size());
+    for (size_t i = 0; i < tps.size(); ++i)
+      s[i] = beside[i] > 0 ? tps[i] * flops_per_token / 1e9 / beside[i] : 0.0;
+    return median(s);
+  }
+  return sgemm > 0 ? median(tps) * flops_per_token / 1e9 / sgemm : 0.0;
 }
 
 StepMeter::StepMeter(const ModelConfig& m, int64_t T, int64_t total_steps, bool measure)
@@ -184,60 +214,74 @@ std::string spread(const std::vector<double>& v) {
 
 std::string train_bench_markdown(const std::vector<TrainBenchRow>& rows, double sgemm, int threads) {
   std::ostringstream o;
-  o << "| model | attention | T | batch | recompute | train tok/s | GFLOP/s | of sgemm | forward tok/s | "
-       "GFLOP/s | of sgemm | peak RSS | RSS/token | model state | act/token | estimate |\n";
+  o << "| model | attention | T | batch | recompute | train tok/s | GFLOP/s | of sgemm | sgemm beside | "
+       "forward tok/s | GFLOP/s | of sgemm | peak RSS | RSS/token | model state | act/token | estimate |\n";
   o << "| --- | --- | ---: | ---: | --- |";
-  for (int c = 0; c < 11; ++c) o << " ---: |";
+  for (int c = 0; c < 12; ++c) o << " ---: |";
   o << "\n";
+  auto share = [&](const std::vector<double>& tps, double fpt, const std::vector<double>& beside) {
+    const double f = share_of_sgemm(tps, fpt, beside, sgemm);
+    return f > 0 ? fmt("%.0f%%", 100 * f) : std::string("-");
+  };
   for (const TrainBenchRow& r : rows) {
     o << "| " << r.model << " | " << r.attention << " | " << r.T << " | " << r.batch << " | "
       << (r.recompute ? "yes" : "no") << " | ";
     if (r.status != "ok") {
-      o << "OOM | - | - | - | - | - | - | - | - | - | " << format_bytes(r.estimate.total) << " |\n";
+      o << "OOM | - | - | - | - | - | - | - | - | - | - | " << format_bytes(r.estimate.total) << " |\n";
       continue;
     }
     const size_t tokens = size_t(std::max<int64_t>(1, r.T * r.batch));
     const double tg = median(r.train_tps) * r.train_flops_per_token / 1e9;
     const double fg = median(r.forward_tps) * r.forward_flops_per_token / 1e9;
     o << spread(r.train_tps) << " | " << fmt("%.1f", tg) << " | "
-      << (sgemm > 0 ? fmt("%.0f%%", 100 * tg / sgemm) : "-") << " | " << spread(r.forward_tps) << " | "
-      << (r.forward_tps.empty() ? "-" : fmt("%.1f", fg)) << " | "
-      << (sgemm > 0 && !r.forward_tps.empty() ? fmt("%.0f%%", 100 * fg / sgemm) : "-") << " | "
-      << format_bytes(r.peak_rss) << (r.peak_rss_reset ? "" : " (process)") << " | "
-      << format_bytes(r.peak_rss / tokens) << " | " << format_bytes(r.state_rss) << " | "
+      << share(r.train_tps, r.train_flops_per_token, r.train_sgemm) << " | " << spread(r.train_sgemm) << " | "
+      << spread(r.forward_tps) << " | " << (r.forward_tps.empty() ? "-" : fmt("%.1f", fg)) << " | "
+      << share(r.forward_tps, r.forward_flops_per_token, r.forward_sgemm) << " | " << format_bytes(r.peak_rss)
+      << (r.peak_rss_reset ? "" : " (process)") << " | " << format_bytes(r.peak_rss / tokens) << " | "
+      << format_bytes(r.state_rss) << " | "
       << (r.peak_rss > r.state_rss && r.state_rss > 0 ? format_bytes((r.peak_rss - r.state_rss) / tokens)
                                                       : "-")
       << " | " << format_bytes(r.estimate.total) << " |\n";
   }
   o << "\nsgemm (f32, 1024 x 1024 x 1024 through the engine's matmul op, " << threads
-    << " threads, best of 5): " << fmt("%.1f", sgemm) << " GFLOP/s; BLAS kernels " << blas_kernel_name()
-    << ". Model FLOPs per token from the config (wersa/model/flops.h; training = 3 x forward); tok/s: "
-       "median (range) of the timed steps. model state: resident memory once the weights, gradients and "
-       "AdamW moments exist; act/token: (peak RSS - model state) / tokens of a step.\n";
+    << " threads, best of 5) at the start: " << fmt("%.1f", sgemm) << " GFLOP/s; BLAS kernels "
+    << blas_kernel_name()
+    << ". sgemm beside: the same GEMM (best of 3) measured right after each timed step, median (range); "
+       "of sgemm: the median over steps of the step's GFLOP/s over the sgemm right after it (the start's "
+       "figure where there are no such probes). Model FLOPs per token from the config (wersa/model/flops.h; "
+       "training = 3 x forward); tok/s: median (range) of the timed steps. model state: resident memory once "
+       "the weights, gradients and AdamW moments exist; act/token: (peak RSS - model state) / tokens of a "
+       "step.\n";
   return o.str();
 }
 
 nlohmann::json train_bench_json(const std::vector<TrainBenchRow>& rows, double sgemm, int threads) {
   nlohmann::json out = nlohmann::json::array();
   for (const TrainBenchRow& r : rows)
-    out.push_back({{"model", r.model},
-                   {"attention", r.attention},
-                   {"T", r.T},
-                   {"batch", r.batch},
-                   {"recompute", r.recompute},
-                   {"status", r.status},
-                   {"estimate_bytes", r.estimate.total},
-                   {"train_tok_per_s", r.train_tps},
-                   {"train_tok_per_s_median", median(r.train_tps)},
-                   {"forward_tok_per_s", r.forward_tps},
-                   {"forward_tok_per_s_median", median(r.forward_tps)},
-                   {"train_flops_per_token", r.train_flops_per_token},
-                   {"forward_flops_per_token", r.forward_flops_per_token},
-                   {"train_gflops", median(r.train_tps) * r.train_flops_per_token / 1e9},
-                   {"forward_gflops", median(r.forward_tps) * r.forward_flops_per_token / 1e9},
-                   {"peak_rss_bytes", r.peak_rss},
-                   {"peak_rss_reset", r.peak_rss_reset},
-                   {"state_rss_bytes", r.state_rss}});
+    out.push_back(
+        {{"model", r.model},
+         {"attention", r.attention},
+         {"T", r.T},
+         {"batch", r.batch},
+         {"recompute", r.recompute},
+         {"status", r.status},
+         {"estimate_bytes", r.estimate.total},
+         {"train_tok_per_s", r.train_tps},
+         {"train_tok_per_s_median", median(r.train_tps)},
+         {"forward_tok_per_s", r.forward_tps},
+         {"forward_tok_per_s_median", median(r.forward_tps)},
+         {"train_flops_per_token", r.train_flops_per_token},
+         {"forward_flops_per_token", r.forward_flops_per_token},
+         {"train_gflops", median(r.train_tps) * r.train_flops_per_token / 1e9},
+         {"forward_gflops", median(r.forward_tps) * r.forward_flops_per_token / 1e9},
+         {"train_sgemm_beside_gflops", r.train_sgemm},
+         {"forward_sgemm_beside_gflops", r.forward_sgemm},
+         {"train_share_of_sgemm", share_of_sgemm(r.train_tps, r.train_flops_per_token, r.train_sgemm, sgemm)},
+         {"forward_share_of_sgemm",
+          share_of_sgemm(r.forward_tps, r.forward_flops_per_token, r.forward_sgemm, sgemm)},
+         {"peak_rss_bytes", r.peak_rss},
+         {"peak_rss_reset", r.peak_rss_reset},
+         {"state_rss_bytes", r.state_rss}});
   return {{"threads", threads}, {"blas_kernels", blas_kernel_name()}, {"sgemm_gflops", sgemm}, {"rows", out}};
 }
 

@@ -17,7 +17,17 @@
 namespace wersa {
 
 // Best of `reps` (after one warm-up) f32 GEMMs y[M, N] = x[M, K] w[N, K]^T on the CPU through
-// matmul_fwd, in GFLOP/s (2 M N K per GEMM).
+// matmul_fwd, in GFLOP/s (2 M N K per GEMM). The probe keeps its operands, so that it can be
+// measured again and again (beside every timed step) without drawing them anew.
+class SgemmProbe {
+ public:
+  SgemmProbe(int64_t M, int64_t N, int64_t K);
+  double gflops(int reps);
+
+ private:
+  int64_t M_, N_, K_;
+  std::vector<float> x_, w_, y_;
+};
 double measure_sgemm_gflops(int64_t M = 1024, int64_t N = 1024, int64_t K = 1024, int reps = 5);
 
 // Peak resident memory of this process (VmHWM, bytes; 0 where /proc is missing), and its reset
@@ -33,6 +43,11 @@ struct TrainBenchOptions {
   bool forward = true;    // also time forward-only passes (evaluation / prefill shape)
   uint64_t seed = 1234;   // weights and tokens
   size_t max_memory = 0;  // a case whose estimate exceeds it is not run (status "oom"); 0 = none
+  // After every timed step and pass, the sgemm rate (square GEMMs of this size, best of
+  // probe_reps) is measured again, so that each step's share of the limit is taken against the
+  // machine's speed of that moment (shared VMs drift by 20% within minutes). 0 = no probes.
+  int64_t probe_size = 1024;
+  int probe_reps = 3;
 };
 
 struct TrainBenchRow {
@@ -42,7 +57,9 @@ struct TrainBenchRow {
   std::string status = "ok";  // ok | oom
   MemoryEstimate estimate;
   std::vector<double> train_tps, forward_tps;  // tokens/s of each timed step / pass
-  double train_flops_per_token = 0;            // 3 x forward (wersa/model/flops.h)
+  // sgemm GFLOP/s measured right after each timed step / pass (empty without probes)
+  std::vector<double> train_sgemm, forward_sgemm;
+  double train_flops_per_token = 0;  // 3 x forward (wersa/model/flops.h)
   double forward_flops_per_token = 0;
   size_t peak_rss = 0;          // bytes, this case (see reset_peak_rss)
   bool peak_rss_reset = false;  // false: the figure is the process's peak so far
@@ -57,6 +74,13 @@ struct TrainBenchRow {
 TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const TrainBenchOptions& opt);
 
 double median(std::vector<double> v);
+
+// The share of the sgemm limit reached at `tps` tokens/s of `flops_per_token`: with one probe per
+// step (beside.size() == tps.size()), the median over steps of each step's GFLOP/s over the sgemm
+// rate measured right after it; otherwise the median step's GFLOP/s over `sgemm` (0 where sgemm
+// is not positive and there are no probes).
+double share_of_sgemm(const std::vector<double>& tps, double flops_per_token,
+                      const std::vector<double>& beside, double sgemm);
 
 // The utilisation and ETA of a training log line: "| 45.1 GFLOP/s (23% of sgemm) | ETA 12:03".
 // Model FLOPs per token for sequences of T (training: 3 x forward); the sgemm rate is measured
