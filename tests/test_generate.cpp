@@ -70,7 +70,7 @@ double get(const Tensor& t, int64_t i) {
 // Logits of model_forward over the whole sequence, [T, V] as doubles.
 std::vector<double> forward_logits(Model& m, const std::vector<int32_t>& toks) {
   const int64_t T = int64_t(toks.size()), V = m.config().vocab_size;
-  Workspace ws(m, 1, T, false);
+  Workspace ws(m, RunSpec{1, T, false, true, false, 0, true});  // every row's logits kept
   for (int64_t i = 0; i < T; ++i) {
     ws.tokens.ptr<int32_t>()[i] = toks[size_t(i)];
     ws.targets.ptr<int32_t>()[i] = -1;

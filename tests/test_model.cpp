@@ -46,7 +46,8 @@ void perturb(Model& m, const std::vector<std::vector<double>>& dir, double h, in
   }
 }
 
-void check_directional_derivatives(const ModelConfig& cfg, int64_t B = 2, int64_t T = 11) {
+void check_directional_derivatives(const ModelConfig& cfg, int64_t B = 2, int64_t T = 11,
+                                   int64_t head_rows = 0) {
   Model m(cfg, DType::F64);
   m.init(42);
   // Perturb scale weights and norm weights away from their (symmetric) init values.
@@ -57,7 +58,8 @@ void check_directional_derivatives(const ModelConfig& cfg, int64_t B = 2, int64_
     for (int64_t j = 0; j < t.numel(); ++j)
       t.ptr<double>()[j] += 0.2 * rng_normal(5, hash_name(decl.name.c_str()), j);
   }
-  Workspace ws(m, B, T);  // T = 11: not a multiple of the chunk (4) nor of 2^levels
+  // T = 11: not a multiple of the chunk (4) nor of 2^levels
+  Workspace ws(m, RunSpec{B, T, true, true, false, head_rows});
   fill_tokens(ws, cfg.vocab_size, 9);
   m.zero_grads();
   int64_t n = 0;
@@ -138,6 +140,79 @@ TEST(ModelGradients, LinearBidirectional) {
   check_directional_derivatives(c);
 }
 
+// The LM head of a backward workspace in tiles of 5 rows (22 rows: 4 full tiles and one of 2,
+// crossing the boundary between the sequences), tied and untied.
+TEST(ModelGradients, HeadInRowTilesTied) {
+  check_directional_derivatives(small_model("wersa", true, 10000), 2, 11, 5);
+}
+TEST(ModelGradients, HeadInRowTilesUntied) {
+  check_directional_derivatives(small_model("linear", false, 10000), 2, 11, 5);
+}
+
+// Tiled head against one tile: the same losses and the same gradients to rounding; over two
+// micro-batches accumulated with different scales, the sum of each one's own gradients (each
+// forward starts its head gradient afresh). The backward workspace keeps one tile of logits.
+TEST(ModelBackward, HeadTilesGiveTheGradientsOfOneTile) {
+  for (const bool tie : {true, false}) {
+    const ModelConfig cfg = small_model("wersa", tie, 10000);
+    Model m(cfg, DType::F64);
+    m.init(5);
+    const int64_t B = 3, T = 13, N = B * T;
+    const double scales[2] = {0.25, 0.5};
+    // Gradients of the micro-batches first..last-1 accumulated in one workspace; their losses.
+    auto run = [&](int64_t head_rows, int first, int last, std::vector<double>& losses) {
+      Workspace ws(m, RunSpec{B, T, true, true, false, head_rows});
+      EXPECT_EQ(ws.logits.dim(0), head_rows > 0 ? head_rows : N);
+      m.zero_grads();
+      losses.clear();
+      for (int micro = first; micro < last; ++micro) {
+        fill_tokens(ws, cfg.vocab_size, 11 + uint64_t(micro));
+        ws.targets.ptr<int32_t>()[3 + micro] = -1;  // an ignored position
+        model_forward(m, ws);
+        for (int64_t i = 0; i < N; ++i) losses.push_back(ws.losses.ptr<double>()[i]);
+        model_backward(m, ws, scales[micro]);
+      }
+      std::vector<double> g;
+      for (const Tensor& t : m.grads_arena().tensors())
+        for (int64_t j = 0; j < t.numel(); ++j) g.push_back(t.ptr<double>()[j]);
+      return g;
+    };
+    std::vector<double> l1, l7, unused;
+    const std::vector<double> one = run(0, 0, 2, l1), tiled = run(7, 0, 2, l7);
+    const std::vector<double> a = run(7, 0, 1, unused), b = run(7, 1, 2, unused);
+    ASSERT_EQ(one.size(), tiled.size());
+    for (size_t i = 0; i < l1.size(); ++i) ASSERT_NEAR(l7[i], l1[i], 1e-13 * std::max(1.0, l1[i])) << i;
+    // Forward only: tiles of 5 rows against every row's logits kept, on the second micro-batch.
+    Workspace kept(m, RunSpec{B, T, false, true, false, 0, true}),
+        tiles(m, RunSpec{B, T, false, true, false, 5});
+    EXPECT_EQ(kept.logits.dim(0), N);
+    EXPECT_EQ(tiles.logits.dim(0), 5);
+    for (Workspace* w : {&kept, &tiles}) {
+      fill_tokens(*w, cfg.vocab_size, 12);
+      w->targets.ptr<int32_t>()[4] = -1;
+    }
+    int64_t ck = 0, ct = 0;
+    const double sk = model_forward(m, kept, &ck), st = model_forward(m, tiles, &ct);
+    EXPECT_EQ(ck, N - 1);
+    EXPECT_EQ(ct, N - 1);
+    EXPECT_NEAR(st, sk, 1e-13 * std::fabs(sk));
+    for (int64_t i = 0; i < N; ++i) {
+      ASSERT_NEAR(tiles.losses.ptr<double>()[i], kept.losses.ptr<double>()[i],
+                  1e-13 * std::max(1.0, l1[size_t(i)]))
+          << i;
+      ASSERT_NEAR(tiles.losses.ptr<double>()[i], l1[size_t(N + i)], 1e-13 * std::max(1.0, l1[size_t(N + i)]))
+          << i;
+    }
+    double scale = 0;
+    for (const double x : one) scale = std::max(scale, std::fabs(x));
+    ASSERT_GT(scale, 1e-3);
+    for (size_t i = 0; i < one.size(); ++i) {
+      ASSERT_NEAR(tiled[i], one[i], 1e-12 * scale) << "tie " << tie << " " << i;
+      ASSERT_NEAR(tiled[i], a[i] + b[i], 1e-12 * scale) << "tie " << tie << " " << i;
+    }
+  }
+}
+
 // From 4096 rows on, a block runs its FFN half in tiles of 2048 rows (block.cpp): 2 x 2100 rows
 // make two full tiles and a partial one, and every gradient must still match the loss. With the
 // exp feature map: with ReLU features this check failed at 2 x 1100 rows, tiled or not, by up to
@@ -156,7 +231,8 @@ TEST(ModelForward, RowTilesGiveTheLogitsOfOnePass) {
   Model m(cfg, DType::F64, Device::CPU, false);
   m.init(3);
   const int64_t T = 2100, V = cfg.vocab_size;
-  Workspace both(m, 2, T, false), one(m, 1, T, false);
+  Workspace both(m, RunSpec{2, T, false, true, false, 0, true}),
+      one(m, RunSpec{1, T, false, true, false, 0, true});
   fill_tokens(both, V, 4);
   model_forward(m, both);
   for (int64_t b = 0; b < 2; ++b) {
@@ -183,7 +259,8 @@ TEST(ModelCausality, FutureTokensDoNotChangeThePast) {
     Model m(cfg, DType::F32, Device::CPU, false);
     m.init(7);
     const int64_t T = 37;
-    Workspace a(m, 1, T, false), b(m, 1, T, false);
+    const RunSpec spec{1, T, false, true, false, 0, true};  // every row's logits kept
+    Workspace a(m, spec), b(m, spec);
     fill_tokens(a, cfg.vocab_size, 1);
     for (int64_t t0 : {1, 5, 8, 9, 20, 36}) {
       fill_tokens(b, cfg.vocab_size, 1);
@@ -206,7 +283,8 @@ TEST(ModelCausality, BidirectionalModeDoesSeeTheFuture) {
   cfg.attention.causal = false;
   Model m(cfg, DType::F32, Device::CPU, false);
   m.init(7);
-  Workspace a(m, 1, 16, false), b(m, 1, 16, false);
+  const RunSpec spec{1, 16, false, true, false, 0, true};
+  Workspace a(m, spec), b(m, spec);
   fill_tokens(a, cfg.vocab_size, 1);
   fill_tokens(b, cfg.vocab_size, 1);
   b.tokens.ptr<int32_t>()[15] = (b.tokens.ptr<int32_t>()[15] + 1) % 23;

@@ -94,7 +94,7 @@ struct Row {
 struct TrainFlags {
   std::vector<std::string> configs, sets;
   std::string attn, lengths = "1024", json_path, max_memory;
-  int64_t batch = 0;
+  int64_t batch = 0, head_rows = 0;
   int reps = 5, warmup = 1, threads = 0;
   bool recompute = false, no_forward = false;
   uint64_t seed = 1234;
@@ -121,6 +121,11 @@ CLI::App* add_train_command(CLI::App& app, TrainFlags& f) {
       ->capture_default_str();
   c->add_flag("--recompute", f.recompute, "recompute block activations in the backward (train.recompute)");
   c->add_flag("--no-forward", f.no_forward, "time training steps only");
+  c->add_option("--head-rows", f.head_rows,
+                "rows per tile of the language-model head in training steps (0 = automatic: about 8 MiB of "
+                "logits per tile on a CPU)")
+      ->check(integer(0, int64_t(1) << 40))
+      ->capture_default_str();
   c->add_option("-r,--repetitions", f.reps, "timed steps per case")
       ->check(integer(1, 1000))
       ->capture_default_str();
@@ -152,7 +157,7 @@ int run_train(const CLI::App& cmd, const TrainFlags& f) {
   std::vector<wersa::TrainBenchRow> rows;
   wersa::TrainBenchOptions opt;
   opt.reps = f.reps, opt.warmup = f.warmup, opt.forward = !f.no_forward, opt.seed = f.seed,
-  opt.max_memory = limit;
+  opt.max_memory = limit, opt.head_rows = f.head_rows;
   for (const std::string& path : f.configs) {
     wersa::Config cfg = wersa::config_from_file(path);
     wersa::config_set_all(cfg, f.sets);

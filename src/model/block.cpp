@@ -165,19 +165,48 @@ void trunk_bwd(Ctx& ctx, const Model& m, Workspace& ws, const Pass& pass) {
   embedding_bwd(ctx, {m.grads.embed, g.dres, ws.tokens.rows(0, N)});
 }
 
+int64_t head_tile_rows(const Model& m, int64_t N, int64_t requested) {
+  WERSA_CHECK(requested >= 0, "head tile rows must be >= 0 (0: automatic), got ", requested);
+  if (requested > 0) return std::min(requested, N);
+  // About 2^21 logits per tile on a CPU (8 MiB of f32: the tile, its gradient and the head weight
+  // stay in a last-level cache), 2^26 on a GPU (wide GEMMs); at least 64 rows.
+  const int64_t elems = m.device() == Device::CPU ? (int64_t(1) << 21) : (int64_t(1) << 26);
+  return std::min(N, std::max<int64_t>(64, elems / std::max<int64_t>(1, m.config().vocab_size)));
+}
+
+// The head in tiles of R = ws.head_rows() rows (one tile of all rows with spec.keep_logits): for
+// the rows of each tile
+//   logits = xf W^T;  losses = CE(logits)
+// and in a workspace for a backward, which keeps no logits of all rows, then
+//   G = softmax(logits) - onehot(targets)  (in place);  du = G W  (the rows of ws.g.du, free
+//   during a forward);  dhead += G^T xf
+// so that lm_head_bwd only scales du and adds scale * dhead to the head weight's gradient (the
+// derivative of scale * sum of losses is linear in G). The losses are those of one GEMM over all
+// rows; the gradients differ from it only by the order of dhead's row sums and where the scale
+// rounds.
 void lm_head_fwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t N, const Tensor& stats) {
-  const Tensor logits = ws.logits.rows(0, N), losses = ws.losses.rows(0, N), targets = ws.targets.rows(0, N);
-  matmul_fwd(ctx, {logits, ws.xf.rows(0, N), head_weight(m), {}});
-  cross_entropy_fwd(ctx, {losses, logits, targets});
-  loss_sum_fwd(ctx, {stats, losses, targets});
+  WERSA_ASSERT(N <= ws.rows(), "head over more rows than planned");
+  const bool all = ws.logits.dim(0) >= N, backward = ws.dhead.defined();
+  if (backward && !ctx.planning()) tensor_zero(ws.dhead);  // no memory exists while a dry run plans
+  for (int64_t r0 = 0; r0 < N; r0 += ws.head_rows()) {
+    const int64_t r1 = std::min(N, r0 + ws.head_rows());
+    const Tensor logits = all ? ws.logits.rows(r0, r1) : ws.logits.rows(0, r1 - r0);
+    const Tensor xf = ws.xf.rows(r0, r1), t = ws.targets.rows(r0, r1);
+    matmul_fwd(ctx, {logits, xf, head_weight(m), {}});
+    cross_entropy_fwd(ctx, {ws.losses.rows(r0, r1), logits, t});
+    if (!backward) continue;
+    cross_entropy_bwd(ctx, {logits, logits, t, 1.0});
+    matmul_bwd(ctx, {ws.g.du.rows(r0, r1), ws.dhead, {}, logits, xf, head_weight(m)});
+  }
+  loss_sum_fwd(ctx, {stats, ws.losses.rows(0, N), ws.targets.rows(0, N)});
 }
 
 void lm_head_bwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t N, double scale) {
-  // The logits' gradient is computed in place, then flows to xf and the head weight.
-  const Tensor logits = ws.logits.rows(0, N);
-  cross_entropy_bwd(ctx, {logits, logits, ws.targets.rows(0, N), scale});
+  // The forward left dL/d xf and the head weight's gradient for a scale of 1 (see lm_head_fwd).
+  WERSA_ASSERT(ws.dhead.defined(), "a backward of the LM head needs a workspace planned for it");
   const Tensor& dhead = m.config().tie_embeddings ? m.grads.embed : m.grads.lm_head;
-  matmul_bwd(ctx, {ws.g.du.rows(0, N), dhead, {}, logits, ws.xf.rows(0, N), head_weight(m)});
+  scale_inplace(ctx, {ws.g.du.rows(0, N), scale});
+  axpy(ctx, {dhead, ws.dhead, scale});
 }
 
 namespace {

@@ -188,8 +188,12 @@ Workspace::Workspace(const Model& m, const RunSpec& spec) : spec_(spec), ctx_(m.
       logits = a.add("class_logits", m.dtype(), {B, C});
       losses = a.add("class_losses", m.dtype(), {B});
     } else if (spec.head) {
-      logits = a.add("logits", m.dtype(), {N, V});
+      WERSA_CHECK(!(spec.keep_logits && spec.backward),
+                  "a workspace keeps all logits only without a backward");
+      head_rows_ = spec.keep_logits ? N : detail::head_tile_rows(m, N, spec.head_rows);
+      logits = a.add("logits", m.dtype(), {head_rows_, V});
       losses = a.add("losses", m.dtype(), {N});
+      if (spec.backward) dhead = a.add("d.head", m.dtype(), {V, m.config().dim});
     }
     loss_stats = a.add("loss_stats", DType::F64, {2});
     return 0;

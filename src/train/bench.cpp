@@ -119,7 +119,7 @@ TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const
     ws.upload_ids();
   };
   {
-    Workspace ws(model, RunSpec{r.batch, r.T, true, true, tc.recompute});
+    Workspace ws(model, RunSpec{r.batch, r.T, true, true, tc.recompute, opt.head_rows});
     adam.plan(ws.ctx(), tc);
     for (int s = 0; s < opt.warmup + opt.reps; ++s) {
       fill(ws);

@@ -101,6 +101,12 @@ struct RunSpec {
   // activations; the backward recomputes each block's activations from its input before running
   // its backward (train.recompute). The gradients are bitwise those of the stored activations.
   bool recompute = false;
+  // Language model: rows of one head tile (0: chosen from the vocabulary and the device, about
+  // 8 MiB of f32 logits per tile on a CPU). See lm_head_fwd in src/model/block.cpp.
+  int64_t head_rows = 0;
+  // Language model, forward only: keep the logits of every row in ws.logits [N, V] (for callers
+  // that read them; the losses need no more than one tile at a time).
+  bool keep_logits = false;
 };
 
 class Workspace {
@@ -122,7 +128,14 @@ class Workspace {
   // (one copy; on the CPU it is the device tensor itself and the upload does nothing).
   Tensor host_ids;
   void upload_ids();
-  Tensor logits, losses;  // LM: [N, V], [N]; classifier: [B, C], [B] (with spec.head)
+  // LM: [N, V], [N]; classifier: [B, C], [B] (with spec.head). Unless spec.keep_logits, a language
+  // model keeps no logits of all rows: its head runs tile by tile (logits [R, V] of R = head_rows()
+  // rows and their cross-entropy; with a backward also its gradient, flowing to xf and the head
+  // weight) and `logits` is that one tile. With a backward, `dhead` [V, D] holds the head weight's
+  // gradient of the last forward before the loss scale (the backward adds it to the model's).
+  Tensor logits, losses;
+  Tensor dhead;
+  int64_t head_rows() const { return head_rows_; }
   // Classifier only: per sequence its real length and its class, on the device, [B] i32 each, and
   // their host staging [2, B] (row 0 lengths, row 1 labels; uploaded by upload_ids()); the pooled
   // trunk output [B, D] and, with a backward, its gradient.
@@ -142,6 +155,7 @@ class Workspace {
 
  private:
   RunSpec spec_;
+  int64_t head_rows_ = 0;
   Ctx ctx_;
   Tensor ids_, docs_;
   std::unique_ptr<Arena> arena_, iarena_, host_arena_;

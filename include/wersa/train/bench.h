@@ -48,6 +48,7 @@ struct TrainBenchOptions {
   // machine's speed of that moment (shared VMs drift by 20% within minutes). 0 = no probes.
   int64_t probe_size = 1024;
   int probe_reps = 3;
+  int64_t head_rows = 0;  // rows per LM head tile of the training steps (RunSpec::head_rows; 0 = automatic)
 };
 
 struct TrainBenchRow {
