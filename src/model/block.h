@@ -22,11 +22,11 @@ void trunk_fwd(Ctx& ctx, const Model& m, Workspace& ws, const Pass& pass);
 // From ws.g.du = dL/d xf: every parameter gradient of the trunk (accumulated).
 void trunk_bwd(Ctx& ctx, const Model& m, Workspace& ws, const Pass& pass);
 
-// Rows of one LM head tile for a backward workspace of N rows (requested > 0: that, at most N).
+// Rows of one LM head tile for a workspace of N rows (requested > 0: that, at most N).
 int64_t head_tile_rows(const Model& m, int64_t N, int64_t requested);
-// LM head over the first N rows: per-token losses, [sum, count] into stats; logits of all rows
-// in a forward-only workspace; in one planned for a backward, tile by tile with the gradients of
-// a scale of 1 (ws.g.du, ws.dhead) and no logits kept.
+// LM head over the first N rows, tile by tile: per-token losses, [sum, count] into stats; the
+// logits of all rows only with spec.keep_logits; in a workspace planned for a backward also the
+// gradients of a scale of 1 (ws.g.du, ws.dhead).
 void lm_head_fwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t N, const Tensor& stats);
 // Backward of (scale * sum of losses), after lm_head_fwd on the same rows: head gradient
 // (accumulated), ws.g.du = dL/d xf.
