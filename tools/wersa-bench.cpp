@@ -96,7 +96,7 @@ struct TrainFlags {
   std::string attn, lengths = "1024", json_path, max_memory;
   int64_t batch = 0, head_rows = 0;
   int reps = 5, warmup = 1, threads = 0;
-  bool recompute = false, no_forward = false;
+  bool recompute = false, no_forward = false, ops = false;
   uint64_t seed = 1234;
 };
 
@@ -121,6 +121,7 @@ CLI::App* add_train_command(CLI::App& app, TrainFlags& f) {
       ->capture_default_str();
   c->add_flag("--recompute", f.recompute, "recompute block activations in the backward (train.recompute)");
   c->add_flag("--no-forward", f.no_forward, "time training steps only");
+  c->add_flag("--ops", f.ops, "also time every op call of the training steps and print where a step goes (CPU)");
   c->add_option("--head-rows", f.head_rows,
                 "rows per tile of the language-model head in training steps (0 = automatic: about 8 MiB of "
                 "logits per tile on a CPU)")
@@ -158,6 +159,7 @@ int run_train(const CLI::App& cmd, const TrainFlags& f) {
   wersa::TrainBenchOptions opt;
   opt.reps = f.reps, opt.warmup = f.warmup, opt.forward = !f.no_forward, opt.seed = f.seed,
   opt.max_memory = limit, opt.head_rows = f.head_rows;
+  opt.ops = f.ops;
   for (const std::string& path : f.configs) {
     wersa::Config cfg = wersa::config_from_file(path);
     wersa::config_set_all(cfg, f.sets);

@@ -1,8 +1,11 @@
 // Internal to the op dispatchers (src/ops): after an op has validated its arguments once, it calls
 // WERSA_DISPATCH(ctx, op, args, dtype) to run the kernel of the context's device (f32 or f64 on the
 // CPU). While the context is planning, only kernels that take scratch run (to record it; they
-// return before computing), and every call opens a ScratchScope.
+// return before computing), and every call opens a ScratchScope. Where the context collects op
+// times (Ctx::set_op_times), an outermost CPU call is timed.
 #pragma once
+#include <chrono>
+
 #include "../kernels/cpu/kernels.h"
 #include "../kernels/cuda/kernels.h"
 
@@ -16,15 +19,22 @@ template <class A>
 void dispatch(Ctx& ctx, const A& a, DType dt, bool takes_scratch, void (*f32)(Ctx&, const A&),
               void (*f64)(Ctx&, const A&), void (*cu)(Ctx&, const A&), const char* op) {
   if (ctx.planning() && !takes_scratch) return;
-  ScratchScope scope(ctx);
-  if (ctx.device() == Device::CUDA)
-    cu(ctx, a);
-  else if (dt == DType::F64)
-    f64(ctx, a);
-  else if (dt == DType::F32)
-    f32(ctx, a);
-  else
-    WERSA_FAIL(op, ": unsupported dtype ", dtype_name(dt));
+  using clock = std::chrono::steady_clock;
+  OpTimes* times =
+      ctx.op_times() && !ctx.planning() && !ctx.in_op() && ctx.device() == Device::CPU ? ctx.op_times() : nullptr;
+  const clock::time_point t0 = times ? clock::now() : clock::time_point{};
+  {
+    ScratchScope scope(ctx);
+    if (ctx.device() == Device::CUDA)
+      cu(ctx, a);
+    else if (dt == DType::F64)
+      f64(ctx, a);
+    else if (dt == DType::F32)
+      f32(ctx, a);
+    else
+      WERSA_FAIL(op, ": unsupported dtype ", dtype_name(dt));
+  }
+  if (times) times->add(op, std::chrono::duration<double>(clock::now() - t0).count());
 }
 
 }  // namespace wersa::detail

@@ -1,6 +1,7 @@
 #include "wersa/tensor/context.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace wersa {
 
@@ -16,6 +17,21 @@ void* Ctx::blas() {
   WERSA_ASSERT(device_ == Device::CUDA, "a BLAS handle is a CUDA context's");
   if (!blas_) blas_ = cuda::blas_create(stream_);
   return blas_;
+}
+
+void OpTimes::add(const char* op, double seconds) {
+  for (Entry& e : entries)
+    if (e.op == op || std::strcmp(e.op, op) == 0) {  // one literal per op name and translation unit
+      e.seconds += seconds, ++e.calls;
+      return;
+    }
+  entries.push_back(Entry{op, seconds, 1});
+}
+
+double OpTimes::total_seconds() const {
+  double s = 0;
+  for (const Entry& e : entries) s += e.seconds;
+  return s;
 }
 
 int Ctx::threads() const { return device_ == Device::CPU ? cpu_threads() : 1; }

@@ -121,8 +121,10 @@ TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const
   {
     Workspace ws(model, RunSpec{r.batch, r.T, true, true, tc.recompute, opt.head_rows});
     adam.plan(ws.ctx(), tc);
+    OpTimes times;
     for (int s = 0; s < opt.warmup + opt.reps; ++s) {
       fill(ws);
+      if (opt.ops && s == opt.warmup) ws.ctx().set_op_times(&times);
       const Timer t;
       model.zero_grads();
       if (classify) {
@@ -139,9 +141,14 @@ TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const
       const double ms = t.ms();
       if (s >= opt.warmup) {
         r.train_tps.push_back(double(N) / (ms / 1e3));
+        r.train_seconds += ms / 1e3;
         if (probe) r.train_sgemm.push_back(probe->gflops(opt.probe_reps));
       }
     }
+    ws.ctx().set_op_times(nullptr);
+    r.train_ops = times.entries;
+    std::stable_sort(r.train_ops.begin(), r.train_ops.end(),
+                     [](const OpTimes::Entry& a, const OpTimes::Entry& b) { return a.seconds > b.seconds; });
   }
   if (opt.forward) {
     Workspace ws(model, RunSpec{r.batch, r.T, false, true});
@@ -210,6 +217,26 @@ std::string spread(const std::vector<double>& v) {
   return fmt("%.0f", median(v)) + " (" + fmt("%.0f", *lo) + "-" + fmt("%.0f", *hi) + ")";
 }
 
+double per_step(const TrainBenchRow& r, double x) { return x / double(std::max<size_t>(1, r.train_tps.size())); }
+
+std::string ops_markdown(const TrainBenchRow& r) {
+  std::ostringstream o;
+  o << "Op times of the timed training steps, " << r.model << " T=" << r.T << " batch " << r.batch
+    << (r.recompute ? " recompute" : "") << " (wall time of each outermost op call, summed over "
+    << r.train_tps.size() << " steps):\n\n| op | calls/step | ms/step | of step |\n| --- | ---: | ---: | ---: |\n";
+  double in_ops = 0;
+  for (const OpTimes::Entry& e : r.train_ops) {
+    in_ops += e.seconds;
+    o << "| " << e.op << " | " << fmt("%.0f", per_step(r, double(e.calls))) << " | "
+      << fmt("%.2f", 1e3 * per_step(r, e.seconds)) << " | " << fmt("%.1f%%", 100 * e.seconds / r.train_seconds)
+      << " |\n";
+  }
+  const double rest = std::max(0.0, r.train_seconds - in_ops);
+  o << "| (outside ops) | - | " << fmt("%.2f", 1e3 * per_step(r, rest)) << " | "
+    << fmt("%.1f%%", 100 * rest / r.train_seconds) << " |\n";
+  return o.str();
+}
+
 }  // namespace
 
 std::string train_bench_markdown(const std::vector<TrainBenchRow>& rows, double sgemm, int threads) {
@@ -252,6 +279,8 @@ std::string train_bench_markdown(const std::vector<TrainBenchRow>& rows, double 
        "training = 3 x forward); tok/s: median (range) of the timed steps. model state: resident memory once "
        "the weights, gradients and AdamW moments exist; act/token: (peak RSS - model state) / tokens of a "
        "step.\n";
+  for (const TrainBenchRow& r : rows)
+    if (!r.train_ops.empty()) o << "\n" << ops_markdown(r);
   return o.str();
 }
 
@@ -282,6 +311,17 @@ nlohmann::json train_bench_json(const std::vector<TrainBenchRow>& rows, double s
          {"peak_rss_bytes", r.peak_rss},
          {"peak_rss_reset", r.peak_rss_reset},
          {"state_rss_bytes", r.state_rss}});
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const TrainBenchRow& r = rows[i];
+    if (r.train_ops.empty()) continue;
+    nlohmann::json ops = nlohmann::json::array();
+    for (const OpTimes::Entry& e : r.train_ops)
+      ops.push_back({{"op", e.op},
+                     {"calls_per_step", per_step(r, double(e.calls))},
+                     {"seconds_per_step", per_step(r, e.seconds)}});
+    out[i]["train_ops"] = ops;
+    out[i]["train_seconds_per_step"] = per_step(r, r.train_seconds);
+  }
   return {{"threads", threads}, {"blas_kernels", blas_kernel_name()}, {"sgemm_gflops", sgemm}, {"rows", out}};
 }
 

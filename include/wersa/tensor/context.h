@@ -27,6 +27,20 @@ namespace wersa {
 
 enum class ScratchPolicy { Planned, Grow };
 
+// Wall time of op calls, by op: each outermost op call (not the kernels a composite op runs inside
+// it) adds its time and one call under the op's name. CPU contexts only: a CUDA call returns before
+// its kernels finish, so it is not timed. wersa-bench train --ops.
+struct OpTimes {
+  struct Entry {
+    const char* op = nullptr;  // a string literal (the op's name)
+    double seconds = 0;
+    int64_t calls = 0;
+  };
+  std::vector<Entry> entries;  // in order of first call
+  void add(const char* op, double seconds);
+  double total_seconds() const;
+};
+
 // n elements of T for each of `copies` threads, 64-byte aligned slices.
 template <class T>
 struct PerThread {
@@ -52,6 +66,11 @@ class Ctx {
   void* blas();                             // cuBLAS handle on CUDA (made on first use)
   int threads() const;                      // CPU threads a kernel may use
   bool planning() const { return planning_; }
+  bool in_op() const { return depth_ > 0; }  // inside an op call (a composite op's kernels)
+
+  // Op calls of this context add their times to `t` from now on (nullptr: stop; see OpTimes).
+  void set_op_times(OpTimes* t) { op_times_ = t; }
+  OpTimes* op_times() const { return op_times_; }
 
   // Runs fn in planning mode (see above), then sizes the scratch for everything planned so far.
   void plan(const std::function<void()>& fn);
@@ -82,6 +101,7 @@ class Ctx {
   void* blas_ = nullptr;
   bool planning_ = false;
   int depth_ = 0;
+  OpTimes* op_times_ = nullptr;
   void* base_ = nullptr;
   size_t capacity_ = 0, offset_ = 0, peak_ = 0;
   std::vector<void*> overflow_;  // Grow policy: blocks taken beyond the capacity during one call

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "wersa/model/config.h"
+#include "wersa/tensor/context.h"
 #include "wersa/train/memory.h"
 
 namespace wersa {
@@ -49,6 +50,7 @@ struct TrainBenchOptions {
   int64_t probe_size = 1024;
   int probe_reps = 3;
   int64_t head_rows = 0;  // rows per LM head tile of the training steps (RunSpec::head_rows; 0 = automatic)
+  bool ops = false;       // time every op call of the timed training steps (Ctx::set_op_times; CPU)
 };
 
 struct TrainBenchRow {
@@ -68,6 +70,10 @@ struct TrainBenchRow {
   // case's workspace: what does not grow with T. (peak_rss - state_rss) / tokens is the memory each
   // token of a step costs, the "act/token" column.
   size_t state_rss = 0;
+  // With TrainBenchOptions::ops: the op times summed over the timed training steps, and those
+  // steps' total wall time (what no op accounts for is the model's glue, waits and read-backs).
+  std::vector<OpTimes::Entry> train_ops;
+  double train_seconds = 0;
 };
 
 // Runs one case: cfg.model at cfg.train.seq_len x cfg.train.batch_size (and train.recompute), the
@@ -102,7 +108,8 @@ class StepMeter {
   int64_t total_ = 0, timed_ = 0, seen_ = 0;
 };
 
-// The table (markdown) and JSON of the rows, with the sgemm rate (GFLOP/s) as the limit.
+// The table (markdown) and JSON of the rows, with the sgemm rate (GFLOP/s) as the limit; rows with
+// op times get a table of them each (ops by time, per step and as a share of the step).
 std::string train_bench_markdown(const std::vector<TrainBenchRow>& rows, double sgemm_gflops, int threads);
 nlohmann::json train_bench_json(const std::vector<TrainBenchRow>& rows, double sgemm_gflops, int threads);
 

@@ -1,17 +1,20 @@
 // CPU depthwise convolution along time: y[b,t,c] = bias[c] + sum_i w[c,i] x[b, t-o+i, c], with
 // o = K-1 (causal) or (K-1)/2 (centred), x = 0 outside [0, T). Rows (b, t) run in parallel for y
 // and dx; dw and db are summed per channel block in a fixed (b, t) order, so they do not depend on
-// the thread count. Every output sums bias, then the taps i = 0..K-1, in double.
+// the thread count. Every output sums bias, then the taps i = 0..K-1, in the kernel's type (f32 or
+// f64: K products, a short sum).
 // A causal forward with a window continues a sequence: inputs before the chunk (chunk position
 // t < 0, absolute position pos0 + t) are read from the ring [B, K-1, C] (row (pos0 + t) mod (K-1);
 // absolute positions < 0 are zero and skipped), so each output is the one-shot sum; the chunk's
 // last min(T, K-1) inputs are then written into the ring. One position of one sequence runs the
-// step kernel, which sums in the same order.
+// step kernel, which sums in the same order (and in the same type: bitwise the chunk's output).
 // With lengths (padded batches), the forward skips the taps that read an input row t >= n_b and
 // the input gradient writes 0 at those rows (or leaves them when accumulating); the parameter
 // gradients skip them. Without lengths every loop is the one above, unchanged.
-// Scratch: the transposed filter [K, C] and one accumulator row [C] (double) per thread; the
-// parameter gradients one [K, 16] double block per thread.
+// dw and db sum over (b, t) in runs of 64 positions in the kernel's type, each run then added to a
+// double total (f32 error of a 64-term sum, not of B*T terms).
+// Scratch: the transposed filter [K, C] and one accumulator row [C] per thread; the parameter
+// gradients one [K, 16] block of run sums and one of double totals per thread.
 #include "wersa/ops/conv.h"
 
 #include <algorithm>
@@ -45,38 +48,86 @@ struct Ring {
 // chunk are read from it (absolute position pos0 + t >= 0) instead of being skipped. With in_len,
 // rows t >= in_len[b] of `in` are taken as 0 (never read); with out_len, rows s >= out_len[b] of
 // `out` are 0 (written, or left when accumulating).
+// One output row (the general case: taps out of range are skipped, ring rows read).
 template <class T>
-void correlate(const PerThread<double>& scratch, T* out, const T* in, const T* wt, const T* bias, int64_t B,
+void correlate_row(T* acc, T* o, const T* in, const T* wt, const T* bias, int64_t b, int64_t s, int64_t T_,
+                   int64_t C, int64_t K, int64_t shift, int64_t sign, bool accumulate, const Ring<T>& ring,
+                   int64_t end) {
+  for (int64_t c = 0; c < C; ++c) acc[c] = bias ? bias[c] : T(0);
+  for (int64_t i = 0; i < K; ++i) {
+    const int64_t t = s + shift + sign * i;
+    if (t >= end) continue;
+    const T* row;
+    if (t >= 0)
+      row = in + (b * T_ + t) * C;
+    else if (ring.rows && ring.pos0 + t >= 0)
+      row = ring.rows + (b * ring.W + (ring.pos0 + t) % ring.W) * C;
+    else
+      continue;
+    const T* wr = wt + i * C;
+    for (int64_t c = 0; c < C; ++c) acc[c] += wr[c] * row[c];
+  }
+  if (accumulate)
+    for (int64_t c = 0; c < C; ++c) o[c] += acc[c];
+  else
+    std::copy(acc, acc + C, o);
+}
+
+constexpr int64_t kRows = 8, kLanes = 16;  // register block of the interior: rows x channels
+
+// kRows consecutive output rows whose taps all read rows in [0, end): channels in blocks of kLanes
+// held in registers across the taps. The same sums in the same order as correlate_row.
+template <class T>
+void correlate_block(T* out, const T* in, const T* wt, const T* bias, int64_t C, int64_t K, int64_t shift,
+                     int64_t sign, bool accumulate) {
+  for (int64_t c0 = 0; c0 < C; c0 += kLanes) {
+    T acc[kRows][kLanes];
+    for (int64_t r = 0; r < kRows; ++r)
+      for (int64_t c = 0; c < kLanes; ++c) acc[r][c] = bias ? bias[c0 + c] : T(0);
+    for (int64_t i = 0; i < K; ++i) {
+      const T* wr = wt + i * C + c0;
+      const T* x = in + (shift + sign * i) * C + c0;  // row of output 0
+      for (int64_t r = 0; r < kRows; ++r)
+        for (int64_t c = 0; c < kLanes; ++c) acc[r][c] += wr[c] * x[r * C + c];
+    }
+    for (int64_t r = 0; r < kRows; ++r)
+      for (int64_t c = 0; c < kLanes; ++c) {
+        T& y = out[r * C + c0 + c];
+        y = accumulate ? y + acc[r][c] : acc[r][c];
+      }
+  }
+}
+
+// out[b,s,c] (=|+=) sum_i wt[i,c] * in[b, s + shift + sign*i, c] over in-range positions: the forward
+// uses (shift, sign) = (-o, +1), the input gradient (o, -1). With a ring, positions t < 0 of the
+// chunk are read from it (absolute position pos0 + t >= 0) instead of being skipped. With in_len,
+// rows t >= in_len[b] of `in` are taken as 0 (never read); with out_len, rows s >= out_len[b] of
+// `out` are 0 (written, or left when accumulating). Tasks of kRows rows of one sequence; a task
+// whose rows all read in range only (and C is a multiple of kLanes) runs the register block.
+template <class T>
+void correlate(const PerThread<T>& scratch, T* out, const T* in, const T* wt, const T* bias, int64_t B,
                int64_t T_, int64_t C, int64_t K, int64_t shift, int64_t sign, bool accumulate,
                const Ring<T>& ring, const int32_t* in_len, const int32_t* out_len) {
+  const int64_t per_seq = (T_ + kRows - 1) / kRows;
+  const int64_t lo_tap = std::min<int64_t>(0, sign * (K - 1)), hi_tap = std::max<int64_t>(0, sign * (K - 1));
 #pragma omp parallel for schedule(static)
-  for (int64_t bt = 0; bt < B * T_; ++bt) {
-    double* acc = mine(scratch);
-    const int64_t b = bt / T_, s = bt % T_;
-    T* o = out + bt * C;
-    if (out_len && s >= out_len[b]) {
-      if (!accumulate) std::fill(o, o + C, T(0));
+  for (int64_t task = 0; task < B * per_seq; ++task) {
+    T* acc = mine(scratch);
+    const int64_t b = task / per_seq, s0 = task % per_seq * kRows, s1 = std::min(T_, s0 + kRows);
+    const int64_t end = in_len ? in_len[b] : T_, out_end = out_len ? out_len[b] : T_;
+    T* o = out + (b * T_ + s0) * C;
+    if (s1 - s0 == kRows && C % kLanes == 0 && s0 + shift + lo_tap >= 0 && s1 - 1 + shift + hi_tap < end &&
+        s1 <= out_end) {
+      correlate_block(o, in + (b * T_ + s0) * C, wt, bias, C, K, shift, sign, accumulate);
       continue;
     }
-    const int64_t end = in_len ? in_len[b] : T_;
-    for (int64_t c = 0; c < C; ++c) acc[c] = bias ? double(bias[c]) : 0.0;
-    for (int64_t i = 0; i < K; ++i) {
-      const int64_t t = s + shift + sign * i;
-      if (t >= end) continue;
-      const T* row;
-      if (t >= 0)
-        row = in + (b * T_ + t) * C;
-      else if (ring.rows && ring.pos0 + t >= 0)
-        row = ring.rows + (b * ring.W + (ring.pos0 + t) % ring.W) * C;
-      else
+    for (int64_t s = s0; s < s1; ++s, o += C) {
+      if (s >= out_end) {
+        if (!accumulate) std::fill(o, o + C, T(0));
         continue;
-      const T* wr = wt + i * C;
-      for (int64_t c = 0; c < C; ++c) acc[c] += double(wr[c]) * double(row[c]);
+      }
+      correlate_row(acc, o, in, wt, bias, b, s, T_, C, K, shift, sign, accumulate, ring, end);
     }
-    if (accumulate)
-      for (int64_t c = 0; c < C; ++c) o[c] += T(acc[c]);
-    else
-      for (int64_t c = 0; c < C; ++c) o[c] = T(acc[c]);
   }
 }
 
@@ -91,7 +142,7 @@ void depthwise_conv_fwd(Ctx& ctx, const DepthwiseConvFwd& a) {
     return depthwise_conv_step<T>(ctx, s);
   }
   T* wt = ctx.take<T>(K * C);
-  const auto acc = ctx.per_thread<double>(C);
+  const auto acc = ctx.per_thread<T>(C);
   if (ctx.planning() || B * T_ * C == 0) return;
   transpose_w(a.w, wt);
   Ring<T> r;
@@ -113,11 +164,13 @@ template <class T>
 void depthwise_conv_bwd(Ctx& ctx, const DepthwiseConvBwd& a) {
   const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2), K = a.w.dim(1);
   const int64_t o = conv_offset(K, a.causal);
-  constexpr int64_t CB = 16;  // channels per task of the parameter gradients
+  constexpr int64_t CB = 16;   // channels per task of the parameter gradients
+  constexpr int64_t RUN = 64;  // positions per run sum of the parameter gradients
   const bool params = a.dw.defined() || a.db.defined();
   T* wt = a.dx.defined() ? ctx.take<T>(K * C) : nullptr;
-  const auto acc = ctx.per_thread<double>(a.dx.defined() ? C : 0);
-  const auto accw_all = ctx.per_thread<double>(params ? K * CB : 0);
+  const auto acc = ctx.per_thread<T>(a.dx.defined() ? C : 0);
+  const auto run_all = ctx.per_thread<T>(params ? (K + 1) * CB : 0);
+  const auto tot_all = ctx.per_thread<double>(params ? (K + 1) * CB : 0);
   if (ctx.planning() || B * T_ * C == 0) return;
   const T* dy = a.dy.ptr<T>();
   const int32_t* len = a.lengths.defined() ? checked_lengths("depthwise_conv_bwd", a.lengths, T_) : nullptr;
@@ -134,27 +187,47 @@ void depthwise_conv_bwd(Ctx& ctx, const DepthwiseConvBwd& a) {
 #pragma omp parallel for schedule(static)
   for (int64_t blk = 0; blk < nblocks; ++blk) {
     const int64_t c0 = blk * CB, nc = std::min(CB, C - c0);
-    double* accw = mine(accw_all);
-    std::fill(accw, accw + K * CB, 0.0);
-    double accb[CB] = {};
+    T* run = mine(run_all);      // [K, CB] tap sums, then [CB] the bias sum
+    double* tot = mine(tot_all);  // the same, over all runs
+    std::fill(tot, tot + (K + 1) * CB, 0.0);
     for (int64_t b = 0; b < B; ++b) {
       const int64_t end = len ? len[b] : T_;
-      for (int64_t t = 0; t < T_; ++t) {
-        const T* g = dy + (b * T_ + t) * C + c0;
-        for (int64_t c = 0; c < nc; ++c) accb[c] += double(g[c]);
-        for (int64_t i = 0; i < K; ++i) {
-          const int64_t s = t - o + i;
-          if (s < 0 || s >= end) continue;
-          const T* xr = x + (b * T_ + s) * C + c0;
-          double* aw = accw + i * CB;
-          for (int64_t c = 0; c < nc; ++c) aw[c] += double(g[c]) * double(xr[c]);
+      for (int64_t t0 = 0; t0 < T_; t0 += RUN) {
+        std::fill(run, run + (K + 1) * CB, T(0));
+        const int64_t t1 = std::min(T_, t0 + RUN);
+        T* rb = run + K * CB;
+        for (int64_t t = t0; t < t1; ++t) {
+          const T* g = dy + (b * T_ + t) * C + c0;
+          for (int64_t c = 0; c < nc; ++c) rb[c] += g[c];
         }
+        // Tap by tap, the sum over the run's positions whose input row s = t - o + i is in [0, end)
+        // (for each tap and channel: t ascending, as a position-major loop would add them).
+        for (int64_t i = 0; i < K; ++i) {
+          const int64_t ta = std::max(t0, o - i), tb = std::min(t1, end + o - i);
+          T* aw = run + i * CB;
+          if (nc == CB) {
+            T v[CB] = {};
+            for (int64_t t = ta; t < tb; ++t) {
+              const T* g = dy + (b * T_ + t) * C + c0;
+              const T* xr = x + (b * T_ + t - o + i) * C + c0;
+              for (int64_t c = 0; c < CB; ++c) v[c] += g[c] * xr[c];
+            }
+            std::copy(v, v + CB, aw);
+          } else {
+            for (int64_t t = ta; t < tb; ++t) {
+              const T* g = dy + (b * T_ + t) * C + c0;
+              const T* xr = x + (b * T_ + t - o + i) * C + c0;
+              for (int64_t c = 0; c < nc; ++c) aw[c] += g[c] * xr[c];
+            }
+          }
+        }
+        for (int64_t j = 0; j < (K + 1) * CB; ++j) tot[j] += double(run[j]);
       }
     }
     for (int64_t c = 0; c < nc; ++c) {
-      if (db) db[c0 + c] += T(accb[c]);
+      if (db) db[c0 + c] += T(tot[K * CB + c]);
       if (dw)
-        for (int64_t i = 0; i < K; ++i) dw[(c0 + c) * K + i] += T(accw[i * CB + c]);
+        for (int64_t i = 0; i < K; ++i) dw[(c0 + c) * K + i] += T(tot[i * CB + c]);
     }
   }
 }
@@ -162,20 +235,19 @@ void depthwise_conv_bwd(Ctx& ctx, const DepthwiseConvBwd& a) {
 template <class T>
 void depthwise_conv_step(Ctx& ctx, const DepthwiseConvStep& a) {
   const int64_t C = a.x.dim(0), K = a.w.dim(1), W = K - 1;
-  double* acc = ctx.take<double>(C);
+  T* acc = ctx.take<T>(C);
   if (ctx.planning()) return;
   const T* w = a.w.ptr<T>();
   const T* x = a.x.ptr<T>();
   const T* bias = a.b.defined() ? a.b.ptr<T>() : nullptr;
-  for (int64_t c = 0; c < C; ++c) acc[c] = bias ? double(bias[c]) : 0.0;
+  for (int64_t c = 0; c < C; ++c) acc[c] = bias ? bias[c] : T(0);
   for (int64_t i = 0; i < K; ++i) {
     const int64_t t = a.pos - W + i;  // input position of tap i
     if (t < 0) continue;
     const T* row = i == W ? x : a.window.ptr<T>() + (t % W) * C;
-    for (int64_t c = 0; c < C; ++c) acc[c] += double(w[c * K + i]) * double(row[c]);
+    for (int64_t c = 0; c < C; ++c) acc[c] += w[c * K + i] * row[c];
   }
-  T* y = a.y.ptr<T>();
-  for (int64_t c = 0; c < C; ++c) y[c] = T(acc[c]);
+  std::copy(acc, acc + C, a.y.ptr<T>());
   if (W > 0) std::copy(x, x + C, a.window.ptr<T>() + (a.pos % W) * C);
 }
 
