@@ -1,7 +1,7 @@
 // depthwise_conv: values against the direct formula (causal and centred, K > T too), causality and
 // the centred window, backward against finite differences (f64), accumulate/overwrite rules, f32
 // against f64, user errors; lengths (padded batches): padded inputs taken as 0 and never read, no
-// gradient into them, finite differences, length errors.
+// gradient into them, finite differences, length errors; the register blocks of interior rows.
 #include <cmath>
 
 #include "testutil.h"
@@ -167,6 +167,76 @@ Buf lengths_of(std::vector<int32_t> n) {
 }
 
 }  // namespace
+
+// Channel counts that are multiples of 16 and sequences of many 8-row blocks: the kernels' register
+// blocks of interior rows (and parameter-gradient runs of 64 positions), with edges, lengths and
+// accumulation around them, against the formulas written out (values and adjoints).
+TEST(DepthwiseConv, InteriorBlocksMatchTheFormulas) {
+  for (bool causal : {true, false})
+    for (int64_t K : {5, 33}) {
+      const int64_t B = 2, T = 150, C = 32, o = causal ? K - 1 : (K - 1) / 2;
+      const std::vector<int32_t> n = {150, 77};
+      Buf len = lengths_of(n);
+      Buf x(DType::F64, {B, T, C}), w(DType::F64, {C, K}), b(DType::F64, {C}), y(DType::F64, {B, T, C});
+      Buf dy(DType::F64, {B, T, C}), dx(DType::F64, {B, T, C}), dw(DType::F64, {C, K}), db(DType::F64, {C});
+      x.randn(41), w.randn(42), b.randn(43), dy.randn(44), dx.randn(45), dw.randn(46), db.randn(47);
+      Buf dx0(DType::F64, {B, T, C}), dw0(DType::F64, {C, K}), db0(DType::F64, {C});
+      dx0.copy_from(dx), dw0.copy_from(dw), db0.copy_from(db);
+      for (bool lengths : {false, true}) {
+        SCOPED_TRACE(testing::Message() << "causal " << causal << " K " << K << " lengths " << lengths);
+        auto end = [&](int64_t bb) { return lengths ? int64_t(n[size_t(bb)]) : T; };
+        DepthwiseConvFwd f{y, x, w, b, causal};
+        if (lengths) f.lengths = len;
+        depthwise_conv_fwd(ctx(), f);
+        dx.copy_from(dx0), dw.copy_from(dw0), db.copy_from(db0);
+        DepthwiseConvBwd g{dx, dw, db, dy, x, w, causal};
+        g.accumulate_dx = true;
+        if (lengths) g.lengths = len;
+        depthwise_conv_bwd(ctx(), g);
+        for (int64_t bb = 0; bb < B; ++bb)
+          for (int64_t t = 0; t < T; ++t)
+            for (int64_t c = 0; c < C; ++c) {
+              double yv = b.get(c), dxv = 0;
+              for (int64_t i = 0; i < K; ++i) {
+                const int64_t s = t - o + i;  // input row of output t's tap i
+                if (s >= 0 && s < end(bb)) yv += w.get(c * K + i) * x.get((bb * T + s) * C + c);
+                const int64_t u = t + o - i;  // output row whose tap i reads input t
+                if (u >= 0 && u < T && t < end(bb)) dxv += w.get(c * K + i) * dy.get((bb * T + u) * C + c);
+              }
+              const int64_t at = (bb * T + t) * C + c;
+              ASSERT_NEAR(y.get(at), yv, 1e-12) << bb << "," << t << "," << c;
+              ASSERT_NEAR(dx.get(at), dx0.get(at) + dxv, 1e-12) << bb << "," << t << "," << c;
+            }
+        for (int64_t c = 0; c < C; ++c) {
+          double dbv = 0;
+          for (int64_t at = c; at < B * T * C; at += C) dbv += dy.get(at);
+          ASSERT_NEAR(db.get(c), db0.get(c) + dbv, 1e-11);
+          for (int64_t i = 0; i < K; ++i) {
+            double dwv = 0;
+            for (int64_t bb = 0; bb < B; ++bb)
+              for (int64_t t = 0; t < T; ++t) {
+                const int64_t s = t - o + i;
+                if (s >= 0 && s < end(bb)) dwv += dy.get((bb * T + t) * C + c) * x.get((bb * T + s) * C + c);
+              }
+            ASSERT_NEAR(dw.get(c * K + i), dw0.get(c * K + i) + dwv, 1e-11) << c << "," << i;
+          }
+        }
+      }
+      // f32 against f64 at this shape (the register blocks and runs in f32).
+      Buf xf(DType::F32, {B, T, C}), wf(DType::F32, {C, K}), bf(DType::F32, {C}), yf(DType::F32, {B, T, C});
+      Buf dyf(DType::F32, {B, T, C}), dxf(DType::F32, {B, T, C}), dwf(DType::F32, {C, K}), dbf(DType::F32, {C});
+      xf.copy_from(x), wf.copy_from(w), bf.copy_from(b), dyf.copy_from(dy);
+      depthwise_conv_fwd(ctx(), {y, x, w, b, causal});
+      depthwise_conv_fwd(ctx(), {yf, xf, wf, bf, causal});
+      dw.zero(), db.zero(), dwf.zero(), dbf.zero();
+      depthwise_conv_bwd(ctx(), {dx, dw, db, dy, x, w, causal});
+      depthwise_conv_bwd(ctx(), {dxf, dwf, dbf, dyf, xf, wf, causal});
+      EXPECT_LT(rel_err(yf, y), 1e-6);
+      EXPECT_LT(rel_err(dxf, dx), 1e-6);
+      EXPECT_LT(rel_err(dwf, dw), 1e-6);
+      EXPECT_LT(rel_err(dbf, db), 1e-6);
+    }
+}
 
 TEST(DepthwiseConv, LengthsTakeThePaddedInputsAsZeroAndNeverReadThem) {
   const int64_t B = 3, T = 11, C = 6, K = 5;
