@@ -1,5 +1,6 @@
 // cross_entropy: values against a direct formula, stability for large logits, ignored targets,
-// backward against finite differences (f64), in-place backward, f32 against f64, user errors.
+// backward against finite differences (f64), in-place backward, f32 against f64, user errors; the
+// backward's losses (bitwise the forward's), the row maximum at every place of long rows.
 #include <cmath>
 
 #include "testutil.h"
@@ -55,6 +56,57 @@ TEST(CrossEntropy, LargeLogitsAreStable) {
       EXPECT_NEAR(l2.get(n), l1.get(n), dt == DType::F64 ? 1e-10 : 2e-3);  // f32 ulp at 1000 is 6e-5
     }
   }
+}
+
+TEST(CrossEntropy, OneLargeLogitAnywhereInALongRowIsStable) {
+  // The row maximum is taken in lanes and a tail: a logit of 200 above the rest (exp overflows
+  // without the shift) at every column of rows whose length is not a multiple of 16.
+  for (int64_t V : {16, 37, 100}) {
+    for (int64_t at = 0; at < V; ++at) {
+      Buf logits(DType::F32, {2, V}), targets(DType::I32, {2}), losses(DType::F32, {2}), dl(DType::F32, {2, V});
+      logits.randn(uint64_t(V * 1000 + at));
+      logits.set(at, 200.0);
+      logits.set(V + at, 200.0);
+      targets.set(0, double(at));
+      targets.set(1, double((at + 1) % V));
+      cross_entropy_fwd(ctx(), {losses, logits, targets});
+      ASSERT_NEAR(losses.get(0), 0.0, 1e-6) << "V " << V << " at " << at;  // p(target) = 1 - 1e-80
+      ASSERT_NEAR(losses.get(1), 200.0 - logits.get(V + (at + 1) % V), 1e-3) << "V " << V << " at " << at;
+      cross_entropy_bwd(ctx(), {dl, logits, targets, 1.0});
+      for (int64_t i = 0; i < dl.n(); ++i) ASSERT_TRUE(std::isfinite(dl.get(i))) << "V " << V << " at " << at;
+      ASSERT_NEAR(dl.get(V + at), 1.0, 1e-6);
+    }
+  }
+}
+
+TEST(CrossEntropy, BackwardWritesTheForwardsLossesBitwise) {
+  const int64_t N = 9, V = 1003;
+  for (DType dt : {DType::F32, DType::F64}) {
+    Buf logits(dt, {N, V}), targets(DType::I32, {N}), losses(dt, {N}), l2(dt, {N}), dl(dt, {N, V}), dl2(dt, {N, V});
+    logits.randn(21, 3.0);
+    fill_targets(targets, V, 22);
+    targets.set(3, -1);
+    l2.randn(23);  // garbage to be overwritten, the ignored row too
+    cross_entropy_fwd(ctx(), {losses, logits, targets});
+    cross_entropy_bwd(ctx(), {dl, logits, targets, 0.25});
+    CrossEntropyBwd both{dl2, logits, targets, 0.25};
+    both.losses = l2;
+    cross_entropy_bwd(ctx(), both);
+    for (int64_t n = 0; n < N; ++n) EXPECT_EQ(l2.get(n), losses.get(n)) << n;
+    for (int64_t i = 0; i < dl.n(); ++i) ASSERT_EQ(dl2.get(i), dl.get(i)) << i;
+    both.dlogits = logits;  // in place: the target's logit is read before the row is overwritten
+    both.losses = l2;
+    l2.randn(24);
+    cross_entropy_bwd(ctx(), both);
+    for (int64_t n = 0; n < N; ++n) EXPECT_EQ(l2.get(n), losses.get(n)) << n;
+    for (int64_t i = 0; i < dl.n(); ++i) ASSERT_EQ(logits.get(i), dl.get(i)) << i;
+  }
+  Buf logits(DType::F32, {4, 5}), targets(DType::I32, {4}), bad(DType::F32, {3}), bad64(DType::F64, {4});
+  CrossEntropyBwd wrong{logits, logits, targets, 1.0};
+  wrong.losses = bad;
+  EXPECT_THROW(cross_entropy_bwd(ctx(), wrong), Error);
+  wrong.losses = bad64;
+  EXPECT_THROW(cross_entropy_bwd(ctx(), wrong), Error);
 }
 
 TEST(CrossEntropy, IgnoredTargetsGiveZeroLossAndGradient) {

@@ -193,9 +193,13 @@ void lm_head_fwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t N, const Tenso
     const Tensor logits = all ? ws.logits.rows(r0, r1) : ws.logits.rows(0, r1 - r0);
     const Tensor xf = ws.xf.rows(r0, r1), t = ws.targets.rows(r0, r1);
     matmul_fwd(ctx, {logits, xf, head_weight(m), {}});
-    cross_entropy_fwd(ctx, {ws.losses.rows(r0, r1), logits, t});
-    if (!backward) continue;
-    cross_entropy_bwd(ctx, {logits, logits, t, 1.0});
+    if (!backward) {
+      cross_entropy_fwd(ctx, {ws.losses.rows(r0, r1), logits, t});
+      continue;
+    }
+    CrossEntropyBwd ce{logits, logits, t, 1.0};
+    ce.losses = ws.losses.rows(r0, r1);  // the forward's losses in the same pass
+    cross_entropy_bwd(ctx, ce);
     matmul_bwd(ctx, {ws.g.du.rows(r0, r1), ws.dhead, {}, logits, xf, head_weight(m)});
   }
   loss_sum_fwd(ctx, {stats, ws.losses.rows(0, N), ws.targets.rows(0, N)});

@@ -31,6 +31,8 @@ void cross_entropy_bwd(Ctx& ctx, const CrossEntropyBwd& a) {
   c.need(a.dlogits, "dlogits", a.logits.shape).dtype(a.logits.dtype, {&a.dlogits});
   if (a.weights.defined())
     c.need(a.weights, "weights", Shape{a.logits.dim(1)}).dtype(a.logits.dtype, {&a.weights});
+  c.opt(a.losses, Shape{a.logits.dim(0)});
+  if (a.losses.defined()) c.dtype(a.logits.dtype, {&a.losses});
   WERSA_DISPATCH(ctx, cross_entropy_bwd, a, a.logits.dtype);
 }
 

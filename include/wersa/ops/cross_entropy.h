@@ -9,7 +9,9 @@
 //   dlogits[n] = scale * (p[n] - onehot(t[n]))                       (zero row where t[n] = -1)
 // dlogits is overwritten. It MAY ALIAS logits: the backward reads and then overwrites one row at a
 // time, so the logits buffer can be reused for its gradient. The backward recomputes the softmax
-// from logits, so it needs only logits and targets from the forward. Float dtypes: f32 or f64
+// from logits, so it needs only logits and targets from the forward. With `losses` given, the
+// backward also writes the forward's losses (bitwise those of cross_entropy_fwd: one pass over each
+// row for both, as the tiled LM head of a training step needs). Float dtypes: f32 or f64
 // (losses, logits, dlogits share one dtype); sums of exponentials are accumulated in double.
 //
 // loss_sum_fwd reduces the per-token losses where the caller can read them back once:
@@ -34,6 +36,7 @@ struct CrossEntropyBwd {
   Tensor logits, targets;  // [N, V], [N] i32
   double scale;            // gradient of the total loss with respect to each losses[n]
   Tensor weights{};        // [V] or undefined (every weight 1)
+  Tensor losses{};         // [N] out (overwritten) or undefined: the forward's losses as well
 };
 
 struct LossSumFwd {
