@@ -132,3 +132,32 @@ TEST(BenchTrain, ToolPrintsTheTable) {
   expect_one_line_error(run_tool("wersa-bench train --config " + cfg + " -T 0"), "-T");
   expect_one_line_error(run_tool("wersa-bench train --config " + cfg + " --max-memory lots"), "--max-memory");
 }
+
+TEST(BenchTrain, OpTimesOfTheTrainingSteps) {
+  TrainBenchOptions opt;
+  opt.warmup = 1, opt.reps = 2, opt.forward = false, opt.probe_size = 0, opt.ops = true;
+  const TrainBenchRow r = bench_train_case("tiny", tiny("wersa"), opt);
+  ASSERT_FALSE(r.train_ops.empty());
+  double in_ops = 0;
+  bool matmul = false, adamw = false;
+  for (size_t i = 0; i < r.train_ops.size(); ++i) {
+    const OpTimes::Entry& e = r.train_ops[i];
+    in_ops += e.seconds;
+    EXPECT_EQ(e.calls % 2, 0) << e.op;  // the same calls in both timed steps, none of the warm-up
+    if (i > 0) EXPECT_LE(e.seconds, r.train_ops[i - 1].seconds);  // by time
+    matmul |= std::string(e.op) == "matmul_fwd";
+    adamw |= std::string(e.op) == "adamw_step";
+  }
+  EXPECT_TRUE(matmul && adamw);
+  EXPECT_GT(in_ops, 0.0);
+  EXPECT_LE(in_ops, r.train_seconds);  // the ops run inside the timed steps
+  const std::string md = train_bench_markdown({r}, 100.0, 1);
+  EXPECT_NE(md.find("| op | calls/step | ms/step | of step |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| matmul_fwd | "), std::string::npos) << md;
+  EXPECT_NE(md.find("| (outside ops) |"), std::string::npos) << md;
+  const nlohmann::json j = train_bench_json({r}, 100.0, 1);
+  EXPECT_EQ(j.at("rows").at(0).at("train_ops").size(), r.train_ops.size());
+  // Without the option there are none.
+  opt.ops = false;
+  EXPECT_TRUE(bench_train_case("tiny", tiny("wersa"), opt).train_ops.empty());
+}

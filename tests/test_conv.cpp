@@ -224,7 +224,8 @@ TEST(DepthwiseConv, InteriorBlocksMatchTheFormulas) {
       }
       // f32 against f64 at this shape (the register blocks and runs in f32).
       Buf xf(DType::F32, {B, T, C}), wf(DType::F32, {C, K}), bf(DType::F32, {C}), yf(DType::F32, {B, T, C});
-      Buf dyf(DType::F32, {B, T, C}), dxf(DType::F32, {B, T, C}), dwf(DType::F32, {C, K}), dbf(DType::F32, {C});
+      Buf dyf(DType::F32, {B, T, C}), dxf(DType::F32, {B, T, C}), dwf(DType::F32, {C, K}),
+          dbf(DType::F32, {C});
       xf.copy_from(x), wf.copy_from(w), bf.copy_from(b), dyf.copy_from(dy);
       depthwise_conv_fwd(ctx(), {y, x, w, b, causal});
       depthwise_conv_fwd(ctx(), {yf, xf, wf, bf, causal});

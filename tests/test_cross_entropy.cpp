@@ -63,7 +63,8 @@ TEST(CrossEntropy, OneLargeLogitAnywhereInALongRowIsStable) {
   // without the shift) at every column of rows whose length is not a multiple of 16.
   for (int64_t V : {16, 37, 100}) {
     for (int64_t at = 0; at < V; ++at) {
-      Buf logits(DType::F32, {2, V}), targets(DType::I32, {2}), losses(DType::F32, {2}), dl(DType::F32, {2, V});
+      Buf logits(DType::F32, {2, V}), targets(DType::I32, {2}), losses(DType::F32, {2}),
+          dl(DType::F32, {2, V});
       logits.randn(uint64_t(V * 1000 + at));
       logits.set(at, 200.0);
       logits.set(V + at, 200.0);
@@ -82,7 +83,8 @@ TEST(CrossEntropy, OneLargeLogitAnywhereInALongRowIsStable) {
 TEST(CrossEntropy, BackwardWritesTheForwardsLossesBitwise) {
   const int64_t N = 9, V = 1003;
   for (DType dt : {DType::F32, DType::F64}) {
-    Buf logits(dt, {N, V}), targets(DType::I32, {N}), losses(dt, {N}), l2(dt, {N}), dl(dt, {N, V}), dl2(dt, {N, V});
+    Buf logits(dt, {N, V}), targets(DType::I32, {N}), losses(dt, {N}), l2(dt, {N}), dl(dt, {N, V}),
+        dl2(dt, {N, V});
     logits.randn(21, 3.0);
     fill_targets(targets, V, 22);
     targets.set(3, -1);

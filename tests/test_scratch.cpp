@@ -206,3 +206,32 @@ TEST(Scratch, PerThreadSlicesAreDistinctForEveryThread) {
   }
   set_cpu_threads(saved);
 }
+
+// Op times (Ctx::set_op_times): every outermost op call of a CPU context adds one call and its
+// wall time under the op's name; planning adds nothing; clearing the pointer stops it.
+TEST(OpTimes, EveryCallIsCountedUnderItsOpOnce) {
+  Ctx c(Device::CPU, ScratchPolicy::Grow);
+  Buf x(DType::F32, {64, 32}), w(DType::F32, {16, 32}), y(DType::F32, {64, 16}), s(DType::F64, {1});
+  x.randn(1), w.randn(2);
+  OpTimes times;
+  c.plan([&] { matmul_fwd(c, {y, x, w, {}}); });  // planning: no times (no ctx times yet either)
+  c.set_op_times(&times);
+  c.plan([&] { matmul_fwd(c, {y, x, w, {}}); });
+  EXPECT_TRUE(times.entries.empty());
+  for (int i = 0; i < 3; ++i) matmul_fwd(c, {y, x, w, {}});
+  sum_squares(c, {s, y});
+  c.set_op_times(nullptr);
+  matmul_fwd(c, {y, x, w, {}});  // after the pointer is cleared: not counted
+  ASSERT_EQ(times.entries.size(), 2u);
+  EXPECT_STREQ(times.entries[0].op, "matmul_fwd");
+  EXPECT_EQ(times.entries[0].calls, 3);
+  EXPECT_STREQ(times.entries[1].op, "sum_squares");
+  EXPECT_EQ(times.entries[1].calls, 1);
+  for (const OpTimes::Entry& e : times.entries) EXPECT_GE(e.seconds, 0.0);
+  EXPECT_DOUBLE_EQ(times.total_seconds(), times.entries[0].seconds + times.entries[1].seconds);
+  // One name from two translation units is one entry (a pointer to another copy of the literal).
+  const std::string other = "matmul_fwd";
+  times.add(other.c_str(), 0.5);
+  EXPECT_EQ(times.entries.size(), 2u);
+  EXPECT_EQ(times.entries[0].calls, 4);
+}

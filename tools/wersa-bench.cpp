@@ -121,7 +121,8 @@ CLI::App* add_train_command(CLI::App& app, TrainFlags& f) {
       ->capture_default_str();
   c->add_flag("--recompute", f.recompute, "recompute block activations in the backward (train.recompute)");
   c->add_flag("--no-forward", f.no_forward, "time training steps only");
-  c->add_flag("--ops", f.ops, "also time every op call of the training steps and print where a step goes (CPU)");
+  c->add_flag("--ops", f.ops,
+              "also time every op call of the training steps and print where a step goes (CPU)");
   c->add_option("--head-rows", f.head_rows,
                 "rows per tile of the language-model head in training steps (0 = automatic: about 8 MiB of "
                 "logits per tile on a CPU)")

@@ -20,8 +20,9 @@ void dispatch(Ctx& ctx, const A& a, DType dt, bool takes_scratch, void (*f32)(Ct
               void (*f64)(Ctx&, const A&), void (*cu)(Ctx&, const A&), const char* op) {
   if (ctx.planning() && !takes_scratch) return;
   using clock = std::chrono::steady_clock;
-  OpTimes* times =
-      ctx.op_times() && !ctx.planning() && !ctx.in_op() && ctx.device() == Device::CPU ? ctx.op_times() : nullptr;
+  OpTimes* times = ctx.op_times() && !ctx.planning() && !ctx.in_op() && ctx.device() == Device::CPU
+                       ? ctx.op_times()
+                       : nullptr;
   const clock::time_point t0 = times ? clock::now() : clock::time_point{};
   {
     ScratchScope scope(ctx);

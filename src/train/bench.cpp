@@ -219,19 +219,22 @@ std::string spread(const std::vector<double>& v) {
   return fmt("%.0f", median(v)) + " (" + fmt("%.0f", *lo) + "-" + fmt("%.0f", *hi) + ")";
 }
 
-double per_step(const TrainBenchRow& r, double x) { return x / double(std::max<size_t>(1, r.train_tps.size())); }
+double per_step(const TrainBenchRow& r, double x) {
+  return x / double(std::max<size_t>(1, r.train_tps.size()));
+}
 
 std::string ops_markdown(const TrainBenchRow& r) {
   std::ostringstream o;
   o << "Op times of the timed training steps, " << r.model << " T=" << r.T << " batch " << r.batch
     << (r.recompute ? " recompute" : "") << " (wall time of each outermost op call, summed over "
-    << r.train_tps.size() << " steps):\n\n| op | calls/step | ms/step | of step |\n| --- | ---: | ---: | ---: |\n";
+    << r.train_tps.size()
+    << " steps):\n\n| op | calls/step | ms/step | of step |\n| --- | ---: | ---: | ---: |\n";
   double in_ops = 0;
   for (const OpTimes::Entry& e : r.train_ops) {
     in_ops += e.seconds;
     o << "| " << e.op << " | " << fmt("%.0f", per_step(r, double(e.calls))) << " | "
-      << fmt("%.2f", 1e3 * per_step(r, e.seconds)) << " | " << fmt("%.1f%%", 100 * e.seconds / r.train_seconds)
-      << " |\n";
+      << fmt("%.2f", 1e3 * per_step(r, e.seconds)) << " | "
+      << fmt("%.1f%%", 100 * e.seconds / r.train_seconds) << " |\n";
   }
   const double rest = std::max(0.0, r.train_seconds - in_ops);
   o << "| (outside ops) | - | " << fmt("%.2f", 1e3 * per_step(r, rest)) << " | "

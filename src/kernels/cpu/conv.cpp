@@ -187,7 +187,7 @@ void depthwise_conv_bwd(Ctx& ctx, const DepthwiseConvBwd& a) {
 #pragma omp parallel for schedule(static)
   for (int64_t blk = 0; blk < nblocks; ++blk) {
     const int64_t c0 = blk * CB, nc = std::min(CB, C - c0);
-    T* run = mine(run_all);      // [K, CB] tap sums, then [CB] the bias sum
+    T* run = mine(run_all);       // [K, CB] tap sums, then [CB] the bias sum
     double* tot = mine(tot_all);  // the same, over all runs
     std::fill(tot, tot + (K + 1) * CB, 0.0);
     for (int64_t b = 0; b < B; ++b) {

@@ -99,7 +99,7 @@ void cross_entropy_bwd(Ctx&, const CrossEntropyBwd& a) {
       continue;
     }
     const T mx = row_max(row, V);
-    const T target_logit = row[t];                 // before out (maybe row) is written
+    const T target_logit = row[t];                // before out (maybe row) is written
     const double sum = exp_sum(row, V, mx, out);  // out[v] written after row[v] read
     if (losses) losses[n] = T(std::log(sum) + double(mx) - double(target_logit));  // as the forward
     const double scale = w ? a.scale * double(w[t]) : a.scale;
