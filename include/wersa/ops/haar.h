@@ -24,7 +24,8 @@
 //    call adds its contribution). Needs coef and gamma from the forward.
 // Either dcoef or dgamma may be left undefined to skip it.
 // levels must be in 1..16; any T >= 0 works (no power-of-two requirement). Float dtypes f32 or
-// f64; the CPU kernels accumulate in double.
+// f64; the CPU kernels compute in the tensors' type (a few adds per coefficient) and sum dgamma
+// over the channels in double.
 //
 // Generation (a sequence continued in pieces). The causal history of the analysis is, for each
 // level l = 1..L with delta = 2^(l-1), a_{l-1} at the delta positions before the current one:

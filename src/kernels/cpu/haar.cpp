@@ -2,17 +2,15 @@
 // include/wersa/ops/haar.h.
 //
 // Analysis runs one task per (sequence b, block of CB channels): the block's signal is copied into
-// a per-thread double buffer A[T][CB] that holds a_{l-1}, and each level updates it in place with t
-// descending (a_l[t] reads a_{l-1}[t] and a_{l-1}[t - delta], and t - delta has not been
-// overwritten yet). Its adjoint runs l = L..1 in place with t ascending (da_{l-1}[t] reads da_l[t]
-// and da_l[t + delta]). Synthesis is pointwise in t: one task per row (b, t).
-// With a history state (generation), the analysis reads a_{l-1} before the chunk from the ring and
-// writes the chunk's last delta rows of a_{l-1} back; haar_step is the same recurrence for one
-// position, serial (C values, O(L) each), fused with the synthesis.
-// The filter (haar_filter_fwd/bwd) is fused and tiled in time (below); with a state it runs the
-// analysis and synthesis kernels on coefficients held in scratch.
-// Scratch: A (and, with a state, the kept rows) per thread for the analysis and its adjoint; the
-// synthesis works on channel blocks in registers/stack and takes none.
+// a per-thread buffer A[T][CB] (in T: f32 or f64) that holds a_{l-1}, and each level updates it in place with
+// t descending (a_l[t] reads a_{l-1}[t] and a_{l-1}[t - delta], and t - delta has not been overwritten yet).
+// Its adjoint runs l = L..1 in place with t ascending (da_{l-1}[t] reads da_l[t] and da_l[t + delta]).
+// Synthesis is pointwise in t: one task per row (b, t). With a history state (generation), the analysis reads
+// a_{l-1} before the chunk from the ring and writes the chunk's last delta rows of a_{l-1} back; haar_step is
+// the same recurrence for one position, serial (C values, O(L) each), fused with the synthesis. The filter
+// (haar_filter_fwd/bwd) is fused and tiled in time (below); with a state it runs the analysis and synthesis
+// kernels on coefficients held in scratch. Scratch: A (and, with a state, the kept rows) per thread for the
+// analysis and its adjoint; the synthesis works on channel blocks in registers/stack and takes none.
 #include "wersa/ops/haar.h"
 
 #include <algorithm>
@@ -34,8 +32,8 @@ void haar_analysis_fwd(Ctx& ctx, const HaarAnalysisFwd& a) {
   const int L = a.levels;
   const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2);
   const int64_t nkeep_max = std::min<int64_t>(T_, int64_t(1) << (L - 1));
-  const auto As = ctx.per_thread<double>(T_ * CB);
-  const auto keeps = ctx.per_thread<double>(a.state.defined() ? nkeep_max * CB : 0);
+  const auto As = ctx.per_thread<T>(T_ * CB);
+  const auto keeps = ctx.per_thread<T>(a.state.defined() ? nkeep_max * CB : 0);
   if (ctx.planning()) return;
   const int64_t plane = B * T_ * C;  // one level of coef
   const T* x = a.x.ptr<T>();
@@ -46,12 +44,12 @@ void haar_analysis_fwd(Ctx& ctx, const HaarAnalysisFwd& a) {
 #pragma omp parallel for schedule(static)
   for (int64_t task = 0; task < B * nblk; ++task) {
     const int64_t b = task / nblk, c0 = (task % nblk) * CB, nc = std::min(CB, C - c0);
-    double* A = mine(As);
+    T* A = mine(As);
     for (int64_t t = 0; t < T_; ++t)
-      for (int64_t c = 0; c < nc; ++c) A[t * CB + c] = double(x[(b * T_ + t) * C + c0 + c]);
+      for (int64_t c = 0; c < nc; ++c) A[t * CB + c] = x[(b * T_ + t) * C + c0 + c];
     // With a state, the last min(T, delta) rows of a_{l-1} become the ring's new rows; they are
     // saved before the level overwrites A in place and written after it has read the old ring.
-    double* keep = state ? mine(keeps) : nullptr;
+    T* keep = state ? mine(keeps) : nullptr;
     T* ring = state ? state + b * P * C + c0 : nullptr;
     for (int l = 1; l <= L; ++l) {
       const int64_t delta = int64_t(1) << (l - 1);
@@ -60,25 +58,25 @@ void haar_analysis_fwd(Ctx& ctx, const HaarAnalysisFwd& a) {
       T* lvl = ring ? ring + (delta - 1) * C : nullptr;  // this level's ring rows
       T* d = coef + (l - 1) * plane;
       for (int64_t t = T_ - 1; t >= 0; --t) {
-        double* cur = A + t * CB;
-        const double* prev = t >= delta ? A + (t - delta) * CB : nullptr;
+        T* cur = A + t * CB;
+        const T* prev = t >= delta ? A + (t - delta) * CB : nullptr;
         const T* hist = !prev && lvl ? lvl + ((a.pos0 + t - delta) & (delta - 1)) * C : nullptr;
         T* drow = d + (b * T_ + t) * C + c0;
         for (int64_t c = 0; c < nc; ++c) {
-          const double u = cur[c], p = prev ? prev[c] : hist ? double(hist[c]) : 0.0;
-          drow[c] = T((u - p) * kInvSqrt2);
-          cur[c] = (u + p) * kInvSqrt2;
+          const T u = cur[c], p = prev ? prev[c] : hist ? hist[c] : T(0);
+          drow[c] = (u - p) * T(kInvSqrt2);
+          cur[c] = (u + p) * T(kInvSqrt2);
         }
       }
       for (int64_t j = 0; lvl && j < nkeep; ++j) {
         const int64_t p = a.pos0 + T_ - nkeep + j;
         T* row = lvl + (p & (delta - 1)) * C;
-        for (int64_t c = 0; c < nc; ++c) row[c] = T(keep[j * CB + c]);
+        for (int64_t c = 0; c < nc; ++c) row[c] = keep[j * CB + c];
       }
     }
     T* aL = coef + L * plane;
     for (int64_t t = 0; t < T_; ++t)
-      for (int64_t c = 0; c < nc; ++c) aL[(b * T_ + t) * C + c0 + c] = T(A[t * CB + c]);
+      for (int64_t c = 0; c < nc; ++c) aL[(b * T_ + t) * C + c0 + c] = A[t * CB + c];
   }
 }
 
@@ -90,21 +88,21 @@ void haar_step(Ctx&, const HaarStep& a) {
   T* state = a.state.ptr<T>();
   T* y = a.y.defined() ? a.y.ptr<T>() : nullptr;
   const T* gamma = y ? a.gamma.ptr<T>() : nullptr;
-  double dl[17];  // the details d_1..d_L of this position, rounded as the parallel analysis stores them
+  T dl[17];  // the details d_1..d_L of this position
   for (int64_t c = 0; c < C; ++c) {
-    double u = double(x[c]);
+    T u = x[c];
     for (int l = 1; l <= L; ++l) {
       const int64_t delta = int64_t(1) << (l - 1);
       T& slot = state[(delta - 1 + (a.pos & (delta - 1))) * C + c];  // holds a_{l-1}[pos - delta]
-      const double p = double(slot);
-      dl[l] = double(T((u - p) * kInvSqrt2));
-      slot = T(u);
-      u = (u + p) * kInvSqrt2;
+      const T p = slot;
+      dl[l] = (u - p) * T(kInvSqrt2);
+      slot = u;
+      u = (u + p) * T(kInvSqrt2);
     }
     if (!y) continue;
-    double r = double(gamma[L]) * double(T(u));
-    for (int l = L; l >= 1; --l) r = (r + double(gamma[l - 1]) * dl[l]) * kInvSqrt2;
-    y[c] = T(r);
+    T r = gamma[L] * u;
+    for (int l = L; l >= 1; --l) r = (r + gamma[l - 1] * dl[l]) * T(kInvSqrt2);
+    y[c] = r;
   }
 }
 
@@ -112,7 +110,7 @@ template <class T>
 void haar_analysis_bwd(Ctx& ctx, const HaarAnalysisBwd& a) {
   const int L = a.levels;
   const int64_t B = a.dx.dim(0), T_ = a.dx.dim(1), C = a.dx.dim(2);
-  const auto As = ctx.per_thread<double>(T_ * CB);
+  const auto As = ctx.per_thread<T>(T_ * CB);
   if (ctx.planning()) return;
   const int64_t plane = B * T_ * C;
   const T* dcoef = a.dcoef.ptr<T>();
@@ -121,33 +119,32 @@ void haar_analysis_bwd(Ctx& ctx, const HaarAnalysisBwd& a) {
 #pragma omp parallel for schedule(static)
   for (int64_t task = 0; task < B * nblk; ++task) {
     const int64_t b = task / nblk, c0 = (task % nblk) * CB, nc = std::min(CB, C - c0);
-    double* A = mine(As);  // da_l, starting from da_L
+    T* A = mine(As);  // da_l, starting from da_L
     const T* daL = dcoef + L * plane;
     for (int64_t t = 0; t < T_; ++t)
-      for (int64_t c = 0; c < nc; ++c) A[t * CB + c] = double(daL[(b * T_ + t) * C + c0 + c]);
+      for (int64_t c = 0; c < nc; ++c) A[t * CB + c] = daL[(b * T_ + t) * C + c0 + c];
     for (int l = L; l >= 1; --l) {
       const int64_t delta = int64_t(1) << (l - 1);
       const T* dd = dcoef + (l - 1) * plane;
       for (int64_t t = 0; t < T_; ++t) {
-        double* cur = A + t * CB;
+        T* cur = A + t * CB;
         const T* ddrow = dd + (b * T_ + t) * C + c0;
         if (t + delta < T_) {
-          const double* next = A + (t + delta) * CB;
+          const T* next = A + (t + delta) * CB;
           const T* ddnext = dd + (b * T_ + t + delta) * C + c0;
-          for (int64_t c = 0; c < nc; ++c)
-            cur[c] = (cur[c] + double(ddrow[c]) + next[c] - double(ddnext[c])) * kInvSqrt2;
+          for (int64_t c = 0; c < nc; ++c) cur[c] = (cur[c] + ddrow[c] + next[c] - ddnext[c]) * T(kInvSqrt2);
         } else {
-          for (int64_t c = 0; c < nc; ++c) cur[c] = (cur[c] + double(ddrow[c])) * kInvSqrt2;
+          for (int64_t c = 0; c < nc; ++c) cur[c] = (cur[c] + ddrow[c]) * T(kInvSqrt2);
         }
       }
     }
     for (int64_t t = 0; t < T_; ++t) {
       T* row = dx + (b * T_ + t) * C + c0;
-      const double* src = A + t * CB;
+      const T* src = A + t * CB;
       if (a.accumulate_dx)
-        for (int64_t c = 0; c < nc; ++c) row[c] += T(src[c]);
+        for (int64_t c = 0; c < nc; ++c) row[c] += src[c];
       else
-        for (int64_t c = 0; c < nc; ++c) row[c] = T(src[c]);
+        std::copy(src, src + nc, row);
     }
   }
 }
@@ -165,16 +162,15 @@ void haar_synthesis_fwd(Ctx&, const HaarSynthesisFwd& a) {
     const T* gm = gamma + bt * (L + 1);
     for (int64_t c0 = 0; c0 < C; c0 += SCB) {
       const int64_t nc = std::min(SCB, C - c0);
-      double r[SCB];
+      T r[SCB];
       const T* aL = coef + L * plane + bt * C + c0;
-      for (int64_t c = 0; c < nc; ++c) r[c] = double(gm[L]) * double(aL[c]);
+      for (int64_t c = 0; c < nc; ++c) r[c] = gm[L] * aL[c];
       for (int l = L; l >= 1; --l) {
         const T* d = coef + (l - 1) * plane + bt * C + c0;
-        const double g = double(gm[l - 1]);
-        for (int64_t c = 0; c < nc; ++c) r[c] = (r[c] + g * double(d[c])) * kInvSqrt2;
+        const T g = gm[l - 1];
+        for (int64_t c = 0; c < nc; ++c) r[c] = (r[c] + g * d[c]) * T(kInvSqrt2);
       }
-      T* out = y + bt * C + c0;
-      for (int64_t c = 0; c < nc; ++c) out[c] = T(r[c]);
+      std::copy(r, r + nc, y + bt * C + c0);
     }
   }
 }
@@ -204,8 +200,8 @@ void haar_synthesis_bwd(Ctx&, const HaarSynthesisBwd& a) {
       if (l <= L) scale *= kInvSqrt2;
       const int64_t off = lvl * plane + bt * C;
       if (dcoef) {
-        const double k = double(gm[lvl]) * scale;
-        for (int64_t c = 0; c < C; ++c) dcoef[off + c] = T(k * double(dyr[c]));
+        const T k = gm[lvl] * T(scale);
+        for (int64_t c = 0; c < C; ++c) dcoef[off + c] = k * dyr[c];
       }
       if (dgamma) {
         double s = 0;
@@ -232,31 +228,29 @@ namespace {
 int64_t filter_tile(int L) { return std::max<int64_t>(128, int64_t(4) << L); }
 
 // The analysis of rows [s, e) of channels [c0, c0 + nc) of sequence b into A [(e - s) x CB]
-// (a_L on return) and the details of rows [s + off, e) into D [L][(e - s - off) x CB], rounded to T.
+// (a_L on return) and the details of rows [s + off, e) into D [L][(e - s - off) x CB].
 // Rows before s count as 0: exact when s = 0, and otherwise only the first 2^L - 1 rows of A are
 // wrong, which the callers' halo leaves out.
 template <class T>
 void tile_analysis(const T* x, int64_t T_, int64_t C, int L, int64_t b, int64_t c0, int64_t nc, int64_t s,
-                   int64_t e, int64_t off, double* A, double* D) {
+                   int64_t e, int64_t off, T* A, T* D) {
   const int64_t n = e - s, m = n - off;
   for (int64_t i = 0; i < n; ++i)
-    for (int64_t c = 0; c < nc; ++c) A[i * CB + c] = double(x[(b * T_ + s + i) * C + c0 + c]);
+    for (int64_t c = 0; c < nc; ++c) A[i * CB + c] = x[(b * T_ + s + i) * C + c0 + c];
   for (int l = 1; l <= L; ++l) {
     const int64_t delta = int64_t(1) << (l - 1);
-    double* Dl = D + (l - 1) * m * CB;
+    T* Dl = D + (l - 1) * m * CB;
     for (int64_t i = n - 1; i >= 0; --i) {
-      double* cur = A + i * CB;
-      const double* prev = i >= delta ? A + (i - delta) * CB : nullptr;
-      double* drow = i >= off ? Dl + (i - off) * CB : nullptr;
+      T* cur = A + i * CB;
+      const T* prev = i >= delta ? A + (i - delta) * CB : nullptr;
+      T* drow = i >= off ? Dl + (i - off) * CB : nullptr;
       for (int64_t c = 0; c < nc; ++c) {
-        const double u = cur[c], p = prev ? prev[c] : 0.0;
-        if (drow) drow[c] = double(T((u - p) * kInvSqrt2));
-        cur[c] = (u + p) * kInvSqrt2;
+        const T u = cur[c], p = prev ? prev[c] : T(0);
+        if (drow) drow[c] = (u - p) * T(kInvSqrt2);
+        cur[c] = (u + p) * T(kInvSqrt2);
       }
     }
   }
-  for (int64_t i = off; i < n; ++i)
-    for (int64_t c = 0; c < nc; ++c) A[i * CB + c] = double(T(A[i * CB + c]));
 }
 
 template <class T>
@@ -264,8 +258,8 @@ void filter_fwd_tiled(Ctx& ctx, const HaarFilterFwd& a) {
   const int L = a.levels;
   const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2), P = (int64_t(1) << L) - 1;
   const int64_t TT = std::min(filter_tile(L), std::max<int64_t>(T_, 1));
-  const auto As = ctx.per_thread<double>((TT + P) * CB);
-  const auto Ds = ctx.per_thread<double>(L * TT * CB);
+  const auto As = ctx.per_thread<T>((TT + P) * CB);
+  const auto Ds = ctx.per_thread<T>(L * TT * CB);
   if (ctx.planning()) return;
   const int64_t ntile = (T_ + TT - 1) / TT, nblk = (C + CB - 1) / CB;
   const T* x = a.x.ptr<T>();
@@ -276,21 +270,20 @@ void filter_fwd_tiled(Ctx& ctx, const HaarFilterFwd& a) {
     const int64_t b = task / (ntile * nblk), tile = task / nblk % ntile, c0 = task % nblk * CB;
     const int64_t nc = std::min(CB, C - c0), t0 = tile * TT, t1 = std::min(T_, t0 + TT);
     const int64_t s = std::max<int64_t>(0, t0 - P), off = t0 - s, m = t1 - t0;
-    double* A = mine(As);
-    double* D = mine(Ds);
+    T* A = mine(As);
+    T* D = mine(Ds);
     tile_analysis(x, T_, C, L, b, c0, nc, s, t1, off, A, D);
     for (int64_t i = 0; i < m; ++i) {
       const T* gm = gamma + (b * T_ + t0 + i) * (L + 1);
-      const double* aL = A + (off + i) * CB;
-      T* out = y + (b * T_ + t0 + i) * C + c0;
-      double r[CB];
-      for (int64_t c = 0; c < nc; ++c) r[c] = double(gm[L]) * aL[c];
+      const T* aL = A + (off + i) * CB;
+      T r[CB];
+      for (int64_t c = 0; c < nc; ++c) r[c] = gm[L] * aL[c];
       for (int l = L; l >= 1; --l) {
-        const double* d = D + ((l - 1) * m + i) * CB;
-        const double g = double(gm[l - 1]);
-        for (int64_t c = 0; c < nc; ++c) r[c] = (r[c] + g * d[c]) * kInvSqrt2;
+        const T* d = D + ((l - 1) * m + i) * CB;
+        const T g = gm[l - 1];
+        for (int64_t c = 0; c < nc; ++c) r[c] = (r[c] + g * d[c]) * T(kInvSqrt2);
       }
-      for (int64_t c = 0; c < nc; ++c) out[c] = T(r[c]);
+      std::copy(r, r + nc, y + (b * T_ + t0 + i) * C + c0);
     }
   }
 }
@@ -301,11 +294,11 @@ void filter_bwd_tiled(Ctx& ctx, const HaarFilterBwd& a) {
   const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2), P = (int64_t(1) << L) - 1;
   const int64_t TT = std::min(filter_tile(L), std::max<int64_t>(T_, 1));
   const bool want_dx = a.dx.defined(), want_dg = a.dgamma.defined();
-  const auto As = ctx.per_thread<double>(want_dg ? (TT + P) * CB : 0);
-  const auto Ds = ctx.per_thread<double>(want_dg ? L * TT * CB : 0);
+  const auto As = ctx.per_thread<T>(want_dg ? (TT + P) * CB : 0);
+  const auto Ds = ctx.per_thread<T>(want_dg ? L * TT * CB : 0);
   const auto Gs = ctx.per_thread<double>(want_dg ? TT * (L + 1) : 0);
-  const auto DAs = ctx.per_thread<double>(want_dx ? (TT + P) * CB : 0);
-  const auto DDs = ctx.per_thread<double>(want_dx ? L * (TT + P) * CB : 0);
+  const auto DAs = ctx.per_thread<T>(want_dx ? (TT + P) * CB : 0);
+  const auto DDs = ctx.per_thread<T>(want_dx ? L * (TT + P) * CB : 0);
   if (ctx.planning()) return;
   // dr_{l-1} = dy * 2^(-(l-1)/2); dd_l = gamma_{l-1} dr_{l-1} / sqrt(2): the synthesis adjoint's
   // scale per coefficient level, multiplied up in the same order as there.
@@ -330,15 +323,15 @@ void filter_bwd_tiled(Ctx& ctx, const HaarFilterBwd& a) {
     for (int64_t c0 = 0; c0 < C; c0 += CB) {
       const int64_t nc = std::min(CB, C - c0);
       if (G) {  // dgamma_lvl[t] += sum over this block's channels of dy * coef_lvl (channel order)
-        double* A = mine(As);
-        double* D = mine(Ds);
+        T* A = mine(As);
+        T* D = mine(Ds);
         tile_analysis(x, T_, C, L, b, c0, nc, s, t1, t0 - s, A, D);
         for (int64_t i = 0; i < m; ++i) {
           const T* dyr = dy + (b * T_ + t0 + i) * C + c0;
           for (int lvl = 0; lvl <= L; ++lvl) {
-            const double* cf = lvl < L ? D + (lvl * m + i) * CB : A + (t0 - s + i) * CB;
+            const T* cf = lvl < L ? D + (lvl * m + i) * CB : A + (t0 - s + i) * CB;
             double acc = G[i * (L + 1) + lvl];
-            for (int64_t c = 0; c < nc; ++c) acc += double(dyr[c]) * cf[c];
+            for (int64_t c = 0; c < nc; ++c) acc += double(dyr[c]) * double(cf[c]);
             G[i * (L + 1) + lvl] = acc;
           }
         }
@@ -347,36 +340,35 @@ void filter_bwd_tiled(Ctx& ctx, const HaarFilterBwd& a) {
       // dcoef over rows [t0, e), rounded as the synthesis adjoint stores it; then the analysis
       // adjoint in place, t ascending, rows from e on counted as 0 (exact at the sequence end,
       // and otherwise wrong only in the halo after t1).
-      double* DA = mine(DAs);
-      double* DD = mine(DDs);
+      T* DA = mine(DAs);
+      T* DD = mine(DDs);
       for (int64_t i = 0; i < n2; ++i) {
         const T* gm = gamma + (b * T_ + t0 + i) * (L + 1);
         const T* dyr = dy + (b * T_ + t0 + i) * C + c0;
         for (int lvl = 0; lvl <= L; ++lvl) {
-          const double k = double(gm[lvl]) * scales[lvl];
-          double* dst = lvl < L ? DD + (lvl * n2 + i) * CB : DA + i * CB;
-          for (int64_t c = 0; c < nc; ++c) dst[c] = double(T(k * double(dyr[c])));
+          const T k = gm[lvl] * T(scales[lvl]);
+          T* dst = lvl < L ? DD + (lvl * n2 + i) * CB : DA + i * CB;
+          for (int64_t c = 0; c < nc; ++c) dst[c] = k * dyr[c];
         }
       }
       for (int l = L; l >= 1; --l) {
         const int64_t delta = int64_t(1) << (l - 1);
-        const double* dd = DD + (l - 1) * n2 * CB;
+        const T* dd = DD + (l - 1) * n2 * CB;
         for (int64_t i = 0; i < n2; ++i) {
-          double* cur = DA + i * CB;
-          const double* ddrow = dd + i * CB;
+          T* cur = DA + i * CB;
+          const T* ddrow = dd + i * CB;
           if (i + delta < n2) {
-            const double* next = DA + (i + delta) * CB;
-            const double* ddnext = dd + (i + delta) * CB;
-            for (int64_t c = 0; c < nc; ++c) cur[c] = (cur[c] + ddrow[c] + next[c] - ddnext[c]) * kInvSqrt2;
+            const T* next = DA + (i + delta) * CB;
+            const T* ddnext = dd + (i + delta) * CB;
+            for (int64_t c = 0; c < nc; ++c)
+              cur[c] = (cur[c] + ddrow[c] + next[c] - ddnext[c]) * T(kInvSqrt2);
           } else {
-            for (int64_t c = 0; c < nc; ++c) cur[c] = (cur[c] + ddrow[c]) * kInvSqrt2;
+            for (int64_t c = 0; c < nc; ++c) cur[c] = (cur[c] + ddrow[c]) * T(kInvSqrt2);
           }
         }
       }
-      for (int64_t i = 0; i < m; ++i) {
-        T* row = dx + (b * T_ + t0 + i) * C + c0;
-        for (int64_t c = 0; c < nc; ++c) row[c] = T(DA[i * CB + c]);
-      }
+      for (int64_t i = 0; i < m; ++i)
+        std::copy(DA + i * CB, DA + i * CB + nc, dx + (b * T_ + t0 + i) * C + c0);
     }
     for (int64_t i = 0; G && i < m; ++i)
       for (int lvl = 0; lvl <= L; ++lvl) {
