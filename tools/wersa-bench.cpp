@@ -124,7 +124,7 @@ CLI::App* add_train_command(CLI::App& app, TrainFlags& f) {
   c->add_flag("--ops", f.ops,
               "also time every op call of the training steps and print where a step goes (CPU)");
   c->add_option("--head-rows", f.head_rows,
-                "rows per tile of the language-model head in training steps (0 = automatic: about 8 MiB of "
+                "rows per tile of the language-model head in training steps (0 = automatic: about 4 MiB of "
                 "logits per tile on a CPU)")
       ->check(integer(0, int64_t(1) << 40))
       ->capture_default_str();

@@ -102,7 +102,7 @@ struct RunSpec {
   // its backward (train.recompute). The gradients are bitwise those of the stored activations.
   bool recompute = false;
   // Language model: rows of one head tile (0: chosen from the vocabulary and the device, about
-  // 8 MiB of f32 logits per tile on a CPU). See lm_head_fwd in src/model/block.cpp.
+  // 4 MiB of f32 logits per tile on a CPU). See lm_head_fwd in src/model/block.cpp.
   int64_t head_rows = 0;
   // Language model, forward only: keep the logits of every row in ws.logits [N, V] (for callers
   // that read them; the losses need no more than one tile at a time).

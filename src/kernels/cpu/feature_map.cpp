@@ -1,6 +1,7 @@
 // CPU random-feature maps: one gemm over all rows, then the ReLU or the exponential (exp: the
 // gemm's alpha is d^(-1/4), then each row subtracts |y|^2 / 2 + ln sqrt(m) and exponentiates).
-// Backward by row chunks through a scratch of at most ~1M elements: relu the masked dphi, exp
+// Backward by row chunks through a scratch of at most 2^18 elements (1 MiB of f32: GEMMs of 4096
+// rows at m = 64, and scratch that does not grow with T stays small): relu the masked dphi, exp
 // g = dphi * phi, then one gemm with Omega^T (exp: minus (sum_j g_j) y per row).
 #include "wersa/ops/feature_map.h"
 
@@ -49,7 +50,7 @@ void feature_map_bwd(Ctx& ctx, const FeatureMapBwd& a) {
   T* dx = a.dx.ptr<T>();
   const bool is_exp = a.kind == FeatureMapKind::Exp;
   const double scale = is_exp ? std::pow(double(d), -0.25) : 1.0 / std::sqrt(double(m));
-  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(R, (int64_t(1) << 20) / m));
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(R, (int64_t(1) << 18) / m));
   T* g = ctx.take<T>(R == 0 ? 0 : chunk * m);
   if (ctx.planning() || R == 0) return;
   const T* x = is_exp ? a.x.ptr<T>() : nullptr;
