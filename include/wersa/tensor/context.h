@@ -36,7 +36,8 @@ struct OpTimes {
     double seconds = 0;
     int64_t calls = 0;
   };
-  std::vector<Entry> entries;  // in order of first call
+  std::vector<Entry> entries;         // in order of first call
+  OpTimes() { entries.reserve(64); }  // more than every op there is: no allocation during a step
   void add(const char* op, double seconds);
   double total_seconds() const;
 };

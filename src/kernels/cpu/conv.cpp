@@ -43,12 +43,7 @@ struct Ring {
   int64_t W = 0, pos0 = 0;
 };
 
-// out[b,s,c] (=|+=) sum_i wt[i,c] * in[b, s + shift + sign*i, c] over in-range positions: the forward
-// uses (shift, sign) = (-o, +1), the input gradient (o, -1). With a ring, positions t < 0 of the
-// chunk are read from it (absolute position pos0 + t >= 0) instead of being skipped. With in_len,
-// rows t >= in_len[b] of `in` are taken as 0 (never read); with out_len, rows s >= out_len[b] of
-// `out` are 0 (written, or left when accumulating).
-// One output row (the general case: taps out of range are skipped, ring rows read).
+// One output row of correlate (below) (the general case: taps out of range are skipped, ring rows read).
 template <class T>
 void correlate_row(T* acc, T* o, const T* in, const T* wt, const T* bias, int64_t b, int64_t s, int64_t T_,
                    int64_t C, int64_t K, int64_t shift, int64_t sign, bool accumulate, const Ring<T>& ring,
