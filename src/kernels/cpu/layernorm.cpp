@@ -1,4 +1,5 @@
-// CPU LayerNorm: y = (x - mean) rstd w + b with two-pass row statistics in double.
+// CPU LayerNorm: y = (x - mean) rstd w + b with two-pass row statistics in double, each sum in 16
+// lanes (reduce.h lane_sum).
 // Backward: xh = (x - mean) rstd, g = dy w, dx = rstd (g - mean(g) - xh mean(g xh));
 // dw += sum_n dy xh, db += sum_n dy, reduced over fixed row blocks (reduce.h): deterministic.
 // Scratch: the per-block partial sums of dw and db, [blocks, C] each in double.
@@ -24,11 +25,8 @@ void layernorm_fwd(Ctx&, const LayerNormFwd& a) {
   parallel_for(N, N * C >= kParallelMinElems, [&](int64_t n) {
     const T* xr = x + n * C;
     T* yr = y + n * C;
-    double s = 0;
-    for (int64_t c = 0; c < C; ++c) s += double(xr[c]);
-    const double m = s / double(C);
-    double v = 0;
-    for (int64_t c = 0; c < C; ++c) v += (double(xr[c]) - m) * (double(xr[c]) - m);
+    const double m = lane_sum(C, [&](int64_t c) { return double(xr[c]); }) / double(C);
+    const double v = lane_sum(C, [&](int64_t c) { return (double(xr[c]) - m) * (double(xr[c]) - m); });
     const double r = 1.0 / std::sqrt(v / double(C) + a.eps);
     if (mean) mean[n] = T(m);
     if (rstd) rstd[n] = T(r);
@@ -64,14 +62,10 @@ void layernorm_bwd(Ctx& ctx, const LayerNormBwd& a) {
       const T* xr = x + n * C;
       const double m = double(mean[n]), r = double(rstd[n]);
       if (dx) {
-        double sg = 0, sgx = 0;
-        for (int64_t c = 0; c < C; ++c) {
-          const double g = double(dyr[c]) * double(w[c]);
-          sg += g;
-          sgx += g * (double(xr[c]) - m) * r;
-        }
-        sg /= double(C);
-        sgx /= double(C);
+        const double sg = lane_sum(C, [&](int64_t c) { return double(dyr[c]) * double(w[c]); }) / double(C);
+        const double sgx =
+            lane_sum(C, [&](int64_t c) { return double(dyr[c]) * double(w[c]) * (double(xr[c]) - m) * r; }) /
+            double(C);
         T* dxr = dx + n * C;
         for (int64_t c = 0; c < C; ++c) {
           const double xh = (double(xr[c]) - m) * r;

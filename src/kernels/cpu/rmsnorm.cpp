@@ -12,23 +12,6 @@
 #include "reduce.h"
 
 namespace wersa::cpu {
-namespace {
-
-// sum_c a[c] b[c] in double, lane j summing c = j mod 16, then the lanes in order.
-template <class T>
-double dot_lanes(const T* a, const T* b, int64_t C) {
-  constexpr int64_t W = 16;
-  double acc[W] = {};
-  int64_t c = 0;
-  for (; c + W <= C; c += W)
-    for (int64_t j = 0; j < W; ++j) acc[j] += double(a[c + j]) * double(b[c + j]);
-  for (int64_t j = 0; c < C; ++c, ++j) acc[j] += double(a[c]) * double(b[c]);
-  double s = 0;
-  for (int64_t j = 0; j < W; ++j) s += acc[j];
-  return s;
-}
-
-}  // namespace
 
 template <class T>
 void rmsnorm_fwd(Ctx&, const RmsNormFwd& a) {
@@ -40,7 +23,9 @@ void rmsnorm_fwd(Ctx&, const RmsNormFwd& a) {
   parallel_for(N, N * C >= kParallelMinElems, [&](int64_t n) {
     const T* xr = x + n * C;
     T* yr = y + n * C;
-    const double r = 1.0 / std::sqrt(dot_lanes(xr, xr, C) / double(C) + a.eps);
+    const double r =
+        1.0 /
+        std::sqrt(lane_sum(C, [&](int64_t c) { return double(xr[c]) * double(xr[c]); }) / double(C) + a.eps);
     if (rstd) rstd[n] = T(r);
     const T rt = T(r);
     for (int64_t c = 0; c < C; ++c) yr[c] = xr[c] * rt * w[c];
@@ -74,7 +59,8 @@ void rmsnorm_bwd(Ctx& ctx, const RmsNormBwd& a) {
         T* dxr = dx + n * C;
         T* g = mine(gs);  // g = dy w
         for (int64_t c = 0; c < C; ++c) g[c] = dyr[c] * w[c];
-        const double k = r * r * r * dot_lanes(g, xr, C) / double(C);
+        const double k =
+            r * r * r * lane_sum(C, [&](int64_t c) { return double(g[c]) * double(xr[c]); }) / double(C);
         const T rt = T(r), kt = T(k);
         if (acc)
           for (int64_t c = 0; c < C; ++c) dxr[c] += rt * g[c] - kt * xr[c];
