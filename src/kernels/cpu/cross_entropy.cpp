@@ -48,6 +48,13 @@ double exp_sum(const double* row, int64_t V, double mx, double* out) {
   return sum;
 }
 
+// The loss of a row from its maximum, its sum of exp(row - max) and its target's logit: one
+// formula for the forward and for the backward that writes the losses too (bitwise the same).
+template <class T>
+T row_loss(double sum, T mx, T target_logit) {
+  return T(std::log(sum) + double(mx) - double(target_logit));
+}
+
 // Every target must lie in [-1, V).
 void check_target_values(const char* op, const Tensor& targets, int64_t V) {
   const int32_t* t = targets.ptr<int32_t>();
@@ -75,7 +82,7 @@ void cross_entropy_fwd(Ctx&, const CrossEntropyFwd& a) {
     const T* row = logits + n * V;
     const T mx = row_max(row, V);
     const double sum = exp_sum(row, V, mx, static_cast<T*>(nullptr));
-    losses[n] = T(std::log(sum) + double(mx) - double(row[t]));
+    losses[n] = row_loss(sum, mx, row[t]);
   }
 }
 
@@ -101,7 +108,7 @@ void cross_entropy_bwd(Ctx&, const CrossEntropyBwd& a) {
     const T mx = row_max(row, V);
     const T target_logit = row[t];                // before out (maybe row) is written
     const double sum = exp_sum(row, V, mx, out);  // out[v] written after row[v] read
-    if (losses) losses[n] = T(std::log(sum) + double(mx) - double(target_logit));  // as the forward
+    if (losses) losses[n] = row_loss(sum, mx, target_logit);
     const double scale = w ? a.scale * double(w[t]) : a.scale;
     const T k = T(scale / sum);
     for (int64_t v = 0; v < V; ++v) out[v] *= k;
