@@ -1,7 +1,7 @@
 // CPU activations: y = f(x) and dx = dy f'(x) for exact-erf GELU, ReLU, sigmoid and SiLU
 // (formulas in activation.h). The switch sits outside the loops so each loop is a plain
 // elementwise kernel. Elements are independent, so y may alias x and dx may alias dy.
-// GELU in float evaluates Phi with vnormal_cdf_one (vexp.h: below 6e-7 relative), double with erfc.
+// GELU in float evaluates Phi with vx::normal_cdf (vexp.h: below 6e-7 relative), double with erfc.
 #include "wersa/ops/activation.h"
 
 #include <algorithm>
@@ -31,49 +31,37 @@ void map_grad(int64_t n, T* dx, const T* dy, const T* x, bool acc, F df) {
   }
 }
 
-// GELU in float: Phi and its density through vnormal_cdf_one / vnormal_pdf_one (vexp.h), 16
-// elements at a time through local arrays (outputs may alias inputs), one clone per instruction
-// set, blocks of kElemBlock elements per parallel task (for_elem_blocks).
-constexpr int W = 16;
-
-// f(x, y) computes y[0:W] from x[0:W]; blocks of exactly W elements (fixed trip counts, so the
-// loops inside f vectorise), then the tail through zero-padded local arrays.
-template <class F>
-inline void by_w(int64_t n, const float* x, float* y, F f) {
-  int64_t i0 = 0;
-  for (; i0 + W <= n; i0 += W) f(x + i0, y + i0);
-  if (i0 == n) return;
-  float xv[W] = {}, yv[W];
-  std::copy(x + i0, x + n, xv);
-  f(xv, yv);
-  std::copy(yv, yv + (n - i0), y + i0);
+// GELU in float: Phi and its density through vx::normal_cdf / vx::normal_pdf (vexp.h) on
+// simd::VF vectors, kStep elements per step (simd.h), blocks of kElemBlock elements per parallel
+// task (for_elem_blocks).
+void gelu_block(int64_t n, float* y, const float* x) {
+  simd::map1(n, x, y, [](simd::VF v) { return v * vx::normal_cdf(v); });
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void gelu_block(int64_t n, float* y,
-                                                                             const float* x) {
-  by_w(n, x, y, [](const float* xs, float* ys) {
-    float xv[W], yv[W];
-    std::copy(xs, xs + W, xv);
-    for (int j = 0; j < W; ++j) yv[j] = xv[j] * vnormal_cdf_one(xv[j]);
-    std::copy(yv, yv + W, ys);
-  });
+// dx = dy * GELU'(x) (or +=).
+template <class V>
+inline V gelu_grad_of(V x) {
+  return vx::normal_cdf(x) + x * vx::normal_pdf(x);
 }
-
-// dx = dy * GELU'(x) (or +=): first GELU'(x) into dx's place through by_w, then the product.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void gelu_grad_block(int64_t n, float* dx,
-                                                                                  const float* dy,
-                                                                                  const float* x, bool acc) {
-  float d[kElemBlock];  // n <= kElemBlock: called by for_elem_blocks
-  by_w(n, x, d, [](const float* xs, float* ys) {
-    float xv[W], yv[W];
-    std::copy(xs, xs + W, xv);
-    for (int j = 0; j < W; ++j) yv[j] = vnormal_cdf_one(xv[j]) + xv[j] * vnormal_pdf_one(xv[j]);
-    std::copy(yv, yv + W, ys);
-  });
-  if (acc)
-    for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * d[i];
-  else
-    for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * d[i];
+void gelu_grad_block(int64_t n, float* dx, const float* dy, const float* x, bool acc) {
+  using simd::kLanes;
+  using simd::kStep;
+  using simd::kUnroll;
+  using simd::VF;
+  int64_t i = 0;
+  for (; i + kStep <= n; i += kStep) {
+    VF g[kUnroll];
+    for (int u = 0; u < kUnroll; ++u) g[u] = gelu_grad_of(simd::load(x + i + u * kLanes));
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t o = i + u * kLanes;
+      const VF d = simd::load(dy + o) * g[u];
+      simd::store(dx + o, acc ? simd::load(dx + o) + d : d);
+    }
+  }
+  for (; i < n; ++i) {  // the tail: the same arithmetic, one element at a time
+    const float d = dy[i] * gelu_grad_of(x[i]);
+    dx[i] = acc ? dx[i] + d : d;
+  }
 }
 
 void gelu(int64_t n, float* y, const float* x) {

@@ -1,8 +1,7 @@
 // CPU SwiGLU: y = silu(gate) * up; dgate = dy up s (1 + g (1 - s)), dup = dy silu(g), s = sigmoid(g).
 // Each element reads its inputs before writing, so outputs may alias inputs at the same index.
-// float: sigmoid through vsigmoid_one (vexp.h), 16 elements at a time through local arrays (so
-// the compiler vectorises without knowing whether outputs alias inputs), one clone per
-// instruction set; double: the scalar sigmoid of scalar.h.
+// float: sigmoid through vx::sigmoid (vexp.h) on simd::VF vectors, kStep elements per step, all of
+// a step's inputs read before its outputs are written; double: the scalar sigmoid of scalar.h.
 #include "wersa/ops/swiglu.h"
 
 #include <algorithm>
@@ -15,37 +14,49 @@
 namespace wersa::cpu {
 namespace {
 
-constexpr int W = 16;  // elements per vector step; parallel tasks: for_elem_blocks (parallel.h)
+using simd::kLanes;
+using simd::kStep;
+using simd::kUnroll;
+using simd::VF;
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void fwd_block(int64_t n, const float* g,
-                                                                            const float* u, float* y) {
-  for (int64_t i0 = 0; i0 < n; i0 += W) {
-    const int w = int(std::min<int64_t>(W, n - i0));
-    float gv[W] = {}, uv[W] = {}, yv[W];
-    std::copy(g + i0, g + i0 + w, gv);
-    std::copy(u + i0, u + i0 + w, uv);
-    for (int j = 0; j < W; ++j) yv[j] = gv[j] * vsigmoid_one(gv[j]) * uv[j];
-    std::copy(yv, yv + w, y + i0);
-  }
+// One element of each pass, written once for float and VF (simd.h): the vector steps and the tail
+// compute the same thing.
+template <class V>
+inline V fwd_one(V g, V u) {
+  return g * vx::sigmoid(g) * u;
+}
+template <class V>
+inline void bwd_one(V d, V g, V u, V& dg, V& du) {
+  const V s = vx::sigmoid(g);
+  dg = d * u * s * (V(1.f) + g * (V(1.f) - s));
+  du = d * g * s;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void bwd_block(int64_t n, const float* dy,
-                                                                            const float* g, const float* u,
-                                                                            float* dg, float* du) {
-  for (int64_t i0 = 0; i0 < n; i0 += W) {
-    const int w = int(std::min<int64_t>(W, n - i0));
-    float dv[W] = {}, gv[W] = {}, uv[W] = {}, dgv[W], duv[W];
-    std::copy(dy + i0, dy + i0 + w, dv);
-    std::copy(g + i0, g + i0 + w, gv);
-    std::copy(u + i0, u + i0 + w, uv);
-    for (int j = 0; j < W; ++j) {
-      const float s = vsigmoid_one(gv[j]);
-      dgv[j] = dv[j] * uv[j] * s * (1.f + gv[j] * (1.f - s));
-      duv[j] = dv[j] * gv[j] * s;
-    }
-    std::copy(dgv, dgv + w, dg + i0);
-    std::copy(duv, duv + w, du + i0);
+void fwd_block(int64_t n, const float* g, const float* u, float* y) {
+  int64_t i = 0;
+  for (; i + kStep <= n; i += kStep) {
+    VF r[kUnroll];
+    for (int k = 0; k < kUnroll; ++k)
+      r[k] = fwd_one(simd::load(g + i + k * kLanes), simd::load(u + i + k * kLanes));
+    for (int k = 0; k < kUnroll; ++k) simd::store(y + i + k * kLanes, r[k]);
   }
+  for (; i < n; ++i) y[i] = fwd_one(g[i], u[i]);
+}
+
+void bwd_block(int64_t n, const float* dy, const float* g, const float* u, float* dg, float* du) {
+  int64_t i = 0;
+  for (; i + kStep <= n; i += kStep) {
+    VF a[kUnroll], b[kUnroll];
+    for (int k = 0; k < kUnroll; ++k) {
+      const int64_t o = i + k * kLanes;
+      bwd_one(simd::load(dy + o), simd::load(g + o), simd::load(u + o), a[k], b[k]);
+    }
+    for (int k = 0; k < kUnroll; ++k) {
+      simd::store(dg + i + k * kLanes, a[k]);
+      simd::store(du + i + k * kLanes, b[k]);
+    }
+  }
+  for (; i < n; ++i) bwd_one(dy[i], g[i], u[i], dg[i], du[i]);
 }
 
 void fwd_rows(int64_t n, const float* g, const float* u, float* y) {
