@@ -6,8 +6,8 @@
 //                                         or u32, copied bit for bit)
 //   sum_squares:    out[0] = sum_i x_i^2 in double (out: f64 [1], overwritten), for the global
 //                   gradient norm over the flat gradient arena. Deterministic: the tensor is cut
-//                   into fixed blocks (depending only on its size), each summed serially in
-//                   double, and the block sums added in block order.
+//                   into fixed blocks (depending only on its size), each summed in double in
+//                   16 lanes (lane_sum: a fixed order), and the block sums added in block order.
 // add's derivative is the identity into both inputs (callers pass dy on, or axpy it); copy's too.
 #pragma once
 #include "wersa/tensor/context.h"

@@ -69,9 +69,9 @@ void sum_squares(Ctx& ctx, const SumSquaresArgs& a) {
   const T* x = a.x.ptr<T>();
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < blocks.count; ++b) {
-    double s = 0;
-    for (int64_t i = blocks.begin(b); i < blocks.end(b); ++i) s += double(x[i]) * double(x[i]);
-    part[b] = s;
+    const T* xb = x + blocks.begin(b);
+    part[b] =
+        lane_sum(blocks.end(b) - blocks.begin(b), [&](int64_t i) { return double(xb[i]) * double(xb[i]); });
   }
   double total = 0;
   for (int64_t b = 0; b < blocks.count; ++b) total += part[b];

@@ -17,6 +17,7 @@
 #include <cmath>
 
 #include "kernels.h"
+#include "reduce.h"
 
 namespace wersa::cpu {
 namespace {
@@ -24,6 +25,9 @@ namespace {
 constexpr int64_t CB = 32;   // channels per analysis task
 constexpr int64_t SCB = 64;  // channels per synthesis block
 constexpr double kInvSqrt2 = 0.70710678118654752440;
+// dgamma's sums over channels run in the lanes of lane_sum (reduce.h): lane j takes c = j mod 16.
+constexpr int64_t kSumLanes = 16;
+static_assert(CB % kSumLanes == 0, "channel blocks start at a lane boundary");
 
 }  // namespace
 
@@ -204,8 +208,7 @@ void haar_synthesis_bwd(Ctx&, const HaarSynthesisBwd& a) {
         for (int64_t c = 0; c < C; ++c) dcoef[off + c] = k * dyr[c];
       }
       if (dgamma) {
-        double s = 0;
-        for (int64_t c = 0; c < C; ++c) s += double(dyr[c]) * double(coef[off + c]);
+        const double s = lane_sum(C, [&](int64_t c) { return double(dyr[c]) * double(coef[off + c]); });
         T& dst = dgamma[bt * (L + 1) + lvl];
         dst = T(s * scale + (a.accumulate_dgamma ? double(dst) : 0.0));
       }
@@ -219,8 +222,9 @@ void haar_synthesis_bwd(Ctx&, const HaarSynthesisBwd& a) {
 // never cross memory. Each coefficient is rounded to T as the analysis kernel stores it and every
 // sum runs in the same order, so the result is bitwise that of analysis, then synthesis (a test).
 // The backward does the same with a halo after the tile for the analysis adjoint (da_{l-1}[t]
-// reads t + delta) and sums dgamma over the channel blocks in channel order, as the synthesis
-// adjoint does. With a state (a continued sequence): analysis into a scratch, then synthesis.
+// reads t + delta) and sums dgamma over the channel blocks in the lanes of lane_sum, in channel
+// order within each lane, as the synthesis adjoint does. With a state (a continued sequence): analysis into a
+// scratch, then synthesis.
 namespace {
 
 // Rows per tile: large against the halo of 2^L - 1 rows, small enough that a tile's buffers
@@ -296,7 +300,7 @@ void filter_bwd_tiled(Ctx& ctx, const HaarFilterBwd& a) {
   const bool want_dx = a.dx.defined(), want_dg = a.dgamma.defined();
   const auto As = ctx.per_thread<T>(want_dg ? (TT + P) * CB : 0);
   const auto Ds = ctx.per_thread<T>(want_dg ? L * TT * CB : 0);
-  const auto Gs = ctx.per_thread<double>(want_dg ? TT * (L + 1) : 0);
+  const auto Gs = ctx.per_thread<double>(want_dg ? TT * (L + 1) * kSumLanes : 0);
   const auto DAs = ctx.per_thread<T>(want_dx ? (TT + P) * CB : 0);
   const auto DDs = ctx.per_thread<T>(want_dx ? L * (TT + P) * CB : 0);
   if (ctx.planning()) return;
@@ -319,10 +323,10 @@ void filter_bwd_tiled(Ctx& ctx, const HaarFilterBwd& a) {
     const int64_t b = task / ntile, t0 = task % ntile * TT, t1 = std::min(T_, t0 + TT), m = t1 - t0;
     const int64_t s = std::max<int64_t>(0, t0 - P), e = std::min(T_, t1 + P), n2 = e - t0;
     double* G = want_dg ? mine(Gs) : nullptr;
-    if (G) std::fill(G, G + m * (L + 1), 0.0);
+    if (G) std::fill(G, G + m * (L + 1) * kSumLanes, 0.0);
     for (int64_t c0 = 0; c0 < C; c0 += CB) {
       const int64_t nc = std::min(CB, C - c0);
-      if (G) {  // dgamma_lvl[t] += sum over this block's channels of dy * coef_lvl (channel order)
+      if (G) {  // dgamma_lvl[t]: lane j adds dy * coef_lvl of the channels c = j mod 16, in order
         T* A = mine(As);
         T* D = mine(Ds);
         tile_analysis(x, T_, C, L, b, c0, nc, s, t1, t0 - s, A, D);
@@ -330,9 +334,11 @@ void filter_bwd_tiled(Ctx& ctx, const HaarFilterBwd& a) {
           const T* dyr = dy + (b * T_ + t0 + i) * C + c0;
           for (int lvl = 0; lvl <= L; ++lvl) {
             const T* cf = lvl < L ? D + (lvl * m + i) * CB : A + (t0 - s + i) * CB;
-            double acc = G[i * (L + 1) + lvl];
-            for (int64_t c = 0; c < nc; ++c) acc += double(dyr[c]) * double(cf[c]);
-            G[i * (L + 1) + lvl] = acc;
+            double* acc = G + (i * (L + 1) + lvl) * kSumLanes;
+            int64_t c = 0;
+            for (; c + kSumLanes <= nc; c += kSumLanes)
+              for (int64_t j = 0; j < kSumLanes; ++j) acc[j] += double(dyr[c + j]) * double(cf[c + j]);
+            for (int64_t j = 0; c < nc; ++c, ++j) acc[j] += double(dyr[c]) * double(cf[c]);
           }
         }
       }
@@ -372,8 +378,11 @@ void filter_bwd_tiled(Ctx& ctx, const HaarFilterBwd& a) {
     }
     for (int64_t i = 0; G && i < m; ++i)
       for (int lvl = 0; lvl <= L; ++lvl) {
+        const double* acc = G + (i * (L + 1) + lvl) * kSumLanes;
+        double sum = 0;  // the lanes in order, as lane_sum adds them
+        for (int64_t j = 0; j < kSumLanes; ++j) sum += acc[j];
         T& dst = dgamma[(b * T_ + t0 + i) * (L + 1) + lvl];
-        dst = T(G[i * (L + 1) + lvl] * scales[lvl] + (a.accumulate_dgamma ? double(dst) : 0.0));
+        dst = T(sum * scales[lvl] + (a.accumulate_dgamma ? double(dst) : 0.0));
       }
   }
 }

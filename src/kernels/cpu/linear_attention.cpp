@@ -110,8 +110,7 @@ void finish_row(const Geo& G, const T* out, T eps, T* o, T* den) {
 // g = [dout / den, -(dout . o) / den], d+1 wide.
 template <class T>
 void grad_row(int64_t d, const T* dout, const T* o, T den, T* g) {
-  double dot = 0;
-  for (int64_t e = 0; e < d; ++e) dot += double(dout[e]) * double(o[e]);
+  const double dot = lane_sum(d, [&](int64_t e) { return double(dout[e]) * double(o[e]); });
   for (int64_t e = 0; e < d; ++e) g[e] = dout[e] / den;
   g[d] = T(-dot / double(den));
 }

@@ -1,23 +1,26 @@
-// Vectorised exp of a row (see vexp.h). One clone per instruction set, picked at load time.
+// Vectorised exp of a row (see vexp.h).
 #include "vexp.h"
 
 namespace wersa::cpu {
 namespace {
 
-// out == nullptr: sum only.
-__attribute__((target_clones("avx512f", "avx2", "default"))) double shift_sum(int64_t n, const float* x,
-                                                                              float shift, float* out) {
+// out == nullptr: sum only. The exps of a step go through simd::VF (bitwise vexp_one's) into a
+// local block; lane j of the double sum takes the elements i = j mod 16, in order.
+double shift_sum(int64_t n, const float* x, float shift, float* out) {
   constexpr int W = 16;
+  static_assert(simd::kStep % W == 0, "a step covers whole lane groups");
   double acc[W] = {};
   int64_t i = 0;
-  for (; i + W <= n; i += W) {
-    float e[W];
-    for (int j = 0; j < W; ++j) e[j] = vexp_one(x[i + j] - shift);
+  for (; i + simd::kStep <= n; i += simd::kStep) {
+    float e[simd::kStep];
+    for (int u = 0; u < simd::kUnroll; ++u)
+      simd::store(e + u * simd::kLanes, vx::exp(simd::load(x + i + u * simd::kLanes) - simd::VF(shift)));
     if (out)
-      for (int j = 0; j < W; ++j) out[i + j] = e[j];
-    for (int j = 0; j < W; ++j) acc[j] += double(e[j]);
+      for (int j = 0; j < simd::kStep; ++j) out[i + j] = e[j];
+    for (int k = 0; k < simd::kStep; k += W)
+      for (int j = 0; j < W; ++j) acc[j] += double(e[k + j]);
   }
-  for (int j = 0; i < n; ++i, ++j) {
+  for (int64_t j = 0; i < n; ++i, j = (j + 1) % W) {
     const float e = vexp_one(x[i] - shift);
     if (out) out[i] = e;
     acc[j] += double(e);
