@@ -197,7 +197,29 @@ void depthwise_conv_bwd(Ctx& ctx, const DepthwiseConvBwd& a) {
         }
         // Tap by tap, the sum over the run's positions whose input row s = t - o + i is in [0, end)
         // (for each tap and channel: t ascending, as a position-major loop would add them).
-        for (int64_t i = 0; i < K; ++i) {
+        // Runs where four successive taps all cover the whole run take the four together: four
+        // independent sums per channel (each still t ascending), not one chain of dependent adds.
+        const auto whole = [&](int64_t i) { return o - i <= t0 && end + o - i >= t1; };
+        int64_t i0 = 0;
+        if (nc == CB)
+          for (; i0 + 4 <= K && whole(i0) && whole(i0 + 3); i0 += 4) {
+            T v0[CB] = {}, v1[CB] = {}, v2[CB] = {}, v3[CB] = {};
+            for (int64_t t = t0; t < t1; ++t) {
+              const T* g = dy + (b * T_ + t) * C + c0;
+              const T* xr = x + (b * T_ + t - o + i0) * C + c0;
+              for (int64_t c = 0; c < CB; ++c) {
+                v0[c] += g[c] * xr[c];
+                v1[c] += g[c] * xr[C + c];
+                v2[c] += g[c] * xr[2 * C + c];
+                v3[c] += g[c] * xr[3 * C + c];
+              }
+            }
+            std::copy(v0, v0 + CB, run + i0 * CB);
+            std::copy(v1, v1 + CB, run + (i0 + 1) * CB);
+            std::copy(v2, v2 + CB, run + (i0 + 2) * CB);
+            std::copy(v3, v3 + CB, run + (i0 + 3) * CB);
+          }
+        for (int64_t i = i0; i < K; ++i) {
           const int64_t ta = std::max(t0, o - i), tb = std::min(t1, end + o - i);
           T* aw = run + i * CB;
           if (nc == CB) {
