@@ -1,5 +1,7 @@
 // CPU random-feature maps: one gemm over all rows, then the ReLU or the exponential (exp: the
 // gemm's alpha is d^(-1/4), then each row subtracts |y|^2 / 2 + ln sqrt(m) and exponentiates).
+// ReLU in float: the forward is one pass of small_gemm_rows (small_gemm.h) with the ReLU applied
+// to its outputs; the backward's product with Omega^T goes through small_gemm_rows too.
 // Backward by row chunks through a scratch of at most 2^18 elements (1 MiB of f32: GEMMs of 4096
 // rows at m = 64, and scratch that does not grow with T stays small): relu the masked dphi, exp
 // g = dphi * phi, then one gemm with Omega^T (exp: minus (sum_j g_j) y per row).
@@ -7,10 +9,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "blas.h"
 #include "kernels.h"
 #include "parallel.h"
+#include "small_gemm.h"
 
 namespace wersa::cpu {
 
@@ -23,6 +27,15 @@ void feature_map_fwd(Ctx&, const FeatureMapFwd& a) {
   const bool is_exp = a.kind == FeatureMapKind::Exp;
   // relu: scaling before the ReLU is exact, ReLU(s u) = s ReLU(u) for s > 0.
   const double alpha = is_exp ? std::pow(double(d), -0.25) : 1.0 / std::sqrt(double(m));
+  if constexpr (std::is_same_v<T, float>) {
+    if (!is_exp) {  // the product and the ReLU in one pass (small_gemm.h)
+      const float* x = a.x.ptr<float>();
+      small_gemm_rows(
+          R, d, m, [x, d](int64_t r, int64_t k) { return x[r * d + k]; }, a.omega.ptr<float>(), float(alpha),
+          phi, [](auto v) { return simd::sel(v > decltype(v)(0.f), v, decltype(v)(0.f)); });
+      return;
+    }
+  }
   gemm(false, false, int(R), int(m), int(d), T(alpha), a.x.ptr<T>(), int(d), a.omega.ptr<T>(), int(m), T(0),
        phi, int(m));
   if (!is_exp) {
@@ -52,7 +65,15 @@ void feature_map_bwd(Ctx& ctx, const FeatureMapBwd& a) {
   const double scale = is_exp ? std::pow(double(d), -0.25) : 1.0 / std::sqrt(double(m));
   const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(R, (int64_t(1) << 18) / m));
   T* g = ctx.take<T>(R == 0 ? 0 : chunk * m);
+  // ReLU in float: Omega^T [m x d] for small_gemm_rows.
+  constexpr bool f32 = std::is_same_v<T, float>;
+  T* wt = ctx.take<T>(f32 && !is_exp ? m * d : 0);
   if (ctx.planning() || R == 0) return;
+  if (f32 && !is_exp) {
+    const T* om = a.omega.ptr<T>();
+    for (int64_t i = 0; i < d; ++i)
+      for (int64_t j = 0; j < m; ++j) wt[j * d + i] = om[i * m + j];
+  }
   const T* x = is_exp ? a.x.ptr<T>() : nullptr;
   const double inv_sqrt_d = 1.0 / std::sqrt(double(d));
   for (int64_t r0 = 0; r0 < R; r0 += chunk) {
@@ -67,6 +88,14 @@ void feature_map_bwd(Ctx& ctx, const FeatureMapBwd& a) {
       for (int64_t i = 0; i < nr * m; ++i) g[i] = p[i] > T(0) ? dp[i] : T(0);
     }
     T* out = dx + r0 * d;
+    if constexpr (f32) {
+      if (!is_exp) {
+        small_gemm_rows(
+            nr, m, d, [g, m](int64_t r, int64_t j) { return g[r * m + j]; }, wt, float(scale), out,
+            [](auto v) { return v; });
+        continue;
+      }
+    }
     gemm(false, true, int(nr), int(d), int(m), T(scale), g, int(m), a.omega.ptr<T>(), int(m), T(0), out,
          int(d));
     if (!is_exp) continue;
