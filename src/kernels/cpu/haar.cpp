@@ -230,9 +230,13 @@ namespace {
 // Rows per tile: large against the halo of 2^L - 1 rows, small enough that a tile's buffers
 // (a few hundred KiB at L = 3) stay in the L2 cache.
 int64_t filter_tile(int L) { return std::max<int64_t>(128, int64_t(4) << L); }
+// Channels per block of the tiled filter: wide rows (the loops over a row's channels are the inner
+// loops), buffers of a few hundred KiB per thread at L = 3.
+constexpr int64_t FCB = 128;
+static_assert(FCB % kSumLanes == 0, "channel blocks start at a lane boundary");
 
-// The analysis of rows [s, e) of channels [c0, c0 + nc) of sequence b into A [(e - s) x CB]
-// (a_L on return) and the details of rows [s + off, e) into D [L][(e - s - off) x CB].
+// The analysis of rows [s, e) of channels [c0, c0 + nc) of sequence b into A [(e - s) x FCB]
+// (a_L on return) and the details of rows [s + off, e) into D [L][(e - s - off) x FCB].
 // Rows before s count as 0: exact when s = 0, and otherwise only the first 2^L - 1 rows of A are
 // wrong, which the callers' halo leaves out.
 template <class T>
@@ -240,14 +244,14 @@ void tile_analysis(const T* x, int64_t T_, int64_t C, int L, int64_t b, int64_t 
                    int64_t e, int64_t off, T* A, T* D) {
   const int64_t n = e - s, m = n - off;
   for (int64_t i = 0; i < n; ++i)
-    for (int64_t c = 0; c < nc; ++c) A[i * CB + c] = x[(b * T_ + s + i) * C + c0 + c];
+    for (int64_t c = 0; c < nc; ++c) A[i * FCB + c] = x[(b * T_ + s + i) * C + c0 + c];
   for (int l = 1; l <= L; ++l) {
     const int64_t delta = int64_t(1) << (l - 1);
-    T* Dl = D + (l - 1) * m * CB;
+    T* Dl = D + (l - 1) * m * FCB;
     for (int64_t i = n - 1; i >= 0; --i) {
-      T* cur = A + i * CB;
-      const T* prev = i >= delta ? A + (i - delta) * CB : nullptr;
-      T* drow = i >= off ? Dl + (i - off) * CB : nullptr;
+      T* cur = A + i * FCB;
+      const T* prev = i >= delta ? A + (i - delta) * FCB : nullptr;
+      T* drow = i >= off ? Dl + (i - off) * FCB : nullptr;
       for (int64_t c = 0; c < nc; ++c) {
         const T u = cur[c], p = prev ? prev[c] : T(0);
         if (drow) drow[c] = (u - p) * T(kInvSqrt2);
@@ -262,28 +266,28 @@ void filter_fwd_tiled(Ctx& ctx, const HaarFilterFwd& a) {
   const int L = a.levels;
   const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2), P = (int64_t(1) << L) - 1;
   const int64_t TT = std::min(filter_tile(L), std::max<int64_t>(T_, 1));
-  const auto As = ctx.per_thread<T>((TT + P) * CB);
-  const auto Ds = ctx.per_thread<T>(L * TT * CB);
+  const auto As = ctx.per_thread<T>((TT + P) * FCB);
+  const auto Ds = ctx.per_thread<T>(L * TT * FCB);
   if (ctx.planning()) return;
-  const int64_t ntile = (T_ + TT - 1) / TT, nblk = (C + CB - 1) / CB;
+  const int64_t ntile = (T_ + TT - 1) / TT, nblk = (C + FCB - 1) / FCB;
   const T* x = a.x.ptr<T>();
   const T* gamma = a.gamma.ptr<T>();
   T* y = a.y.ptr<T>();
 #pragma omp parallel for schedule(static)
   for (int64_t task = 0; task < B * ntile * nblk; ++task) {
-    const int64_t b = task / (ntile * nblk), tile = task / nblk % ntile, c0 = task % nblk * CB;
-    const int64_t nc = std::min(CB, C - c0), t0 = tile * TT, t1 = std::min(T_, t0 + TT);
+    const int64_t b = task / (ntile * nblk), tile = task / nblk % ntile, c0 = task % nblk * FCB;
+    const int64_t nc = std::min(FCB, C - c0), t0 = tile * TT, t1 = std::min(T_, t0 + TT);
     const int64_t s = std::max<int64_t>(0, t0 - P), off = t0 - s, m = t1 - t0;
     T* A = mine(As);
     T* D = mine(Ds);
     tile_analysis(x, T_, C, L, b, c0, nc, s, t1, off, A, D);
     for (int64_t i = 0; i < m; ++i) {
       const T* gm = gamma + (b * T_ + t0 + i) * (L + 1);
-      const T* aL = A + (off + i) * CB;
-      T r[CB];
+      const T* aL = A + (off + i) * FCB;
+      T r[FCB];
       for (int64_t c = 0; c < nc; ++c) r[c] = gm[L] * aL[c];
       for (int l = L; l >= 1; --l) {
-        const T* d = D + ((l - 1) * m + i) * CB;
+        const T* d = D + ((l - 1) * m + i) * FCB;
         const T g = gm[l - 1];
         for (int64_t c = 0; c < nc; ++c) r[c] = (r[c] + g * d[c]) * T(kInvSqrt2);
       }
@@ -298,11 +302,11 @@ void filter_bwd_tiled(Ctx& ctx, const HaarFilterBwd& a) {
   const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2), P = (int64_t(1) << L) - 1;
   const int64_t TT = std::min(filter_tile(L), std::max<int64_t>(T_, 1));
   const bool want_dx = a.dx.defined(), want_dg = a.dgamma.defined();
-  const auto As = ctx.per_thread<T>(want_dg ? (TT + P) * CB : 0);
-  const auto Ds = ctx.per_thread<T>(want_dg ? L * TT * CB : 0);
+  const auto As = ctx.per_thread<T>(want_dg ? (TT + P) * FCB : 0);
+  const auto Ds = ctx.per_thread<T>(want_dg ? L * TT * FCB : 0);
   const auto Gs = ctx.per_thread<double>(want_dg ? TT * (L + 1) * kSumLanes : 0);
-  const auto DAs = ctx.per_thread<T>(want_dx ? (TT + P) * CB : 0);
-  const auto DDs = ctx.per_thread<T>(want_dx ? L * (TT + P) * CB : 0);
+  const auto DAs = ctx.per_thread<T>(want_dx ? (TT + P) * FCB : 0);
+  const auto DDs = ctx.per_thread<T>(want_dx ? L * (TT + P) * FCB : 0);
   if (ctx.planning()) return;
   // dr_{l-1} = dy * 2^(-(l-1)/2); dd_l = gamma_{l-1} dr_{l-1} / sqrt(2): the synthesis adjoint's
   // scale per coefficient level, multiplied up in the same order as there.
@@ -324,8 +328,8 @@ void filter_bwd_tiled(Ctx& ctx, const HaarFilterBwd& a) {
     const int64_t s = std::max<int64_t>(0, t0 - P), e = std::min(T_, t1 + P), n2 = e - t0;
     double* G = want_dg ? mine(Gs) : nullptr;
     if (G) std::fill(G, G + m * (L + 1) * kSumLanes, 0.0);
-    for (int64_t c0 = 0; c0 < C; c0 += CB) {
-      const int64_t nc = std::min(CB, C - c0);
+    for (int64_t c0 = 0; c0 < C; c0 += FCB) {
+      const int64_t nc = std::min(FCB, C - c0);
       if (G) {  // dgamma_lvl[t]: lane j adds dy * coef_lvl of the channels c = j mod 16, in order
         T* A = mine(As);
         T* D = mine(Ds);
@@ -333,7 +337,7 @@ void filter_bwd_tiled(Ctx& ctx, const HaarFilterBwd& a) {
         for (int64_t i = 0; i < m; ++i) {
           const T* dyr = dy + (b * T_ + t0 + i) * C + c0;
           for (int lvl = 0; lvl <= L; ++lvl) {
-            const T* cf = lvl < L ? D + (lvl * m + i) * CB : A + (t0 - s + i) * CB;
+            const T* cf = lvl < L ? D + (lvl * m + i) * FCB : A + (t0 - s + i) * FCB;
             double* acc = G + (i * (L + 1) + lvl) * kSumLanes;
             int64_t c = 0;
             for (; c + kSumLanes <= nc; c += kSumLanes)
@@ -353,19 +357,19 @@ void filter_bwd_tiled(Ctx& ctx, const HaarFilterBwd& a) {
         const T* dyr = dy + (b * T_ + t0 + i) * C + c0;
         for (int lvl = 0; lvl <= L; ++lvl) {
           const T k = gm[lvl] * T(scales[lvl]);
-          T* dst = lvl < L ? DD + (lvl * n2 + i) * CB : DA + i * CB;
+          T* dst = lvl < L ? DD + (lvl * n2 + i) * FCB : DA + i * FCB;
           for (int64_t c = 0; c < nc; ++c) dst[c] = k * dyr[c];
         }
       }
       for (int l = L; l >= 1; --l) {
         const int64_t delta = int64_t(1) << (l - 1);
-        const T* dd = DD + (l - 1) * n2 * CB;
+        const T* dd = DD + (l - 1) * n2 * FCB;
         for (int64_t i = 0; i < n2; ++i) {
-          T* cur = DA + i * CB;
-          const T* ddrow = dd + i * CB;
+          T* cur = DA + i * FCB;
+          const T* ddrow = dd + i * FCB;
           if (i + delta < n2) {
-            const T* next = DA + (i + delta) * CB;
-            const T* ddnext = dd + (i + delta) * CB;
+            const T* next = DA + (i + delta) * FCB;
+            const T* ddnext = dd + (i + delta) * FCB;
             for (int64_t c = 0; c < nc; ++c)
               cur[c] = (cur[c] + ddrow[c] + next[c] - ddnext[c]) * T(kInvSqrt2);
           } else {
@@ -374,7 +378,7 @@ void filter_bwd_tiled(Ctx& ctx, const HaarFilterBwd& a) {
         }
       }
       for (int64_t i = 0; i < m; ++i)
-        std::copy(DA + i * CB, DA + i * CB + nc, dx + (b * T_ + t0 + i) * C + c0);
+        std::copy(DA + i * FCB, DA + i * FCB + nc, dx + (b * T_ + t0 + i) * C + c0);
     }
     for (int64_t i = 0; G && i < m; ++i)
       for (int lvl = 0; lvl <= L; ++lvl) {
