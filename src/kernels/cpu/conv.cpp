@@ -2,7 +2,7 @@
 // o = K-1 (causal) or (K-1)/2 (centred), x = 0 outside [0, T). Rows (b, t) run in parallel for y
 // and dx; dw and db are summed per channel block in a fixed (b, t) order, so they do not depend on
 // the thread count. Every output sums bias, then the taps i = 0..K-1, in the kernel's type (f32 or
-// f64: K products, a short sum).
+// f64: K fused multiply-adds, a short chain).
 // A causal forward with a window continues a sequence: inputs before the chunk (chunk position
 // t < 0, absolute position pos0 + t) are read from the ring [B, K-1, C] (row (pos0 + t) mod (K-1);
 // absolute positions < 0 are zero and skipped), so each output is the one-shot sum; the chunk's
@@ -18,14 +18,20 @@
 #include "wersa/ops/conv.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "kernels.h"
 #include "lengths.h"
+#include "simd.h"
 
 namespace wersa::cpu {
 namespace {
 
 int64_t conv_offset(int64_t K, bool causal) { return causal ? K - 1 : (K - 1) / 2; }
+
+// a * b + c rounded once: every output's sum of taps is a chain of these.
+inline float fma_t(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+inline double fma_t(double a, double b, double c) { return __builtin_fma(a, b, c); }
 
 // w [C, K] transposed into wt [K, C] so that the inner loop over channels is contiguous.
 template <class T>
@@ -60,7 +66,7 @@ void correlate_row(T* acc, T* o, const T* in, const T* wt, const T* bias, int64_
     else
       continue;
     const T* wr = wt + i * C;
-    for (int64_t c = 0; c < C; ++c) acc[c] += wr[c] * row[c];
+    for (int64_t c = 0; c < C; ++c) acc[c] = fma_t(wr[c], row[c], acc[c]);
   }
   if (accumulate)
     for (int64_t c = 0; c < C; ++c) o[c] += acc[c];
@@ -75,6 +81,31 @@ constexpr int64_t kRows = 8, kLanes = 16;  // register block of the interior: ro
 template <class T>
 void correlate_block(T* out, const T* in, const T* wt, const T* bias, int64_t C, int64_t K, int64_t shift,
                      int64_t sign, bool accumulate) {
+  if constexpr (std::is_same_v<T, float> && kLanes % simd::kLanes == 0) {  // on simd::VF vectors
+    using simd::VF;
+    constexpr int64_t NV = kLanes / simd::kLanes;
+    for (int64_t c0 = 0; c0 < C; c0 += kLanes) {
+      VF acc[kRows][NV];
+      for (int64_t r = 0; r < kRows; ++r)
+        for (int64_t v = 0; v < NV; ++v)
+          acc[r][v] = bias ? simd::load(bias + c0 + v * simd::kLanes) : VF(0.f);
+      for (int64_t i = 0; i < K; ++i) {
+        const float* wr = wt + i * C + c0;
+        const float* x = in + (shift + sign * i) * C + c0;
+        VF w[NV];
+        for (int64_t v = 0; v < NV; ++v) w[v] = simd::load(wr + v * simd::kLanes);
+        for (int64_t r = 0; r < kRows; ++r)
+          for (int64_t v = 0; v < NV; ++v)
+            acc[r][v] = simd::fma_f(w[v], simd::load(x + r * C + v * simd::kLanes), acc[r][v]);
+      }
+      for (int64_t r = 0; r < kRows; ++r)
+        for (int64_t v = 0; v < NV; ++v) {
+          float* y = out + r * C + c0 + v * simd::kLanes;
+          simd::store(y, accumulate ? simd::load(y) + acc[r][v] : acc[r][v]);
+        }
+    }
+    return;
+  }
   for (int64_t c0 = 0; c0 < C; c0 += kLanes) {
     T acc[kRows][kLanes];
     for (int64_t r = 0; r < kRows; ++r)
@@ -83,7 +114,7 @@ void correlate_block(T* out, const T* in, const T* wt, const T* bias, int64_t C,
       const T* wr = wt + i * C + c0;
       const T* x = in + (shift + sign * i) * C + c0;  // row of output 0
       for (int64_t r = 0; r < kRows; ++r)
-        for (int64_t c = 0; c < kLanes; ++c) acc[r][c] += wr[c] * x[r * C + c];
+        for (int64_t c = 0; c < kLanes; ++c) acc[r][c] = fma_t(wr[c], x[r * C + c], acc[r][c]);
     }
     for (int64_t r = 0; r < kRows; ++r)
       for (int64_t c = 0; c < kLanes; ++c) {
@@ -126,6 +157,40 @@ void correlate(const PerThread<T>& scratch, T* out, const T* in, const T* wt, co
   }
 }
 
+// Taps per group of the weight gradient's whole runs, and channels per task.
+constexpr int64_t kTapGroup = 8, kGradChannels = 16;
+
+// sums[j][c] = sum over the run's n positions t (ascending) of g[t][c] x[t + j][c], for the
+// kTapGroup taps j and kGradChannels channels c: rows are C apart in g and x.
+template <class T>
+void tap_group_sums(const T* g, const T* x, int64_t C, int64_t n, T* sums) {
+  constexpr int64_t CB = kGradChannels;
+  if constexpr (std::is_same_v<T, float> && CB % simd::kLanes == 0) {
+    using simd::VF;
+    constexpr int64_t NV = CB / simd::kLanes;
+    VF v[kTapGroup][NV];
+    for (int64_t j = 0; j < kTapGroup; ++j)
+      for (int64_t q = 0; q < NV; ++q) v[j][q] = VF(0.f);
+    for (int64_t t = 0; t < n; ++t) {
+      const float* gr = g + t * C;
+      const float* xr = x + t * C;
+      VF gv[NV];
+      for (int64_t q = 0; q < NV; ++q) gv[q] = simd::load(gr + q * simd::kLanes);
+      for (int64_t j = 0; j < kTapGroup; ++j)
+        for (int64_t q = 0; q < NV; ++q)
+          v[j][q] = simd::fma_f(gv[q], simd::load(xr + j * C + q * simd::kLanes), v[j][q]);
+    }
+    for (int64_t j = 0; j < kTapGroup; ++j)
+      for (int64_t q = 0; q < NV; ++q) simd::store(sums + j * CB + q * simd::kLanes, v[j][q]);
+    return;
+  }
+  T v[kTapGroup][CB] = {};
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t j = 0; j < kTapGroup; ++j)
+      for (int64_t c = 0; c < CB; ++c) v[j][c] = fma_t(g[t * C + c], x[(t + j) * C + c], v[j][c]);
+  for (int64_t j = 0; j < kTapGroup; ++j) std::copy(v[j], v[j] + CB, sums + j * CB);
+}
+
 }  // namespace
 
 template <class T>
@@ -159,8 +224,8 @@ template <class T>
 void depthwise_conv_bwd(Ctx& ctx, const DepthwiseConvBwd& a) {
   const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2), K = a.w.dim(1);
   const int64_t o = conv_offset(K, a.causal);
-  constexpr int64_t CB = 16;   // channels per task of the parameter gradients
-  constexpr int64_t RUN = 64;  // positions per run sum of the parameter gradients
+  constexpr int64_t CB = kGradChannels;  // channels per task of the parameter gradients
+  constexpr int64_t RUN = 64;            // positions per run sum of the parameter gradients
   const bool params = a.dw.defined() || a.db.defined();
   T* wt = a.dx.defined() ? ctx.take<T>(K * C) : nullptr;
   const auto acc = ctx.per_thread<T>(a.dx.defined() ? C : 0);
@@ -197,28 +262,14 @@ void depthwise_conv_bwd(Ctx& ctx, const DepthwiseConvBwd& a) {
         }
         // Tap by tap, the sum over the run's positions whose input row s = t - o + i is in [0, end)
         // (for each tap and channel: t ascending, as a position-major loop would add them).
-        // Runs where four successive taps all cover the whole run take the four together: four
+        // Runs where kTapGroup successive taps all cover the whole run take them together:
         // independent sums per channel (each still t ascending), not one chain of dependent adds.
         const auto whole = [&](int64_t i) { return o - i <= t0 && end + o - i >= t1; };
         int64_t i0 = 0;
         if (nc == CB)
-          for (; i0 + 4 <= K && whole(i0) && whole(i0 + 3); i0 += 4) {
-            T v0[CB] = {}, v1[CB] = {}, v2[CB] = {}, v3[CB] = {};
-            for (int64_t t = t0; t < t1; ++t) {
-              const T* g = dy + (b * T_ + t) * C + c0;
-              const T* xr = x + (b * T_ + t - o + i0) * C + c0;
-              for (int64_t c = 0; c < CB; ++c) {
-                v0[c] += g[c] * xr[c];
-                v1[c] += g[c] * xr[C + c];
-                v2[c] += g[c] * xr[2 * C + c];
-                v3[c] += g[c] * xr[3 * C + c];
-              }
-            }
-            std::copy(v0, v0 + CB, run + i0 * CB);
-            std::copy(v1, v1 + CB, run + (i0 + 1) * CB);
-            std::copy(v2, v2 + CB, run + (i0 + 2) * CB);
-            std::copy(v3, v3 + CB, run + (i0 + 3) * CB);
-          }
+          for (; i0 + kTapGroup <= K && whole(i0) && whole(i0 + kTapGroup - 1); i0 += kTapGroup)
+            tap_group_sums(dy + (b * T_ + t0) * C + c0, x + (b * T_ + t0 - o + i0) * C + c0, C, t1 - t0,
+                           run + i0 * CB);
         for (int64_t i = i0; i < K; ++i) {
           const int64_t ta = std::max(t0, o - i), tb = std::min(t1, end + o - i);
           T* aw = run + i * CB;
@@ -227,14 +278,14 @@ void depthwise_conv_bwd(Ctx& ctx, const DepthwiseConvBwd& a) {
             for (int64_t t = ta; t < tb; ++t) {
               const T* g = dy + (b * T_ + t) * C + c0;
               const T* xr = x + (b * T_ + t - o + i) * C + c0;
-              for (int64_t c = 0; c < CB; ++c) v[c] += g[c] * xr[c];
+              for (int64_t c = 0; c < CB; ++c) v[c] = fma_t(g[c], xr[c], v[c]);
             }
             std::copy(v, v + CB, aw);
           } else {
             for (int64_t t = ta; t < tb; ++t) {
               const T* g = dy + (b * T_ + t) * C + c0;
               const T* xr = x + (b * T_ + t - o + i) * C + c0;
-              for (int64_t c = 0; c < nc; ++c) aw[c] += g[c] * xr[c];
+              for (int64_t c = 0; c < nc; ++c) aw[c] = fma_t(g[c], xr[c], aw[c]);
             }
           }
         }
@@ -262,7 +313,7 @@ void depthwise_conv_step(Ctx& ctx, const DepthwiseConvStep& a) {
     const int64_t t = a.pos - W + i;  // input position of tap i
     if (t < 0) continue;
     const T* row = i == W ? x : a.window.ptr<T>() + (t % W) * C;
-    for (int64_t c = 0; c < C; ++c) acc[c] += w[c * K + i] * row[c];
+    for (int64_t c = 0; c < C; ++c) acc[c] = fma_t(w[c * K + i], row[c], acc[c]);
   }
   std::copy(acc, acc + C, a.y.ptr<T>());
   if (W > 0) std::copy(x, x + C, a.window.ptr<T>() + (a.pos % W) * C);

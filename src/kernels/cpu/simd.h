@@ -26,6 +26,12 @@ struct VM {
 };
 inline VF load(const float* p) { return VF(_mm512_loadu_ps(p)); }
 inline void store(float* p, VF a) { _mm512_storeu_ps(p, a.v); }
+// The first n lanes (1 <= n <= kLanes) from or to p; the other lanes read as 0 and are not written
+// (masked: no access past p + n).
+inline VF load_first(const float* p, int n) {
+  return VF(_mm512_maskz_loadu_ps(__mmask16((1u << n) - 1u), p));
+}
+inline void store_first(float* p, VF a, int n) { _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1u), a.v); }
 inline VF operator+(VF a, VF b) { return VF(_mm512_add_ps(a.v, b.v)); }
 inline VF operator-(VF a, VF b) { return VF(_mm512_sub_ps(a.v, b.v)); }
 inline VF operator*(VF a, VF b) { return VF(_mm512_mul_ps(a.v, b.v)); }
@@ -59,6 +65,11 @@ struct VM {
 };
 inline VF load(const float* p) { return VF(_mm256_loadu_ps(p)); }
 inline void store(float* p, VF a) { _mm256_storeu_ps(p, a.v); }
+inline __m256i first_lanes(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+inline VF load_first(const float* p, int n) { return VF(_mm256_maskload_ps(p, first_lanes(n))); }
+inline void store_first(float* p, VF a, int n) { _mm256_maskstore_ps(p, first_lanes(n), a.v); }
 inline VF operator+(VF a, VF b) { return VF(_mm256_add_ps(a.v, b.v)); }
 inline VF operator-(VF a, VF b) { return VF(_mm256_sub_ps(a.v, b.v)); }
 inline VF operator*(VF a, VF b) { return VF(_mm256_mul_ps(a.v, b.v)); }
@@ -79,6 +90,8 @@ constexpr int kLanes = 1;
 using VF = float;
 inline VF load(const float* p) { return *p; }
 inline void store(float* p, VF a) { *p = a; }
+inline VF load_first(const float* p, int) { return *p; }
+inline void store_first(float* p, VF a, int) { *p = a; }
 #endif
 
 // The scalar twins (VF itself where kLanes is 1).

@@ -6,8 +6,8 @@
 // a mask), acc0 = 0 or out[r, n] (accumulate, alpha 1). Every output element is the same chain,
 // whatever the blocking: acc = acc0, then acc = fma(x(r, k), W[k, n], acc) for k = 0, 1, ..., K-1.
 // So a row's result depends neither on the rows around it, nor on the thread count, nor on the
-// vector width. Blocks of kRows rows x kCols columns keep their accumulators in registers; the
-// columns past the last whole vector run one element at a time, several rows side by side.
+// vector width. Blocks of kRows rows x up to kCols + kLanes columns keep their accumulators in
+// registers; a last partial vector is masked.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -19,46 +19,78 @@ namespace wersa::cpu {
 
 namespace small_gemm_detail {
 constexpr int kRows = 4;
-constexpr int kVecs = simd::kLanes >= 16 ? 4 : (simd::kLanes >= 8 ? 2 : 4);  // vectors per row block
+// Vectors per block of columns: kRows * (kVecs + 1) accumulators fit the 32 registers of AVX-512
+// and the 16 of AVX2 (the dispatch below goes up to 5 vectors).
+constexpr int kVecs = simd::kLanes == 8 ? 2 : 4;
 constexpr int64_t kCols = int64_t(kVecs) * simd::kLanes;
 constexpr int64_t kTaskRows = 64;  // rows per parallel task of small_gemm_rows
 }  // namespace small_gemm_detail
 
-// RB rows from row r, the columns [0, nvec_cols) covered by whole vectors.
-template <int RB, class X, class Post>
-inline void small_gemm_rows_vec(int64_t r, int64_t K, int64_t nvec_cols, X& x, const float* W, int64_t ldw,
-                                float alpha, float* out, int64_t ldo, bool accumulate, Post& post) {
-  using namespace small_gemm_detail;
+// RB rows from row r, NV vectors of columns from n0, the last holding `last` columns (1..kLanes):
+// accumulators in registers across k.
+template <int RB, int NV, class X, class Post>
+// always_inline: compiled apart, GCC kept storing the accumulators to the stack in every k step.
+__attribute__((always_inline)) inline void small_gemm_tile(int64_t r, int64_t n0, int last, int64_t K, X x,
+                                                           const float* W, int64_t ldw, float alpha,
+                                                           float* out, int64_t ldo, bool accumulate,
+                                                           Post& post) {
   using simd::kLanes;
   using simd::VF;
-  for (int64_t n0 = 0; n0 < nvec_cols; n0 += kCols) {
-    const int nv = int(std::min<int64_t>(kVecs, (nvec_cols - n0) / kLanes));
-    VF acc[RB][kVecs];
-    for (int i = 0; i < RB; ++i)
-      for (int v = 0; v < kVecs; ++v)
-        acc[i][v] = accumulate && v < nv ? simd::load(out + (r + i) * ldo + n0 + v * kLanes) : VF(0.f);
-    if (nv == kVecs) {
-      for (int64_t k = 0; k < K; ++k) {
-        const float* w = W + k * ldw + n0;
-        VF wv[kVecs];
-        for (int v = 0; v < kVecs; ++v) wv[v] = simd::load(w + v * kLanes);
-        for (int i = 0; i < RB; ++i) {
-          const VF xi(x(r + i, k));
-          for (int v = 0; v < kVecs; ++v) acc[i][v] = simd::fma_f(xi, wv[v], acc[i][v]);
-        }
-      }
-    } else {
-      for (int64_t k = 0; k < K; ++k) {
-        const float* w = W + k * ldw + n0;
-        for (int i = 0; i < RB; ++i) {
-          const VF xi(x(r + i, k));
-          for (int v = 0; v < nv; ++v) acc[i][v] = simd::fma_f(xi, simd::load(w + v * kLanes), acc[i][v]);
-        }
-      }
+  // The last vector always through the mask (all lanes when last == kLanes): v is a constant
+  // once the loops over v are unrolled, so the k loop has no branch.
+  const auto ld = [last](const float* p, int v) {
+    return v + 1 < NV ? simd::load(p) : simd::load_first(p, last);
+  };
+  VF acc[RB][NV];
+  for (int i = 0; i < RB; ++i)
+    for (int v = 0; v < NV; ++v)
+      acc[i][v] = accumulate ? ld(out + (r + i) * ldo + n0 + v * kLanes, v) : VF(0.f);
+  for (int64_t k = 0; k < K; ++k) {
+    const float* w = W + k * ldw + n0;
+    VF wv[NV];
+    for (int v = 0; v < NV; ++v) wv[v] = ld(w + v * kLanes, v);
+    for (int i = 0; i < RB; ++i) {
+      const VF xi(x(r + i, k));
+      for (int v = 0; v < NV; ++v) acc[i][v] = simd::fma_f(xi, wv[v], acc[i][v]);
     }
-    for (int i = 0; i < RB; ++i)
-      for (int v = 0; v < nv; ++v)
-        simd::store(out + (r + i) * ldo + n0 + v * kLanes, post(VF(alpha) * acc[i][v]));
+  }
+  for (int i = 0; i < RB; ++i)
+    for (int v = 0; v < NV; ++v) {
+      float* o = out + (r + i) * ldo + n0 + v * kLanes;
+      const VF y = post(VF(alpha) * acc[i][v]);
+      if (v + 1 < NV)
+        simd::store(o, y);
+      else
+        simd::store_first(o, y, last);
+    }
+}
+
+// RB rows from row r, all N columns: blocks of kVecs vectors, the last block up to kVecs + 1
+// vectors (so a width like 65 is one block), its last vector masked to the columns that remain.
+template <int RB, class X, class Post>
+inline void small_gemm_rows_vec(int64_t r, int64_t K, int64_t N, X x, const float* W, int64_t ldw,
+                                float alpha, float* out, int64_t ldo, bool accumulate, Post& post) {
+  using simd::kLanes;
+  using small_gemm_detail::kCols;
+  using small_gemm_detail::kVecs;
+  for (int64_t n0 = 0; n0 < N;) {
+    const int64_t rem = N - n0;
+    const int nv = rem > kCols + kLanes ? kVecs : int((rem + kLanes - 1) / kLanes);
+    const int last = int(std::min<int64_t>(kLanes, rem - int64_t(nv - 1) * kLanes));
+    switch (nv) {
+#define WERSA_SMALL_GEMM_NV(n)                                                              \
+  case n:                                                                                   \
+    if constexpr (n <= kVecs + 1)                                                           \
+      small_gemm_tile<RB, n>(r, n0, last, K, x, W, ldw, alpha, out, ldo, accumulate, post); \
+    break;
+      WERSA_SMALL_GEMM_NV(1)
+      WERSA_SMALL_GEMM_NV(2)
+      WERSA_SMALL_GEMM_NV(3)
+      WERSA_SMALL_GEMM_NV(4)
+      WERSA_SMALL_GEMM_NV(5)
+#undef WERSA_SMALL_GEMM_NV
+    }
+    n0 += int64_t(nv - 1) * kLanes + last;
   }
 }
 
@@ -67,25 +99,10 @@ template <class X, class Post>
 void small_gemm_block(int64_t r0, int64_t r1, int64_t K, int64_t N, X x, const float* W, int64_t ldw,
                       float alpha, float* out, int64_t ldo, bool accumulate, Post post) {
   using small_gemm_detail::kRows;
-  const int64_t nvec_cols = N / simd::kLanes * simd::kLanes;  // columns covered by whole vectors
   int64_t r = r0;
   for (; r + kRows <= r1; r += kRows)
-    small_gemm_rows_vec<kRows>(r, K, nvec_cols, x, W, ldw, alpha, out, ldo, accumulate, post);
-  for (; r < r1; ++r) small_gemm_rows_vec<1>(r, K, nvec_cols, x, W, ldw, alpha, out, ldo, accumulate, post);
-  // The columns past the last whole vector: one element per chain, kTail rows at a time (their
-  // chains are independent, so they overlap instead of waiting on each other's latency).
-  constexpr int kTail = 8;
-  for (int64_t n = nvec_cols; n < N; ++n)
-    for (int64_t q = r0; q < r1; q += kTail) {
-      const int nr = int(std::min<int64_t>(kTail, r1 - q));
-      float acc[kTail];
-      for (int i = 0; i < nr; ++i) acc[i] = accumulate ? out[(q + i) * ldo + n] : 0.f;
-      for (int64_t k = 0; k < K; ++k) {
-        const float w = W[k * ldw + n];
-        for (int i = 0; i < nr; ++i) acc[i] = simd::fma_f(x(q + i, k), w, acc[i]);
-      }
-      for (int i = 0; i < nr; ++i) out[(q + i) * ldo + n] = post(alpha * acc[i]);
-    }
+    small_gemm_rows_vec<kRows>(r, K, N, x, W, ldw, alpha, out, ldo, accumulate, post);
+  for (; r < r1; ++r) small_gemm_rows_vec<1>(r, K, N, x, W, ldw, alpha, out, ldo, accumulate, post);
 }
 
 // All R rows, in parallel tasks of kTaskRows rows when the product is large enough.
