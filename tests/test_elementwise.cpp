@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "testutil.h"
+#include "wersa/ops/adamw.h"
 #include "wersa/ops/elementwise.h"
 
 using namespace wersa;
@@ -121,4 +122,38 @@ TEST(Elementwise, ArgumentErrors) {
   EXPECT_THROW(sum_squares(i32), Error);
   EXPECT_THROW(sum_squares(Tensor{}), Error);
   EXPECT_NO_THROW(add_fwd(ctx(), {y, a, a}));
+}
+
+// AdamW (ops/adamw.h) against its formula in double, over two steps and an odd length (the vector
+// loop and its tail); the four tensors must not overlap.
+TEST(AdamW, TwoStepsMatchTheFormulaAndOverlapIsRejected) {
+  const int64_t n = 1037;
+  Buf p(DType::F32, {n}), m(DType::F32, {n}), v(DType::F32, {n}), g(DType::F32, {n});
+  p.randn(31), g.randn(32), m.zero(), v.zero();
+  std::vector<double> pr(n), mr(n, 0.0), vr(n, 0.0);
+  for (int64_t i = 0; i < n; ++i) pr[i] = p.get(i);
+  const double lr = 3e-3, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1;
+  for (int64_t step = 1; step <= 2; ++step) {
+    adamw_step(ctx(), {p, m, v, g, lr, b1, b2, eps, wd, step});
+    for (int64_t i = 0; i < n; ++i) {
+      const double gi = g.get(i);
+      mr[i] = b1 * mr[i] + (1 - b1) * gi;
+      vr[i] = b2 * vr[i] + (1 - b2) * gi * gi;
+      const double mh = mr[i] / (1 - std::pow(b1, double(step))),
+                   vh = vr[i] / (1 - std::pow(b2, double(step)));
+      pr[i] -= lr * (mh / (std::sqrt(vh) + eps) + wd * pr[i]);
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    ASSERT_NEAR(p.get(i), pr[i], 1e-6 * (1 + std::fabs(pr[i]))) << i;
+    ASSERT_NEAR(m.get(i), mr[i], 1e-6 * (1 + std::fabs(mr[i]))) << i;
+    ASSERT_NEAR(v.get(i), vr[i], 1e-6 * (1 + std::fabs(vr[i]))) << i;
+  }
+  // A moment that shares memory with the parameters, or a gradient inside the second moment.
+  Buf big(DType::F32, {2 * n});
+  const Tensor lo(big.p<float>(), DType::F32, Device::CPU, {n}),
+      hi(big.p<float>() + n / 2, DType::F32, Device::CPU, {n});
+  EXPECT_THROW(adamw_step(ctx(), {lo, hi, v, g}), Error);
+  EXPECT_THROW(adamw_step(ctx(), {p, m, lo, hi}), Error);
+  EXPECT_THROW(adamw_step(ctx(), {p, p, v, g}), Error);
 }

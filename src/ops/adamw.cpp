@@ -11,6 +11,13 @@ void adamw_step(Ctx& ctx, const AdamWArgs& a) {
   for (const Tensor* t : {&a.m, &a.v, &a.g}) c.that(t->numel() == a.p.numel(), *t, " does not match ", a.p);
   c.dtype(a.p.dtype, {&a.m, &a.v, &a.g});
   c.that(a.step >= 1, "step must be >= 1");
+  // The kernels read and write the four through restrict pointers: no two may overlap.
+  const Tensor* ts[] = {&a.p, &a.m, &a.v, &a.g};
+  for (int i = 0; i < 4; ++i)
+    for (int j = i + 1; j < 4; ++j) {
+      const char *a0 = static_cast<const char*>(ts[i]->data), *b0 = static_cast<const char*>(ts[j]->data);
+      c.that(a0 + ts[i]->bytes() <= b0 || b0 + ts[j]->bytes() <= a0, *ts[i], " overlaps ", *ts[j]);
+    }
   WERSA_DISPATCH(ctx, adamw_step, a, a.p.dtype);
 }
 

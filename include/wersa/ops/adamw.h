@@ -1,7 +1,8 @@
 // AdamW update of one parameter tensor (decoupled weight decay, bias-corrected moments):
 //   m = b1 m + (1 - b1) g            v = b2 v + (1 - b2) g^2
 //   p -= lr * ( (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps) + wd * p )
-// p, m, v are updated in place; g is read. t is the 1-based step number. No backward.
+// p, m, v are updated in place; g is read (the four must not overlap). t is the 1-based step
+// number. No backward.
 #pragma once
 #include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"

@@ -9,10 +9,12 @@ namespace wersa::cpu {
 
 template <class T>
 void adamw_step(Ctx&, const AdamWArgs& a) {
-  T* p = a.p.ptr<T>();
-  T* m = a.m.ptr<T>();
-  T* v = a.v.ptr<T>();
-  const T* g = a.g.ptr<T>();
+  // Four distinct arenas (parameters, moments, gradients; ops/adamw.cpp checks): restrict lets
+  // the loop vectorise without run-time overlap checks.
+  T* __restrict p = a.p.ptr<T>();
+  T* __restrict m = a.m.ptr<T>();
+  T* __restrict v = a.v.ptr<T>();
+  const T* __restrict g = a.g.ptr<T>();
   const int64_t n = a.p.numel();
   const T b1 = T(a.beta1), b2 = T(a.beta2), eps = T(a.eps), lr = T(a.lr), wd = T(a.weight_decay);
   const T c1 = T(1.0 / (1.0 - std::pow(a.beta1, double(a.step))));

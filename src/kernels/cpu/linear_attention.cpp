@@ -111,7 +111,8 @@ void finish_row(const Geo& G, const T* out, T eps, T* o, T* den) {
 template <class T>
 void grad_row(int64_t d, const T* dout, const T* o, T den, T* g) {
   const double dot = lane_sum(d, [&](int64_t e) { return double(dout[e]) * double(o[e]); });
-  for (int64_t e = 0; e < d; ++e) g[e] = dout[e] / den;
+  const T inv = T(1) / den;  // one division per row; the elements multiply by it
+  for (int64_t e = 0; e < d; ++e) g[e] = dout[e] * inv;
   g[d] = T(-dot / double(den));
 }
 
