@@ -34,7 +34,8 @@ void map_grad(int64_t n, T* dx, const T* dy, const T* x, bool acc, F df) {
 // GELU in float: Phi and its density through vx::normal_cdf / vx::normal_pdf (vexp.h) on
 // simd::VF vectors, kStep elements per step (simd.h), blocks of kElemBlock elements per parallel
 // task (for_elem_blocks).
-void gelu_block(int64_t n, float* y, const float* x) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void gelu_block(int64_t n, float* y,
+                                                                             const float* x) {
   simd::map1(n, x, y, [](simd::VF v) { return v * vx::normal_cdf(v); });
 }
 
@@ -43,7 +44,9 @@ template <class V>
 inline V gelu_grad_of(V x) {
   return vx::normal_cdf(x) + x * vx::normal_pdf(x);
 }
-void gelu_grad_block(int64_t n, float* dx, const float* dy, const float* x, bool acc) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void gelu_grad_block(int64_t n, float* dx,
+                                                                                  const float* dy,
+                                                                                  const float* x, bool acc) {
   using simd::kLanes;
   using simd::kStep;
   using simd::kUnroll;

@@ -30,8 +30,15 @@ namespace {
 int64_t conv_offset(int64_t K, bool causal) { return causal ? K - 1 : (K - 1) / 2; }
 
 // a * b + c rounded once: every output's sum of taps is a chain of these.
-inline float fma_t(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
-inline double fma_t(double a, double b, double c) { return __builtin_fma(a, b, c); }
+// (One rounding where the build targets FMA, two in a portable build: simd.h's fma_f.)
+inline float fma_t(float a, float b, float c) { return simd::fma_f(a, b, c); }
+inline double fma_t(double a, double b, double c) {
+#if defined(__FMA__)
+  return __builtin_fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
 
 // w [C, K] transposed into wt [K, C] so that the inner loop over channels is contiguous.
 template <class T>
@@ -81,7 +88,7 @@ constexpr int64_t kRows = 8, kLanes = 16;  // register block of the interior: ro
 template <class T>
 void correlate_block(T* out, const T* in, const T* wt, const T* bias, int64_t C, int64_t K, int64_t shift,
                      int64_t sign, bool accumulate) {
-  if constexpr (std::is_same_v<T, float> && kLanes % simd::kLanes == 0) {  // on simd::VF vectors
+  if constexpr (std::is_same_v<T, float> && simd::kLanes > 1 && kLanes % simd::kLanes == 0) {  // on VF
     using simd::VF;
     constexpr int64_t NV = kLanes / simd::kLanes;
     for (int64_t c0 = 0; c0 < C; c0 += kLanes) {
@@ -165,7 +172,7 @@ constexpr int64_t kTapGroup = 8, kGradChannels = 16;
 template <class T>
 void tap_group_sums(const T* g, const T* x, int64_t C, int64_t n, T* sums) {
   constexpr int64_t CB = kGradChannels;
-  if constexpr (std::is_same_v<T, float> && CB % simd::kLanes == 0) {
+  if constexpr (std::is_same_v<T, float> && simd::kLanes > 1 && CB % simd::kLanes == 0) {
     using simd::VF;
     constexpr int64_t NV = CB / simd::kLanes;
     VF v[kTapGroup][NV];

@@ -1,7 +1,8 @@
 // CPU random-feature maps: one gemm over all rows, then the ReLU or the exponential (exp: the
 // gemm's alpha is d^(-1/4), then each row subtracts |y|^2 / 2 + ln sqrt(m) and exponentiates).
-// ReLU in float: the forward is one pass of small_gemm_rows (small_gemm.h) with the ReLU applied
-// to its outputs; the backward's product with Omega^T goes through small_gemm_rows too.
+// ReLU in float (builds for AVX2 or AVX-512; a portable build keeps BLAS): the forward is one pass
+// of small_gemm_rows (small_gemm.h) with the ReLU applied to its outputs; the backward's product
+// with Omega^T goes through small_gemm_rows too.
 // Backward by row chunks through a scratch of at most 2^18 elements (1 MiB of f32: GEMMs of 4096
 // rows at m = 64, and scratch that does not grow with T stays small): relu the masked dphi, exp
 // g = dphi * phi, then one gemm with Omega^T (exp: minus (sum_j g_j) y per row).
@@ -27,7 +28,7 @@ void feature_map_fwd(Ctx&, const FeatureMapFwd& a) {
   const bool is_exp = a.kind == FeatureMapKind::Exp;
   // relu: scaling before the ReLU is exact, ReLU(s u) = s ReLU(u) for s > 0.
   const double alpha = is_exp ? std::pow(double(d), -0.25) : 1.0 / std::sqrt(double(m));
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (std::is_same_v<T, float> && simd::kLanes > 1) {
     if (!is_exp) {  // the product and the ReLU in one pass (small_gemm.h)
       const float* x = a.x.ptr<float>();
       small_gemm_rows(
@@ -66,7 +67,7 @@ void feature_map_bwd(Ctx& ctx, const FeatureMapBwd& a) {
   const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(R, (int64_t(1) << 18) / m));
   T* g = ctx.take<T>(R == 0 ? 0 : chunk * m);
   // ReLU in float: Omega^T [m x d] for small_gemm_rows.
-  constexpr bool f32 = std::is_same_v<T, float>;
+  constexpr bool f32 = std::is_same_v<T, float> && simd::kLanes > 1;
   T* wt = ctx.take<T>(f32 && !is_exp ? m * d : 0);
   if (ctx.planning() || R == 0) return;
   if (f32 && !is_exp) {

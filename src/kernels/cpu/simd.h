@@ -3,7 +3,9 @@
 // exactly as its scalar twin does (+, -, *, / and fma are correctly rounded on both sides; compares
 // are ordered and quiet, false on NaN), so a function written once as a template over float and VF
 // gives every lane bitwise the scalar result. The kernels handle kLanes * kUnroll elements per
-// step: independent chains of a long polynomial that the CPU can overlap.
+// step: independent chains of a long polynomial that the CPU can overlap. A portable build
+// (-DWERSA_NATIVE=OFF) has kLanes = 1; its kernels keep one clone per instruction set
+// (target_clones), which the compiler vectorises on its own.
 #pragma once
 #include <cstdint>
 
@@ -94,8 +96,21 @@ inline VF load_first(const float* p, int) { return *p; }
 inline void store_first(float* p, VF a, int) { *p = a; }
 #endif
 
-// The scalar twins (VF itself where kLanes is 1).
-inline float fma_f(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+// The scalar twins (VF itself where kLanes is 1). fma_f is one rounding where the build targets
+// FMA, as every vector path above does, and two otherwise (a portable build: -DWERSA_NATIVE=OFF);
+// either way one binary gives the same results on every CPU it runs on. fma_exact is one rounding
+// on every build (the instruction, or libm's fmaf): for error terms that need it.
+inline float fma_f(float a, float b, float c) {
+#if defined(__FMA__)
+  return __builtin_fmaf(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+inline float fma_exact(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+inline VF fma_exact(VF a, VF b, VF c) { return fma_f(a, b, c); }
+#endif
 inline float sel(bool m, float a, float b) { return m ? a : b; }
 inline float exp2i(float n) {
   const int32_t bits = (int32_t(n) + 127) << 23;

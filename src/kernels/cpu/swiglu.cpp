@@ -32,7 +32,8 @@ inline void bwd_one(V d, V g, V u, V& dg, V& du) {
   du = d * g * s;
 }
 
-void fwd_block(int64_t n, const float* g, const float* u, float* y) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void fwd_block(int64_t n, const float* g,
+                                                                            const float* u, float* y) {
   int64_t i = 0;
   for (; i + kStep <= n; i += kStep) {
     VF r[kUnroll];
@@ -43,7 +44,9 @@ void fwd_block(int64_t n, const float* g, const float* u, float* y) {
   for (; i < n; ++i) y[i] = fwd_one(g[i], u[i]);
 }
 
-void bwd_block(int64_t n, const float* dy, const float* g, const float* u, float* dg, float* du) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void bwd_block(int64_t n, const float* dy,
+                                                                            const float* g, const float* u,
+                                                                            float* dg, float* du) {
   int64_t i = 0;
   for (; i + kStep <= n; i += kStep) {
     VF a[kUnroll], b[kUnroll];

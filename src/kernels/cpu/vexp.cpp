@@ -6,7 +6,8 @@ namespace {
 
 // out == nullptr: sum only. The exps of a step go through simd::VF (bitwise vexp_one's) into a
 // local block; lane j of the double sum takes the elements i = j mod 16, in order.
-double shift_sum(int64_t n, const float* x, float shift, float* out) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) double shift_sum(int64_t n, const float* x,
+                                                                              float shift, float* out) {
   constexpr int W = 16;
   static_assert(simd::kStep % W == 0, "a step covers whole lane groups");
   double acc[W] = {};

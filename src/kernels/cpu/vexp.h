@@ -15,6 +15,7 @@ namespace wersa::cpu {
 
 namespace vx {
 using simd::exp2i;
+using simd::fma_exact;
 using simd::fma_f;
 using simd::sel;
 
@@ -90,8 +91,8 @@ inline V normal_cdf(V x) {
   p = fma_f(p, t, V(1.00002368f));
   p = fma_f(p, t, V(-1.26551223f));
   const V sq = a * a;
-  const V hi = V(0.5f) * sq;                // z^2 = x^2 / 2 from x itself: z's own rounding would cost
-  const V lo = V(0.5f) * fma_f(a, a, -sq);  // 1e-5 relative at z = 9
+  const V hi = V(0.5f) * sq;                    // z^2 = x^2 / 2 from x itself: z's own rounding would cost
+  const V lo = V(0.5f) * fma_exact(a, a, -sq);  // 1e-5 relative at z = 9
   const V half_erfc = V(0.5f) * t * exp_sum(-hi, p - lo);
   const V cdf = sel(x < V(0.f), half_erfc, V(1.f) - half_erfc);
   return sel(in, cdf, sel(x < V(0.f), V(0.f), sel(x > V(0.f), V(1.f), x)));
@@ -101,7 +102,7 @@ template <class V>
 inline V normal_pdf(V x) {
   const V h = V(0.5f) * x;
   const V hi = h * x;
-  const V lo = fma_f(h, x, -hi);
+  const V lo = fma_exact(h, x, -hi);
   const auto in = hi < V(88.f);
   const V e = sel(in, exp(-hi), V(0.f));
   const V d = sel(in, fma_f(-e, lo, e), V(0.f));
