@@ -9,16 +9,17 @@ namespace {
 __attribute__((target_clones("avx512f", "avx2", "default"))) double shift_sum(int64_t n, const float* x,
                                                                               float shift, float* out) {
   constexpr int W = 16;
-  static_assert(simd::kStep % W == 0, "a step covers whole lane groups");
   double acc[W] = {};
   int64_t i = 0;
-  for (; i + simd::kStep <= n; i += simd::kStep) {
+  // Vector steps where a step covers whole lane groups (AVX2, AVX-512); otherwise all elements
+  // take the loop after this one.
+  for (; simd::kStep % W == 0 && i + simd::kStep <= n; i += simd::kStep) {
     float e[simd::kStep];
     for (int u = 0; u < simd::kUnroll; ++u)
       simd::store(e + u * simd::kLanes, vx::exp(simd::load(x + i + u * simd::kLanes) - simd::VF(shift)));
     if (out)
       for (int j = 0; j < simd::kStep; ++j) out[i + j] = e[j];
-    for (int k = 0; k < simd::kStep; k += W)
+    for (int k = 0; k + W <= simd::kStep; k += W)
       for (int j = 0; j < W; ++j) acc[j] += double(e[k + j]);
   }
   for (int64_t j = 0; i < n; ++i, j = (j + 1) % W) {
