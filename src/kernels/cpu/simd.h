@@ -112,8 +112,11 @@ inline float fma_exact(float a, float b, float c) { return __builtin_fmaf(a, b, 
 inline VF fma_exact(VF a, VF b, VF c) { return fma_f(a, b, c); }
 #endif
 inline float sel(bool m, float a, float b) { return m ? a : b; }
+// n outside the int range (NaN: the vector functions evaluate both sides of a select) gives
+// INT32_MIN, as cvttps2dq does, so no conversion or shift is undefined.
 inline float exp2i(float n) {
-  const int32_t bits = (int32_t(n) + 127) << 23;
+  const int32_t i = n > -2e9f && n < 2e9f ? int32_t(n) : INT32_MIN;
+  const uint32_t bits = uint32_t(i + 127) << 23;
   return __builtin_bit_cast(float, bits);
 }
 
