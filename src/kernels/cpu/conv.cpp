@@ -29,16 +29,9 @@ namespace {
 
 int64_t conv_offset(int64_t K, bool causal) { return causal ? K - 1 : (K - 1) / 2; }
 
-// a * b + c rounded once: every output's sum of taps is a chain of these.
-// (One rounding where the build targets FMA, two in a portable build: simd.h's fma_f.)
-inline float fma_t(float a, float b, float c) { return simd::fma_f(a, b, c); }
-inline double fma_t(double a, double b, double c) {
-#if defined(__FMA__)
-  return __builtin_fma(a, b, c);
-#else
-  return a * b + c;
-#endif
-}
+// Every output's sum of taps is a chain of fused multiply-adds (simd.h's fma_f: one rounding where
+// the build targets FMA, two in a portable build).
+using simd::fma_f;
 
 // w [C, K] transposed into wt [K, C] so that the inner loop over channels is contiguous.
 template <class T>
@@ -73,7 +66,7 @@ void correlate_row(T* acc, T* o, const T* in, const T* wt, const T* bias, int64_
     else
       continue;
     const T* wr = wt + i * C;
-    for (int64_t c = 0; c < C; ++c) acc[c] = fma_t(wr[c], row[c], acc[c]);
+    for (int64_t c = 0; c < C; ++c) acc[c] = fma_f(wr[c], row[c], acc[c]);
   }
   if (accumulate)
     for (int64_t c = 0; c < C; ++c) o[c] += acc[c];
@@ -121,7 +114,7 @@ void correlate_block(T* out, const T* in, const T* wt, const T* bias, int64_t C,
       const T* wr = wt + i * C + c0;
       const T* x = in + (shift + sign * i) * C + c0;  // row of output 0
       for (int64_t r = 0; r < kRows; ++r)
-        for (int64_t c = 0; c < kLanes; ++c) acc[r][c] = fma_t(wr[c], x[r * C + c], acc[r][c]);
+        for (int64_t c = 0; c < kLanes; ++c) acc[r][c] = fma_f(wr[c], x[r * C + c], acc[r][c]);
     }
     for (int64_t r = 0; r < kRows; ++r)
       for (int64_t c = 0; c < kLanes; ++c) {
@@ -194,7 +187,7 @@ void tap_group_sums(const T* g, const T* x, int64_t C, int64_t n, T* sums) {
   T v[kTapGroup][CB] = {};
   for (int64_t t = 0; t < n; ++t)
     for (int64_t j = 0; j < kTapGroup; ++j)
-      for (int64_t c = 0; c < CB; ++c) v[j][c] = fma_t(g[t * C + c], x[(t + j) * C + c], v[j][c]);
+      for (int64_t c = 0; c < CB; ++c) v[j][c] = fma_f(g[t * C + c], x[(t + j) * C + c], v[j][c]);
   for (int64_t j = 0; j < kTapGroup; ++j) std::copy(v[j], v[j] + CB, sums + j * CB);
 }
 
@@ -285,14 +278,14 @@ void depthwise_conv_bwd(Ctx& ctx, const DepthwiseConvBwd& a) {
             for (int64_t t = ta; t < tb; ++t) {
               const T* g = dy + (b * T_ + t) * C + c0;
               const T* xr = x + (b * T_ + t - o + i) * C + c0;
-              for (int64_t c = 0; c < CB; ++c) v[c] = fma_t(g[c], xr[c], v[c]);
+              for (int64_t c = 0; c < CB; ++c) v[c] = fma_f(g[c], xr[c], v[c]);
             }
             std::copy(v, v + CB, aw);
           } else {
             for (int64_t t = ta; t < tb; ++t) {
               const T* g = dy + (b * T_ + t) * C + c0;
               const T* xr = x + (b * T_ + t - o + i) * C + c0;
-              for (int64_t c = 0; c < nc; ++c) aw[c] = fma_t(g[c], xr[c], aw[c]);
+              for (int64_t c = 0; c < nc; ++c) aw[c] = fma_f(g[c], xr[c], aw[c]);
             }
           }
         }
@@ -320,7 +313,7 @@ void depthwise_conv_step(Ctx& ctx, const DepthwiseConvStep& a) {
     const int64_t t = a.pos - W + i;  // input position of tap i
     if (t < 0) continue;
     const T* row = i == W ? x : a.window.ptr<T>() + (t % W) * C;
-    for (int64_t c = 0; c < C; ++c) acc[c] = fma_t(w[c * K + i], row[c], acc[c]);
+    for (int64_t c = 0; c < C; ++c) acc[c] = fma_f(w[c * K + i], row[c], acc[c]);
   }
   std::copy(acc, acc + C, a.y.ptr<T>());
   if (W > 0) std::copy(x, x + C, a.window.ptr<T>() + (a.pos % W) * C);

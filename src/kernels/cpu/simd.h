@@ -96,13 +96,21 @@ inline VF load_first(const float* p, int) { return *p; }
 inline void store_first(float* p, VF a, int) { *p = a; }
 #endif
 
-// The scalar twins (VF itself where kLanes is 1). fma_f is one rounding where the build targets
-// FMA, as every vector path above does, and two otherwise (a portable build: -DWERSA_NATIVE=OFF);
-// either way one binary gives the same results on every CPU it runs on. fma_exact is one rounding
-// on every build (the instruction, or libm's fmaf): for error terms that need it.
+// The scalar twins (VF itself where kLanes is 1), and fma_f for double. fma_f is one rounding
+// where the build targets FMA, as every vector path above does, and two otherwise (a portable
+// build: -DWERSA_NATIVE=OFF); either way one binary gives the same results on every CPU it runs
+// on. fma_exact is one rounding on every build (the instruction, or libm's fmaf): for error terms
+// that need it.
 inline float fma_f(float a, float b, float c) {
 #if defined(__FMA__)
   return __builtin_fmaf(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+inline double fma_f(double a, double b, double c) {
+#if defined(__FMA__)
+  return __builtin_fma(a, b, c);
 #else
   return a * b + c;
 #endif
