@@ -165,14 +165,24 @@ void trunk_bwd(Ctx& ctx, const Model& m, Workspace& ws, const Pass& pass) {
   embedding_bwd(ctx, {m.grads.embed, g.dres, ws.tokens.rows(0, N)});
 }
 
-int64_t head_tile_rows(const Model& m, int64_t N, int64_t requested) {
+int64_t head_tile_rows(const Model& m, int64_t N, int64_t requested, size_t act_bytes) {
   WERSA_CHECK(requested >= 0, "head tile rows must be >= 0 (0: automatic), got ", requested);
   if (requested > 0) return std::min(requested, N);
-  // About 2^20 logits per tile on a CPU (4 MiB of f32, 128 rows at V = 8192: the tile, its gradient
-  // and the head weight stay in a last-level cache; 2^21 measured no faster on 2-core VMs, and the
-  // tile is memory that does not shrink with T), 2^26 on a GPU (wide GEMMs); at least 64 rows.
-  const int64_t elems = m.device() == Device::CPU ? (int64_t(1) << 20) : (int64_t(1) << 26);
-  return std::min(N, std::max<int64_t>(64, elems / std::max<int64_t>(1, m.config().vocab_size)));
+  const int64_t V = std::max<int64_t>(1, m.config().vocab_size);
+  if (m.device() != Device::CPU)  // 2^26 logits on a GPU (wide GEMMs)
+    return std::min(N, std::max<int64_t>(64, (int64_t(1) << 26) / V));
+  // On a CPU, 2^20 to 2^22 logits (4 to 16 MiB of f32, 128 to 512 rows at V = 8192): within
+  // that, the largest power of two of rows whose tile is at most 1/32 of the activations planned
+  // before it, so the tile never adds more than about 3% to a run's activation memory beyond the
+  // floor (with recomputation at a few thousand tokens it stays at the floor). Wider tiles give
+  // the head's three GEMMs longer inner dimensions: 512 rows trained bench-cpu.json at T = 1024,
+  // batch 4, 2-3 points of sgemm faster than 128 on a 2-core Xeon VM (2026-12-03); 1024 rows
+  // were no faster than 512. At least 64 rows.
+  const int64_t lo = std::max<int64_t>(64, (int64_t(1) << 20) / V), hi = std::max(lo, (int64_t(1) << 22) / V);
+  const int64_t row_bytes = V * int64_t(dtype_size(m.dtype()));
+  int64_t rows = lo;
+  while (rows * 2 <= hi && rows * 2 * row_bytes <= int64_t(act_bytes / 32)) rows *= 2;
+  return std::min(N, rows);
 }
 
 // The head in tiles of R = ws.head_rows() rows (one tile of all rows with spec.keep_logits): for

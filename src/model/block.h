@@ -22,8 +22,9 @@ void trunk_fwd(Ctx& ctx, const Model& m, Workspace& ws, const Pass& pass);
 // From ws.g.du = dL/d xf: every parameter gradient of the trunk (accumulated).
 void trunk_bwd(Ctx& ctx, const Model& m, Workspace& ws, const Pass& pass);
 
-// Rows of one LM head tile for a workspace of N rows (requested > 0: that, at most N).
-int64_t head_tile_rows(const Model& m, int64_t N, int64_t requested);
+// Rows of one LM head tile for a workspace of N rows whose other activations take act_bytes
+// (requested > 0: that, at most N).
+int64_t head_tile_rows(const Model& m, int64_t N, int64_t requested, size_t act_bytes);
 // LM head over the first N rows, tile by tile: per-token losses, [sum, count] into stats; the
 // logits of all rows only with spec.keep_logits; in a workspace planned for a backward also the
 // gradients of a scale of 1 (ws.g.du, ws.dhead).

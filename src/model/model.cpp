@@ -190,7 +190,7 @@ Workspace::Workspace(const Model& m, const RunSpec& spec) : spec_(spec), ctx_(m.
     } else if (spec.head) {
       WERSA_CHECK(!(spec.keep_logits && spec.backward),
                   "a workspace keeps all logits only without a backward");
-      head_rows_ = spec.keep_logits ? N : detail::head_tile_rows(m, N, spec.head_rows);
+      head_rows_ = spec.keep_logits ? N : detail::head_tile_rows(m, N, spec.head_rows, a.bytes());
       logits = a.add("logits", m.dtype(), {head_rows_, V});
       losses = a.add("losses", m.dtype(), {N});
       if (spec.backward) dhead = a.add("d.head", m.dtype(), {V, m.config().dim});

@@ -101,8 +101,9 @@ struct RunSpec {
   // activations; the backward recomputes each block's activations from its input before running
   // its backward (train.recompute). The gradients are bitwise those of the stored activations.
   bool recompute = false;
-  // Language model: rows of one head tile (0: chosen from the vocabulary and the device, about
-  // 4 MiB of f32 logits per tile on a CPU). See lm_head_fwd in src/model/block.cpp.
+  // Language model: rows of one head tile (0: chosen from the vocabulary, the device and the
+  // activation memory: 4 to 16 MiB of f32 logits per tile on a CPU). See head_tile_rows and
+  // lm_head_fwd in src/model/block.cpp.
   int64_t head_rows = 0;
   // Language model, forward only: keep the logits of every row in ws.logits [N, V] (for callers
   // that read them; the losses need no more than one tile at a time).
