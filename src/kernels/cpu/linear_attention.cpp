@@ -15,70 +15,29 @@
 // With `advance`, the forward continues from (S0, z0) and then advances them: one position of one
 // sequence through linear_attention_step (update, then query), longer chunks through the chunked
 // kernel followed by linear_attention_state with accumulate.
+// A causal float op on a build with vector instructions runs the same sweeps through the banded
+// register-blocked products of linear_attention_vec.cpp instead of BLAS (double, bidirectional
+// and portable builds stay here).
 #include "wersa/ops/linear_attention.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "blas.h"
 #include "kernels.h"
+#include "linear_attention_impl.h"
 #include "parallel.h"
-#include "reduce.h"
 
 namespace wersa::cpu {
 
 namespace {
 
+using namespace linattn;  // Geo and the row helpers
+
 // Below this many multiply-adds an op runs on one thread: a parallel region costs more.
 constexpr int64_t kParallelWork = int64_t(1) << 16;
 
-struct Geo {
-  int64_t B, T, H, Hkv, m, d, C;
-  int64_t rep() const { return H / Hkv; }
-  int64_t work() const { return B * H * T * (C + m) * (d + 1); }
-  // Row strides between successive positions.
-  int64_t qs() const { return H * m; }
-  int64_t ks() const { return Hkv * m; }
-  int64_t vs() const { return Hkv * d; }
-  int64_t os() const { return H * d; }
-};
-
-Geo geo(const Tensor& phiq, const Tensor& phik, const Tensor& v, int chunk) {
-  // A chunk longer than the sequence computes the same thing as one of length T; clamping it keeps
-  // the scratch O(T).
-  const int64_t T = phiq.dim(1);
-  return Geo{phiq.dim(0),
-             T,
-             phiq.dim(2),
-             phik.dim(2),
-             phiq.dim(3),
-             v.dim(3),
-             std::min<int64_t>(chunk, std::max<int64_t>(T, 1))};
-}
-
-// Pointers to the first row of (b, query head h) and of its kv head.
-template <class T>
-struct HeadRows {
-  const T *q, *k, *v;
-  HeadRows(const Geo& G, const T* q0, const T* k0, const T* v0, int64_t b, int64_t h) {
-    const int64_t g = h / G.rep();
-    q = q0 + (b * G.T * G.H + h) * G.m;
-    k = k0 + (b * G.T * G.Hkv + g) * G.m;
-    v = v0 + (b * G.T * G.Hkv + g) * G.d;
-  }
-};
-
 int I(int64_t x) { return int(x); }
-
-// V1 [n x (d+1)] = [v, 1] of positions [c0, c0+n).
-template <class T>
-void load_v1(const Geo& G, const T* v, int64_t c0, int64_t n, T* V1) {
-  const int64_t d = G.d, dp = d + 1;
-  for (int64_t s = 0; s < n; ++s) {
-    const T* vr = v + (c0 + s) * G.vs();
-    std::copy(vr, vr + d, V1 + s * dp);
-    V1[s * dp + d] = T(1);
-  }
-}
 
 // S [m x (d+1)] += sum over all positions of phik^T [v, 1] (bidirectional), chunk by chunk through
 // the V1 buffer.
@@ -97,33 +56,6 @@ void add_full_state(const Geo& G, const T* k, const T* v, T* V1, T* S) {
 template <class T>
 void mask_upper(int64_t n, int64_t C, T* A) {
   for (int64_t i = 0; i + 1 < n; ++i) std::fill(A + i * C + i + 1, A + i * C + n, T(0));
-}
-
-// o = num / den from the augmented row out = [num, den - eps].
-template <class T>
-void finish_row(const Geo& G, const T* out, T eps, T* o, T* den) {
-  const T dn = out[G.d] + eps;
-  *den = dn;
-  for (int64_t e = 0; e < G.d; ++e) o[e] = out[e] / dn;
-}
-
-// g = [dout / den, -(dout . o) / den], d+1 wide.
-template <class T>
-void grad_row(int64_t d, const T* dout, const T* o, T den, T* g) {
-  const double dot = lane_sum(d, [&](int64_t e) { return double(dout[e]) * double(o[e]); });
-  const T inv = T(1) / den;  // one division per row; the elements multiply by it
-  for (int64_t e = 0; e < d; ++e) g[e] = dout[e] * inv;
-  g[d] = T(-dot / double(den));
-}
-
-// Gc [n x (d+1)]: the g rows of positions [c0, c0+n) of one query head.
-template <class T>
-void load_g(const Geo& G, const T* dout, const T* o, const T* den, int64_t c0, int64_t n, T* Gc) {
-  const int64_t dp = G.d + 1;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t t = c0 + i;
-    grad_row(G.d, dout + t * G.os(), o + t * G.os(), den[t * G.H], Gc + i * dp);
-  }
 }
 
 // ---- forward -----------------------------------------------------------------------------------
@@ -291,23 +223,42 @@ void linear_attention_fwd(Ctx& ctx, const LinearAttnFwd& a) {
                            a.den.view({G.H})};
     return linear_attention_step<T>(ctx, s);
   }
-  const auto work = ctx.per_thread<T>(fwd_scratch(G));
+  // Causal float on a vector build: linear_attention_vec.cpp.
+  constexpr bool vec = linattn::kVecEnabled && std::is_same_v<T, float>;
+  const auto work =
+      ctx.per_thread<T>(vec ? std::max(fwd_scratch(G), linattn::vec_fwd_scratch(G)) : fwd_scratch(G));
   if (ctx.planning()) return;
   const int64_t n = G.B * G.H;
-  parallel_for(n, G.work() > kParallelWork,
-               [&](int64_t bh) { fwd_head<T>(G, a, bh / G.H, bh % G.H, mine(work)); });
+  parallel_for(n, G.work() > kParallelWork, [&](int64_t bh) {
+    if constexpr (vec) {
+      if (a.causal) return linattn::vec_fwd_head(G, a, bh / G.H, bh % G.H, mine(work));
+    }
+    fwd_head<T>(G, a, bh / G.H, bh % G.H, mine(work));
+  });
   if (a.advance) linear_attention_state<T>(ctx, LinearAttnState{a.S0, a.z0, a.phik, a.v, true});
 }
 
 template <class T>
 void linear_attention_bwd(Ctx& ctx, const LinearAttnBwd& a) {
   const Geo G = geo(a.phiq, a.phik, a.v, a.chunk);
-  const auto work = ctx.per_thread<T>(bwd_scratch(G));
+  constexpr bool vec = linattn::kVecEnabled && std::is_same_v<T, float>;
+  const auto work =
+      ctx.per_thread<T>(vec ? std::max(bwd_scratch(G), linattn::vec_bwd_scratch(G)) : bwd_scratch(G));
   if (ctx.planning()) return;
   const int64_t nq = G.B * G.H, nk = G.B * G.Hkv;
   const bool par = G.work() > kParallelWork;
-  parallel_for(nq, par, [&](int64_t bh) { bwd_dq_head<T>(G, a, bh / G.H, bh % G.H, mine(work)); });
-  parallel_for(nk, par, [&](int64_t bg) { bwd_dkv_group<T>(G, a, bg / G.Hkv, bg % G.Hkv, mine(work)); });
+  parallel_for(nq, par, [&](int64_t bh) {
+    if constexpr (vec) {
+      if (a.causal) return linattn::vec_bwd_dq_head(G, a, bh / G.H, bh % G.H, mine(work));
+    }
+    bwd_dq_head<T>(G, a, bh / G.H, bh % G.H, mine(work));
+  });
+  parallel_for(nk, par, [&](int64_t bg) {
+    if constexpr (vec) {
+      if (a.causal) return linattn::vec_bwd_dkv_group(G, a, bg / G.Hkv, bg % G.Hkv, mine(work));
+    }
+    bwd_dkv_group<T>(G, a, bg / G.Hkv, bg % G.Hkv, mine(work));
+  });
 }
 
 template <class T>

@@ -41,20 +41,29 @@ __attribute__((always_inline)) inline void small_gemm_tile(int64_t r, int64_t n0
   const auto ld = [last](const float* p, int v) {
     return v + 1 < NV ? simd::load(p) : simd::load_first(p, last);
   };
+  // Every loop over i and v unrolled early (the pragmas): in linear_attention_vec.cpp, GCC 12
+  // otherwise kept acc in memory too and stored all of it in every k step.
   VF acc[RB][NV];
+#pragma GCC unroll 8
   for (int i = 0; i < RB; ++i)
+#pragma GCC unroll 8
     for (int v = 0; v < NV; ++v)
       acc[i][v] = accumulate ? ld(out + (r + i) * ldo + n0 + v * kLanes, v) : VF(0.f);
   for (int64_t k = 0; k < K; ++k) {
     const float* w = W + k * ldw + n0;
     VF wv[NV];
+#pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) wv[v] = ld(w + v * kLanes, v);
+#pragma GCC unroll 8
     for (int i = 0; i < RB; ++i) {
       const VF xi(x(r + i, k));
+#pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[i][v] = simd::fma_f(xi, wv[v], acc[i][v]);
     }
   }
+#pragma GCC unroll 8
   for (int i = 0; i < RB; ++i)
+#pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
       float* o = out + (r + i) * ldo + n0 + v * kLanes;
       const VF y = post(VF(alpha) * acc[i][v]);
