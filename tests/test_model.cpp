@@ -110,6 +110,13 @@ TEST(ModelGradients, WersaUntiedNoRopeSeparateFeatures) {
   c.attention.qkv_bias = false;
   check_directional_derivatives(c);
 }
+// An FFN whose weight matrices end off a 64-byte boundary (9 x 12 doubles): w_up must still follow
+// w_gate directly (ParamDecl::follows) for the one GEMM over both, and both get their gradients.
+TEST(ModelGradients, WersaOddFfnWidth) {
+  ModelConfig c = small_model("wersa", true, 10000);
+  c.dim = 12, c.heads = 2, c.kv_heads = 1, c.ffn_dim = 9;
+  check_directional_derivatives(c);
+}
 TEST(ModelGradients, WersaBidirectional) {
   ModelConfig c = small_model("wersa", true, 10000);
   c.attention.causal = false;

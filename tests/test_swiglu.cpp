@@ -84,3 +84,45 @@ TEST(Swiglu, ArgumentErrors) {
   EXPECT_THROW(swiglu_bwd(ctx(), {dg, du, y, g, ubad}), Error);
   EXPECT_NO_THROW(swiglu_bwd(ctx(), {dg, du, y, g, u}));
 }
+
+// The packed form (the model's FFN: one GEMM writes [gate, up] per row) computes, element for
+// element, what the elementwise form computes on the same values: bitwise, in float and double,
+// at a width that is no multiple of the vector width (the scalar tail of every row).
+TEST(Swiglu, PackedRowsMatchTheElementwiseForm) {
+  for (DType dt : {DType::F32, DType::F64}) {
+    const int64_t R = 9, F = 37;
+    Buf g(dt, {R, F}), u(dt, {R, F}), y(dt, {R, F}), dy(dt, {R, F}), dg(dt, {R, F}), du(dt, {R, F});
+    Buf gu(dt, {R, 2 * F}), yp(dt, {R, F}), dgu(dt, {R, 2 * F});
+    g.randn(1, 3.0), u.randn(2), dy.randn(3), dgu.randn(4);  // dgu: garbage to be overwritten
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t i = 0; i < F; ++i) {
+        gu.set(r * 2 * F + i, g.get(r * F + i));
+        gu.set(r * 2 * F + F + i, u.get(r * F + i));
+      }
+    swiglu_fwd(ctx(), {y, g, u});
+    swiglu_fwd(ctx(), {yp, {}, {}, gu});
+    EXPECT_EQ(rel_err(yp, y), 0.0);
+    swiglu_bwd(ctx(), {dg, du, dy, g, u});
+    SwigluBwd b;
+    b.dy = dy, b.gate_up = gu, b.dgate_up = dgu;
+    swiglu_bwd(ctx(), b);
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t i = 0; i < F; ++i) {
+        ASSERT_EQ(dgu.get(r * 2 * F + i), dg.get(r * F + i)) << "row " << r << " col " << i;
+        ASSERT_EQ(dgu.get(r * 2 * F + F + i), du.get(r * F + i)) << "row " << r << " col " << i;
+      }
+  }
+}
+
+TEST(Swiglu, PackedArgumentErrors) {
+  Buf gu(DType::F32, {4, 10}), y(DType::F32, {4, 5}), ybad(DType::F32, {4, 6}), g(DType::F32, {4, 5});
+  EXPECT_THROW(swiglu_fwd(ctx(), {ybad, {}, {}, gu}), Error);  // gate_up is not [.., 2F]
+  EXPECT_THROW(swiglu_fwd(ctx(), {y, g, {}, gu}), Error);      // both forms at once
+  const Tensor half = gu.t.view({4, 2, 5}).rows(0, 2).view({2, 10});
+  EXPECT_THROW(swiglu_fwd(ctx(), {half.view({4, 5}), {}, {}, gu}), Error);  // y inside gate_up
+  SwigluBwd b;
+  b.dy = y, b.gate_up = gu, b.dgate_up = gu;  // the gradient over its own input
+  EXPECT_THROW(swiglu_bwd(ctx(), b), Error);
+  b.dgate_up = Tensor();
+  EXPECT_THROW(swiglu_bwd(ctx(), b), Error);  // a packed input without its gradient
+}

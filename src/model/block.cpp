@@ -23,7 +23,7 @@ namespace wersa::detail {
 namespace {
 
 // The FFN half of a block is row-local: a long pass runs it in tiles of kRowTile rows, so each
-// tile's intermediates (u2, gate, up, act and their gradients, about 28 MB for 2048 rows of
+// tile's intermediates (u2, gate_up, act and their gradients, about 28 MB for 2048 rows of
 // bench-cpu.json) are still in cache for the next op instead of crossing memory between ops. A
 // row's forward values do not depend on the tiling (the GEMMs' reductions run over the columns);
 // the weight gradients accumulate tile by tile.
@@ -32,6 +32,17 @@ template <class F>
 void for_row_tiles(int64_t N, F f) {
   if (N < 2 * kRowTile) return f(int64_t(0), N);
   for (int64_t r0 = 0; r0 < N; r0 += kRowTile) f(r0, std::min(N, r0 + kRowTile));
+}
+
+// [W_gate; W_up] [2 F, D]: the two matrices as one (the parameter plan places w_up right after
+// w_gate, ParamDecl::follows), so that one GEMM computes both projections of a row and one their
+// gradients.
+Tensor gate_up_weight(const LayerParams& p) {
+  const Tensor& g = p.w_gate;
+  WERSA_ASSERT(p.w_up.data == static_cast<const char*>(g.data) + g.bytes() && p.w_up.dtype == g.dtype &&
+                   p.w_up.shape == g.shape,
+               "ffn.w_up does not follow ffn.w_gate: ", g, ", ", p.w_up);
+  return Tensor(g.data, g.dtype, g.device, Shape{2 * g.dim(0), g.dim(1)}, "ffn.w_gate_up");
 }
 
 AttnCall attn_call(const Model& m, const Dims& s, int layer, const LayerActs& a, const Pass& pass,
@@ -72,11 +83,10 @@ void block_fwd(Ctx& ctx, const Model& m, const Dims& s, int layer, const LayerAc
   for_row_tiles(pass.N(), [&](int64_t r0, int64_t r1) {
     const Tensor rstd2 = a.rstd2.defined() ? a.rstd2.rows(r0, r1) : Tensor();
     const Tensor h = a.h.rows(r0, r1), u2 = a.u2.rows(r0, r1), act = a.act.rows(r0, r1);
-    const Tensor gate = a.gate.rows(r0, r1), up = a.up.rows(r0, r1);
+    const Tensor gate_up = a.gate_up.rows(r0, r1);
     rmsnorm_fwd(ctx, {u2, rstd2, h, p.ffn_norm, c.norm_eps});
-    matmul_fwd(ctx, {gate, u2, p.w_gate, {}});
-    matmul_fwd(ctx, {up, u2, p.w_up, {}});
-    swiglu_fwd(ctx, {act, gate, up});
+    matmul_fwd(ctx, {gate_up, u2, gate_up_weight(p), {}});
+    swiglu_fwd(ctx, {act, {}, {}, gate_up});
     if (!y.defined()) return;
     copy_fwd(ctx, {y.rows(r0, r1), h});
     matmul_fwd(ctx, {y.rows(r0, r1), act, p.w_down, {}, true});
@@ -92,11 +102,12 @@ void block_bwd(Ctx& ctx, const Model& m, const Dims& s, int layer, const LayerAc
   // FFN branch: dres is the gradient of the block output y = h + ffn(h).
   for_row_tiles(pass.N(), [&](int64_t r0, int64_t r1) {
     const Tensor dres = g.dres.rows(r0, r1), dact = g.dact.rows(r0, r1), du = g.du.rows(r0, r1);
-    const Tensor dgate = g.dgate.rows(r0, r1), dup = g.dup.rows(r0, r1), u2 = a.u2.rows(r0, r1);
+    const Tensor dgate_up = g.dgate_up.rows(r0, r1), u2 = a.u2.rows(r0, r1);
     matmul_bwd(ctx, {dact, gp.w_down, {}, dres, a.act.rows(r0, r1), p.w_down});
-    swiglu_bwd(ctx, {dgate, dup, dact, a.gate.rows(r0, r1), a.up.rows(r0, r1)});
-    matmul_bwd(ctx, {du, gp.w_gate, {}, dgate, u2, p.w_gate});
-    matmul_bwd(ctx, {du, gp.w_up, {}, dup, u2, p.w_up, true});
+    SwigluBwd sw;
+    sw.dy = dact, sw.dgate_up = dgate_up, sw.gate_up = a.gate_up.rows(r0, r1);
+    swiglu_bwd(ctx, sw);
+    matmul_bwd(ctx, {du, gate_up_weight(gp), {}, dgate_up, u2, gate_up_weight(p)});
     // dres becomes dL/dh
     rmsnorm_bwd(ctx, {dres, gp.ffn_norm, du, a.h.rows(r0, r1), p.ffn_norm, a.rstd2.rows(r0, r1), true});
   });

@@ -83,8 +83,7 @@ LayerActs LayerActs::rows(int64_t n) const {
   auto r = [n](const Tensor& t) { return t.defined() ? t.rows(0, n) : t; };
   LayerActs o;
   o.x = r(x), o.u = r(u), o.rstd1 = r(rstd1), o.q = r(q), o.k = r(k), o.v = r(v), o.attn = attn.rows(n);
-  o.o = r(this->o), o.h = r(h), o.u2 = r(u2), o.rstd2 = r(rstd2), o.gate = r(gate), o.up = r(up),
-  o.act = r(act);
+  o.o = r(this->o), o.h = r(h), o.u2 = r(u2), o.rstd2 = r(rstd2), o.gate_up = r(gate_up), o.act = r(act);
   return o;
 }
 
@@ -92,7 +91,7 @@ BlockGrads BlockGrads::rows(int64_t n) const {
   auto r = [n](const Tensor& t) { return t.defined() ? t.rows(0, n) : t; };
   BlockGrads o;
   o.dres = r(dres), o.du = r(du), o.dq = r(dq), o.dk = r(dk), o.dv = r(dv), o.dout = r(dout);
-  o.dgate = r(dgate), o.dup = r(dup), o.dact = r(dact), o.attn = attn.rows(n);
+  o.dgate_up = r(dgate_up), o.dact = r(dact), o.attn = attn.rows(n);
   return o;
 }
 
@@ -125,8 +124,7 @@ void plan_activations(Arena& arena, const Model& m, int64_t rows, bool backward,
     l.h = p.add("h", {s.D});
     l.u2 = p.add("u2", {s.D});
     if (backward) l.rstd2 = p.add("rstd2", {});
-    l.gate = p.add("gate", {s.F});
-    l.up = p.add("up", {s.F});
+    l.gate_up = p.add("gate_up", {2 * s.F});
     l.act = p.add("act", {s.F});
   }
   const detail::ActPlan p{arena, "", dt, rows, backward};
@@ -141,8 +139,7 @@ void plan_activations(Arena& arena, const Model& m, int64_t rows, bool backward,
     g->dk = d.add("k", {Kd});
     g->dv = d.add("v", {Kd});
     g->dout = d.add("o", {Hd});
-    g->dgate = d.add("gate", {s.F});
-    g->dup = d.add("up", {s.F});
+    g->dgate_up = d.add("gate_up", {2 * s.F});
     g->dact = d.add("act", {s.F});
     m.attention().backward_buffers(d, g->attn);
   }

@@ -41,7 +41,7 @@ void visit_params(const ModelConfig& c, ModelParams& p, const ParamFn& f) {
     f(l.wo, {pre + "attn.wo.weight", {D, Hd}, ParamKind::Matrix, out_std, true});
     f(l.ffn_norm, {pre + "ffn_norm.weight", {D}, ParamKind::NormWeight});
     f(l.w_gate, {pre + "ffn.w_gate.weight", {s.F, D}, ParamKind::Matrix, c.init_std, true});
-    f(l.w_up, {pre + "ffn.w_up.weight", {s.F, D}, ParamKind::Matrix, c.init_std, true});
+    f(l.w_up, {pre + "ffn.w_up.weight", {s.F, D}, ParamKind::Matrix, c.init_std, true, true});
     f(l.w_down, {pre + "ffn.w_down.weight", {D, s.F}, ParamKind::Matrix, out_std, true});
   }
   f(p.final_norm, {"final_norm.weight", {D}, ParamKind::NormWeight});
@@ -66,7 +66,7 @@ void visit_buffers(const ModelConfig& c, ModelBuffers& b, const ParamFn& f) {
 namespace {
 ParamFn planner(Arena& a, DType dt, std::vector<ParamDecl>* decls, DType weights) {
   return [&a, dt, decls, weights](Tensor& slot, const ParamDecl& d) {
-    slot = a.add(d.name, d.bf16_ok ? weights : dt, d.shape);
+    slot = a.add(d.name, d.bf16_ok ? weights : dt, d.shape, d.follows);
     if (decls && !a.measuring()) decls->push_back(d);
   };
 }

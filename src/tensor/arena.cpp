@@ -8,10 +8,14 @@ namespace wersa {
 
 Arena::~Arena() { device_free(device_, base_); }
 
-Tensor Arena::add(const std::string& name, DType dtype, Shape shape) {
+Tensor Arena::add(const std::string& name, DType dtype, Shape shape, bool follow) {
   const size_t n = static_cast<size_t>(shape.numel()) * dtype_size(dtype);
-  const size_t offset = bytes_;
-  bytes_ += (n + 63) / 64 * 64;
+  WERSA_ASSERT(!follow || (bytes_ > 0 && dtype == last_dtype_), "arena '", purpose_, "': ", name,
+               " follows no view of its dtype");
+  const size_t offset = follow ? end_ : bytes_;
+  bytes_ = (offset + n + 63) / 64 * 64;
+  end_ = offset + n;
+  last_dtype_ = dtype;
   if (measuring_) return Tensor(nullptr, dtype, device_, shape, {});
   WERSA_ASSERT(base_ && bytes_ <= capacity_, "arena '", purpose_, "': ", name, " does not fit the plan");
   names_.push_back(name);
@@ -28,6 +32,7 @@ void Arena::reserve(size_t bytes) {
   base_ = device_alloc(device_, bytes);
   capacity_ = bytes;
   bytes_ = 0;
+  end_ = 0;
 }
 
 Tensor Arena::flat(DType dtype) const {

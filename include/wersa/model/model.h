@@ -74,18 +74,18 @@ class Model {
 
 // Activations of one layer (every tensor has the run's rows as its leading dimension).
 struct LayerActs {
-  Tensor x, u, rstd1;    // block input, RMSNorm(x), its 1/rms (rstd only kept for a backward)
-  Tensor q, k, v;        // projections [N, H*d], [N, Hkv*d] (q, k after RoPE)
-  Slots attn;            // the attention kind's own activations
-  Tensor o;              // attention output, before Wo [N, H*d]
-  Tensor h, u2, rstd2;   // after the attention residual, its RMSNorm
-  Tensor gate, up, act;  // SwiGLU
+  Tensor x, u, rstd1;   // block input, RMSNorm(x), its 1/rms (rstd only kept for a backward)
+  Tensor q, k, v;       // projections [N, H*d], [N, Hkv*d] (q, k after RoPE)
+  Slots attn;           // the attention kind's own activations
+  Tensor o;             // attention output, before Wo [N, H*d]
+  Tensor h, u2, rstd2;  // after the attention residual, its RMSNorm
+  Tensor gate_up, act;  // SwiGLU: [gate, up] of each row [N, 2 F_ffn], its output [N, F_ffn]
   LayerActs rows(int64_t n) const;
 };
 
 // Gradients of the activations in a backward (overwritten, shared by all layers).
 struct BlockGrads {
-  Tensor dres, du, dq, dk, dv, dout, dgate, dup, dact;  // dres: of the residual stream
+  Tensor dres, du, dq, dk, dv, dout, dgate_up, dact;  // dres: of the residual stream
   Slots attn;
   BlockGrads rows(int64_t n) const;
 };

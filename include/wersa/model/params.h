@@ -32,6 +32,9 @@ struct ParamDecl {
   // Read only by matmul_fwd (as w) and embedding_fwd (as the table) in a forward, so an inference
   // copy of the model may store it in bf16 (Model's weight-format constructor).
   bool bf16_ok = false;
+  // Placed right after the previous declaration, without padding, so that the two are also one
+  // matrix: ffn.w_up after ffn.w_gate, whose stacked [2 F_ffn, D] runs both projections in one GEMM.
+  bool follows = false;
   bool decays() const { return kind == ParamKind::Matrix; }
 };
 

@@ -30,8 +30,9 @@ class Arena {
     return plan(*this);
   }
   // A view of the next `shape` elements (64-byte aligned), named `name` (the arena keeps the
-  // text). While measuring, the view has no data.
-  Tensor add(const std::string& name, DType dtype, Shape shape);
+  // text). While measuring, the view has no data. With `follow`, the view starts right where the
+  // previous one ends (no padding; same dtype), so that the two are also one tensor.
+  Tensor add(const std::string& name, DType dtype, Shape shape, bool follow = false);
   size_t bytes() const { return bytes_; }
   bool measuring() const { return measuring_; }
   const std::string& purpose() const { return purpose_; }
@@ -50,6 +51,8 @@ class Arena {
   std::deque<Tensor> tensors_;
   std::deque<std::string> names_;  // stable storage for the views' names
   size_t bytes_ = 0, capacity_ = 0;
+  size_t end_ = 0;  // where the last view ends (before its padding)
+  DType last_dtype_ = DType::F32;
   void* base_ = nullptr;
   bool measuring_ = false;
 };

@@ -87,16 +87,44 @@ void bwd_rows(int64_t n, const double* dy, const double* g, const double* u, dou
   });
 }
 
+// Packed form: row r of y reads gate_up[r, :F] and gate_up[r, F:]; rows in parallel, each through the
+// single-threaded block kernel (float) or loop (double).
+void fwd_packed_row(int64_t F, const float* gu, float* y) { fwd_block(F, gu, gu + F, y); }
+void bwd_packed_row(int64_t F, const float* dy, const float* gu, float* dgu) {
+  bwd_block(F, dy, gu, gu + F, dgu, dgu + F);
+}
+void fwd_packed_row(int64_t F, const double* gu, double* y) {
+  for (int64_t i = 0; i < F; ++i) y[i] = gu[i] * sigmoid(gu[i]) * gu[F + i];
+}
+void bwd_packed_row(int64_t F, const double* dy, const double* gu, double* dgu) {
+  for (int64_t i = 0; i < F; ++i) {
+    const double g = gu[i], u = gu[F + i], s = sigmoid(g);
+    dgu[i] = dy[i] * u * s * (1.0 + g * (1.0 - s));
+    dgu[F + i] = dy[i] * g * s;
+  }
+}
+
 }  // namespace
 
 template <class T>
 void swiglu_fwd(Ctx&, const SwigluFwd& a) {
-  fwd_rows(a.y.numel(), a.gate.ptr<T>(), a.up.ptr<T>(), a.y.ptr<T>());
+  if (!a.gate_up.defined()) return fwd_rows(a.y.numel(), a.gate.ptr<T>(), a.up.ptr<T>(), a.y.ptr<T>());
+  const int64_t n = a.y.numel(), F = a.y.dim(a.y.rank() - 1), R = F > 0 ? n / F : 0;
+  const T* gu = a.gate_up.ptr<T>();
+  T* y = a.y.ptr<T>();
+  parallel_for(R, n >= kParallelMinElems, [&](int64_t r) { fwd_packed_row(F, gu + 2 * r * F, y + r * F); });
 }
 
 template <class T>
 void swiglu_bwd(Ctx&, const SwigluBwd& a) {
-  bwd_rows(a.dy.numel(), a.dy.ptr<T>(), a.gate.ptr<T>(), a.up.ptr<T>(), a.dgate.ptr<T>(), a.dup.ptr<T>());
+  if (!a.gate_up.defined())
+    return bwd_rows(a.dy.numel(), a.dy.ptr<T>(), a.gate.ptr<T>(), a.up.ptr<T>(), a.dgate.ptr<T>(),
+                    a.dup.ptr<T>());
+  const int64_t n = a.dy.numel(), F = a.dy.dim(a.dy.rank() - 1), R = F > 0 ? n / F : 0;
+  const T *dy = a.dy.ptr<T>(), *gu = a.gate_up.ptr<T>();
+  T* dgu = a.dgate_up.ptr<T>();
+  parallel_for(R, n >= kParallelMinElems,
+               [&](int64_t r) { bwd_packed_row(F, dy + r * F, gu + 2 * r * F, dgu + 2 * r * F); });
 }
 
 template void swiglu_fwd<float>(Ctx&, const SwigluFwd&);
