@@ -124,8 +124,8 @@ CLI::App* add_train_command(CLI::App& app, TrainFlags& f) {
   c->add_flag("--ops", f.ops,
               "also time every op call of the training steps and print where a step goes (CPU)");
   c->add_option("--head-rows", f.head_rows,
-                "rows per tile of the language-model head in training steps (0 = automatic: about 4 MiB of "
-                "logits per tile on a CPU)")
+                "rows per tile of the language-model head in training steps (0 = automatic: 4 to 16 MiB of "
+                "logits per tile on a CPU, by the activation memory)")
       ->check(integer(0, int64_t(1) << 40))
       ->capture_default_str();
   c->add_option("-r,--repetitions", f.reps, "timed steps per case")

@@ -17,6 +17,8 @@
 // gradients one [K, 16] block of run sums and one of double totals per thread.
 #include "wersa/ops/conv.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <type_traits>
 
@@ -84,21 +86,30 @@ void correlate_block(T* out, const T* in, const T* wt, const T* bias, int64_t C,
   if constexpr (std::is_same_v<T, float> && simd::kLanes > 1 && kLanes % simd::kLanes == 0) {  // on VF
     using simd::VF;
     constexpr int64_t NV = kLanes / simd::kLanes;
+    // The loops over r and v unrolled early (the pragmas), so that GCC 12 keeps acc in registers:
+    // without them it stored the accumulators after initialising them and reloaded them at once.
     for (int64_t c0 = 0; c0 < C; c0 += kLanes) {
       VF acc[kRows][NV];
+#pragma GCC unroll 8
       for (int64_t r = 0; r < kRows; ++r)
+#pragma GCC unroll 8
         for (int64_t v = 0; v < NV; ++v)
           acc[r][v] = bias ? simd::load(bias + c0 + v * simd::kLanes) : VF(0.f);
       for (int64_t i = 0; i < K; ++i) {
         const float* wr = wt + i * C + c0;
         const float* x = in + (shift + sign * i) * C + c0;
         VF w[NV];
+#pragma GCC unroll 8
         for (int64_t v = 0; v < NV; ++v) w[v] = simd::load(wr + v * simd::kLanes);
+#pragma GCC unroll 8
         for (int64_t r = 0; r < kRows; ++r)
+#pragma GCC unroll 8
           for (int64_t v = 0; v < NV; ++v)
             acc[r][v] = simd::fma_f(w[v], simd::load(x + r * C + v * simd::kLanes), acc[r][v]);
       }
+#pragma GCC unroll 8
       for (int64_t r = 0; r < kRows; ++r)
+#pragma GCC unroll 8
         for (int64_t v = 0; v < NV; ++v) {
           float* y = out + r * C + c0 + v * simd::kLanes;
           simd::store(y, accumulate ? simd::load(y) + acc[r][v] : acc[r][v]);
@@ -157,14 +168,14 @@ void correlate(const PerThread<T>& scratch, T* out, const T* in, const T* wt, co
   }
 }
 
-// Taps per group of the weight gradient's whole runs, and channels per task.
-constexpr int64_t kTapGroup = 8, kGradChannels = 16;
+// Positions per run sum of the parameter gradients; channels per task at most.
+constexpr int64_t kGradRun = 64, kGradChannelsMax = 64;
 
-// sums[j][c] = sum over the run's n positions t (ascending) of g[t][c] x[t + j][c], for the
-// kTapGroup taps j and kGradChannels channels c: rows are C apart in g and x.
-template <class T>
+// sums[j][c] = sum over the run's n positions t (ascending) of g[t][c] x[t + j][c], for the TG
+// taps j and CB channels c: rows are C apart in g and x.
+template <class T, int64_t CB, int64_t TG>
 void tap_group_sums(const T* g, const T* x, int64_t C, int64_t n, T* sums) {
-  constexpr int64_t CB = kGradChannels;
+  constexpr int64_t kTapGroup = TG;
   if constexpr (std::is_same_v<T, float> && simd::kLanes > 1 && CB % simd::kLanes == 0) {
     using simd::VF;
     constexpr int64_t NV = CB / simd::kLanes;
@@ -189,6 +200,74 @@ void tap_group_sums(const T* g, const T* x, int64_t C, int64_t n, T* sums) {
     for (int64_t j = 0; j < kTapGroup; ++j)
       for (int64_t c = 0; c < CB; ++c) v[j][c] = fma_f(g[t * C + c], x[(t + j) * C + c], v[j][c]);
   for (int64_t j = 0; j < kTapGroup; ++j) std::copy(v[j], v[j] + CB, sums + j * CB);
+}
+
+// The weight and bias gradients in tasks of CB channels (taps in groups of TG over whole runs).
+template <class T, int64_t CB, int64_t TG>
+void conv_param_grads(const DepthwiseConvBwd& a, const T* dy, const int32_t* len, const PerThread<T>& run_all,
+                      const PerThread<double>& tot_all) {
+  constexpr int64_t kTapGroup = TG;
+  constexpr int64_t RUN = kGradRun;
+  const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2), K = a.w.dim(1);
+  const int64_t o = conv_offset(K, a.causal);
+  const T* x = a.x.ptr<T>();
+  T* dw = a.dw.defined() ? a.dw.ptr<T>() : nullptr;
+  T* db = a.db.defined() ? a.db.ptr<T>() : nullptr;
+  const int64_t nblocks = (C + CB - 1) / CB;
+#pragma omp parallel for schedule(static)
+  for (int64_t blk = 0; blk < nblocks; ++blk) {
+    const int64_t c0 = blk * CB, nc = std::min(CB, C - c0);
+    T* run = mine(run_all);       // [K, CB] tap sums, then [CB] the bias sum
+    double* tot = mine(tot_all);  // the same, over all runs
+    std::fill(tot, tot + (K + 1) * CB, 0.0);
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t end = len ? len[b] : T_;
+      for (int64_t t0 = 0; t0 < T_; t0 += RUN) {
+        std::fill(run, run + (K + 1) * CB, T(0));
+        const int64_t t1 = std::min(T_, t0 + RUN);
+        T* rb = run + K * CB;
+        for (int64_t t = t0; t < t1; ++t) {
+          const T* g = dy + (b * T_ + t) * C + c0;
+          for (int64_t c = 0; c < nc; ++c) rb[c] += g[c];
+        }
+        // Tap by tap, the sum over the run's positions whose input row s = t - o + i is in [0, end)
+        // (for each tap and channel: t ascending, as a position-major loop would add them).
+        // Runs where kTapGroup successive taps all cover the whole run take them together:
+        // independent sums per channel (each still t ascending), not one chain of dependent adds.
+        const auto whole = [&](int64_t i) { return o - i <= t0 && end + o - i >= t1; };
+        int64_t i0 = 0;
+        if (nc == CB)
+          for (; i0 + kTapGroup <= K && whole(i0) && whole(i0 + kTapGroup - 1); i0 += kTapGroup)
+            tap_group_sums<T, CB, TG>(dy + (b * T_ + t0) * C + c0, x + (b * T_ + t0 - o + i0) * C + c0, C,
+                                      t1 - t0, run + i0 * CB);
+        for (int64_t i = i0; i < K; ++i) {
+          const int64_t ta = std::max(t0, o - i), tb = std::min(t1, end + o - i);
+          T* aw = run + i * CB;
+          if (nc == CB) {
+            T v[CB] = {};
+            for (int64_t t = ta; t < tb; ++t) {
+              const T* g = dy + (b * T_ + t) * C + c0;
+              const T* xr = x + (b * T_ + t - o + i) * C + c0;
+              for (int64_t c = 0; c < CB; ++c) v[c] = fma_f(g[c], xr[c], v[c]);
+            }
+            std::copy(v, v + CB, aw);
+          } else {
+            for (int64_t t = ta; t < tb; ++t) {
+              const T* g = dy + (b * T_ + t) * C + c0;
+              const T* xr = x + (b * T_ + t - o + i) * C + c0;
+              for (int64_t c = 0; c < nc; ++c) aw[c] = fma_f(g[c], xr[c], aw[c]);
+            }
+          }
+        }
+        for (int64_t j = 0; j < (K + 1) * CB; ++j) tot[j] += double(run[j]);
+      }
+    }
+    for (int64_t c = 0; c < nc; ++c) {
+      if (db) db[c0 + c] += T(tot[K * CB + c]);
+      if (dw)
+        for (int64_t i = 0; i < K; ++i) dw[(c0 + c) * K + i] += T(tot[i * CB + c]);
+    }
+  }
 }
 
 }  // namespace
@@ -224,8 +303,7 @@ template <class T>
 void depthwise_conv_bwd(Ctx& ctx, const DepthwiseConvBwd& a) {
   const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2), K = a.w.dim(1);
   const int64_t o = conv_offset(K, a.causal);
-  constexpr int64_t CB = kGradChannels;  // channels per task of the parameter gradients
-  constexpr int64_t RUN = 64;            // positions per run sum of the parameter gradients
+  constexpr int64_t CB = kGradChannelsMax;  // channels per task of the parameter gradients (at most)
   const bool params = a.dw.defined() || a.db.defined();
   T* wt = a.dx.defined() ? ctx.take<T>(K * C) : nullptr;
   const auto acc = ctx.per_thread<T>(a.dx.defined() ? C : 0);
@@ -240,64 +318,15 @@ void depthwise_conv_bwd(Ctx& ctx, const DepthwiseConvBwd& a) {
               Ring<T>{}, nullptr, len);
   }
   if (!params) return;
-  const T* x = a.x.ptr<T>();
-  T* dw = a.dw.defined() ? a.dw.ptr<T>() : nullptr;
-  T* db = a.db.defined() ? a.db.ptr<T>() : nullptr;
-  const int64_t nblocks = (C + CB - 1) / CB;
-#pragma omp parallel for schedule(static)
-  for (int64_t blk = 0; blk < nblocks; ++blk) {
-    const int64_t c0 = blk * CB, nc = std::min(CB, C - c0);
-    T* run = mine(run_all);       // [K, CB] tap sums, then [CB] the bias sum
-    double* tot = mine(tot_all);  // the same, over all runs
-    std::fill(tot, tot + (K + 1) * CB, 0.0);
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t end = len ? len[b] : T_;
-      for (int64_t t0 = 0; t0 < T_; t0 += RUN) {
-        std::fill(run, run + (K + 1) * CB, T(0));
-        const int64_t t1 = std::min(T_, t0 + RUN);
-        T* rb = run + K * CB;
-        for (int64_t t = t0; t < t1; ++t) {
-          const T* g = dy + (b * T_ + t) * C + c0;
-          for (int64_t c = 0; c < nc; ++c) rb[c] += g[c];
-        }
-        // Tap by tap, the sum over the run's positions whose input row s = t - o + i is in [0, end)
-        // (for each tap and channel: t ascending, as a position-major loop would add them).
-        // Runs where kTapGroup successive taps all cover the whole run take them together:
-        // independent sums per channel (each still t ascending), not one chain of dependent adds.
-        const auto whole = [&](int64_t i) { return o - i <= t0 && end + o - i >= t1; };
-        int64_t i0 = 0;
-        if (nc == CB)
-          for (; i0 + kTapGroup <= K && whole(i0) && whole(i0 + kTapGroup - 1); i0 += kTapGroup)
-            tap_group_sums(dy + (b * T_ + t0) * C + c0, x + (b * T_ + t0 - o + i0) * C + c0, C, t1 - t0,
-                           run + i0 * CB);
-        for (int64_t i = i0; i < K; ++i) {
-          const int64_t ta = std::max(t0, o - i), tb = std::min(t1, end + o - i);
-          T* aw = run + i * CB;
-          if (nc == CB) {
-            T v[CB] = {};
-            for (int64_t t = ta; t < tb; ++t) {
-              const T* g = dy + (b * T_ + t) * C + c0;
-              const T* xr = x + (b * T_ + t - o + i) * C + c0;
-              for (int64_t c = 0; c < CB; ++c) v[c] = fma_f(g[c], xr[c], v[c]);
-            }
-            std::copy(v, v + CB, aw);
-          } else {
-            for (int64_t t = ta; t < tb; ++t) {
-              const T* g = dy + (b * T_ + t) * C + c0;
-              const T* xr = x + (b * T_ + t - o + i) * C + c0;
-              for (int64_t c = 0; c < nc; ++c) aw[c] = fma_f(g[c], xr[c], aw[c]);
-            }
-          }
-        }
-        for (int64_t j = 0; j < (K + 1) * CB; ++j) tot[j] += double(run[j]);
-      }
-    }
-    for (int64_t c = 0; c < nc; ++c) {
-      if (db) db[c0 + c] += T(tot[K * CB + c]);
-      if (dw)
-        for (int64_t i = 0; i < K; ++i) dw[(c0 + c) * K + i] += T(tot[i * CB + c]);
-    }
-  }
+  // Channels per task: the widest of 64, 32, 16 that still gives every thread two tasks (wider
+  // blocks read dy and x in longer pieces of each row). The sums do not depend on it.
+  const int64_t per = 2 * int64_t(omp_get_max_threads());
+  if (C % 64 == 0 && C / 64 >= per)
+    conv_param_grads<T, 64, 4>(a, dy, len, run_all, tot_all);
+  else if (C % 32 == 0 && C / 32 >= per)
+    conv_param_grads<T, 32, 8>(a, dy, len, run_all, tot_all);
+  else
+    conv_param_grads<T, 16, 8>(a, dy, len, run_all, tot_all);
 }
 
 template <class T>
