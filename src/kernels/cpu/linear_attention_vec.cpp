@@ -166,10 +166,6 @@ void vec_bwd_dkv_group(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t 
   const int64_t m = G.m, d = G.d, dp = d + 1, C = G.C;
   float* dk = a.dphik.ptr<float>() + (b * G.T * G.Hkv + gk) * m;
   float* dv = a.dv.ptr<float>() + (b * G.T * G.Hkv + gk) * d;
-  for (int64_t t = 0; t < G.T; ++t) {
-    std::fill(dk + t * G.ks(), dk + t * G.ks() + m, 0.f);
-    std::fill(dv + t * G.vs(), dv + t * G.vs() + d, 0.f);
-  }
   float* Gc = work;
   float* V1t = Gc + C * dp;
   float* Kt = V1t + dp * C;
@@ -197,10 +193,13 @@ void vec_bwd_dkv_group(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t 
       load_g(G, dout, o, den, c0, n, Gc);
       load_v1t(G, R.v, c0, n, V1t);
       transpose(n, m, R.k + c0 * G.ks(), G.ks(), Kt, C);
-      scores(n, dp, Rows{Gc, dp}, V1t, C, Bm, C);                              // Bm = Gc V1c^T, masked
-      prod(n, n, m, Band::Upper, Cols{Bm, C}, Qp, G.qs(), dKc, G.ks(), true);  // dKc += Bm^T Qc
-      scores(n, m, Qc, Kt, C, Am, C);                                          // Am = Qc Kc^T, masked
-      prod(n, n, d, Band::Upper, Cols{Am, C}, Gc, dp, dVc, G.vs(), true);      // dVc += Am^T Gc[:, :d]
+      scores(n, dp, Rows{Gc, dp}, V1t, C, Bm, C);  // Bm = Gc V1c^T, masked
+      // The group's first head writes dKc, dVc (every row of a chunk gets its band's products,
+      // the last row at least its diagonal entry), the others add.
+      const bool add = j > 0;
+      prod(n, n, m, Band::Upper, Cols{Bm, C}, Qp, G.qs(), dKc, G.ks(), add);  // dKc (+)= Bm^T Qc
+      scores(n, m, Qc, Kt, C, Am, C);                                         // Am = Qc Kc^T, masked
+      prod(n, n, d, Band::Upper, Cols{Am, C}, Gc, dp, dVc, G.vs(), add);      // dVc (+)= Am^T Gc[:, :d]
       // The later chunks, through R.
       prod(n, dp, m, Band::Full, Cols{V1t, C}, Rt, m, dKc, G.ks(), true);  // dKc += V1c R^T
       prod(n, m, d, Band::Full, Rows{R.k + c0 * G.ks(), G.ks()}, Rs, dp, dVc, G.vs(), true);  // dVc += Kc R
