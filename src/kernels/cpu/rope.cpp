@@ -3,9 +3,11 @@
 // std::cos/sin at every 64th position and of the 64 offsets, the angle-sum formulas in between
 // (about 1e-16 from the direct values; a long sequence at batch 1 spent 1.6% of a training step
 // in sincos before).
+// The table is rounded once to the tensors' type and the rotation runs in that type (f32: within
+// about 2 ulp of the rotation in double; 16 lanes instead of 8 and half the table's bytes).
 // Forward rotates by +angle, backward by -angle (R^T = R(-angle)). Each pair is read before it
-// is written, so y may alias x. Scratch: the inverse frequencies [d/2], the table [2, T, d/2] and the offsets
-// [2, min(T, 64), d/2] (double).
+// is written, so y may alias x. Scratch: the inverse frequencies [d/2] and the offsets
+// [2, min(T, 64), d/2] (double), the table [2, T, d/2] (T).
 #include "wersa/ops/rope.h"
 
 #include <algorithm>
@@ -25,8 +27,9 @@ template <class T>
 void rope_rotate(Ctx& ctx, const RopeArgs& a, double sign) {
   const int64_t B = a.x.dim(0), Tn = a.x.dim(1), H = a.x.dim(2), d = a.x.dim(3), half = d / 2;
   double* inv_freq = ctx.take<double>(half);
-  // cos at [t * half + i], sin at [(Tn + t) * half + i]; sign folded into sin.
-  double* table = ctx.take<double>(2 * Tn * half);
+  // cos at [t * half + i], sin at [(Tn + t) * half + i]; sign folded into sin. Computed in double,
+  // stored in T: the rotation runs in the tensors' type.
+  T* table = ctx.take<T>(2 * Tn * half);
   const int64_t nk = std::min(kAngleStep, Tn);
   double* step = ctx.take<double>(2 * nk * half);  // cos, sin of k * w_i for k < nk
   if (ctx.planning()) return;
@@ -46,8 +49,8 @@ void rope_rotate(Ctx& ctx, const RopeArgs& a, double sign) {
       for (int64_t k = 0; k < nk && j * kAngleStep + k < Tn; ++k) {
         const int64_t t = j * kAngleStep + k;
         const double ck = step[k * half + i], sk = step[(nk + k) * half + i];
-        table[t * half + i] = cb * ck - sb * sk;
-        table[(Tn + t) * half + i] = sign * (sb * ck + cb * sk);
+        table[t * half + i] = T(cb * ck - sb * sk);
+        table[(Tn + t) * half + i] = T(sign * (sb * ck + cb * sk));
       }
     }
   });
@@ -56,14 +59,14 @@ void rope_rotate(Ctx& ctx, const RopeArgs& a, double sign) {
   const int64_t rows = B * Tn * H;
   parallel_for(rows, rows * d >= kParallelMinElems, [&](int64_t row) {
     const int64_t t = (row / H) % Tn;
-    const double* cs = table + t * half;
-    const double* sn = table + (Tn + t) * half;
+    const T* cs = table + t * half;
+    const T* sn = table + (Tn + t) * half;
     const T* xr = x + row * d;
     T* yr = y + row * d;
     for (int64_t i = 0; i < half; ++i) {
-      const double x1 = double(xr[i]), x2 = double(xr[i + half]);
-      yr[i] = T(x1 * cs[i] - x2 * sn[i]);
-      yr[i + half] = T(x2 * cs[i] + x1 * sn[i]);
+      const T x1 = xr[i], x2 = xr[i + half];
+      yr[i] = x1 * cs[i] - x2 * sn[i];
+      yr[i + half] = x2 * cs[i] + x1 * sn[i];
     }
   });
 }
