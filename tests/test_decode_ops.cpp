@@ -254,7 +254,7 @@ TEST(DecodeOps, OneRowMatmulEqualsTheBatchedRows) {
 
 TEST(DecodeOps, OneRowKernelsDoNotDependOnTheThreadCount) {
   // Large enough that the GEMV and the softmax decode split their work between threads.
-  const int64_t I = 384, O = 1000, Tmax = 3000, H = 4, Hkv = 2, d = 64;
+  const int64_t I = 768, O = 1000, Tmax = 3000, H = 4, Hkv = 2, d = 64;
   Buf x(DType::F32, {1, I}), w(DType::F32, {O, I}), b(DType::F32, {O}), q(DType::F32, {H, d});
   Buf kc(DType::F32, {Tmax, Hkv, d}), vc(DType::F32, {Tmax, Hkv, d});
   x.randn(1);

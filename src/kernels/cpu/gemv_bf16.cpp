@@ -16,7 +16,7 @@
 namespace wersa::cpu {
 namespace {
 
-constexpr int64_t kParallelMacs = int64_t(1) << 18;  // as gemv.cpp
+constexpr int64_t kParallelMacs = int64_t(1) << 19;  // as gemv.cpp
 constexpr int64_t kChunk = 8192;                     // x elements permuted at a time (32 KiB)
 
 typedef float VecF __attribute__((vector_size(64)));
