@@ -1,5 +1,5 @@
 // CPU LayerNorm: y = (x - mean) rstd w + b with two-pass row statistics in double, each sum in 16
-// lanes (reduce.h lane_sum).
+// lanes (reduce.h lane_sum); the elementwise passes in the tensors' type.
 // Backward: xh = (x - mean) rstd, g = dy w, dx = rstd (g - mean(g) - xh mean(g xh));
 // dw += sum_n dy xh, db += sum_n dy, reduced over fixed row blocks (reduce.h): deterministic.
 // Scratch: the per-block partial sums of dw and db, [blocks, C] each in double.
@@ -30,7 +30,10 @@ void layernorm_fwd(Ctx&, const LayerNormFwd& a) {
     const double r = 1.0 / std::sqrt(v / double(C) + a.eps);
     if (mean) mean[n] = T(m);
     if (rstd) rstd[n] = T(r);
-    for (int64_t c = 0; c < C; ++c) yr[c] = T((double(xr[c]) - m) * r * double(w[c]) + double(b[c]));
+    // The row statistics in double; the elementwise part in T (f32: 16 lanes, one rounding of the
+    // statistics, within a few ulp of the double expression).
+    const T mt = T(m), rt = T(r);
+    for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] - mt) * rt * w[c] + b[c];
   });
 }
 
@@ -67,10 +70,8 @@ void layernorm_bwd(Ctx& ctx, const LayerNormBwd& a) {
             lane_sum(C, [&](int64_t c) { return double(dyr[c]) * double(w[c]) * (double(xr[c]) - m) * r; }) /
             double(C);
         T* dxr = dx + n * C;
-        for (int64_t c = 0; c < C; ++c) {
-          const double xh = (double(xr[c]) - m) * r;
-          dxr[c] = T(r * (double(dyr[c]) * double(w[c]) - sg - xh * sgx));
-        }
+        const T mt = T(m), rt = T(r), sgt = T(sg), sgxt = T(sgx);  // elementwise in T, as forward
+        for (int64_t c = 0; c < C; ++c) dxr[c] = rt * (dyr[c] * w[c] - sgt - (xr[c] - mt) * rt * sgxt);
       }
       if (params)
         for (int64_t c = 0; c < C; ++c) {
