@@ -120,10 +120,7 @@ int64_t bwd_scratch(const Geo& G) {
 template <class T>
 void bwd_dq_head(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t h, T* work) {
   const HeadRows<T> R(G, a.phiq.ptr<T>(), a.phik.ptr<T>(), a.v.ptr<T>(), b, h);
-  const int64_t off = (b * G.T * G.H + h) * G.d;
-  const T* dout = a.dout.ptr<T>() + off;
-  const T* o = a.o.ptr<T>() + off;
-  const T* den = a.den.ptr<T>() + b * G.T * G.H + h;
+  const HeadOut<T> Y(G, a, b, h);
   T* dq = a.dphiq.ptr<T>() + (b * G.T * G.H + h) * G.m;
   const int64_t m = G.m, dp = G.d + 1, C = G.C;
   T* Gc = work;
@@ -136,7 +133,7 @@ void bwd_dq_head(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t h, T* 
     const int64_t n = std::min(C, G.T - c0);
     const T* Kc = R.k + c0 * G.ks();
     T* dQc = dq + c0 * G.qs();
-    load_g(G, dout, o, den, c0, n, Gc);
+    load_g(G, Y, c0, n, Gc);
     T beta = T(0);
     if (a.causal) {
       load_v1(G, R.v, c0, n, V1);
@@ -169,15 +166,12 @@ void bwd_dkv_group(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t gk, 
   for (int64_t j = 0; j < G.rep(); ++j) {
     const int64_t h = gk * G.rep() + j;
     const HeadRows<T> R(G, a.phiq.ptr<T>(), a.phik.ptr<T>(), a.v.ptr<T>(), b, h);
-    const int64_t off = (b * G.T * G.H + h) * d;
-    const T* dout = a.dout.ptr<T>() + off;
-    const T* o = a.o.ptr<T>() + off;
-    const T* den = a.den.ptr<T>() + b * G.T * G.H + h;
+    const HeadOut<T> Y(G, a, b, h);
     std::fill(Rs, Rs + m * dp, T(0));
     if (!a.causal) {  // R over all positions first; every position then reads it
       for (int64_t c0 = 0; c0 < G.T; c0 += C) {
         const int64_t n = std::min(C, G.T - c0);
-        load_g(G, dout, o, den, c0, n, Gc);
+        load_g(G, Y, c0, n, Gc);
         gemm(true, false, I(m), I(dp), I(n), T(1), R.q + c0 * G.qs(), I(G.qs()), Gc, I(dp), T(1), Rs, I(dp));
       }
     }
@@ -190,7 +184,7 @@ void bwd_dkv_group(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t gk, 
       T* dVc = dv + c0 * G.vs();
       load_v1(G, R.v, c0, n, V1);
       if (a.causal) {
-        load_g(G, dout, o, den, c0, n, Gc);
+        load_g(G, Y, c0, n, Gc);
         gemm(false, true, I(n), I(n), I(dp), T(1), Gc, I(dp), V1, I(dp), T(0), Bm, I(C));
         mask_upper(n, C, Bm);
         gemm(true, false, I(n), I(m), I(n), T(1), Bm, I(C), Qc, I(G.qs()), T(1), dKc, I(G.ks()));

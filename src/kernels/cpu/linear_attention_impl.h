@@ -75,13 +75,24 @@ void grad_row(int64_t d, const T* dout, const T* o, T den, T* g) {
   g[d] = T(-dot / double(den));
 }
 
+// The forward's outputs and their gradient in the rows of (b, query head h): dout and o rows H*d
+// apart, den H apart (what load_g reads).
+template <class T>
+struct HeadOut {
+  const T *dout, *o, *den;
+  HeadOut(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t h)
+      : dout(a.dout.ptr<T>() + (b * G.T * G.H + h) * G.d),
+        o(a.o.ptr<T>() + (b * G.T * G.H + h) * G.d),
+        den(a.den.ptr<T>() + b * G.T * G.H + h) {}
+};
+
 // Gc [n x (d+1)]: the g rows of positions [c0, c0+n) of one query head.
 template <class T>
-void load_g(const Geo& G, const T* dout, const T* o, const T* den, int64_t c0, int64_t n, T* Gc) {
+void load_g(const Geo& G, const HeadOut<T>& y, int64_t c0, int64_t n, T* Gc) {
   const int64_t dp = G.d + 1;
   for (int64_t i = 0; i < n; ++i) {
     const int64_t t = c0 + i;
-    grad_row(G.d, dout + t * G.os(), o + t * G.os(), den[t * G.H], Gc + i * dp);
+    grad_row(G.d, y.dout + t * G.os(), y.o + t * G.os(), y.den[t * G.H], Gc + i * dp);
   }
 }
 

@@ -138,10 +138,7 @@ void vec_fwd_head(const Geo& G, const LinearAttnFwd& a, int64_t b, int64_t h, fl
 
 void vec_bwd_dq_head(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t h, float* work) {
   const HeadRows<float> R(G, a.phiq.ptr<float>(), a.phik.ptr<float>(), a.v.ptr<float>(), b, h);
-  const int64_t off = (b * G.T * G.H + h) * G.d;
-  const float* dout = a.dout.ptr<float>() + off;
-  const float* o = a.o.ptr<float>() + off;
-  const float* den = a.den.ptr<float>() + b * G.T * G.H + h;
+  const HeadOut<float> Y(G, a, b, h);
   float* dq = a.dphiq.ptr<float>() + (b * G.T * G.H + h) * G.m;
   const int64_t m = G.m, dp = G.d + 1, C = G.C;
   float* Gc = work;
@@ -153,7 +150,7 @@ void vec_bwd_dq_head(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t h,
     const int64_t n = std::min(C, G.T - c0);
     const float* Kc = R.k + c0 * G.ks();
     float* dQc = dq + c0 * G.qs();
-    load_g(G, dout, o, den, c0, n, Gc);
+    load_g(G, Y, c0, n, Gc);
     load_v1t(G, R.v, c0, n, V1t);
     scores(n, dp, Rows{Gc, dp}, V1t, C, Bm, C);                               // Bm = Gc V1c^T, masked
     prod(n, n, m, Band::Lower, Rows{Bm, C}, Kc, G.ks(), dQc, G.qs(), false);  // dQc = Bm Kc
@@ -177,10 +174,7 @@ void vec_bwd_dkv_group(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t 
   for (int64_t j = 0; j < G.rep(); ++j) {
     const int64_t h = gk * G.rep() + j;
     const HeadRows<float> R(G, a.phiq.ptr<float>(), a.phik.ptr<float>(), a.v.ptr<float>(), b, h);
-    const int64_t off = (b * G.T * G.H + h) * d;
-    const float* dout = a.dout.ptr<float>() + off;
-    const float* o = a.o.ptr<float>() + off;
-    const float* den = a.den.ptr<float>() + b * G.T * G.H + h;
+    const HeadOut<float> Y(G, a, b, h);
     std::fill(Rs, Rs + m * dp, 0.f);
     std::fill(Rt, Rt + dp * m, 0.f);
     // Chunks from the last to the first, R holding the sum over later chunks.
@@ -190,7 +184,7 @@ void vec_bwd_dkv_group(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t 
       const Rows Qc{Qp, G.qs()};
       float* dKc = dk + c0 * G.ks();
       float* dVc = dv + c0 * G.vs();
-      load_g(G, dout, o, den, c0, n, Gc);
+      load_g(G, Y, c0, n, Gc);
       load_v1t(G, R.v, c0, n, V1t);
       transpose(n, m, R.k + c0 * G.ks(), G.ks(), Kt, C);
       scores(n, dp, Rows{Gc, dp}, V1t, C, Bm, C);  // Bm = Gc V1c^T, masked
