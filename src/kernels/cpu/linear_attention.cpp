@@ -77,16 +77,7 @@ void fwd_head(const Geo& G, const LinearAttnFwd& a, int64_t b, int64_t h, T* wor
   T* S = V1 + C * dp;
   T* A = S + m * dp;
   T* Out = A + C * C;
-  std::fill(S, S + m * dp, T(0));
-  if (a.S0.defined()) {  // continue a sequence: S' = [S0, z0] of this kv head
-    const int64_t g = h / G.rep();
-    const T* S0 = a.S0.ptr<T>() + (b * G.Hkv + g) * m * G.d;
-    const T* z0 = a.z0.ptr<T>() + (b * G.Hkv + g) * m;
-    for (int64_t kk = 0; kk < m; ++kk) {
-      std::copy(S0 + kk * G.d, S0 + (kk + 1) * G.d, S + kk * dp);
-      S[kk * dp + G.d] = z0[kk];
-    }
-  }
+  load_state(G, a, b, h, S);
   if (!a.causal) add_full_state(G, R.k, R.v, V1, S);  // S' over all positions, then every row reads it
   for (int64_t c0 = 0; c0 < G.T; c0 += C) {
     const int64_t n = std::min(C, G.T - c0);

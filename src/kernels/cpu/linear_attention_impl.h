@@ -96,6 +96,22 @@ void load_g(const Geo& G, const HeadOut<T>& y, int64_t c0, int64_t n, T* Gc) {
   }
 }
 
+// S' [m x (d+1)] at the start of a forward for query head h: zero, or [S0, z0] of its kv head
+// (a sequence continued from a state).
+template <class T>
+void load_state(const Geo& G, const LinearAttnFwd& a, int64_t b, int64_t h, T* S) {
+  const int64_t m = G.m, dp = G.d + 1;
+  std::fill(S, S + m * dp, T(0));
+  if (!a.S0.defined()) return;
+  const int64_t g = h / G.rep();
+  const T* S0 = a.S0.ptr<T>() + (b * G.Hkv + g) * m * G.d;
+  const T* z0 = a.z0.ptr<T>() + (b * G.Hkv + g) * m;
+  for (int64_t kk = 0; kk < m; ++kk) {
+    std::copy(S0 + kk * G.d, S0 + (kk + 1) * G.d, S + kk * dp);
+    S[kk * dp + G.d] = z0[kk];
+  }
+}
+
 // The causal float kernels on the build's vectors (linear_attention_vec.cpp), where the build
 // has vector instructions; the scratch each needs per thread, in floats.
 constexpr bool kVecEnabled = simd::kLanes > 1;

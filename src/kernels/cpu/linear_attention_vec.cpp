@@ -112,16 +112,7 @@ void vec_fwd_head(const Geo& G, const LinearAttnFwd& a, int64_t b, int64_t h, fl
   float* Kt = Out + C * dp;
   float* S = Kt + m * C;
   float* A = S + m * dp;
-  std::fill(S, S + m * dp, 0.f);
-  if (a.S0.defined()) {  // continue a sequence: S' = [S0, z0] of this kv head
-    const int64_t g = h / G.rep();
-    const float* S0 = a.S0.ptr<float>() + (b * G.Hkv + g) * m * G.d;
-    const float* z0 = a.z0.ptr<float>() + (b * G.Hkv + g) * m;
-    for (int64_t kk = 0; kk < m; ++kk) {
-      std::copy(S0 + kk * G.d, S0 + (kk + 1) * G.d, S + kk * dp);
-      S[kk * dp + G.d] = z0[kk];
-    }
-  }
+  load_state(G, a, b, h, S);
   for (int64_t c0 = 0; c0 < G.T; c0 += C) {
     const int64_t n = std::min(C, G.T - c0);
     const Rows Qc{R.q + c0 * G.qs(), G.qs()};
