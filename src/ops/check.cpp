@@ -45,6 +45,11 @@ const ArgCheck& ArgCheck::floating(const Tensor& t) const {
   return *this;
 }
 
+const ArgCheck& ArgCheck::disjoint(const Tensor& a, const Tensor& b) const {
+  const char *pa = static_cast<const char*>(a.data), *pb = static_cast<const char*>(b.data);
+  return that(pa + a.bytes() <= pb || pb + b.bytes() <= pa, a, " overlaps ", b);
+}
+
 const ArgCheck& ArgCheck::same_size(const Tensor& t, const Tensor& like) const {
   WERSA_CHECK(t.numel() == like.numel(), op_, ": tensor ", t, " should have ", like.numel(),
               " elements like ", like);

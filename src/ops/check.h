@@ -29,6 +29,8 @@ class ArgCheck {
   const ArgCheck& floating(const Tensor& t) const;
   // Equal element counts (elementwise ops over differently shaped views).
   const ArgCheck& same_size(const Tensor& t, const Tensor& like) const;
+  // a and b share no byte (kernels that read one while writing the other, or restrict pointers).
+  const ArgCheck& disjoint(const Tensor& a, const Tensor& b) const;
   // A condition on scalar arguments; the message names the op first. The message parts are
   // formatted only on failure: pass tensors themselves (streamed as describe()), not strings.
   template <class... A>
