@@ -155,8 +155,21 @@ TEST(BenchTrain, OpTimesOfTheTrainingSteps) {
   EXPECT_NE(md.find("| op | calls/step | ms/step | of step |"), std::string::npos) << md;
   EXPECT_NE(md.find("| matmul_fwd | "), std::string::npos) << md;
   EXPECT_NE(md.find("| (outside ops) |"), std::string::npos) << md;
+  // The matmul calls by shape add up to the matmul ops' calls and time.
+  ASSERT_FALSE(r.train_gemms.empty());
+  int64_t gemm_calls = 0, op_calls = 0;
+  double gemm_seconds = 0, op_seconds = 0;
+  for (const OpTimes::Gemm& g : r.train_gemms) gemm_calls += g.calls, gemm_seconds += g.seconds;
+  for (const OpTimes::Entry& e : r.train_ops)
+    if (std::string(e.op) == "matmul_fwd" || std::string(e.op) == "matmul_bwd")
+      op_calls += e.calls, op_seconds += e.seconds;
+  EXPECT_EQ(gemm_calls, op_calls);
+  EXPECT_GE(gemm_seconds, op_seconds);       // timed around the dispatcher's own timing
+  EXPECT_LE(gemm_seconds, r.train_seconds);  // and inside the steps
+  EXPECT_NE(md.find("| op | products | n x i -> o |"), std::string::npos) << md;
   const nlohmann::json j = train_bench_json({r}, 100.0, 1);
   EXPECT_EQ(j.at("rows").at(0).at("train_ops").size(), r.train_ops.size());
+  EXPECT_EQ(j.at("rows").at(0).at("train_gemms").size(), r.train_gemms.size());
   // Without the option there are none.
   opt.ops = false;
   EXPECT_TRUE(bench_train_case("tiny", tiny("wersa"), opt).train_ops.empty());

@@ -235,3 +235,42 @@ TEST(OpTimes, EveryCallIsCountedUnderItsOpOnce) {
   EXPECT_EQ(times.entries.size(), 2u);
   EXPECT_EQ(times.entries[0].calls, 4);
 }
+
+// The matmul calls are also kept by shape and products, with 2 n i o FLOPs per product.
+TEST(OpTimes, MatmulCallsByShape) {
+  Ctx c(Device::CPU, ScratchPolicy::Grow);
+  Buf x(DType::F32, {64, 32}), w(DType::F32, {16, 32}), y(DType::F32, {64, 16});
+  Buf x2(DType::F32, {8, 32}), y2(DType::F32, {8, 16}), dx(DType::F32, {64, 32}), dw(DType::F32, {16, 32});
+  x.randn(1), w.randn(2), x2.randn(3), y.randn(4);
+  OpTimes times;
+  c.set_op_times(&times);
+  for (int i = 0; i < 2; ++i) matmul_fwd(c, {y, x, w, {}});
+  matmul_fwd(c, {y2, x2, w, {}});
+  MatmulFwd acc{y2, x2, w, {}};
+  acc.accumulate_y = true;
+  matmul_fwd(c, acc);
+  matmul_bwd(c, {dx, dw, {}, y, x, w});
+  matmul_bwd(c, {{}, dw, {}, y, x, w});
+  c.set_op_times(nullptr);
+  ASSERT_EQ(times.gemms.size(), 5u);
+  auto check = [&](size_t k, const char* op, const char* products, int64_t n, int64_t calls, double flops) {
+    const OpTimes::Gemm& g = times.gemms[k];
+    EXPECT_STREQ(g.op, op) << k;
+    EXPECT_STREQ(g.products, products) << k;
+    EXPECT_EQ(g.n, n) << k;
+    EXPECT_EQ(g.i, 32) << k;
+    EXPECT_EQ(g.o, 16) << k;
+    EXPECT_EQ(g.calls, calls) << k;
+    EXPECT_DOUBLE_EQ(g.flops, flops) << k;
+    EXPECT_GE(g.seconds, 0.0) << k;
+  };
+  check(0, "matmul_fwd", "y", 64, 2, 2 * 2.0 * 64 * 32 * 16);
+  check(1, "matmul_fwd", "y", 8, 1, 2.0 * 8 * 32 * 16);
+  check(2, "matmul_fwd", "y+=", 8, 1, 2.0 * 8 * 32 * 16);
+  check(3, "matmul_bwd", "dx,dw", 64, 1, 2 * 2.0 * 64 * 32 * 16);
+  check(4, "matmul_bwd", "dw", 64, 1, 2.0 * 64 * 32 * 16);
+  // The op entries count the same calls.
+  ASSERT_EQ(times.entries.size(), 2u);
+  EXPECT_EQ(times.entries[0].calls, 4);
+  EXPECT_EQ(times.entries[1].calls, 2);
+}

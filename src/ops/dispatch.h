@@ -15,14 +15,18 @@ namespace wersa::detail {
 #include "../kernels/ops.inc"
 #undef WERSA_OP
 
+// The OpTimes an op call adds to: set, and this call outermost on a CPU context outside planning.
+inline OpTimes* timed_call(const Ctx& ctx) {
+  return ctx.op_times() && !ctx.planning() && !ctx.in_op() && ctx.device() == Device::CPU ? ctx.op_times()
+                                                                                          : nullptr;
+}
+
 template <class A>
 void dispatch(Ctx& ctx, const A& a, DType dt, bool takes_scratch, void (*f32)(Ctx&, const A&),
               void (*f64)(Ctx&, const A&), void (*cu)(Ctx&, const A&), const char* op) {
   if (ctx.planning() && !takes_scratch) return;
   using clock = std::chrono::steady_clock;
-  OpTimes* times = ctx.op_times() && !ctx.planning() && !ctx.in_op() && ctx.device() == Device::CPU
-                       ? ctx.op_times()
-                       : nullptr;
+  OpTimes* times = timed_call(ctx);
   const clock::time_point t0 = times ? clock::now() : clock::time_point{};
   {
     ScratchScope scope(ctx);

@@ -1,9 +1,37 @@
 #include "wersa/ops/matmul.h"
 
+#include <chrono>
+
 #include "check.h"
 #include "dispatch.h"
 
 namespace wersa {
+namespace {
+
+// Times a matmul call by shape for OpTimes::gemms (the dispatcher times it by op as every op).
+class GemmTimer {
+ public:
+  GemmTimer(const Ctx& ctx, const char* op, const char* products, int64_t N, int64_t I, int64_t O,
+            int n_products)
+      : times_(detail::timed_call(ctx)), op_(op), products_(products), n_(N), i_(I), o_(O), k_(n_products) {
+    if (times_) t0_ = clock::now();
+  }
+  ~GemmTimer() {
+    if (times_)
+      times_->add_gemm(op_, products_, n_, i_, o_, 2.0 * double(n_) * double(i_) * double(o_) * k_,
+                       std::chrono::duration<double>(clock::now() - t0_).count());
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  OpTimes* times_;
+  const char *op_, *products_;
+  int64_t n_, i_, o_;
+  int k_;
+  clock::time_point t0_{};
+};
+
+}  // namespace
 
 void matmul_fwd(Ctx& ctx, const MatmulFwd& a) {
   const detail::ArgCheck c(ctx, "matmul_fwd");
@@ -18,6 +46,7 @@ void matmul_fwd(Ctx& ctx, const MatmulFwd& a) {
     return;
   }
   c.dtype(a.y.dtype, {&a.w});
+  const GemmTimer timer(ctx, "matmul_fwd", a.accumulate_y ? "y+=" : "y", N, I, O, 1);
   WERSA_DISPATCH(ctx, matmul_fwd, a, a.y.dtype);
 }
 
@@ -29,6 +58,12 @@ void matmul_bwd(Ctx& ctx, const MatmulBwd& a) {
   c.need(a.w, "w", Shape{O, I}).need(a.dy, "dy", Shape{N, O});
   c.opt(a.dx, Shape{N, I}).opt(a.dw, Shape{O, I}).opt(a.db, Shape{O});
   c.floating(a.dy).dtype(a.dy.dtype, {&a.dx, &a.dw, &a.db, &a.x, &a.w});
+  const bool dx = a.dx.defined(), dw = a.dw.defined();
+  const char* products = dx && dw ? (a.accumulate_dx ? "dx+=,dw" : "dx,dw")
+                         : dx     ? (a.accumulate_dx ? "dx+=" : "dx")
+                         : dw     ? "dw"
+                                  : "db";
+  const GemmTimer timer(ctx, "matmul_bwd", products, N, I, O, int(dx) + int(dw));
   WERSA_DISPATCH(ctx, matmul_bwd, a, a.dy.dtype);
 }
 

@@ -28,6 +28,17 @@ void OpTimes::add(const char* op, double seconds) {
   entries.push_back(Entry{op, seconds, 1});
 }
 
+void OpTimes::add_gemm(const char* op, const char* products, int64_t n, int64_t i, int64_t o, double flops,
+                       double seconds) {
+  for (Gemm& g : gemms)
+    if (g.n == n && g.i == i && g.o == o && std::strcmp(g.op, op) == 0 &&
+        std::strcmp(g.products, products) == 0) {
+      g.seconds += seconds, g.flops += flops, ++g.calls;
+      return;
+    }
+  gemms.push_back(Gemm{op, products, n, i, o, seconds, flops, 1});
+}
+
 double OpTimes::total_seconds() const {
   double s = 0;
   for (const Entry& e : entries) s += e.seconds;

@@ -151,6 +151,9 @@ TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const
     r.train_ops = times.entries;
     std::stable_sort(r.train_ops.begin(), r.train_ops.end(),
                      [](const OpTimes::Entry& a, const OpTimes::Entry& b) { return a.seconds > b.seconds; });
+    r.train_gemms = times.gemms;
+    std::stable_sort(r.train_gemms.begin(), r.train_gemms.end(),
+                     [](const OpTimes::Gemm& a, const OpTimes::Gemm& b) { return a.seconds > b.seconds; });
   }
   if (opt.forward) {
     Workspace ws(model, RunSpec{r.batch, r.T, false, true});
@@ -223,6 +226,26 @@ double per_step(const TrainBenchRow& r, double x) {
   return x / double(std::max<size_t>(1, r.train_tps.size()));
 }
 
+// The step's matmul calls by shape, each one's GFLOP/s against the sgemm probe (the median of the
+// probes beside the steps, else the start's figure).
+std::string gemms_markdown(const TrainBenchRow& r, double sgemm) {
+  if (!r.train_sgemm.empty()) sgemm = median(r.train_sgemm);
+  std::ostringstream o;
+  o << "\nmatmul calls by shape (x [n, i], w [o, i]; y = x w^T forward, dx = dy w and dW += dy^T x backward; "
+       "+=: added to the output), GFLOP/s of each against the sgemm of "
+    << fmt("%.1f", sgemm)
+    << ":\n\n| op | products | n x i -> o | calls/step | ms/step | GFLOP/s | of sgemm |\n"
+       "| --- | --- | --- | ---: | ---: | ---: | ---: |\n";
+  for (const OpTimes::Gemm& g : r.train_gemms) {
+    const double gf = g.seconds > 0 ? g.flops / g.seconds / 1e9 : 0.0;
+    o << "| " << g.op << " | " << g.products << " | " << g.n << " x " << g.i << " -> " << g.o << " | "
+      << fmt("%.0f", per_step(r, double(g.calls))) << " | " << fmt("%.2f", 1e3 * per_step(r, g.seconds))
+      << " | " << fmt("%.1f", gf) << " | " << (sgemm > 0 ? fmt("%.0f%%", 100 * gf / sgemm) : std::string("-"))
+      << " |\n";
+  }
+  return o.str();
+}
+
 std::string ops_markdown(const TrainBenchRow& r) {
   std::ostringstream o;
   o << "Op times of the timed training steps, " << r.model << " T=" << r.T << " batch " << r.batch
@@ -285,7 +308,7 @@ std::string train_bench_markdown(const std::vector<TrainBenchRow>& rows, double 
        "the weights, gradients and AdamW moments exist; act/token: (peak RSS - model state) / tokens of a "
        "step.\n";
   for (const TrainBenchRow& r : rows)
-    if (!r.train_ops.empty()) o << "\n" << ops_markdown(r);
+    if (!r.train_ops.empty()) o << "\n" << ops_markdown(r) << gemms_markdown(r, sgemm);
   return o.str();
 }
 
@@ -325,6 +348,17 @@ nlohmann::json train_bench_json(const std::vector<TrainBenchRow>& rows, double s
                      {"calls_per_step", per_step(r, double(e.calls))},
                      {"seconds_per_step", per_step(r, e.seconds)}});
     out[i]["train_ops"] = ops;
+    nlohmann::json gemms = nlohmann::json::array();
+    for (const OpTimes::Gemm& g : r.train_gemms)
+      gemms.push_back({{"op", g.op},
+                       {"products", g.products},
+                       {"n", g.n},
+                       {"i", g.i},
+                       {"o", g.o},
+                       {"calls_per_step", per_step(r, double(g.calls))},
+                       {"seconds_per_step", per_step(r, g.seconds)},
+                       {"gflops", g.seconds > 0 ? g.flops / g.seconds / 1e9 : 0.0}});
+    out[i]["train_gemms"] = gemms;
     out[i]["train_seconds_per_step"] = per_step(r, r.train_seconds);
   }
   return {{"threads", threads}, {"blas_kernels", blas_kernel_name()}, {"sgemm_gflops", sgemm}, {"rows", out}};

@@ -36,9 +36,25 @@ struct OpTimes {
     double seconds = 0;
     int64_t calls = 0;
   };
-  std::vector<Entry> entries;         // in order of first call
-  OpTimes() { entries.reserve(64); }  // more than every op there is: no allocation during a step
+  // The matmul calls among them, by shape: x [n, i] times w [o, i]^T (forward) or its gradients
+  // (backward: dx, dW or both), with the FLOPs they did (2 n i o per product). "+=": the product is
+  // added to its output (beta = 1; dW always is), else it overwrites it.
+  struct Gemm {
+    const char* op = nullptr;        // "matmul_fwd" or "matmul_bwd"
+    const char* products = nullptr;  // "y", "y+=", "dx", "dx+=", "dw", "dx,dw", "dx+=,dw", "db"
+    int64_t n = 0, i = 0, o = 0;
+    double seconds = 0, flops = 0;
+    int64_t calls = 0;
+  };
+  std::vector<Entry> entries;  // in order of first call
+  std::vector<Gemm> gemms;     // in order of first call
+  OpTimes() {                  // more than every op and matmul shape a step has: no allocation during a step
+    entries.reserve(64);
+    gemms.reserve(256);
+  }
   void add(const char* op, double seconds);
+  void add_gemm(const char* op, const char* products, int64_t n, int64_t i, int64_t o, double flops,
+                double seconds);
   double total_seconds() const;
 };
 

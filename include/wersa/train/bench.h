@@ -73,6 +73,7 @@ struct TrainBenchRow {
   // With TrainBenchOptions::ops: the op times summed over the timed training steps, and those
   // steps' total wall time (what no op accounts for is the model's glue, waits and read-backs).
   std::vector<OpTimes::Entry> train_ops;
+  std::vector<OpTimes::Gemm> train_gemms;  // the matmul calls among them by shape, slowest first
   double train_seconds = 0;
 };
 
