@@ -60,7 +60,8 @@ std::vector<fs::path> sources(const fs::path& root) {
   for (const char* dir : {"include", "src", "tools"})
     for (const auto& e : fs::recursive_directory_iterator(root / dir)) {
       const std::string ext = e.path().extension().string();
-      if (e.is_regular_file() && (ext == ".h" || ext == ".cpp" || ext == ".cu" || ext == ".inc"))
+      if (e.is_regular_file() &&
+          (ext == ".h" || ext == ".cpp" || ext == ".cu" || ext == ".cuh" || ext == ".inc"))
         out.push_back(e.path());
     }
   return out;

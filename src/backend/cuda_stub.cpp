@@ -14,7 +14,11 @@ void memset0(void*, size_t) { unavailable("cuda memset"); }
 void copy_h2d(void*, const void*, size_t, void*) { unavailable("cuda copy"); }
 void copy_d2h(void*, const void*, size_t, void*) { unavailable("cuda copy"); }
 void copy_d2d(void*, const void*, size_t, void*) { unavailable("cuda copy"); }
+void memset0_async(void*, size_t, void*) { unavailable("cuda memset"); }
 void sync() {}
+void* stream_create() { unavailable("cuda stream"); }
+void stream_destroy(void*) {}
+void stream_sync(void*) {}
 bool available() { return false; }
 void* blas_create(void*) { unavailable("cuBLAS"); }
 void blas_destroy(void*) {}

@@ -4,9 +4,18 @@
 
 namespace wersa::cuda {
 
-#define WERSA_OP(NAME, ARGS, SCRATCH) \
+#define WERSA_OP(NAME, ARGS, CPU_SCRATCH, CUDA_SCRATCH) \
   void NAME(Ctx&, const ARGS&) { unavailable(#NAME); }
 #include "ops.inc"
 #undef WERSA_OP
+
+const std::vector<std::string>& pending_ops() {
+  static const std::vector<std::string> all = {
+#define WERSA_OP(NAME, ARGS, CPU_SCRATCH, CUDA_SCRATCH) #NAME,
+#include "ops.inc"
+#undef WERSA_OP
+  };
+  return all;
+}
 
 }  // namespace wersa::cuda

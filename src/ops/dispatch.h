@@ -1,6 +1,7 @@
 // Internal to the op dispatchers (src/ops): after an op has validated its arguments once, it calls
 // WERSA_DISPATCH(ctx, op, args, dtype) to run the kernel of the context's device (f32 or f64 on the
-// CPU). While the context is planning, only kernels that take scratch run (to record it; they
+// CPU; a CUDA kernel handles its dtypes itself). While the context is planning, only kernels that
+// take scratch on that device run (to record it; they
 // return before computing), and every call opens a ScratchScope. Where the context collects op
 // times (Ctx::set_op_times), an outermost CPU call is timed.
 #pragma once
@@ -11,7 +12,8 @@
 
 namespace wersa::detail {
 
-#define WERSA_OP(NAME, ARGS, SCRATCH) constexpr bool NAME##_scratch = SCRATCH;
+#define WERSA_OP(NAME, ARGS, CPU_SCRATCH, CUDA_SCRATCH) \
+  constexpr bool NAME##_scratch[2] = {CPU_SCRATCH, CUDA_SCRATCH};
 #include "../kernels/ops.inc"
 #undef WERSA_OP
 
@@ -22,9 +24,9 @@ inline OpTimes* timed_call(const Ctx& ctx) {
 }
 
 template <class A>
-void dispatch(Ctx& ctx, const A& a, DType dt, bool takes_scratch, void (*f32)(Ctx&, const A&),
+void dispatch(Ctx& ctx, const A& a, DType dt, const bool (&takes_scratch)[2], void (*f32)(Ctx&, const A&),
               void (*f64)(Ctx&, const A&), void (*cu)(Ctx&, const A&), const char* op) {
-  if (ctx.planning() && !takes_scratch) return;
+  if (ctx.planning() && !takes_scratch[ctx.device() == Device::CUDA]) return;
   using clock = std::chrono::steady_clock;
   OpTimes* times = timed_call(ctx);
   const clock::time_point t0 = times ? clock::now() : clock::time_point{};

@@ -5,12 +5,20 @@
 
 namespace wersa {
 
-Ctx::Ctx(Device device, ScratchPolicy policy) : device_(device), policy_(policy) {}
+Ctx::Ctx(Device device, ScratchPolicy policy) : device_(device), policy_(policy) {
+  if (device_ == Device::CUDA) stream_ = cuda::stream_create();
+}
 
 Ctx::~Ctx() {
+  if (stream_) cuda::stream_sync(stream_);  // nothing of this context may still run
   device_free(device_, base_);
   for (void* p : overflow_) device_free(device_, p);
   if (blas_) cuda::blas_destroy(blas_);
+  if (stream_) cuda::stream_destroy(stream_);
+}
+
+void Ctx::sync() {
+  if (stream_) cuda::stream_sync(stream_);
 }
 
 void* Ctx::blas() {
@@ -59,6 +67,7 @@ void Ctx::plan(const std::function<void()>& fn) {
   }
   planning_ = false;
   if (peak_ > capacity_) {
+    sync();  // the old scratch may still be in use by queued kernels
     device_free(device_, base_);
     base_ = device_alloc(device_, peak_);
     capacity_ = peak_;
@@ -69,6 +78,7 @@ void Ctx::enter() {
   if (depth_++ > 0) return;
   offset_ = 0;
   if (policy_ == ScratchPolicy::Grow && peak_ > capacity_ && !planning_) {
+    sync();
     device_free(device_, base_);
     base_ = device_alloc(device_, peak_);
     capacity_ = peak_;
@@ -78,6 +88,7 @@ void Ctx::enter() {
 void Ctx::leave() {
   WERSA_ASSERT(depth_ > 0, "unbalanced scratch scope");
   if (--depth_ > 0) return;
+  if (!overflow_.empty()) sync();  // queued kernels may still read the blocks
   for (void* p : overflow_) device_free(device_, p);
   overflow_.clear();
 }

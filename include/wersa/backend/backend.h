@@ -53,9 +53,15 @@ void memset0(void* p, size_t bytes);
 void copy_h2d(void* dst, const void* src, size_t bytes, void* stream);
 void copy_d2h(void* dst, const void* src, size_t bytes, void* stream);
 void copy_d2d(void* dst, const void* src, size_t bytes, void* stream);
+void memset0_async(void* p, size_t bytes, void* stream);
 void sync();
 bool available();
-// A cuBLAS handle bound to `stream` (opaque: cublasHandle_t), and its release.
+// A stream of its own (opaque: cudaStream_t), its release, and waiting for its work.
+void* stream_create();
+void stream_destroy(void* stream);
+void stream_sync(void* stream);
+// A cuBLAS handle bound to `stream` with a workspace of its own (opaque: cublasHandle_t), and
+// its release (with the workspace).
 void* blas_create(void* stream);
 void blas_destroy(void* handle);
 // Raised by an op that has no CUDA kernel in this build.

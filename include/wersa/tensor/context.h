@@ -79,7 +79,8 @@ class Ctx {
   Ctx& operator=(const Ctx&) = delete;
 
   Device device() const { return device_; }
-  void* stream() const { return stream_; }  // CUDA stream (nullptr: the default stream)
+  void* stream() const { return stream_; }  // CUDA: the context's own stream (CPU: nullptr)
+  void sync();                              // waits for the work queued on the stream (CUDA)
   void* blas();                             // cuBLAS handle on CUDA (made on first use)
   int threads() const;                      // CPU threads a kernel may use
   bool planning() const { return planning_; }

@@ -5,8 +5,15 @@
 
 namespace wersa::cuda {
 
-#define PENDING(NAME, ARGS) \
-  void NAME(Ctx&, const ARGS&) { unavailable(#NAME); }
+std::vector<std::string>& pending_list() {
+  static std::vector<std::string> ops;
+  return ops;
+}
+const std::vector<std::string>& pending_ops() { return pending_list(); }
+
+#define PENDING(NAME, ARGS)                            \
+  void NAME(Ctx&, const ARGS&) { unavailable(#NAME); } \
+  static const bool NAME##_listed = (pending_list().push_back(#NAME), true);
 
 PENDING(activation_fwd, ActivationFwd)
 PENDING(activation_bwd, ActivationBwd)
@@ -17,11 +24,6 @@ PENDING(depthwise_conv_step, DepthwiseConvStep)
 PENDING(cross_entropy_fwd, CrossEntropyFwd)
 PENDING(cross_entropy_bwd, CrossEntropyBwd)
 PENDING(loss_sum_fwd, LossSumFwd)
-PENDING(add_fwd, AddFwd)
-PENDING(axpy, AxpyArgs)
-PENDING(scale_inplace, ScaleArgs)
-PENDING(copy_fwd, CopyArgs)
-PENDING(sum_squares, SumSquaresArgs)
 PENDING(embedding_fwd, EmbeddingFwd)
 PENDING(embedding_bwd, EmbeddingBwd)
 PENDING(feature_map_fwd, FeatureMapFwd)

@@ -1,0 +1,53 @@
+// Fibers for the CUDA simulator: each simulated CUDA thread runs on a stack of its own, and the
+// scheduler switches between them on one CPU thread. On x86-64 a switch saves and restores the
+// callee-saved registers and the floating-point control words (tens of nanoseconds); elsewhere
+// glibc's ucontext does it (a system call per switch). Under AddressSanitizer every switch is
+// announced to it, so it follows the stacks.
+#pragma once
+#include <cstddef>
+
+#if !defined(__x86_64__)
+#include <ucontext.h>
+#endif
+
+namespace wersa::sim {
+
+class Fiber {
+ public:
+  using Entry = void (*)(void* arg);
+  Fiber() = default;
+  ~Fiber();
+  Fiber(const Fiber&) = delete;
+  Fiber& operator=(const Fiber&) = delete;
+
+  // Prepares the fiber to run entry(arg) from the start of its stack (allocated on first use);
+  // whatever it ran before is abandoned.
+  void reset(Entry entry, void* arg);
+  // From the scheduler: runs the fiber until it yields or finishes.
+  void resume();
+  // From inside the fiber: back to the scheduler (resume() returns).
+  void yield();
+  // From inside the fiber, as its last act: back to the scheduler, never to return.
+  [[noreturn]] void finish();
+
+  static size_t stack_bytes();
+
+ private:
+  void* stack_ = nullptr;  // mapping: a guard page, then the stack
+  size_t mapped_ = 0;
+#if defined(__x86_64__)
+  void* sp_ = nullptr;         // the fiber's saved stack pointer
+  void* caller_sp_ = nullptr;  // the scheduler's
+#else
+  ucontext_t ctx_{}, caller_{};
+#endif
+  void* fake_stack_ = nullptr;  // ASan's fake stack of the suspended side
+  const void* caller_bottom_ = nullptr;
+  size_t caller_size_ = 0;
+  Entry entry_ = nullptr;
+  void* arg_ = nullptr;
+  static void start(Fiber* f);
+  friend void fiber_trampoline_entry(Fiber* f);
+};
+
+}  // namespace wersa::sim

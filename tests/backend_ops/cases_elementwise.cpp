@@ -1,0 +1,51 @@
+// test_backend_ops cases: add, axpy, scale, copy, sum of squares.
+#include "backend_ops.h"
+#include "wersa/ops/elementwise.h"
+
+namespace wersa::test {
+
+void add_elementwise_cases(std::vector<OpCase>& out) {
+  for (DType dt : {DType::F32, DType::F64}) {
+    const double err = dt == DType::F32 ? 1e-12 : 1e-28;
+    const char* d = dt == DType::F32 ? "f32" : "f64";
+    for (int64_t n : {1, 7, 1000, 65537}) {
+      const std::string sz = std::string(d) + " n" + std::to_string(n);
+      OpCase add("add_fwd", "add_fwd " + sz);
+      add.in("a", {n}, dt, Fill::Special).in("b", {n}, dt).out("y", {n}, dt);
+      add.max_err = err;
+      add.run = [](Ctx& c, const Bound& t) { add_fwd(c, AddFwd{t["y"], t["a"], t["b"]}); };
+      out.push_back(add);
+
+      OpCase axp("axpy", "axpy " + sz);
+      axp.in("x", {n}, dt).acc("y", {n}, dt);
+      axp.max_err = err;
+      axp.run = [](Ctx& c, const Bound& t) { axpy(c, AxpyArgs{t["y"], t["x"], -0.37}); };
+      out.push_back(axp);
+
+      OpCase sc("scale_inplace", "scale_inplace " + sz);
+      sc.acc("x", {n}, dt);
+      sc.max_err = err;
+      sc.run = [](Ctx& c, const Bound& t) { scale_inplace(c, ScaleArgs{t["x"], 1.0 / 3}); };
+      out.push_back(sc);
+
+      OpCase cp("copy_fwd", "copy_fwd " + sz);
+      cp.in("x", {n}, dt, Fill::Special).out("y", {n}, dt);
+      cp.max_err = 0;
+      cp.run = [](Ctx& c, const Bound& t) { copy_fwd(c, CopyArgs{t["y"], t["x"]}); };
+      out.push_back(cp);
+
+      OpCase ss("sum_squares", "sum_squares " + sz);
+      ss.in("x", {n}, dt).out("out", {1}, DType::F64);
+      ss.max_err = 1e-26;  // sums in double on both devices, in different orders
+      ss.run = [](Ctx& c, const Bound& t) { sum_squares(c, SumSquaresArgs{t["out"], t["x"]}); };
+      out.push_back(ss);
+    }
+  }
+  OpCase ci("copy_fwd", "copy_fwd i32 n300");
+  ci.ids("x", {300}, -5, 1000).out("y", {300}, DType::I32);
+  ci.max_err = 0;
+  ci.run = [](Ctx& c, const Bound& t) { copy_fwd(c, CopyArgs{t["y"], t["x"]}); };
+  out.push_back(ci);
+}
+
+}  // namespace wersa::test
