@@ -9,7 +9,7 @@
 namespace wersa::cpu {
 
 #define WERSA_OP(NAME, ARGS, CPU_SCRATCH, CUDA_SCRATCH) \
-  template <class T>                  \
+  template <class T>                                    \
   void NAME(Ctx& ctx, const ARGS& a);
 #include "../ops.inc"
 #undef WERSA_OP
