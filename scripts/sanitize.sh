@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sanitizer and fuzzing check (CI runs it after scripts/test.sh). Builds ./build-san with clang:
 # ASan + UBSan on every library, tool and test (WERSA_SANITIZE) and the libFuzzer targets of
-# tests/fuzz (WERSA_FUZZ); runs the whole ctest suite under the sanitizers; then fuzzes each
+# tests/fuzz (WERSA_FUZZ), with the CUDA backend on the CUDA simulator (WERSA_CUDA=SIM), so the
+# CUDA kernels' tests run under the sanitizers too; runs the whole ctest suite under the sanitizers; then fuzzes each
 # target for a bounded time, starting from its seeds and regression inputs. Any test failure,
 # sanitizer report or fuzzing finding fails the script; a finding's reproducer path is printed.
 # Arguments go to ctest. Environment:
@@ -19,7 +20,7 @@ gen=()
 command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
 if [ ! -f build-san/CMakeCache.txt ]; then
   cmake -S . -B build-san "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang \
-    -DCMAKE_CXX_COMPILER=clang++ -DWERSA_SANITIZE=ON -DWERSA_FUZZ=ON -DWERSA_CUDA=OFF
+    -DCMAKE_CXX_COMPILER=clang++ -DWERSA_SANITIZE=ON -DWERSA_FUZZ=ON -DWERSA_CUDA=SIM
 fi
 t0=$SECONDS
 cmake --build build-san -j "$(nproc)"

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "wersa/common/error.h"
 
@@ -21,6 +22,7 @@ struct DryBlock {
 };
 std::mutex g_dry_mutex;
 std::map<void*, DryBlock> g_dry;  // address-space reservations of dry runs
+std::set<void*> g_pinned;         // page-locked blocks of host_alloc_pinned
 }  // namespace
 
 DryRun::DryRun() : outer_(t_dry) { t_dry = this; }
@@ -95,6 +97,34 @@ void device_memset0(Device d, void* p, size_t bytes) {
     cuda::memset0(p, bytes);
   else
     std::memset(p, 0, bytes);
+}
+
+void device_memset0_async(Device d, void* p, size_t bytes, void* stream) {
+  if (!p || bytes == 0) return;
+  if (d == Device::CUDA)
+    cuda::memset0_async(p, bytes, stream);
+  else
+    std::memset(p, 0, bytes);
+}
+
+void* host_alloc_pinned(size_t bytes) {
+  if (DryRun::active() || !cuda::available()) return device_alloc(Device::CPU, bytes);
+  ++g_allocs;
+  const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+  void* p = cuda::alloc_pinned(rounded);
+  std::memset(p, 0, rounded);
+  std::lock_guard<std::mutex> lock(g_dry_mutex);
+  g_pinned.insert(p);
+  return p;
+}
+
+void host_free_pinned(void* p) {
+  if (!p) return;
+  {
+    std::lock_guard<std::mutex> lock(g_dry_mutex);
+    if (g_pinned.erase(p) == 0) return device_free(Device::CPU, p);  // a dry reservation or heap block
+  }
+  cuda::free_pinned(p);
 }
 
 void device_copy(Device dst_dev, void* dst, Device src_dev, const void* src, size_t bytes, void* stream) {

@@ -15,6 +15,8 @@ void copy_h2d(void*, const void*, size_t, void*) { unavailable("cuda copy"); }
 void copy_d2h(void*, const void*, size_t, void*) { unavailable("cuda copy"); }
 void copy_d2d(void*, const void*, size_t, void*) { unavailable("cuda copy"); }
 void memset0_async(void*, size_t, void*) { unavailable("cuda memset"); }
+void* alloc_pinned(size_t) { unavailable("cuda pinned memory"); }
+void free_pinned(void*) {}
 void sync() {}
 void* stream_create() { unavailable("cuda stream"); }
 void stream_destroy(void*) {}

@@ -209,7 +209,7 @@ int64_t head_tile_rows(const Model& m, int64_t N, int64_t requested, size_t act_
 void lm_head_fwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t N, const Tensor& stats) {
   WERSA_ASSERT(N <= ws.rows(), "head over more rows than planned");
   const bool all = ws.logits.dim(0) >= N, backward = ws.dhead.defined();
-  if (backward && !ctx.planning()) tensor_zero(ws.dhead);  // no memory exists while a dry run plans
+  if (backward && !ctx.planning()) tensor_zero(ctx, ws.dhead);  // no memory exists while a dry run plans
   for (int64_t r0 = 0; r0 < N; r0 += ws.head_rows()) {
     const int64_t r1 = std::min(N, r0 + ws.head_rows());
     const Tensor logits = all ? ws.logits.rows(r0, r1) : ws.logits.rows(0, r1 - r0);

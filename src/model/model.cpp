@@ -168,7 +168,7 @@ Workspace::Workspace(const Model& m, const RunSpec& spec) : spec_(spec), ctx_(m.
   if (m.device() == Device::CPU) {
     host_ids = ids_, host_docs = docs_;
   } else {
-    host_arena_ = std::make_unique<Arena>("token ids (host)", Device::CPU);
+    host_arena_ = std::make_unique<Arena>("token ids (host)", Device::CPU, /*pinned=*/true);
     host_arena_->build([&](Arena& a) {
       host_ids = a.add("ids", DType::I32, {2, N});
       if (classify) host_docs = a.add("docs", DType::I32, {2, B});
@@ -222,8 +222,8 @@ size_t Workspace::bytes() const {
 size_t Workspace::scratch_bytes() const { return ctx_.scratch_bytes(); }
 
 void Workspace::upload_ids() {
-  if (host_ids.data != ids_.data) tensor_copy(ids_, host_ids);
-  if (docs_.defined() && host_docs.data != docs_.data) tensor_copy(docs_, host_docs);
+  if (host_ids.data != ids_.data) tensor_copy(ctx_, ids_, host_ids);
+  if (docs_.defined() && host_docs.data != docs_.data) tensor_copy(ctx_, docs_, host_docs);
 }
 
 // ---- forward and backward ----------------------------------------------------------------------
@@ -247,7 +247,7 @@ void model_forward_device(Model& m, Workspace& ws, const Tensor& stats) {
 double model_forward(Model& m, Workspace& ws, int64_t* count) {
   model_forward_device(m, ws);
   double stats[2];
-  tensor_copy(Tensor(stats, DType::F64, Device::CPU, Shape{2}), ws.loss_stats);
+  tensor_copy(ws.ctx(), Tensor(stats, DType::F64, Device::CPU, Shape{2}), ws.loss_stats);
   if (count) *count = int64_t(stats[1]);
   return stats[0];
 }
@@ -270,7 +270,7 @@ void classify_forward_device(Model& m, Workspace& ws, int64_t B, int64_t T, cons
 double classify_forward(Model& m, Workspace& ws, int64_t B, int64_t T, int64_t* count) {
   classify_forward_device(m, ws, B, T);
   double stats[2];
-  tensor_copy(Tensor(stats, DType::F64, Device::CPU, Shape{2}), ws.loss_stats);
+  tensor_copy(ws.ctx(), Tensor(stats, DType::F64, Device::CPU, Shape{2}), ws.loss_stats);
   if (count) *count = int64_t(stats[1]);
   return stats[0];
 }
@@ -284,7 +284,8 @@ double read_f64(const Ctx& ctx, const Tensor& t, int64_t i) {
   if (ctx.planning()) return 0.0;
   WERSA_ASSERT(t.dtype == DType::F64 && i >= 0 && i < t.numel(), "read_f64 of ", t.describe());
   double v = 0;
-  device_copy(Device::CPU, &v, t.device, static_cast<const double*>(t.data) + i, sizeof v);
+  // On the context's stream, which a copy to the host waits for.
+  device_copy(Device::CPU, &v, t.device, static_cast<const double*>(t.data) + i, sizeof v, ctx.stream());
   return v;
 }
 

@@ -6,7 +6,12 @@
 
 namespace wersa {
 
-Arena::~Arena() { device_free(device_, base_); }
+Arena::~Arena() {
+  if (pinned_)
+    host_free_pinned(base_);
+  else
+    device_free(device_, base_);
+}
 
 Tensor Arena::add(const std::string& name, DType dtype, Shape shape, bool follow) {
   const size_t n = static_cast<size_t>(shape.numel()) * dtype_size(dtype);
@@ -29,7 +34,7 @@ void Arena::reserve(size_t bytes) {
     WERSA_CHECK(avail == 0 || bytes <= avail, "the ", purpose_, " arena needs ", format_bytes(bytes),
                 " but only ", format_bytes(avail), " of host memory is available");
   }
-  base_ = device_alloc(device_, bytes);
+  base_ = pinned_ ? host_alloc_pinned(bytes) : device_alloc(device_, bytes);
   capacity_ = bytes;
   bytes_ = 0;
   end_ = 0;

@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "wersa/tensor/context.h"
+
 namespace wersa {
 
 size_t dtype_size(DType t) {
@@ -93,11 +95,29 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.des
 void tensor_copy(const Tensor& dst, const Tensor& src) {
   WERSA_ASSERT(dst.dtype == src.dtype && dst.numel() == src.numel(), "copy ", src.describe(), " -> ",
                dst.describe());
+  const bool cuda = dst.device == Device::CUDA || src.device == Device::CUDA;
+  if (cuda) device_sync(Device::CUDA);  // kernels of any stream may still write src or read dst
   device_copy(dst.device, dst.data, src.device, src.data, src.bytes());
-  if (dst.device == Device::CUDA || src.device == Device::CUDA) device_sync(Device::CUDA);
+  if (cuda) device_sync(Device::CUDA);
 }
 
-void tensor_zero(const Tensor& t) { device_memset0(t.device, t.data, t.bytes()); }
+void tensor_zero(const Tensor& t) {
+  if (t.device == Device::CUDA) device_sync(Device::CUDA);
+  device_memset0(t.device, t.data, t.bytes());
+  if (t.device == Device::CUDA) device_sync(Device::CUDA);
+}
+
+void tensor_copy(Ctx& ctx, const Tensor& dst, const Tensor& src) {
+  WERSA_ASSERT(dst.dtype == src.dtype && dst.numel() == src.numel(), "copy ", src.describe(), " -> ",
+               dst.describe());
+  if (ctx.planning()) return;
+  device_copy(dst.device, dst.data, src.device, src.data, src.bytes(), ctx.stream());
+}
+
+void tensor_zero(Ctx& ctx, const Tensor& t) {
+  if (ctx.planning()) return;
+  device_memset0_async(t.device, t.data, t.bytes(), ctx.stream());
+}
 
 void tensor_convert(const Tensor& dst, const Tensor& src) {
   WERSA_ASSERT(dst.numel() == src.numel() && dst.device == Device::CPU && src.device == Device::CPU,

@@ -106,10 +106,11 @@ ClassifyEval evaluate_classifier(Model& m, const data::DocumentSet& set, const s
     sum += classify_forward(m, ws, B, T);
     logits.resize(size_t(B * C));
     if (m.dtype() == DType::F64) {
-      tensor_copy(Tensor(logits.data(), DType::F64, Device::CPU, Shape{B, C}), ws.logits.rows(0, B));
+      tensor_copy(ws.ctx(), Tensor(logits.data(), DType::F64, Device::CPU, Shape{B, C}),
+                  ws.logits.rows(0, B));
     } else {
       std::vector<float> f(size_t(B * C));
-      tensor_copy(Tensor(f.data(), DType::F32, Device::CPU, Shape{B, C}), ws.logits.rows(0, B));
+      tensor_copy(ws.ctx(), Tensor(f.data(), DType::F32, Device::CPU, Shape{B, C}), ws.logits.rows(0, B));
       std::copy(f.begin(), f.end(), logits.begin());
     }
     for (int64_t i = 0; i < B; ++i) {
@@ -294,7 +295,7 @@ TrainResult train_classifier(const Config& cfg_in, const TrainOptions& opt) {
       classify_backward(model, ws, B, T, 1.0 / (wsum * tc.grad_accum), !frozen);
       real += data::batch_tokens(d.docs, batch), padded += B * T, ndocs += B;
     }
-    tensor_copy(Tensor(host_stats.data(), DType::F64, Device::CPU, stats.shape), stats);
+    tensor_copy(ctx, Tensor(host_stats.data(), DType::F64, Device::CPU, stats.shape), stats);
     double loss = 0;
     for (int micro = 0; micro < tc.grad_accum; ++micro)
       loss += host_stats[size_t(2 * micro)] / host_stats[size_t(2 * micro + 1)] / tc.grad_accum;

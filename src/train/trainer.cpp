@@ -82,10 +82,10 @@ EvalResult evaluate(Model& m, const data::TokenDataset& ds, int64_t seq, int64_t
     if (per_token) {
       losses.resize(size_t(B * T));
       if (m.dtype() == DType::F64) {
-        tensor_copy(Tensor(losses.data(), DType::F64, Device::CPU, Shape{B * T}), ws->losses);
+        tensor_copy(ws->ctx(), Tensor(losses.data(), DType::F64, Device::CPU, Shape{B * T}), ws->losses);
       } else {
         std::vector<float> lf(size_t(B * T));
-        tensor_copy(Tensor(lf.data(), DType::F32, Device::CPU, Shape{B * T}), ws->losses);
+        tensor_copy(ws->ctx(), Tensor(lf.data(), DType::F32, Device::CPU, Shape{B * T}), ws->losses);
         std::copy(lf.begin(), lf.end(), losses.begin());
       }
       for (int64_t i = 0; i < B * T; ++i) per_token(pos + i + 1, tgt[i], losses[size_t(i)]);
@@ -208,7 +208,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
       model_forward_device(model, ws, stats.rows(micro, micro + 1).view({2}));
       model_backward(model, ws, 1.0 / (double(n) * tc.grad_accum));
     }
-    tensor_copy(Tensor(host_stats.data(), DType::F64, Device::CPU, stats.shape), stats);
+    tensor_copy(ctx, Tensor(host_stats.data(), DType::F64, Device::CPU, stats.shape), stats);
     double loss = 0;
     for (int micro = 0; micro < tc.grad_accum; ++micro)
       loss += host_stats[size_t(2 * micro)] / host_stats[size_t(2 * micro + 1)] / tc.grad_accum;

@@ -16,6 +16,12 @@ const char* device_name(Device d);  // "cpu", "cuda"
 void* device_alloc(Device d, size_t bytes);
 void device_free(Device d, void* p);
 void device_memset0(Device d, void* p, size_t bytes);
+// The same, ordered on a CUDA stream (nullptr: the default one); on the CPU, at once.
+void device_memset0_async(Device d, void* p, size_t bytes, void* stream);
+// Zero-filled host memory that a CUDA device copies from and to asynchronously (page-locked, where
+// CUDA is built in and present; ordinary memory otherwise): the staging buffers of uploads.
+void* host_alloc_pinned(size_t bytes);
+void host_free_pinned(void* p);
 // Copies between any two devices; `stream` orders it on a CUDA stream (nullptr: the default one).
 void device_copy(Device dst_dev, void* dst, Device src_dev, const void* src, size_t bytes,
                  void* stream = nullptr);
@@ -54,6 +60,8 @@ void copy_h2d(void* dst, const void* src, size_t bytes, void* stream);
 void copy_d2h(void* dst, const void* src, size_t bytes, void* stream);
 void copy_d2d(void* dst, const void* src, size_t bytes, void* stream);
 void memset0_async(void* p, size_t bytes, void* stream);
+void* alloc_pinned(size_t bytes);
+void free_pinned(void* p);
 void sync();
 bool available();
 // A stream of its own (opaque: cudaStream_t), its release, and waiting for its work.

@@ -14,7 +14,9 @@ namespace wersa {
 
 class Arena {
  public:
-  Arena(std::string purpose, Device device) : purpose_(std::move(purpose)), device_(device) {}
+  // pinned: a host arena that a CUDA device copies from and to (host_alloc_pinned).
+  Arena(std::string purpose, Device device, bool pinned = false)
+      : purpose_(std::move(purpose)), device_(device), pinned_(pinned && device == Device::CPU) {}
   ~Arena();
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
@@ -47,6 +49,7 @@ class Arena {
  private:
   std::string purpose_;
   Device device_;
+  bool pinned_ = false;
   void reserve(size_t bytes);
   std::deque<Tensor> tensors_;
   std::deque<std::string> names_;  // stable storage for the views' names

@@ -107,10 +107,17 @@ struct Tensor {
 // Streams describe(): lets error messages take a tensor as an argument, formatted only on failure.
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
 
-// Synchronous copies and fills for setup and I/O (model moves, checkpoint loading, host staging);
-// ops inside a run use copy_fwd (ops/elementwise.h), which runs on the context's stream.
+class Ctx;
+
+// Synchronous copies and fills for setup and I/O (model moves, checkpoint loading): the device is
+// idle before and after. Within a run use the forms that take the run's context, ordered on its
+// stream (uploads, zeroing, read-backs), or copy_fwd (ops/elementwise.h).
 void tensor_copy(const Tensor& dst, const Tensor& src);  // equal dtype and element count, any devices
 void tensor_zero(const Tensor& t);
+// Ordered after the work already queued on ctx's stream; a copy to the host waits for the stream
+// (the host reads it next), other copies and the zero return at once.
+void tensor_copy(Ctx& ctx, const Tensor& dst, const Tensor& src);
+void tensor_zero(Ctx& ctx, const Tensor& t);
 // CPU only, equal element counts: f32 -> bf16 (rounded to nearest even), bf16 -> f32 (exact), or
 // a plain copy when the dtypes are equal.
 void tensor_convert(const Tensor& dst, const Tensor& src);

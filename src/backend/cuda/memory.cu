@@ -37,6 +37,12 @@ void copy_d2h(void* d, const void* s, size_t n, void* stream) {
 void copy_d2d(void* d, const void* s, size_t n, void* stream) {
   check(cudaMemcpyAsync(d, s, n, cudaMemcpyDeviceToDevice, as_stream(stream)), "copy d2d");
 }
+void* alloc_pinned(size_t bytes) {
+  void* p = nullptr;
+  check(cudaMallocHost(&p, bytes), "cudaMallocHost");
+  return p;
+}
+void free_pinned(void* p) { check(cudaFreeHost(p), "cudaFreeHost"); }
 void memset0_async(void* p, size_t bytes, void* stream) {
   check(cudaMemsetAsync(p, 0, bytes, as_stream(stream)), "cudaMemsetAsync");
 }
