@@ -149,7 +149,8 @@ struct FlagUse {
   std::string doc, where, flag, tool, sub;
 };
 
-// A tool and its subcommand named at words[i] (i updated past them), or false.
+// Whether w[i] names a tool; if so, sets c to it and to the subcommand that follows it, if any
+// (i then points at the subcommand).
 bool tool_at(const std::vector<std::string>& w, size_t& i, Ctx& c) {
   const std::string t = tool_of(w[i]);
   if (t.empty()) return false;
@@ -164,8 +165,9 @@ bool tool_at(const std::vector<std::string>& w, size_t& i, Ctx& c) {
   return true;
 }
 
-// The flags of one command or code span. `context`: the tool a span that starts with a flag
-// belongs to. Returns false when the command is not one of the engine's.
+// Adds the flags of one command or code span to `out`. `context`: the tool of a span that starts
+// with a flag (lone_ok; code-block lines must start with a tool). A command that names no tool
+// is not the engine's and adds nothing.
 void command_flags(const std::string& cmd, const Ctx& context, bool lone_ok, const std::string& doc,
                    const std::string& where, std::vector<FlagUse>& out) {
   const auto w = words(cmd);
