@@ -62,8 +62,8 @@ void* device_alloc(Device d, size_t bytes) {
     return p;
   }
   // Blocks from 2 MiB on are 2 MiB aligned and ask for transparent huge pages (Linux's default
-  // policy is "madvise"): 512 times fewer page faults when a block is first zeroed. On the 2-core
-  // VM, zeroing 12 GiB (a workspace for 131,072 tokens) took 68-80 s in 4 KiB pages, 17-27 s so.
+  // policy is "madvise"): 512 times fewer page faults when a block is first zeroed, which is what
+  // the first touch of a long sequence's workspace spends its time on.
   const bool huge = rounded >= kHugePage;
   const size_t span = huge ? (rounded + kHugePage - 1) / kHugePage * kHugePage : rounded;
   void* p = std::aligned_alloc(huge ? kHugePage : 64, span);

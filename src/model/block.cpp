@@ -186,9 +186,8 @@ int64_t head_tile_rows(const Model& m, int64_t N, int64_t requested, size_t act_
   // that, the largest power of two of rows whose tile is at most 1/32 of the activations planned
   // before it, so the tile never adds more than about 3% to a run's activation memory beyond the
   // floor (with recomputation at a few thousand tokens it stays at the floor). Wider tiles give
-  // the head's three GEMMs longer inner dimensions: 512 rows trained bench-cpu.json at T = 1024,
-  // batch 4, 2-3 points of sgemm faster than 128 on a 2-core Xeon VM (2026-12-03); 1024 rows
-  // were no faster than 512. At least 64 rows.
+  // the head's three GEMMs longer inner dimensions, which BLAS runs faster, up to about 512 rows
+  // (docs/performance.md). At least 64 rows.
   const int64_t lo = std::max<int64_t>(64, (int64_t(1) << 20) / V), hi = std::max(lo, (int64_t(1) << 22) / V);
   const int64_t row_bytes = V * int64_t(dtype_size(m.dtype()));
   int64_t rows = lo;

@@ -84,8 +84,8 @@ int cpu_threads();  // the count in effect now
 // them in the environment and re-executes the program once (call first thing in main()):
 // - OpenMP waiting: libgomp lets an idle thread spin ~300,000 times at every barrier before it
 //   sleeps; beside another CPU-bound process that spinning takes the core from the thread that
-//   the barrier waits for (steps of configs/tiny.json ran 4x slower, not 2x). Unless the user set
-//   OMP_WAIT_POLICY or GOMP_SPINCOUNT, this sets GOMP_SPINCOUNT=kOmpSpinCount.
+//   the barrier waits for (small steps slow down far more than sharing the core explains).
+//   Unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT, this sets GOMP_SPINCOUNT=kOmpSpinCount.
 // - BLAS kernels: OpenBLAS (0.3.21, Debian 12) falls back to its slowest x86 kernels ("Prescott",
 //   SSE3) on CPUs it does not recognise, such as many virtual machines' generic Xeon models. When
 //   OPENBLAS_CORETYPE is unset and the fallback was taken on a CPU with AVX-512 or AVX2+FMA, this

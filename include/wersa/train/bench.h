@@ -46,7 +46,7 @@ struct TrainBenchOptions {
   size_t max_memory = 0;  // a case whose estimate exceeds it is not run (status "oom"); 0 = none
   // After every timed step and pass, the sgemm rate (square GEMMs of this size, best of
   // probe_reps) is measured again, so that each step's share of the limit is taken against the
-  // machine's speed of that moment (shared VMs drift by 20% within minutes). 0 = no probes.
+  // machine's speed of that moment (shared VMs drift within minutes). 0 = no probes.
   int64_t probe_size = 1024;
   int probe_reps = 3;
   int64_t head_rows = 0;  // rows per LM head tile of the training steps (RunSpec::head_rows; 0 = automatic)

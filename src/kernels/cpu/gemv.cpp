@@ -14,10 +14,10 @@
 namespace wersa::cpu {
 namespace {
 
-// Below this many multiply-adds a GEMV stays on the calling thread: about 100 us of one core's work.
-// Waking the second thread of a decode step costs some 40-50 us on the 2-core VMs (its other kernels
-// run on one thread, so the team sleeps between GEMVs): at 2^18, the FFN's stacked gate and up
-// matrices of configs/small.json (1536 x 256) went parallel and tg128 fell from 1.9k to 1.4k t/s.
+// Below this many multiply-adds a GEMV stays on the calling thread. Waking the second thread of a
+// decode step is costly (its other kernels run on one thread, so the team sleeps between GEMVs) and
+// must be repaid by the work split: at 2^18, the FFN's stacked gate and up matrices of
+// configs/small.json (1536 x 256) went parallel and decoding slowed down.
 constexpr int64_t kParallelMacs = int64_t(1) << 19;
 
 // 64-byte vectors (GCC vector extension): one AVX-512 register, two AVX2 or four SSE registers,

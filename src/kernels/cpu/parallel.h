@@ -10,8 +10,8 @@ constexpr int64_t kParallelMinElems = int64_t(1) << 14;
 
 // f(i) for i in [0, n): split over an OpenMP team when `parallel`, else a plain loop on the
 // calling thread. A branch, not a region with a false if clause: libgomp still ends such a region
-// with a futex system call (1.3 us each on the 2-core VM, 0.02 us for the branch), and a decode
-// step calls these kernels about 66 times per token.
+// with a futex system call, far dearer than the branch, and a decode step calls these kernels
+// dozens of times per token.
 template <class F>
 void parallel_for(int64_t n, bool parallel, F&& f) {
   if (parallel) {

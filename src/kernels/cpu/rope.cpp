@@ -1,8 +1,8 @@
 // CPU rotary embedding (rotate_half pairs (i, i + d/2)). The cos/sin table of the T positions
 // pos0 .. pos0 + T - 1 is computed in double once per call and shared by batch rows and heads:
 // std::cos/sin at every 64th position and of the 64 offsets, the angle-sum formulas in between
-// (about 1e-16 from the direct values; a long sequence at batch 1 spent 1.6% of a training step
-// in sincos before).
+// (about 1e-16 from the direct values; a sincos per position and frequency was a visible share
+// of a long sequence's training step).
 // The table is rounded once to the tensors' type and the rotation runs in that type (f32: within
 // about 2 ulp of the rotation in double; 16 lanes instead of 8 and half the table's bytes).
 // Forward rotates by +angle, backward by -angle (R^T = R(-angle)). Each pair is read before it

@@ -1,6 +1,6 @@
 // Products of many rows with a small right-hand matrix, for the random-feature maps (a head
-// dimension by a feature count: OpenBLAS reached about 115 GFLOP/s on these shapes, this about twice
-// that, and a mask or an activation rides along):
+// dimension by a feature count: shapes that OpenBLAS runs far below its large-GEMM rate, and a
+// mask or an activation rides along):
 //   out[r, n] = post(alpha * acc),  acc = acc0 + sum_k x(r, k) W[k, n]
 // with W row-major (leading dimension ldw), x(r, k) read through a functor (a stride, a transpose,
 // a mask), acc0 = 0 or out[r, n] (accumulate, alpha 1). Every output element is the same chain,
