@@ -58,6 +58,7 @@ PENDING(softmax_attention_fwd, SoftmaxAttnFwd)
 PENDING(softmax_attention_bwd, SoftmaxAttnBwd)
 PENDING(softmax_attention_decode, SoftmaxAttnDecode)
 PENDING(softmax_attention_prefill, SoftmaxAttnPrefill)
+PENDING(kv_cache_append, KvCacheAppend)
 PENDING(swiglu_fwd, SwigluFwd)
 PENDING(swiglu_bwd, SwigluBwd)
 
