@@ -112,6 +112,30 @@ TEST(OpState, ConvWindowRulesAreChecked) {
   EXPECT_NO_THROW(depthwise_conv_fwd(ctx(), {y, x, w1, {}, true, win0, 4}));
 }
 
+// The state kernels that the routed ops run, called directly: depthwise_conv_window advances a
+// window as a forward with it does; kv_cache_append writes cache rows pos0 .. pos0 + T - 1.
+TEST(OpState, ConvWindowAndCacheAppendOnTheirOwn) {
+  const DType dt = DType::F64;
+  const int64_t B = 2, T = 3, C = 5, K = 6, W = K - 1;
+  Buf x(dt, {B, T, C}), w(dt, {C, K}), y(dt, {B, T, C}), win(dt, {B, W, C}), win2(dt, {B, W, C});
+  x.randn(1), w.randn(2), win.randn(3);
+  for (int64_t i = 0; i < win.n(); ++i) win2.set(i, win.get(i));
+  depthwise_conv_fwd(ctx(), {y, x, w, {}, true, win, 7});
+  depthwise_conv_window(ctx(), {win2, x, 7});
+  for (int64_t i = 0; i < win.n(); ++i) ASSERT_EQ(win.get(i), win2.get(i)) << i;
+  EXPECT_THROW(depthwise_conv_window(ctx(), {win2, x, -1}), Error);
+  EXPECT_THROW(depthwise_conv_window(ctx(), {Buf(dt, {B, W, C + 1}).t, x, 0}), Error);
+  Buf k(dt, {T, 2, 4}), v(dt, {T, 2, 4}), kc(dt, {8, 2, 4}), vc(dt, {8, 2, 4});
+  k.randn(4), v.randn(5);
+  kv_cache_append(ctx(), {kc, vc, k, v, 5});
+  for (int64_t i = 0; i < k.n(); ++i) {
+    ASSERT_EQ(kc.get(5 * 8 + i), k.get(i));
+    ASSERT_EQ(vc.get(5 * 8 + i), v.get(i));
+  }
+  EXPECT_THROW(kv_cache_append(ctx(), {kc, vc, k, v, 6}), Error);  // 6 + 3 > 8
+  EXPECT_THROW(kv_cache_append(ctx(), {kc, vc, k, Buf(dt, {T, 1, 4}).t, 0}), Error);
+}
+
 TEST(OpState, LinearAttentionAdvanceInChunksEqualsOneShot) {
   for (DType dt : {DType::F64, DType::F32})
     for (int64_t B : {1, 2}) {

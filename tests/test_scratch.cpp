@@ -274,3 +274,54 @@ TEST(OpTimes, MatmulCallsByShape) {
   EXPECT_EQ(times.entries[0].calls, 4);
   EXPECT_EQ(times.entries[1].calls, 2);
 }
+
+// The ops that route generation state above the kernels (a one-position step, a continued chunk,
+// a KV-cache append) run several kernels per call: a planned context sees all of their scratch
+// (the chunk's and the step's, in f32 and f64), and each call is one entry under the op's name.
+TEST(OpTimes, RoutedOpsArePlannedAndTimedAsOneCall) {
+  for (DType dt : {DType::F32, DType::F64}) {
+    SCOPED_TRACE(dtype_name(dt));
+    constexpr int64_t T = 9, C = 40, K = 4, L = 3, H = 4, Hkv = 2, m = 5, d = 6, Tmax = 16;
+    Buf x(dt, {1, T, C}), w(dt, {C, K}), b(dt, {C}), y(dt, {1, T, C}), win(dt, {1, K - 1, C});
+    Buf gamma(dt, {1, T, L + 1}), hstate(dt, {1, (1 << L) - 1, C});
+    Buf pq(dt, {1, T, H, m}), pk(dt, {1, T, Hkv, m}), lv(dt, {1, T, Hkv, d}), lo(dt, {1, T, H, d});
+    Buf lden(dt, {1, T, H}), S(dt, {1, Hkv, m, d}), z(dt, {1, Hkv, m});
+    Buf q(dt, {1, T, H, d}), k(dt, {1, T, Hkv, d}), kc(dt, {Tmax, Hkv, d}), vc(dt, {Tmax, Hkv, d});
+    x.randn(1), w.randn(2), b.randn(3), gamma.randn(4), pq.uniform(5, 0.1, 1.0), pk.uniform(6, 0.1, 1.0);
+    lv.randn(7), q.randn(8), k.randn(9);
+    // Rows [t0, t0 + n) of a [1, T, ...] buffer.
+    auto rows = [](const Buf& a, int64_t t0, int64_t n) {
+      Shape s = a.t.shape;
+      const int64_t inner = a.n() / s[1];
+      s.dim[1] = n;
+      return Tensor(static_cast<char*>(a.t.data) + size_t(t0 * inner) * dtype_size(a.t.dtype), a.t.dtype,
+                    Device::CPU, s, "rows");
+    };
+    auto run = [&](Ctx& c, int64_t t0, int64_t n) {
+      depthwise_conv_fwd(c, {rows(y, t0, n), rows(x, t0, n), w, b, true, win, t0});
+      haar_filter_fwd(c, {rows(y, t0, n), rows(x, t0, n), rows(gamma, t0, n), L, hstate, t0});
+      LinearAttnFwd f{rows(lo, t0, n), rows(lden, t0, n), rows(pq, t0, n), rows(pk, t0, n), rows(lv, t0, n)};
+      f.S0 = S, f.z0 = z, f.advance = true;
+      linear_attention_fwd(c, f);
+      softmax_attention_fwd(
+          c, {rows(lo, t0, n), {}, rows(q, t0, n), rows(k, t0, n), rows(k, t0, n), 0.5, true, kc, vc, t0});
+    };
+    Ctx c(Device::CPU, ScratchPolicy::Planned);
+    c.plan([&] {
+      run(c, 0, T - 1);
+      run(c, T - 1, 1);
+    });
+    OpTimes times;
+    c.set_op_times(&times);
+    run(c, 0, T - 1);  // no more scratch than planned (else an internal error)
+    run(c, T - 1, 1);
+    c.set_op_times(nullptr);
+    const char* ops[] = {"depthwise_conv_fwd", "haar_filter_fwd", "linear_attention_fwd",
+                         "softmax_attention_fwd"};
+    ASSERT_EQ(times.entries.size(), 4u);
+    for (int i = 0; i < 4; ++i) {
+      EXPECT_STREQ(times.entries[size_t(i)].op, ops[i]);
+      EXPECT_EQ(times.entries[size_t(i)].calls, 2) << ops[i];
+    }
+  }
+}

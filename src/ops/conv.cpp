@@ -33,7 +33,17 @@ void depthwise_conv_fwd(Ctx& ctx, const DepthwiseConvFwd& a) {
     c.that(!a.lengths.defined(), "a window (continuing a sequence) takes no lengths");
   }
   check_lengths(c, a.lengths, a.x);
+  const int64_t B = a.x.dim(0), T = a.x.dim(1), C = a.x.dim(2), W = a.w.dim(1) - 1;
+  if (!a.window.defined() || W == 0) return WERSA_DISPATCH(ctx, depthwise_conv_fwd, a, a.y.dtype);
+  // Continuing a sequence (generation): routed here, so that the kernels stay plain.
+  const detail::RoutedOp op(ctx, "depthwise_conv_fwd");
+  if (B == 1 && T == 1) {  // one position of one sequence: the step kernel
+    const DepthwiseConvStep s{a.y.view({C}), a.window.view({W, C}), a.x.view({C}), a.w, a.b, a.pos0};
+    return WERSA_DISPATCH(ctx, depthwise_conv_step, s, a.y.dtype);
+  }
+  // A longer chunk: the forward reading the window, then the window advanced past the chunk.
   WERSA_DISPATCH(ctx, depthwise_conv_fwd, a, a.y.dtype);
+  WERSA_DISPATCH(ctx, depthwise_conv_window, (DepthwiseConvWindow{a.window, a.x, a.pos0}), a.y.dtype);
 }
 
 void depthwise_conv_bwd(Ctx& ctx, const DepthwiseConvBwd& a) {
@@ -59,6 +69,17 @@ void depthwise_conv_step(Ctx& ctx, const DepthwiseConvStep& a) {
   c.opt(a.window).opt(a.b, Shape{C}).floating(a.y).dtype(a.y.dtype, {&a.window, &a.x, &a.w, &a.b});
   c.that(a.pos >= 0, "pos = ", a.pos, ", expected >= 0");
   WERSA_DISPATCH(ctx, depthwise_conv_step, a, a.y.dtype);
+}
+
+void depthwise_conv_window(Ctx& ctx, const DepthwiseConvWindow& a) {
+  const detail::ArgCheck c(ctx, "depthwise_conv_window");
+  c.need(a.window, "window").need(a.x, "x");
+  c.that(a.x.rank() == 3, "x must be [B, T, C]: ", a.x);
+  c.that(a.window.rank() == 3 && a.window.dim(1) >= 1, "window must be [B, K-1, C] with K >= 2: ", a.window);
+  c.need(a.window, "window", Shape{a.x.dim(0), a.window.dim(1), a.x.dim(2)});
+  c.floating(a.x).dtype(a.x.dtype, {&a.window}).disjoint(a.window, a.x);
+  c.that(a.pos0 >= 0, "pos0 = ", a.pos0, ", expected >= 0");
+  WERSA_DISPATCH(ctx, depthwise_conv_window, a, a.x.dtype);
 }
 
 }  // namespace wersa

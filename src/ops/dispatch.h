@@ -4,8 +4,17 @@
 // take scratch on that device run (to record it; they
 // return before computing), and every call opens a ScratchScope. Where the context collects op
 // times (Ctx::set_op_times), an outermost CPU call is timed.
+//
+// An op that routes (a generation-state op: a one-position step, a chunk that continues a
+// sequence, a cache append) decides here, above the kernels, which kernels run and in which order,
+// so that every backend writes plain kernels only. It brackets its kernel calls with a RoutedOp:
+// they then share one scratch scope (scratch the op takes itself stays valid across them, and
+// planning records their sum) and are timed as one call of the op (the kernels inside are not
+// outermost), under the op's name.
 #pragma once
 #include <chrono>
+#include <exception>
+#include <optional>
 
 #include "../kernels/cpu/kernels.h"
 #include "../kernels/cuda/kernels.h"
@@ -43,6 +52,31 @@ void dispatch(Ctx& ctx, const A& a, DType dt, const bool (&takes_scratch)[2], vo
   }
   if (times) times->add(op, std::chrono::duration<double>(clock::now() - t0).count());
 }
+
+// Brackets the kernel calls of one routed op call (see above).
+class RoutedOp {
+ public:
+  RoutedOp(Ctx& ctx, const char* op)
+      : op_(op), times_(timed_call(ctx)), uncaught_(std::uncaught_exceptions()) {
+    if (times_) t0_ = clock::now();
+    scope_.emplace(ctx);
+  }
+  ~RoutedOp() {
+    scope_.reset();
+    if (times_ && std::uncaught_exceptions() == uncaught_)
+      times_->add(op_, std::chrono::duration<double>(clock::now() - t0_).count());
+  }
+  RoutedOp(const RoutedOp&) = delete;
+  RoutedOp& operator=(const RoutedOp&) = delete;
+
+ private:
+  using clock = std::chrono::steady_clock;
+  const char* op_;
+  OpTimes* times_;
+  int uncaught_;
+  clock::time_point t0_{};
+  std::optional<ScratchScope> scope_;
+};
 
 }  // namespace wersa::detail
 

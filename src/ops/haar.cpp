@@ -88,7 +88,24 @@ void haar_filter_fwd(Ctx& ctx, const HaarFilterFwd& a) {
   c.need(a.y, "y", a.x.shape).need(a.gamma, "gamma", Shape{a.x.dim(0), a.x.dim(1), a.levels + 1});
   c.floating(a.y).dtype(a.y.dtype, {&a.x, &a.gamma});
   check_state(c, a.state, a.x, a.levels, a.pos0);
-  WERSA_DISPATCH(ctx, haar_filter_fwd, a, a.y.dtype);
+  if (!a.state.defined()) return WERSA_DISPATCH(ctx, haar_filter_fwd, a, a.y.dtype);
+  // Continuing a sequence from its history state (generation): routed here, so that the kernels
+  // stay plain.
+  const detail::RoutedOp op(ctx, "haar_filter_fwd");
+  const int L = a.levels;
+  const int64_t B = a.x.dim(0), T = a.x.dim(1), C = a.x.dim(2);
+  if (B == 1 && T == 1) {  // one position of one sequence: the step kernel (analysis and synthesis)
+    const HaarStep s{a.y.view({C}), a.state.view({ring_rows(L), C}), a.x.view({C}), a.gamma.view({L + 1}), L,
+                     a.pos0};
+    return WERSA_DISPATCH(ctx, haar_step, s, a.y.dtype);
+  }
+  // A longer chunk: the analysis from the state (advancing it) into coefficients held in this
+  // call's scratch, then the gated synthesis.
+  const Shape cs{L + 1, B, T, C};
+  void* held = ctx.take<char>(cs.numel() * int64_t(dtype_size(a.x.dtype)));  // null while planning
+  const Tensor coef(held, a.x.dtype, a.x.device, cs, "haar_filter coef");
+  WERSA_DISPATCH(ctx, haar_analysis_fwd, (HaarAnalysisFwd{coef, a.x, L, a.state, a.pos0}), a.y.dtype);
+  WERSA_DISPATCH(ctx, haar_synthesis_fwd, (HaarSynthesisFwd{a.y, coef, a.gamma, L}), a.y.dtype);
 }
 
 void haar_filter_bwd(Ctx& ctx, const HaarFilterBwd& a) {

@@ -46,7 +46,25 @@ void linear_attention_fwd(Ctx& ctx, const LinearAttnFwd& a) {
     c.need(a.S0, "S0", Shape{D.B, D.Hkv, D.m, D.d}).need(a.z0, "z0", Shape{D.B, D.Hkv, D.m});
     c.dtype(a.phiq.dtype, {&a.S0, &a.z0});
   }
-  WERSA_DISPATCH(ctx, linear_attention_fwd, a, a.phiq.dtype);
+  if (!a.advance) return WERSA_DISPATCH(ctx, linear_attention_fwd, a, a.phiq.dtype);
+  // Advancing a state (generation): routed here, so that the kernels stay plain.
+  const detail::RoutedOp op(ctx, "linear_attention_fwd");
+  if (D.B == 1 && D.T == 1) {  // one position of one sequence: the step (update, then query)
+    const LinearAttnStep s{a.o.view({D.H, D.d}),
+                           a.S0.view({D.Hkv, D.m, D.d}),
+                           a.z0.view({D.Hkv, D.m}),
+                           a.phiq.view({D.H, D.m}),
+                           a.phik.view({D.Hkv, D.m}),
+                           a.v.view({D.Hkv, D.d}),
+                           a.eps,
+                           a.den.view({D.H})};
+    return WERSA_DISPATCH(ctx, linear_attention_step, s, a.phiq.dtype);
+  }
+  // A longer chunk: the chunked kernel from (S0, z0), then the state advanced past the chunk.
+  LinearAttnFwd f = a;
+  f.advance = false;
+  WERSA_DISPATCH(ctx, linear_attention_fwd, f, a.phiq.dtype);
+  WERSA_DISPATCH(ctx, linear_attention_state, (LinearAttnState{a.S0, a.z0, a.phik, a.v, true}), a.phiq.dtype);
 }
 
 void linear_attention_bwd(Ctx& ctx, const LinearAttnBwd& a) {

@@ -58,7 +58,19 @@ void softmax_attention_fwd(Ctx& ctx, const SoftmaxAttnFwd& a) {
     c.need(a.lse, "lse", rows).dtype(a.q.dtype, {&a.lse});
   }
   c.opt(a.lengths, Shape{a.q.dim(0)}).dtype(DType::I32, {&a.lengths});
-  WERSA_DISPATCH(ctx, softmax_attention_fwd, a, a.q.dtype);
+  if (!a.kcache.defined()) return WERSA_DISPATCH(ctx, softmax_attention_fwd, a, a.q.dtype);
+  // One sequence continued over a KV cache (generation): routed here, so that the kernels stay
+  // plain. The chunk's k, v are appended, then its queries attend over the cache rows in use.
+  const detail::RoutedOp op(ctx, "softmax_attention_fwd");
+  const int64_t T = a.q.dim(1), H = a.q.dim(2), Hkv = a.k.dim(2), d = a.q.dim(3);
+  const KvCacheAppend app{a.kcache, a.vcache, a.k.view({T, Hkv, d}), a.v.view({T, Hkv, d}), a.pos0};
+  WERSA_DISPATCH(ctx, kv_cache_append, app, a.q.dtype);
+  if (T == 1) {  // one position: the decode kernel
+    const SoftmaxAttnDecode dec{a.o.view({H, d}), a.q.view({H, d}), a.kcache, a.vcache, a.pos0 + 1, a.scale};
+    return WERSA_DISPATCH(ctx, softmax_attention_decode, dec, a.q.dtype);
+  }
+  const SoftmaxAttnPrefill pre{a.o.view({T, H, d}), a.q.view({T, H, d}), a.kcache, a.vcache, a.pos0, a.scale};
+  WERSA_DISPATCH(ctx, softmax_attention_prefill, pre, a.q.dtype);
 }
 
 void softmax_attention_bwd(Ctx& ctx, const SoftmaxAttnBwd& a) {
@@ -95,6 +107,20 @@ void softmax_attention_prefill(Ctx& ctx, const SoftmaxAttnPrefill& a) {
          " queries does not fit the cache ", a.kcache);
   check_scale(c, a.scale);
   WERSA_DISPATCH(ctx, softmax_attention_prefill, a, a.q.dtype);
+}
+
+void kv_cache_append(Ctx& ctx, const KvCacheAppend& a) {
+  const detail::ArgCheck c(ctx, "kv_cache_append");
+  c.need(a.k, "k").need(a.v, "v").rank(a.k, 3, "[T, Hkv, d]");
+  const int64_t T = a.k.dim(0), Hkv = a.k.dim(1), d = a.k.dim(2);
+  c.need(a.v, "v", a.k.shape).floating(a.k).dtype(a.k.dtype, {&a.v});
+  c.need(a.kcache, "kcache").need(a.vcache, "vcache").rank(a.kcache, 3, "[Tmax, Hkv, d]");
+  const int64_t Tmax = a.kcache.dim(0);
+  c.need(a.kcache, "kcache", Shape{Tmax, Hkv, d}).need(a.vcache, "vcache", Shape{Tmax, Hkv, d});
+  c.dtype(a.k.dtype, {&a.kcache, &a.vcache});
+  c.that(a.pos0 >= 0 && a.pos0 + T <= Tmax, "pos0 = ", a.pos0, " with ", T, " rows does not fit the cache ",
+         a.kcache);
+  WERSA_DISPATCH(ctx, kv_cache_append, a, a.k.dtype);
 }
 
 }  // namespace wersa

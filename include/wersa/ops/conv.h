@@ -22,15 +22,22 @@
 // A causal forward may continue a sequence: with `window` [B, K-1, C] (the ring of the K-1 inputs
 // before position pos0, position p in row p mod (K-1); rows of positions < 0 are never read), the
 // inputs before the chunk come from the window instead of 0, and the window is then advanced in
-// place to hold the chunk's last inputs. A chunk of one position of one sequence runs the step
-// kernel below (O(K C)); longer chunks the parallel kernel. Chunk by chunk, this computes exactly
-// the output over the whole sequence.
+// place to hold the chunk's last inputs. The op routes this itself, above the kernels (every
+// backend's kernels are plain): a chunk of one position of one sequence runs the
+// depthwise_conv_step kernel (O(K C)); a longer chunk the depthwise_conv_fwd kernel, which only
+// reads the window, then the depthwise_conv_window kernel, which advances it; either is one call
+// of depthwise_conv_fwd in OpTimes. Chunk by chunk, this computes exactly the output over the
+// whole sequence.
 //
 // Generation: depthwise_conv_step computes the causal output of one position pos of one sequence
 // from a ring `window` [K-1, C] of the K-1 previous inputs (position p in row p mod (K-1); rows of
 // positions < 0 are never read, as x = 0 there), then stores x in the row of pos. It sums in the
 // same order as the parallel forward (bias, then i = 0..K-1, in double), so it returns the same
 // values. Inference only (no backward).
+//
+// depthwise_conv_window advances a window [B, K-1, C] past a chunk x [B, T, C] at positions
+// pos0 .. pos0 + T - 1: the chunk's last min(T, K-1) inputs replace the ring's oldest rows (what a
+// forward with that window does after computing its outputs).
 #pragma once
 #include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"
@@ -60,8 +67,15 @@ struct DepthwiseConvStep {
   int64_t pos;     // position of x in its sequence
 };
 
+struct DepthwiseConvWindow {
+  Tensor window;     // [B, K-1, C] ring of the inputs before pos0, advanced in place
+  Tensor x;          // [B, T, C] the chunk
+  int64_t pos0 = 0;  // position of the chunk's t = 0
+};
+
 void depthwise_conv_fwd(Ctx& ctx, const DepthwiseConvFwd& a);
 void depthwise_conv_bwd(Ctx& ctx, const DepthwiseConvBwd& a);
 void depthwise_conv_step(Ctx& ctx, const DepthwiseConvStep& a);
+void depthwise_conv_window(Ctx& ctx, const DepthwiseConvWindow& a);
 
 }  // namespace wersa

@@ -44,7 +44,10 @@
 // The gated filter (what WERSA applies to q^ and k^): y = synthesis(analysis(x), gamma), one op.
 //   haar_filter_fwd: the coefficients are never saved (the CPU makes them tile by tile in a cache-
 //     sized buffer, bitwise those of the analysis kernel); with a state the analysis continues a
-//     sequence (above); one position of one sequence with a state runs haar_step.
+//     sequence (above). The op routes that itself, above the kernels (every backend's filter kernel
+//     is plain, without a state): one position of one sequence runs the haar_step kernel, a longer
+//     chunk the haar_analysis_fwd kernel (with the state) into coefficients in the call's scratch,
+//     then the haar_synthesis_fwd kernel; either is one call of haar_filter_fwd in OpTimes.
 //   haar_filter_bwd: recomputes the coefficients from x (cheaper than storing L+1 copies of the
 //     signal), then dcoef = synthesis adjoint, dx = analysis adjoint (overwritten) and dgamma
 //     (overwritten, or added when accumulate_dgamma). Needs x and gamma from the forward.

@@ -24,10 +24,12 @@
 // sequence then computes exactly what the forward over the whole sequence computes for its rows
 // (the sums over s < chunk start are S0 and z0); linear_attention_state with `accumulate` then
 // advances that state past the chunk. With `advance`, linear_attention_fwd does both: (S0, z0) is
-// the state before the chunk and is advanced past it in place; a chunk of one position of one
-// sequence then runs linear_attention_step (update, then query; O(H m d)), longer chunks the
-// chunked kernel followed by the state update. The backward has no initial state (training runs
-// whole sequences).
+// the state before the chunk and is advanced past it in place. The op routes this itself, above
+// the kernels (every backend's kernels are plain: the forward kernel reads (S0, z0) and never
+// changes it): a chunk of one position of one sequence runs the linear_attention_step kernel
+// (update, then query; O(H m d)), a longer chunk the linear_attention_fwd kernel followed by the
+// linear_attention_state kernel with accumulate; either is one call of linear_attention_fwd in
+// OpTimes. The backward has no initial state (training runs whole sequences).
 #pragma once
 #include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"

@@ -23,8 +23,12 @@
 // chunks of bounded memory. Both compute the rows of the causal forward over the whole sequence.
 // softmax_attention_fwd with a cache (kcache, vcache, pos0; one sequence, causal) is what a model
 // calls when it continues a sequence: it writes the chunk's k and v into cache rows pos0 .. pos0 +
-// T - 1, then runs the decode kernel for one position or the prefill kernel for a chunk (lse is
-// not written and may be undefined).
+// T - 1, then attends over the cache (lse is not written and may be undefined). The op routes this
+// itself, above the kernels (every backend's kernels are plain): the kv_cache_append kernel, then
+// the softmax_attention_decode kernel for one position or the softmax_attention_prefill kernel for
+// a chunk; the whole is one call of softmax_attention_fwd in OpTimes. kv_cache_append (below)
+// copies k, v [T, Hkv, d] into cache rows pos0 .. pos0 + T - 1 (nothing to copy where k or v
+// already is those rows).
 #pragma once
 #include <cstdint>
 
@@ -70,5 +74,13 @@ struct SoftmaxAttnPrefill {
   double scale;
 };
 void softmax_attention_prefill(Ctx& ctx, const SoftmaxAttnPrefill& a);
+
+// kcache[pos0 + t] = k[t], vcache[pos0 + t] = v[t] for t < T (a chunk appended to a KV cache).
+struct KvCacheAppend {
+  Tensor kcache, vcache;  // [Tmax, Hkv, d] each, rows pos0 .. pos0 + T - 1 overwritten
+  Tensor k, v;            // [T, Hkv, d] each (may already be those cache rows)
+  int64_t pos0;           // pos0 + T <= Tmax
+};
+void kv_cache_append(Ctx& ctx, const KvCacheAppend& a);
 
 }  // namespace wersa

@@ -5,9 +5,10 @@
 // f64: K fused multiply-adds, a short chain).
 // A causal forward with a window continues a sequence: inputs before the chunk (chunk position
 // t < 0, absolute position pos0 + t) are read from the ring [B, K-1, C] (row (pos0 + t) mod (K-1);
-// absolute positions < 0 are zero and skipped), so each output is the one-shot sum; the chunk's
-// last min(T, K-1) inputs are then written into the ring. One position of one sequence runs the
-// step kernel, which sums in the same order (and in the same type: bitwise the chunk's output).
+// absolute positions < 0 are zero and skipped), so each output is the one-shot sum; it does not
+// change the ring: depthwise_conv_window then writes the chunk's last min(T, K-1) inputs into it.
+// The step kernel sums in the same order (and in the same type: bitwise the chunk's output). Which
+// of them runs for a chunk is decided by the op layer (src/ops/conv.cpp).
 // With lengths (padded batches), the forward skips the taps that read an input row t >= n_b and
 // the input gradient writes 0 at those rows (or leaves them when accumulating); the parameter
 // gradients skip them. Without lengths every loop is the one above, unchanged.
@@ -276,22 +277,22 @@ template <class T>
 void depthwise_conv_fwd(Ctx& ctx, const DepthwiseConvFwd& a) {
   const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2), K = a.w.dim(1), W = K - 1;
   const bool ring = a.window.defined() && W > 0;
-  if (ring && B == 1 && T_ == 1) {  // one position of one sequence: the step kernel
-    const DepthwiseConvStep s{a.y.view({C}), a.window.view({W, C}), a.x.view({C}), a.w, a.b, a.pos0};
-    return depthwise_conv_step<T>(ctx, s);
-  }
   T* wt = ctx.take<T>(K * C);
   const auto acc = ctx.per_thread<T>(C);
   if (ctx.planning() || B * T_ * C == 0) return;
   transpose_w(a.w, wt);
   Ring<T> r;
   if (ring) r = Ring<T>{a.window.ptr<T>(), W, a.pos0};
-  const T* x = a.x.ptr<T>();
   const int32_t* len = a.lengths.defined() ? checked_lengths("depthwise_conv_fwd", a.lengths, T_) : nullptr;
-  correlate(acc, a.y.ptr<T>(), x, wt, a.b.defined() ? a.b.ptr<T>() : nullptr, B, T_, C, K,
+  correlate(acc, a.y.ptr<T>(), a.x.ptr<T>(), wt, a.b.defined() ? a.b.ptr<T>() : nullptr, B, T_, C, K,
             -conv_offset(K, a.causal), 1, false, r, len, nullptr);
-  if (!ring) return;
-  // Advance the ring past the chunk: its last min(T, W) inputs replace the oldest rows.
+}
+
+template <class T>
+void depthwise_conv_window(Ctx&, const DepthwiseConvWindow& a) {
+  // The chunk's last min(T, W) inputs replace the oldest rows of the ring.
+  const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2), W = a.window.dim(1);
+  const T* x = a.x.ptr<T>();
   T* win = a.window.ptr<T>();
   const int64_t keep = std::min(T_, W);
   for (int64_t b = 0; b < B; ++b)
@@ -352,6 +353,8 @@ template void depthwise_conv_step<float>(Ctx&, const DepthwiseConvStep&);
 template void depthwise_conv_step<double>(Ctx&, const DepthwiseConvStep&);
 template void depthwise_conv_fwd<float>(Ctx&, const DepthwiseConvFwd&);
 template void depthwise_conv_fwd<double>(Ctx&, const DepthwiseConvFwd&);
+template void depthwise_conv_window<float>(Ctx&, const DepthwiseConvWindow&);
+template void depthwise_conv_window<double>(Ctx&, const DepthwiseConvWindow&);
 template void depthwise_conv_bwd<float>(Ctx&, const DepthwiseConvBwd&);
 template void depthwise_conv_bwd<double>(Ctx&, const DepthwiseConvBwd&);
 

@@ -8,8 +8,9 @@
 // Synthesis is pointwise in t: one task per row (b, t). With a history state (generation), the analysis reads
 // a_{l-1} before the chunk from the ring and writes the chunk's last delta rows of a_{l-1} back; haar_step is
 // the same recurrence for one position, serial (C values, O(L) each), fused with the synthesis. The filter
-// (haar_filter_fwd/bwd) is fused and tiled in time (below); with a state it runs the analysis and synthesis
-// kernels on coefficients held in scratch. Scratch: A (and, with a state, the kept rows) per thread for the
+// (haar_filter_fwd/bwd) is fused and tiled in time (below) and never sees a state: a continued sequence is
+// routed by the op layer (src/ops/haar.cpp) to haar_step, or to the analysis and synthesis kernels on
+// coefficients held in the op's scratch. Scratch: A (and, with a state, the kept rows) per thread for the
 // analysis and its adjoint; the synthesis works on channel blocks in registers/stack and takes none.
 #include "wersa/ops/haar.h"
 
@@ -223,8 +224,8 @@ void haar_synthesis_bwd(Ctx&, const HaarSynthesisBwd& a) {
 // sum runs in the same order, so the result is bitwise that of analysis, then synthesis (a test).
 // The backward does the same with a halo after the tile for the analysis adjoint (da_{l-1}[t]
 // reads t + delta) and sums dgamma over the channel blocks in the lanes of lane_sum, in channel
-// order within each lane, as the synthesis adjoint does. With a state (a continued sequence): analysis into a
-// scratch, then synthesis.
+// order within each lane, as the synthesis adjoint does. (With a state, the op layer runs the analysis and
+// synthesis kernels instead.)
 namespace {
 
 // Rows per tile: large against the halo of 2^L - 1 rows, small enough that a tile's buffers
@@ -395,22 +396,7 @@ void filter_bwd_tiled(Ctx& ctx, const HaarFilterBwd& a) {
 
 template <class T>
 void haar_filter_fwd(Ctx& ctx, const HaarFilterFwd& a) {
-  const int L = a.levels;
-  const int64_t B = a.x.dim(0), T_ = a.x.dim(1), C = a.x.dim(2);
-  if (!a.state.defined()) return filter_fwd_tiled<T>(ctx, a);
-  if (B == 1 && T_ == 1) {
-    if (ctx.planning()) return;
-    const HaarStep s{
-        a.y.view({C}), a.state.view({(int64_t(1) << L) - 1, C}), a.x.view({C}), a.gamma.view({L + 1}), L,
-        a.pos0};
-    return haar_step<T>(ctx, s);
-  }
-  const Shape cs{L + 1, B, T_, C};
-  T* coef = ctx.take<T>(cs.numel());
-  const Tensor ct(coef, a.x.dtype, a.x.device, cs, "haar_filter coef");
-  haar_analysis_fwd<T>(ctx, HaarAnalysisFwd{ct, a.x, L, a.state, a.pos0});
-  if (ctx.planning()) return;
-  haar_synthesis_fwd<T>(ctx, HaarSynthesisFwd{a.y, ct, a.gamma, L});
+  filter_fwd_tiled<T>(ctx, a);
 }
 
 template <class T>

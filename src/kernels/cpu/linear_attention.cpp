@@ -12,9 +12,9 @@
 // zeroed: twice the intra-chunk multiply-adds of a triangular loop, at GEMM speed. States are kept
 // in T (fp32 for float). Scratch: one slice per thread holding the chunk buffers of one task
 // (fwd_scratch, bwd_scratch elements), carved by the task.
-// With `advance`, the forward continues from (S0, z0) and then advances them: one position of one
-// sequence through linear_attention_step (update, then query), longer chunks through the chunked
-// kernel followed by linear_attention_state with accumulate.
+// With (S0, z0), the forward continues from that state and leaves it unchanged: advancing it
+// (`advance`: the step, or this kernel then linear_attention_state) is routed by the op layer
+// (src/ops/linear_attention.cpp), not here.
 // A causal float op on a build with vector instructions runs the same sweeps through the banded
 // register-blocked products of linear_attention_vec.cpp instead of BLAS (double, bidirectional
 // and portable builds stay here).
@@ -197,17 +197,6 @@ void bwd_dkv_group(const Geo& G, const LinearAttnBwd& a, int64_t b, int64_t gk, 
 template <class T>
 void linear_attention_fwd(Ctx& ctx, const LinearAttnFwd& a) {
   const Geo G = geo(a.phiq, a.phik, a.v, a.chunk);
-  if (a.advance && G.B == 1 && G.T == 1) {  // one position of one sequence: the step
-    const LinearAttnStep s{a.o.view({G.H, G.d}),
-                           a.S0.view({G.Hkv, G.m, G.d}),
-                           a.z0.view({G.Hkv, G.m}),
-                           a.phiq.view({G.H, G.m}),
-                           a.phik.view({G.Hkv, G.m}),
-                           a.v.view({G.Hkv, G.d}),
-                           a.eps,
-                           a.den.view({G.H})};
-    return linear_attention_step<T>(ctx, s);
-  }
   // Causal float on a vector build: linear_attention_vec.cpp.
   constexpr bool vec = linattn::kVecEnabled && std::is_same_v<T, float>;
   const auto work =
@@ -220,7 +209,6 @@ void linear_attention_fwd(Ctx& ctx, const LinearAttnFwd& a) {
     }
     fwd_head<T>(G, a, bh / G.H, bh % G.H, mine(work));
   });
-  if (a.advance) linear_attention_state<T>(ctx, LinearAttnState{a.S0, a.z0, a.phik, a.v, true});
 }
 
 template <class T>

@@ -6,8 +6,9 @@
 // then query blocks), so results do not depend on the thread count. Scratch is O(T d) per thread,
 // never O(T^2). A causal query row t reads keys j <= t only; with lengths (padded batches), the
 // rows of sequence b read keys j < n_b only (the transposed copies hold zeros past them).
-// With a KV cache, the forward copies the chunk's k, v into cache rows pos0.. and runs the decode
-// kernel (one position) or the prefill kernel (a chunk) over the cache.
+// A sequence continued over a KV cache is routed by the op layer (src/ops/softmax_attention.cpp):
+// kv_cache_append, then the decode kernel (one position) or the prefill kernel (a chunk); the
+// forward kernel here never sees a cache.
 // Scratch: one slice per thread holding the buffers of one task (Work below).
 #include "wersa/ops/softmax_attention.h"
 
@@ -310,26 +311,8 @@ void softmax_attention_prefill(Ctx& ctx, const SoftmaxAttnPrefill& a) {
 }
 
 template <class T>
-void softmax_attention_decode(Ctx& ctx, const SoftmaxAttnDecode& a);
-
-template <class T>
 void softmax_attention_fwd(Ctx& ctx, const SoftmaxAttnFwd& a) {
   const Geo G{a.q.dim(0), a.q.dim(1), a.q.dim(2), a.k.dim(2), a.q.dim(3)};
-  if (a.kcache.defined()) {  // one sequence continued over a KV cache (B = 1, causal)
-    if (!ctx.planning()) {
-      const int64_t row = G.Hkv * G.d;
-      T* kc = a.kcache.ptr<T>() + a.pos0 * row;
-      T* vc = a.vcache.ptr<T>() + a.pos0 * row;
-      if (a.k.ptr<T>() != kc) std::copy(a.k.ptr<T>(), a.k.ptr<T>() + G.T * row, kc);
-      if (a.v.ptr<T>() != vc) std::copy(a.v.ptr<T>(), a.v.ptr<T>() + G.T * row, vc);
-    }
-    if (G.T == 1)
-      return softmax_attention_decode<T>(ctx, SoftmaxAttnDecode{a.o.view({G.H, G.d}), a.q.view({G.H, G.d}),
-                                                                a.kcache, a.vcache, a.pos0 + 1, a.scale});
-    return softmax_attention_prefill<T>(
-        ctx, SoftmaxAttnPrefill{a.o.view({G.T, G.H, G.d}), a.q.view({G.T, G.H, G.d}), a.kcache, a.vcache,
-                                a.pos0, a.scale});
-  }
   const auto work = ctx.per_thread<T>(fwd_work(G.d, G.ldt()));
   if (ctx.planning()) return;
   if (a.lengths.defined()) checked_lengths("softmax_attention_fwd", a.lengths, G.T);
@@ -413,6 +396,15 @@ void softmax_attention_decode(Ctx& ctx, const SoftmaxAttnDecode& a) {
   });
 }
 
+template <class T>
+void kv_cache_append(Ctx&, const KvCacheAppend& a) {
+  const int64_t T_ = a.k.dim(0), row = a.k.dim(1) * a.k.dim(2);
+  T* kc = a.kcache.ptr<T>() + a.pos0 * row;
+  T* vc = a.vcache.ptr<T>() + a.pos0 * row;
+  if (a.k.ptr<T>() != kc) std::copy(a.k.ptr<T>(), a.k.ptr<T>() + T_ * row, kc);
+  if (a.v.ptr<T>() != vc) std::copy(a.v.ptr<T>(), a.v.ptr<T>() + T_ * row, vc);
+}
+
 template void softmax_attention_fwd<float>(Ctx&, const SoftmaxAttnFwd&);
 template void softmax_attention_fwd<double>(Ctx&, const SoftmaxAttnFwd&);
 template void softmax_attention_bwd<float>(Ctx&, const SoftmaxAttnBwd&);
@@ -421,5 +413,7 @@ template void softmax_attention_decode<float>(Ctx&, const SoftmaxAttnDecode&);
 template void softmax_attention_decode<double>(Ctx&, const SoftmaxAttnDecode&);
 template void softmax_attention_prefill<float>(Ctx&, const SoftmaxAttnPrefill&);
 template void softmax_attention_prefill<double>(Ctx&, const SoftmaxAttnPrefill&);
+template void kv_cache_append<float>(Ctx&, const KvCacheAppend&);
+template void kv_cache_append<double>(Ctx&, const KvCacheAppend&);
 
 }  // namespace wersa::cpu
