@@ -49,6 +49,7 @@ std::vector<OpCase> all_cases() {
   add_elementwise_cases(v);
   add_mask_cases(v);
   add_pool_cases(v);
+  add_rope_cases(v);
   return v;
 }
 

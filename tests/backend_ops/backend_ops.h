@@ -63,5 +63,6 @@ std::vector<OpCase> all_cases();
 void add_elementwise_cases(std::vector<OpCase>& out);
 void add_mask_cases(std::vector<OpCase>& out);
 void add_pool_cases(std::vector<OpCase>& out);
+void add_rope_cases(std::vector<OpCase>& out);
 
 }  // namespace wersa::test

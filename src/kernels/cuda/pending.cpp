@@ -48,8 +48,6 @@ PENDING(matmul_bwd, MatmulBwd)
 PENDING(matmul_fwd_bf16w, MatmulFwd)  // bf16 weights are CPU-only: matmul_fwd refuses a CUDA context first
 PENDING(rmsnorm_fwd, RmsNormFwd)
 PENDING(rmsnorm_bwd, RmsNormBwd)
-PENDING(rope_fwd, RopeArgs)
-PENDING(rope_bwd, RopeArgs)
 PENDING(softmax_attention_fwd, SoftmaxAttnFwd)
 PENDING(softmax_attention_bwd, SoftmaxAttnBwd)
 PENDING(softmax_attention_decode, SoftmaxAttnDecode)
