@@ -50,6 +50,7 @@ std::vector<OpCase> all_cases() {
   add_mask_cases(v);
   add_pool_cases(v);
   add_rope_cases(v);
+  add_adamw_cases(v);
   return v;
 }
 

@@ -17,7 +17,6 @@ const std::vector<std::string>& pending_ops() { return pending_list(); }
 
 PENDING(activation_fwd, ActivationFwd)
 PENDING(activation_bwd, ActivationBwd)
-PENDING(adamw_step, AdamWArgs)
 PENDING(depthwise_conv_fwd, DepthwiseConvFwd)
 PENDING(depthwise_conv_bwd, DepthwiseConvBwd)
 PENDING(depthwise_conv_step, DepthwiseConvStep)
