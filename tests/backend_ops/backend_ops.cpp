@@ -47,6 +47,10 @@ OpCase& OpCase::acc(const std::string& n, Shape s, DType dt) {
 std::vector<OpCase> all_cases() {
   std::vector<OpCase> v;
   add_elementwise_cases(v);
+  add_mask_cases(v);
+  add_pool_cases(v);
+  add_rope_cases(v);
+  add_adamw_cases(v);
   return v;
 }
 

@@ -61,5 +61,9 @@ std::vector<OpCase> all_cases();
 
 // The families, one per file.
 void add_elementwise_cases(std::vector<OpCase>& out);
+void add_mask_cases(std::vector<OpCase>& out);
+void add_pool_cases(std::vector<OpCase>& out);
+void add_rope_cases(std::vector<OpCase>& out);
+void add_adamw_cases(std::vector<OpCase>& out);
 
 }  // namespace wersa::test

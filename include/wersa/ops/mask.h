@@ -7,8 +7,9 @@
 // t < n_b and 0 at padding. So one op serves the forward and the backward.
 // y is overwritten (an activation gradient too); y may be x itself (in place). The padded rows of x
 // are never read, so whatever they hold (NaN included) y is 0 there. Lengths are validated by the
-// kernel where they are (a length outside [1, T] is a wersa::Error naming b and n_b, raised before
-// anything is written).
+// kernel where they are: on the CPU a length outside [1, T] is a wersa::Error naming b and n_b,
+// raised before anything is written; on CUDA (lengths in device memory, not read by the host) such
+// a sequence gets NaN in all its rows of y instead, and the other sequences are unaffected.
 #pragma once
 #include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"

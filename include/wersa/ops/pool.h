@@ -6,8 +6,10 @@
 //   mean: dx[b, t] = dp[b] / n_b for t < n_b        last: dx[b, n_b - 1] = dp[b]
 //   and dx[b, t] = 0 at every other row, padding included.
 // p and dx are overwritten (dx is an activation gradient). The forward never reads a padded row,
-// so padding cannot change a sequence's p. Lengths are validated by the kernel where they are (a
-// length outside [1, T] is a wersa::Error naming b and n_b, raised before anything is written).
+// so padding cannot change a sequence's p. Lengths are validated by the kernel where they are: on
+// the CPU a length outside [1, T] is a wersa::Error naming b and n_b, raised before anything is
+// written; on CUDA (lengths in device memory, not read by the host) such a sequence gets NaN in all
+// its outputs instead (p[b, :], or dx[b, :, :]), and the other sequences are unaffected.
 // Sums run in double, serially over t for each (b, column): deterministic.
 #pragma once
 #include "wersa/tensor/context.h"

@@ -34,6 +34,10 @@ class AdamW {
   Model& model_;
   std::unique_ptr<Arena> m_, v_, scalars_;
   Tensor norm2_;  // f64 [1] on the model's device
+  // CUDA: the flat form's tables (ops/adamw.h), i32 [S, 3]: every parameter tensor, and the
+  // classifier head's; step() then updates the whole model in one launch. Undefined on the CPU
+  // (one call per tensor) or where the arenas do not share one layout of at most 2^31 - 1 elements.
+  Tensor segments_, head_segments_;
 };
 
 }  // namespace wersa
