@@ -47,6 +47,10 @@ OpCase& OpCase::acc(const std::string& n, Shape s, DType dt) {
 std::vector<OpCase> all_cases() {
   std::vector<OpCase> v;
   add_elementwise_cases(v);
+  add_rmsnorm_cases(v);
+  add_layernorm_cases(v);
+  add_activation_cases(v);
+  add_swiglu_cases(v);
   return v;
 }
 

@@ -61,5 +61,9 @@ std::vector<OpCase> all_cases();
 
 // The families, one per file.
 void add_elementwise_cases(std::vector<OpCase>& out);
+void add_rmsnorm_cases(std::vector<OpCase>& out);
+void add_layernorm_cases(std::vector<OpCase>& out);
+void add_activation_cases(std::vector<OpCase>& out);
+void add_swiglu_cases(std::vector<OpCase>& out);
 
 }  // namespace wersa::test

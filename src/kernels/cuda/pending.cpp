@@ -15,8 +15,6 @@ const std::vector<std::string>& pending_ops() { return pending_list(); }
   void NAME(Ctx&, const ARGS&) { unavailable(#NAME); } \
   static const bool NAME##_listed = (pending_list().push_back(#NAME), true);
 
-PENDING(activation_fwd, ActivationFwd)
-PENDING(activation_bwd, ActivationBwd)
 PENDING(adamw_step, AdamWArgs)
 PENDING(depthwise_conv_fwd, DepthwiseConvFwd)
 PENDING(depthwise_conv_bwd, DepthwiseConvBwd)
@@ -37,8 +35,6 @@ PENDING(haar_synthesis_bwd, HaarSynthesisBwd)
 PENDING(haar_step, HaarStep)
 PENDING(haar_filter_fwd, HaarFilterFwd)
 PENDING(haar_filter_bwd, HaarFilterBwd)
-PENDING(layernorm_fwd, LayerNormFwd)
-PENDING(layernorm_bwd, LayerNormBwd)
 PENDING(linear_attention_fwd, LinearAttnFwd)
 PENDING(linear_attention_bwd, LinearAttnBwd)
 PENDING(linear_attention_step, LinearAttnStep)
@@ -49,16 +45,12 @@ PENDING(matmul_bwd, MatmulBwd)
 PENDING(matmul_fwd_bf16w, MatmulFwd)  // bf16 weights are CPU-only: matmul_fwd refuses a CUDA context first
 PENDING(pool_fwd, PoolFwd)
 PENDING(pool_bwd, PoolBwd)
-PENDING(rmsnorm_fwd, RmsNormFwd)
-PENDING(rmsnorm_bwd, RmsNormBwd)
 PENDING(rope_fwd, RopeArgs)
 PENDING(rope_bwd, RopeArgs)
 PENDING(softmax_attention_fwd, SoftmaxAttnFwd)
 PENDING(softmax_attention_bwd, SoftmaxAttnBwd)
 PENDING(softmax_attention_decode, SoftmaxAttnDecode)
 PENDING(softmax_attention_prefill, SoftmaxAttnPrefill)
-PENDING(swiglu_fwd, SwigluFwd)
-PENDING(swiglu_bwd, SwigluBwd)
 
 #undef PENDING
 
