@@ -51,6 +51,10 @@ std::vector<OpCase> all_cases() {
   add_pool_cases(v);
   add_rope_cases(v);
   add_adamw_cases(v);
+  add_rmsnorm_cases(v);
+  add_layernorm_cases(v);
+  add_activation_cases(v);
+  add_swiglu_cases(v);
   return v;
 }
 

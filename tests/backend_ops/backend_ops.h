@@ -65,5 +65,9 @@ void add_mask_cases(std::vector<OpCase>& out);
 void add_pool_cases(std::vector<OpCase>& out);
 void add_rope_cases(std::vector<OpCase>& out);
 void add_adamw_cases(std::vector<OpCase>& out);
+void add_rmsnorm_cases(std::vector<OpCase>& out);
+void add_layernorm_cases(std::vector<OpCase>& out);
+void add_activation_cases(std::vector<OpCase>& out);
+void add_swiglu_cases(std::vector<OpCase>& out);
 
 }  // namespace wersa::test

@@ -15,8 +15,6 @@ const std::vector<std::string>& pending_ops() { return pending_list(); }
   void NAME(Ctx&, const ARGS&) { unavailable(#NAME); } \
   static const bool NAME##_listed = (pending_list().push_back(#NAME), true);
 
-PENDING(activation_fwd, ActivationFwd)
-PENDING(activation_bwd, ActivationBwd)
 PENDING(depthwise_conv_fwd, DepthwiseConvFwd)
 PENDING(depthwise_conv_bwd, DepthwiseConvBwd)
 PENDING(depthwise_conv_step, DepthwiseConvStep)
@@ -37,8 +35,6 @@ PENDING(haar_synthesis_bwd, HaarSynthesisBwd)
 PENDING(haar_step, HaarStep)
 PENDING(haar_filter_fwd, HaarFilterFwd)
 PENDING(haar_filter_bwd, HaarFilterBwd)
-PENDING(layernorm_fwd, LayerNormFwd)
-PENDING(layernorm_bwd, LayerNormBwd)
 PENDING(linear_attention_fwd, LinearAttnFwd)
 PENDING(linear_attention_bwd, LinearAttnBwd)
 PENDING(linear_attention_step, LinearAttnStep)
@@ -46,15 +42,10 @@ PENDING(linear_attention_state, LinearAttnState)
 PENDING(matmul_fwd, MatmulFwd)
 PENDING(matmul_bwd, MatmulBwd)
 PENDING(matmul_fwd_bf16w, MatmulFwd)  // bf16 weights are CPU-only: matmul_fwd refuses a CUDA context first
-PENDING(rmsnorm_fwd, RmsNormFwd)
-PENDING(rmsnorm_bwd, RmsNormBwd)
 PENDING(softmax_attention_fwd, SoftmaxAttnFwd)
 PENDING(softmax_attention_bwd, SoftmaxAttnBwd)
 PENDING(softmax_attention_decode, SoftmaxAttnDecode)
 PENDING(softmax_attention_prefill, SoftmaxAttnPrefill)
-PENDING(kv_cache_append, KvCacheAppend)
-PENDING(swiglu_fwd, SwigluFwd)
-PENDING(swiglu_bwd, SwigluBwd)
 
 #undef PENDING
 
