@@ -47,6 +47,9 @@ OpCase& OpCase::acc(const std::string& n, Shape s, DType dt) {
 std::vector<OpCase> all_cases() {
   std::vector<OpCase> v;
   add_elementwise_cases(v);
+  add_matmul_cases(v);
+  add_embedding_cases(v);
+  add_cross_entropy_cases(v);
   return v;
 }
 

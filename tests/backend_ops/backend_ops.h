@@ -61,5 +61,8 @@ std::vector<OpCase> all_cases();
 
 // The families, one per file.
 void add_elementwise_cases(std::vector<OpCase>& out);
+void add_matmul_cases(std::vector<OpCase>& out);
+void add_embedding_cases(std::vector<OpCase>& out);
+void add_cross_entropy_cases(std::vector<OpCase>& out);
 
 }  // namespace wersa::test
