@@ -121,6 +121,12 @@ void add_matmul_cases(std::vector<OpCase>& out) {
         }
       }
     }
+    // More weights than one widened tile (4M): two tiles, the second of 3 rows.
+    OpCase t("matmul_fwd_bf16w", std::string("matmul_fwd_bf16w ") + dname(dt) + " N3 I1024 O4099 bias tiles");
+    t.in("x", {3, 1024}, dt).in("w", {4099, 1024}, DType::BF16).in("b", {4099}, dt).out("y", {3, 4099}, dt);
+    t.max_err = err;
+    t.run = [](Ctx& ctx, const Bound& b) { matmul_fwd(ctx, MatmulFwd{b["y"], b["x"], b["w"], b["b"]}); };
+    out.push_back(t);
   }
 }
 

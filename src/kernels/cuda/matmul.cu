@@ -15,6 +15,8 @@
 // exactly (bits << 16 as a float) into planned scratch and run the f32/f64 GEMM on each tile.
 #include <cublas_v2.h>
 
+#include <algorithm>
+
 #include "common.cuh"
 #include "kernels.h"
 #include "wersa/ops/matmul.h"
@@ -195,7 +197,8 @@ void matmul_fwd_bf16w(Ctx& ctx, const MatmulFwd& a) {
     for (int64_t o0 = 0; o0 < O; o0 += tile) {
       const int64_t ob = O - o0 < tile ? O - o0 : tile;
       if (ob * I > 0)
-        WERSA_LAUNCH(widen_tile<T>, blocks_for(ob * I), kThreads, 0, stream(ctx), wt, w + o0 * I, ob * I);
+        WERSA_LAUNCH(widen_tile<T>, std::min(blocks_for(ob * I), 1024u), kThreads, 0, stream(ctx), wt,
+                     w + o0 * I, ob * I);
       gemm(blas(ctx), true, false, ob, N, I, static_cast<const T*>(wt), ld(I), x, ld(I), beta, y + o0, ld(O),
            "matmul_fwd_bf16w");
     }
