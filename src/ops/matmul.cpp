@@ -40,8 +40,7 @@ void matmul_fwd(Ctx& ctx, const MatmulFwd& a) {
   const int64_t N = a.x.dim(0), I = a.x.dim(1), O = a.w.dim(0);
   c.need(a.w, "w", Shape{O, I}).need(a.y, "y", Shape{N, O}).opt(a.b, Shape{O});
   c.floating(a.y).dtype(a.y.dtype, {&a.x, &a.b});
-  if (a.w.dtype == DType::BF16) {  // inference weights: CPU kernel, fp32/f64 arithmetic
-    c.that(ctx.device() == Device::CPU, "bf16 weights run on the CPU only: ", a.w);
+  if (a.w.dtype == DType::BF16) {  // inference weights, widened exactly: fp32/f64 arithmetic
     WERSA_DISPATCH(ctx, matmul_fwd_bf16w, a, a.y.dtype);
     return;
   }

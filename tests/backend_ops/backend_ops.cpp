@@ -55,6 +55,9 @@ std::vector<OpCase> all_cases() {
   add_layernorm_cases(v);
   add_activation_cases(v);
   add_swiglu_cases(v);
+  add_matmul_cases(v);
+  add_embedding_cases(v);
+  add_cross_entropy_cases(v);
   return v;
 }
 

@@ -69,5 +69,8 @@ void add_rmsnorm_cases(std::vector<OpCase>& out);
 void add_layernorm_cases(std::vector<OpCase>& out);
 void add_activation_cases(std::vector<OpCase>& out);
 void add_swiglu_cases(std::vector<OpCase>& out);
+void add_matmul_cases(std::vector<OpCase>& out);
+void add_embedding_cases(std::vector<OpCase>& out);
+void add_cross_entropy_cases(std::vector<OpCase>& out);
 
 }  // namespace wersa::test

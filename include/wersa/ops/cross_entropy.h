@@ -3,8 +3,10 @@
 //   losses[n] = logsumexp(logits[n]) - logits[n, t[n]]               targets t: [N] i32, losses: [N]
 // computed as max + log(sum exp(logits - max)) so that large logits cannot overflow. A target of -1
 // marks an ignored position (padding): its loss is 0 and its gradient row is 0. A target outside
-// [-1, V) is a user error (wersa::Error naming the position and the id), raised by the kernel
-// before it writes anything (the ids are read where they are; nothing is copied from a device).
+// [-1, V) is a user error (wersa::Error naming the position and the id), raised by the CPU kernel
+// before it writes anything (the ids are read where they are; nothing is copied from a device). On
+// CUDA (ids on the device) such a row gets a NaN loss and a NaN gradient row instead, and nothing
+// is read or written outside the tensors; loss_sum_fwd with weights adds NaN for a target >= V.
 // Derivative (for a loss sum_n scale * losses[n]):
 //   dlogits[n] = scale * (p[n] - onehot(t[n]))                       (zero row where t[n] = -1)
 // dlogits is overwritten. It MAY ALIAS logits: the backward reads and then overwrites one row at a

@@ -6,9 +6,9 @@
 //   db += sum_n dy   (accumulated; skipped when db is undefined)
 // The backward needs x and w from the forward. Either dx or dw may be left undefined to skip it.
 // dtypes: f32 (BLAS sgemm) or f64 (dgemm, the reference used by gradient tests). The forward also
-// takes bf16 weights w (inference copies, CPU only; x, y and b f32 or f64): each weight widens
-// exactly to the compute type, so the result is that of the widened matrix (one row: the bf16
-// GEMV of gemv.h; more rows: tiles of w widened into planned scratch, then sgemm/dgemm).
+// takes bf16 weights w (inference copies, CPU and CUDA; x, y and b f32 or f64): each weight widens
+// exactly to the compute type, so the result is that of the widened matrix (one row: a bf16 GEMV;
+// more rows: tiles of w widened into planned scratch, then sgemm/dgemm).
 #pragma once
 #include "wersa/tensor/context.h"
 #include "wersa/tensor/tensor.h"
