@@ -11,6 +11,7 @@
 #pragma once
 #include <functional>
 #include <map>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -55,6 +56,9 @@ struct OpCase {
   OpCase& out(const std::string& n, Shape s, DType dt = DType::F32, bool compare = true);
   OpCase& acc(const std::string& n, Shape s, DType dt = DType::F32);
 };
+
+// gtest prints a failing case by its name (not as bytes).
+inline void PrintTo(const OpCase& c, std::ostream* os) { *os << c.name; }
 
 // Every case (backend_ops.cpp lists the families).
 std::vector<OpCase> all_cases();

@@ -7,13 +7,13 @@
 // different barriers, a barrier that some threads exited before, a warp collective whose mask
 // leaves out the calling lane or whose lanes disagree on the mask, deadlock, a launch
 // configuration a GPU refuses.
-#include <dlfcn.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -49,7 +49,7 @@ struct SimThread {
   int linear = 0;
   State state = State::Ready;
   // At a barrier
-  const void* site = nullptr;
+  const char* site = nullptr;
   int bar_kind = 0, pred = 0, bar_result = 0;
   // At a warp collective
   WarpOp wop = WarpOp::Sync;
@@ -101,17 +101,9 @@ std::string dim_str(uint3 v) {
 }
 std::string dim_str(dim3 v) { return dim_str(uint3{v.x, v.y, v.z}); }
 
-std::string site_str(const void* site) {
-  if (!site) return "?";
-  std::ostringstream os;
-  Dl_info info;
-  if (dladdr(site, &info) && info.dli_sname)
-    os << info.dli_sname << "+0x" << std::hex
-       << (static_cast<const char*>(site) - static_cast<const char*>(info.dli_saddr));
-  else
-    os << site;
-  return os.str();
-}
+std::string site_str(const char* site) { return site ? site : "?"; }
+
+bool same_site(const char* a, const char* b) { return a == b || (a && b && std::strcmp(a, b) == 0); }
 
 const char* state_str(const SimThread& t) {
   switch (t.state) {
@@ -249,7 +241,7 @@ bool resolve_barrier(Block& b) {
     }
     if (t.state != State::Barrier) return false;
     if (!first) first = &t;
-    if (t.site != first->site || t.bar_kind != first->bar_kind) {
+    if (!same_site(t.site, first->site) || t.bar_kind != first->bar_kind) {
       b.error = "threads " + dim_str(first->info.thread_idx) + " and " + dim_str(t.info.thread_idx) +
                 " wait at different barriers (" + site_str(first->site) + ", " + site_str(t.site) +
                 "): a barrier in divergent code";
@@ -349,9 +341,9 @@ void* dynamic_shared() {
   return t_block->smem;
 }
 
-void syncthreads(const void* site) { syncthreads_reduce(site, 0, 0); }
+void syncthreads(const char* site) { syncthreads_reduce(site, 0, 0); }
 
-int syncthreads_reduce(const void* site, int kind, int pred) {
+int syncthreads_reduce(const char* site, int kind, int pred) {
   SimThread& t = self("__syncthreads");
   t.state = State::Barrier;
   t.site = site;

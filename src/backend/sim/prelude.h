@@ -50,8 +50,9 @@ const ThreadInfo& current();
 void* dynamic_shared();
 
 // Barriers and warp collectives (the device side of exec.cpp).
-void syncthreads(const void* site);
-int syncthreads_reduce(const void* site, int kind, int pred);  // kind 1 count, 2 and, 3 or
+// `site`: the barrier's place in the source ("file:line"), which identifies it.
+void syncthreads(const char* site);
+int syncthreads_reduce(const char* site, int kind, int pred);  // kind 1 count, 2 and, 3 or
 void syncwarp(unsigned mask, const void* site);
 enum class Shfl : int { Idx, Up, Down, Xor };
 uint64_t shfl(unsigned mask, uint64_t bits, Shfl mode, int arg, int width, const void* site);
@@ -94,21 +95,17 @@ const char* schedule_name(Schedule s);
 #define WERSA_DYNAMIC_SHARED(T, NAME) T* NAME = static_cast<T*>(::wersa::sim::dynamic_shared())
 
 // ---- barriers and warp collectives ------------------------------------------------------------
-// Each records its call site: threads of a block that meet at different barriers are an error.
-#define WERSA_SIM_SITE __builtin_return_address(0)
-__attribute__((noinline)) inline void __syncthreads() { ::wersa::sim::syncthreads(WERSA_SIM_SITE); }
-__attribute__((noinline)) inline int __syncthreads_count(int p) {
-  return ::wersa::sim::syncthreads_reduce(WERSA_SIM_SITE, 1, p);
-}
-__attribute__((noinline)) inline int __syncthreads_and(int p) {
-  return ::wersa::sim::syncthreads_reduce(WERSA_SIM_SITE, 2, p);
-}
-__attribute__((noinline)) inline int __syncthreads_or(int p) {
-  return ::wersa::sim::syncthreads_reduce(WERSA_SIM_SITE, 3, p);
-}
-__attribute__((noinline)) inline void __syncwarp(unsigned mask = 0xffffffffu) {
-  ::wersa::sim::syncwarp(mask, WERSA_SIM_SITE);
-}
+// A block barrier is identified by its place in the source: threads of a block that meet at
+// different barriers are an error. (Not by the machine address of the call: the host compiler may
+// copy one call into both arms of a branch before it, and then one barrier has two addresses.)
+#define WERSA_SIM_STR2(X) #X
+#define WERSA_SIM_STR(X) WERSA_SIM_STR2(X)
+#define WERSA_SIM_SITE __FILE__ ":" WERSA_SIM_STR(__LINE__)
+#define __syncthreads() ::wersa::sim::syncthreads(WERSA_SIM_SITE)
+#define __syncthreads_count(P) ::wersa::sim::syncthreads_reduce(WERSA_SIM_SITE, 1, (P))
+#define __syncthreads_and(P) ::wersa::sim::syncthreads_reduce(WERSA_SIM_SITE, 2, (P))
+#define __syncthreads_or(P) ::wersa::sim::syncthreads_reduce(WERSA_SIM_SITE, 3, (P))
+inline void __syncwarp(unsigned mask = 0xffffffffu) { ::wersa::sim::syncwarp(mask, nullptr); }
 inline unsigned __ballot_sync(unsigned mask, int p) { return ::wersa::sim::vote(mask, 0, p, nullptr); }
 inline int __any_sync(unsigned mask, int p) { return int(::wersa::sim::vote(mask, 1, p, nullptr)); }
 inline int __all_sync(unsigned mask, int p) { return int(::wersa::sim::vote(mask, 2, p, nullptr)); }
