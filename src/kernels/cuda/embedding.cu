@@ -5,10 +5,10 @@
 // device and not checked on the host) gives a NaN row; nothing is read outside the table.
 // Backward, deterministic without atomics: the grid is (vocabulary group, column block). Block
 // (g, c) owns the vocabulary rows v with v % groups == g and the columns of block c, one column per
-// thread. It walks all the tokens in order (staged through shared memory a block-width at a time)
-// and, for every token it owns, each thread adds dy[n, col] to a running sum of dtable[v, col]
-// (reloaded when the row changes, stored when it changes again). So every element of dtable
-// receives its contributions in token order from one thread -- the CPU's order, bitwise -- and the
+// thread. It walks all the tokens in order (staged through shared memory a block-width at a time,
+// marked owned or not once per block) and, for every token it owns, each thread adds dy[n, col] to a running
+// sum of dtable[v, col] (reloaded when the row changes, stored when it changes again). So every element of
+// dtable receives its contributions in token order from one thread -- the CPU's order, bitwise -- and the
 // rows of a frequent token are spread over the column blocks. The vocabulary is interleaved over
 // the groups so that frequent (small) ids do not all fall to one group. Ids outside [0, V) are
 // owned by no group: skipped.
@@ -55,16 +55,19 @@ __global__ void embedding_bwd_kernel(T* dtable, const T* dy, const int32_t* toke
   for (int64_t n0 = 0; n0 < N; n0 += blockDim.x) {
     const int64_t m = N - n0 < int64_t(blockDim.x) ? N - n0 : int64_t(blockDim.x);
     __syncthreads();  // the previous stage is consumed
-    // Branch-free (past the end: the last id again, never used): the host compiler of the
-    // simulator may otherwise copy the barrier below into both arms of an `if`, which the
+    // Each id is staged once per block: itself when this block owns it, else -1 (past the end of
+    // the tokens, the last one again: never read, as k < m). Branch-free: the simulator's host
+    // compiler may otherwise copy the barrier below into both arms of an `if`, which the
     // simulator reports as divergent barriers.
     const int64_t src = n0 + threadIdx.x;
-    ids[threadIdx.x] = tokens[src < N ? src : N - 1];
+    const int id = tokens[src < N ? src : N - 1];
+    const bool mine = (id >= 0) & (id < V) & (id % groups == g);
+    ids[threadIdx.x] = mine ? id : -1;
     __syncthreads();
     if (!active) continue;
     for (int64_t k = 0; k < m; ++k) {
       const int64_t v = ids[k];
-      if (v < 0 || v >= V || int(v) % groups != g) continue;
+      if (v < 0) continue;
       if (v != cur) {
         if (cur >= 0) dtable[cur * D + col] = acc;
         cur = v;
