@@ -1,7 +1,8 @@
 // test_backend_ops cases: LayerNorm forward (mean and rstd saved or not) and backward (each of dx,
 // dw, db computed or skipped; dw and db accumulated), f32 and f64. Shapes: N in {1, 7, 64, 130}
-// and C in {1, 7, 33, 64, 100, 257, 1000} for the main variants; N = 1100 (several rows per
-// parameter chunk) and wide rows (C = 3000, 6000, 12000: the kernels' shared-memory paths off).
+// and C in {1, 7, 33, 64, 100, 257, 1000} for the main variants; no rows; N = 1100 (several rows
+// per parameter chunk); wide rows (C = 2000 to 12000: the kernels' shared-memory paths off); NaN
+// and infinities in x, w, b and dy.
 #include "backend_ops.h"
 #include "wersa/ops/layernorm.h"
 
@@ -84,6 +85,9 @@ void add_layernorm_cases(std::vector<OpCase>& out) {
         add_bwd(out, dt, N, C, Grads{false, true, true});
         add_bwd(out, dt, N, C, Grads{true, false, true});
       }
+    // No rows: nothing to compute, dw and db unchanged.
+    add_fwd(out, dt, 0, 7, Saved{});
+    add_bwd(out, dt, 0, 7, Grads{});
     // Several rows per parameter chunk (N > 512 chunks).
     for (int64_t C : {7, 100}) {
       add_bwd(out, dt, 1100, C, Grads{});

@@ -1,7 +1,8 @@
 // test_backend_ops cases: RMSNorm forward (rstd saved or not) and backward (dx overwritten or
 // accumulated or skipped, dw accumulated or skipped), f32 and f64. Shapes: N in {1, 7, 64, 130}
-// and C in {1, 7, 33, 64, 100, 257, 1000} for the main variants; N = 1100 (several rows per
-// parameter chunk) and wide rows (C = 3000, 6000, 12000: the kernels' shared-memory paths off).
+// and C in {1, 7, 33, 64, 100, 257, 1000} for the main variants; no rows; N = 1100 (several rows
+// per parameter chunk); wide rows (C = 3000, 6000, 12000: the kernels' shared-memory paths off);
+// NaN and infinities in x, w and dy.
 #include "backend_ops.h"
 #include "wersa/ops/rmsnorm.h"
 
@@ -76,6 +77,9 @@ void add_rmsnorm_cases(std::vector<OpCase>& out) {
         add_bwd(out, dt, N, C, Variant{true, false, true, false});  // dw only
         add_bwd(out, dt, N, C, Variant{true, true, false, true});   // dx accumulated, no dw
       }
+    // No rows: nothing to compute, dw unchanged.
+    add_fwd(out, dt, 0, 7, true);
+    add_bwd(out, dt, 0, 7, Variant{true, true, true, true});
     // Several rows per parameter chunk (N > 512 chunks).
     for (int64_t C : {7, 100}) {
       add_bwd(out, dt, 1100, C, Variant{});

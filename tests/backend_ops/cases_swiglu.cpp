@@ -1,6 +1,7 @@
-// test_backend_ops cases: SwiGLU forward and backward, f32 and f64: the elementwise form (sizes
-// 1, 7, 1000, 65537; NaN and infinities in gate and dy; outputs aliasing inputs) and the packed
-// form (gate_up [..., 2F], F in {1, 7, 64, 100, 300}; rows 1, 3, 130, 70000 and a rank-3 shape).
+// test_backend_ops cases: SwiGLU forward and backward, f32 and f64: the elementwise form (sizes 0,
+// 1, 7, 1000, 65537; NaN and infinities in gate, up and dy; wide gates past the float cut of
+// sigmoid; outputs aliasing inputs) and the packed form (gate_up [..., 2F], F in {1, 7, 64, 100,
+// 300} with 1, 3 and 130 rows; a rank-3 shape; no rows; 70000 rows, more than the grid's 65535).
 #include "backend_ops.h"
 #include "wersa/ops/swiglu.h"
 
@@ -10,8 +11,9 @@ void add_swiglu_cases(std::vector<OpCase>& out) {
   for (DType dt : {DType::F32, DType::F64}) {
     const double err = dt == DType::F32 ? 1e-12 : 1e-26;
     const std::string d = dt == DType::F32 ? "f32" : "f64";
-    for (int64_t n : {1, 7, 1000, 65537})
+    for (int64_t n : {0, 1, 7, 1000, 65537})
       for (bool special : {false, true}) {
+        if (special && n == 0) continue;
         const std::string sz = d + " n" + std::to_string(n) + (special ? " special" : "");
         const Fill fs = special ? Fill::Special : Fill::Normal;
         OpCase f("swiglu_fwd", "swiglu_fwd " + sz);
@@ -73,6 +75,7 @@ void add_swiglu_cases(std::vector<OpCase>& out) {
     for (int64_t F : {1, 7, 64, 100, 300})
       for (int64_t R : {1, 3, 130}) shapes.push_back(Shape{R, F});
     shapes.push_back(Shape{2, 3, 7});
+    shapes.push_back(Shape{0, 7});      // no rows
     shapes.push_back(Shape{70000, 2});  // more rows than the grid's 65535
     for (const Shape& ys : shapes) {
       Shape ps = ys;
