@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "backend_ops.h"
-#include "guarded_tensor.h"
+#include "guarded_buffer.h"
 #include "wersa/backend/backend.h"
 #include "wersa/ops/adamw.h"
 
@@ -75,13 +75,13 @@ TEST(AdamWFlatBadTable, NothingOutsideTheTensors) {
   const int64_t n = 50;
   const std::vector<int32_t> rows = {-5, 10, 1, 30, 20, 0, 15, 40, 1, 35, 1 << 30, 0, 2000000000, -7, 1};
   std::vector<float> ones(size_t(n), 1.0f), zeros(size_t(n), 0.0f);
-  GuardedTensor p(Device::CUDA, DType::F32, {n}, ones), m(Device::CUDA, DType::F32, {n}, zeros),
+  GuardedBuffer p(Device::CUDA, DType::F32, {n}, ones), m(Device::CUDA, DType::F32, {n}, zeros),
       v(Device::CUDA, DType::F32, {n}, zeros), g(Device::CUDA, DType::F32, {n}, ones),
       seg(Device::CUDA, DType::I32, {int64_t(rows.size() / 3), 3}, rows);
   Ctx ctx(Device::CUDA);
-  adamw_step(ctx, AdamWArgs{p.t, m.t, v.t, g.t, 1e-3, 0.9, 0.95, 1e-8, 0.1, 1, seg.t});
+  adamw_step(ctx, AdamWArgs{p.t(), m.t(), v.t(), g.t(), 1e-3, 0.9, 0.95, 1e-8, 0.1, 1, seg.t()});
   ctx.sync();
-  for (const GuardedTensor* t : {&p, &m, &v, &g}) {
+  for (const GuardedBuffer* t : {&p, &m, &v, &g}) {
     bool ok = false;
     const std::vector<float> x = t->read<float>(&ok);
     EXPECT_TRUE(ok) << "a write outside a tensor";

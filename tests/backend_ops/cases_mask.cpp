@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "backend_ops.h"
-#include "guarded_tensor.h"
+#include "guarded_buffer.h"
 #include "wersa/ops/mask.h"
 
 namespace wersa::test {
@@ -41,12 +41,12 @@ void check_bad_lengths(DType dt, bool in_place) {
   const std::vector<int32_t> len = {2, 0, 5, -3, 4, 1 << 30};  // 0, 5, -3 and 2^30 are bad
   std::vector<T> x(size_t(B * Tn * W));
   for (size_t i = 0; i < x.size(); ++i) x[i] = T(1 + i);
-  GuardedTensor gx(Device::CUDA, dt, {B, Tn, W}, x);
-  GuardedTensor gy(Device::CUDA, dt, {B, Tn, W}, std::vector<T>(x.size(), T(-7)));
-  GuardedTensor gl(Device::CUDA, DType::I32, {B}, len);
+  GuardedBuffer gx(Device::CUDA, dt, {B, Tn, W}, x);
+  GuardedBuffer gy(Device::CUDA, dt, {B, Tn, W}, std::vector<T>(x.size(), T(-7)));
+  GuardedBuffer gl(Device::CUDA, DType::I32, {B}, len);
   Ctx ctx(Device::CUDA);
-  const Tensor& y = in_place ? gx.t : gy.t;
-  mask_padding(ctx, MaskPadding{y, gx.t, gl.t});
+  const Tensor& y = in_place ? gx.t() : gy.t();
+  mask_padding(ctx, MaskPadding{y, gx.t(), gl.t()});
   ctx.sync();
   bool guards = false, lguards = false, xguards = false;
   const std::vector<T> got = (in_place ? gx : gy).template read<T>(&guards);

@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "backend_ops.h"
-#include "guarded_tensor.h"
+#include "guarded_buffer.h"
 #include "wersa/ops/pool.h"
 
 namespace wersa::test {
@@ -53,11 +53,11 @@ void check_fwd(DType dt, PoolKind kind) {
   const int64_t B = 6, Tn = 4, D = 3;
   std::vector<T> x(size_t(B * Tn * D));
   for (size_t i = 0; i < x.size(); ++i) x[i] = T(1 + i);
-  GuardedTensor gx(Device::CUDA, dt, {B, Tn, D}, x);
-  GuardedTensor gp(Device::CUDA, dt, {B, D}, std::vector<T>(size_t(B * D), T(-7)));
-  GuardedTensor gl(Device::CUDA, DType::I32, {B}, kLengths);
+  GuardedBuffer gx(Device::CUDA, dt, {B, Tn, D}, x);
+  GuardedBuffer gp(Device::CUDA, dt, {B, D}, std::vector<T>(size_t(B * D), T(-7)));
+  GuardedBuffer gl(Device::CUDA, DType::I32, {B}, kLengths);
   Ctx ctx(Device::CUDA);
-  pool_fwd(ctx, PoolFwd{gp.t, gx.t, gl.t, kind});
+  pool_fwd(ctx, PoolFwd{gp.t(), gx.t(), gl.t(), kind});
   ctx.sync();
   bool guards = false;
   const std::vector<T> p = gp.read<T>(&guards);
@@ -86,11 +86,11 @@ void check_bwd(DType dt, PoolKind kind) {
   const int64_t B = 6, Tn = 4, D = 3;
   std::vector<T> dp(size_t(B * D));
   for (size_t i = 0; i < dp.size(); ++i) dp[i] = T(1 + i);
-  GuardedTensor gdp(Device::CUDA, dt, {B, D}, dp);
-  GuardedTensor gdx(Device::CUDA, dt, {B, Tn, D}, std::vector<T>(size_t(B * Tn * D), T(-7)));
-  GuardedTensor gl(Device::CUDA, DType::I32, {B}, kLengths);
+  GuardedBuffer gdp(Device::CUDA, dt, {B, D}, dp);
+  GuardedBuffer gdx(Device::CUDA, dt, {B, Tn, D}, std::vector<T>(size_t(B * Tn * D), T(-7)));
+  GuardedBuffer gl(Device::CUDA, DType::I32, {B}, kLengths);
   Ctx ctx(Device::CUDA);
-  pool_bwd(ctx, PoolBwd{gdx.t, gdp.t, gl.t, kind});
+  pool_bwd(ctx, PoolBwd{gdx.t(), gdp.t(), gl.t(), kind});
   ctx.sync();
   bool guards = false;
   const std::vector<T> dx = gdx.read<T>(&guards);

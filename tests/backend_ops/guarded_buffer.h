@@ -1,12 +1,14 @@
-// test_backend_ops helper for the bad-data tests (out-of-range ids on a device tensor, which the
-// CPU kernels refuse, so the CPU-vs-CUDA runner cannot test them): a tensor on a device with a
-// guard band of a known pattern on each side, its contents read back, and the guards checked.
+// test_backend_ops helper for the plain TESTs that make device tensors by hand (bad ids, targets
+// and lengths on a device tensor, which the CPU kernels refuse, so the CPU-vs-CUDA runner cannot
+// test them; the flat AdamW's segment table): a tensor on a device with a guard band of a known
+// pattern on each side, its contents read back, and the guards checked.
 #pragma once
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
 #include "wersa/backend/backend.h"
+#include "wersa/common/error.h"
 #include "wersa/tensor/tensor.h"
 
 namespace wersa::test {
@@ -25,6 +27,12 @@ class GuardedBuffer {
     device_copy(dev, base_, Device::CPU, h.data(), h.size());
     t_ = Tensor(static_cast<char*>(base_) + kGuard, dt, dev, shape, name);
   }
+  // The same, holding `values` (which must fill the tensor).
+  template <class T>
+  GuardedBuffer(Device dev, DType dt, Shape shape, const std::vector<T>& values)
+      : GuardedBuffer(dev, dt, shape, values.data()) {
+    WERSA_ASSERT(values.size() * sizeof(T) == bytes_, "GuardedBuffer: values do not fill the tensor");
+  }
   ~GuardedBuffer() { device_free(dev_, base_); }
   GuardedBuffer(const GuardedBuffer&) = delete;
   GuardedBuffer& operator=(const GuardedBuffer&) = delete;
@@ -38,6 +46,12 @@ class GuardedBuffer {
     std::vector<E> v(bytes_ / sizeof(E));
     if (bytes_) std::memcpy(v.data(), h.data() + kGuard, bytes_);
     return v;
+  }
+  // The contents, and in *guards_ok whether both guard bands still hold the pattern.
+  template <class E>
+  std::vector<E> read(bool* guards_ok) const {
+    *guards_ok = guards_intact();
+    return read<E>();
   }
   // Whether both guard bands still hold the pattern.
   bool guards_intact() const {

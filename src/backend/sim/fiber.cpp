@@ -7,19 +7,6 @@
 #include <cstdio>
 #include <cstdlib>
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define WERSA_SIM_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define WERSA_SIM_ASAN 1
-#endif
-#ifdef WERSA_SIM_ASAN
-#include <sanitizer/asan_interface.h>
-#include <sanitizer/common_interface_defs.h>
-#endif
-
 namespace wersa::sim {
 
 namespace {

@@ -10,6 +10,20 @@
 #include <ucontext.h>
 #endif
 
+// WERSA_SIM_ASAN: built with AddressSanitizer (gcc or clang), whose fiber interface is then used.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WERSA_SIM_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(WERSA_SIM_ASAN)
+#define WERSA_SIM_ASAN 1
+#endif
+#ifdef WERSA_SIM_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 namespace wersa::sim {
 
 class Fiber {
