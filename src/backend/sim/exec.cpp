@@ -311,7 +311,6 @@ void run_block(Block& b) {
 }
 
 #ifdef WERSA_SIM_ASAN
-thread_local const Launch* t_launch = nullptr;
 void asan_death() {
   if (t_thread && t_block)
     std::fprintf(stderr, "CUDA simulator: the access above was made by kernel %s, block %s, thread %s\n",
