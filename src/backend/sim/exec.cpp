@@ -107,17 +107,23 @@ const char* state_str(const SimThread& t) {
   return "?";
 }
 
+// Thrown through the failing thread's own frames (so that their locals are destroyed: an abandoned
+// fiber would leak them) up to thread_main, which ends the thread.
+struct ThreadAbort {};
+
+void record_error(const std::string& msg) {
+  Block* b = t_block;
+  if (b->error.empty()) b->error = "thread " + dim_str(t_thread->info.thread_idx) + ": " + msg;
+}
+
 // Ends the running block with `msg` (from inside a fiber: never returns).
 [[noreturn]] void fail_in_thread(const std::string& msg) {
-  SimThread* t = t_thread;
-  Block* b = t_block;
-  if (!t || !b) {
+  if (!t_thread || !t_block) {
     std::fprintf(stderr, "CUDA simulator: %s (outside a kernel)\n", msg.c_str());
     std::abort();
   }
-  if (b->error.empty()) b->error = "thread " + dim_str(t->info.thread_idx) + ": " + msg;
-  t->state = State::Done;
-  t->fiber.finish();
+  record_error(msg);
+  throw ThreadAbort{};
 }
 
 void yield_to_scheduler() { t_thread->fiber.yield(); }
@@ -134,10 +140,11 @@ void thread_main(void* arg) {
   auto* t = static_cast<SimThread*>(arg);
   try {
     (*t_block->launch->body)();
+  } catch (const ThreadAbort&) {  // the error is recorded
   } catch (const std::exception& e) {
-    fail_in_thread(std::string("an exception left device code: ") + e.what());
+    record_error(std::string("an exception left device code: ") + e.what());
   } catch (...) {
-    fail_in_thread("an exception left device code");
+    record_error("an exception left device code");
   }
   t->state = State::Done;
 }
