@@ -229,7 +229,8 @@ TEST_P(BackendOps, CudaMatchesCpu) {
     EXPECT_EQ(std::memcmp(gpu[i].data(), again[i].data(), gpu[i].size()), 0)
         << s.name << ": two CUDA runs of the same case differ";
     if (s.role == Role::In) {
-      EXPECT_EQ(std::memcmp(gpu[i].data() + kGuard, initial(s, seed * 1000 + i).data(), bytes), 0)
+      EXPECT_TRUE(bytes == 0 ||
+                  std::memcmp(gpu[i].data() + kGuard, initial(s, seed * 1000 + i).data(), bytes) == 0)
           << s.name << ": an input was modified";
       continue;
     }
