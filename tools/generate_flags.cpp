@@ -56,6 +56,9 @@ GenerateFlags parse_generate_flags(int argc, const char* const* argv) {
                  "token; fp32 arithmetic)")
       ->check(one_of({"f32", "bf16"}))
       ->capture_default_str();
+  app.add_option("--device", f.device, "where to run: cpu or cuda (logits read back once per token)")
+      ->check(one_of({"cpu", "cuda"}))
+      ->capture_default_str();
   app.add_option("-t,--threads", f.threads, "CPU threads (0 = all cores)")
       ->check(integer(0, 1 << 16))
       ->capture_default_str();

@@ -19,6 +19,7 @@ struct GenerateFlags {
   std::string help;  // non-empty: --help was given; print it and exit 0 (the rest is unset)
   std::string model_dir, prompt, prompt_file, save_state, load_state;
   std::string weights = "f32";  // --weights: f32 | bf16
+  std::string device = "cpu";   // --device: cpu | cuda
   bool have_prompt = false;     // -p or -f was given (an empty -p '' counts)
   int64_t n_predict = 128, ctx = 0, batch = 512, seed = -1;
   int threads = 0;

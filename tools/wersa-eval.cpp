@@ -22,11 +22,12 @@ namespace {
 
 int evaluate_classifier_cli(const std::string& dir, wersa::Config cfg, const std::string& docs,
                             const std::string& split, int64_t batch, const std::string& predictions,
-                            const std::string& metrics_json, const std::string& weights) {
+                            const std::string& metrics_json, const std::string& weights,
+                            const std::string& device) {
   using namespace wersa;
   const std::string file = docs.empty() ? cfg.data.train : docs;
   ClassifyData d = load_classify_data(cfg, io::checkpoint_tokenizer(dir), file);
-  const std::unique_ptr<Model> loaded = io::load_inference_model(dir, cfg, weights);
+  const std::unique_ptr<Model> loaded = io::load_inference_model(dir, cfg, weights, device);
   Model& model = *loaded;
   std::vector<int64_t> which;
   if (split == "all") {
@@ -79,7 +80,7 @@ int main(int argc, char** argv) {
       "accuracy, F1 and ROC AUC)",
       "wersa-eval"};
   std::string ckpt, text, shards, per_token, docs, split = "validation", predictions, metrics_json,
-                                                   weights = "f32";
+                                                   weights = "f32", device = "cpu";
   int64_t seq = 0, batch = 1, max_tokens = -1;
   int threads = 0;
   bool by_position = false;
@@ -121,6 +122,9 @@ int main(int argc, char** argv) {
                  "--weights bf16 runs)")
       ->check(one_of({"f32", "bf16"}))
       ->capture_default_str();
+  app.add_option("--device", device, "where to run: cpu or cuda")
+      ->check(one_of({"cpu", "cuda"}))
+      ->capture_default_str();
   app.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(integer(0, 1 << 16));
   return wersa::run_cli([&] {
     std::string help;
@@ -140,13 +144,13 @@ int main(int argc, char** argv) {
                            "--by-position are for language models)");
       const int64_t docs_per_pass = app.count("--batch") ? batch : int64_t(cfg.train.batch_size);
       return evaluate_classifier_cli(dir, cfg, docs, split, docs_per_pass, predictions, metrics_json,
-                                     weights);
+                                     weights, device);
     }
     if (!docs.empty() || !predictions.empty() || !metrics_json.empty())
       wersa::usage_error(app, "--docs, --predictions and --metrics-json are for classifier checkpoints");
     if (text.empty() && shards.empty()) wersa::usage_error(app, "give --text FILE or --shards GLOB");
     auto tok = wersa::data::load_tokenizer(wersa::io::checkpoint_tokenizer(dir));
-    const std::unique_ptr<wersa::Model> loaded = wersa::io::load_inference_model(dir, cfg, weights);
+    const std::unique_ptr<wersa::Model> loaded = wersa::io::load_inference_model(dir, cfg, weights, device);
     wersa::Model& model = *loaded;
     auto ds = wersa::data::open_dataset(text.empty() ? shards : text, *tok, cfg.model.vocab_size);
     if (seq <= 0) seq = cfg.train.seq_len;

@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
     WERSA_CHECK(tok->vocab_size() <= cfg.model.vocab_size, dir, ": the tokenizer has ", tok->vocab_size(),
                 " ids but the model only ", cfg.model.vocab_size);
     const std::unique_ptr<wersa::Model> loaded_model =
-        wersa::io::load_inference_model(dir, cfg, flags.weights);
+        wersa::io::load_inference_model(dir, cfg, flags.weights, flags.device);
     const wersa::Model& model = *loaded_model;
     const bool cache = model.generation_needs_context();  // a KV cache: the context is bounded
     if (cache && ctx == 0) ctx = cfg.train.seq_len;

@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
                "wersa-train"};
   std::string config_path, out_dir;
   std::vector<std::string> sets;
-  std::string max_memory;
+  std::string max_memory, device;
   bool resume = false, help_config = false;
   app.add_option("-c,--config", config_path, "JSON config file (see configs/)")->check(existing_file());
   app.add_option("--set", sets, "override a config key: section.key=value (repeatable)")->check(key_value());
@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
          "-o,--out", out_dir,
          "run directory: metrics.jsonl, config.json and checkpoints step-NNNNNN/ (created if missing)")
       ->check(output_dir());
+  app.add_option("--device", device, "where to train: cpu or cuda (sets train.device)")
+      ->check(one_of({"cpu", "cuda"}));
   app.add_flag("--resume", resume, "continue from the newest complete checkpoint in --out");
   app.add_option(
       "--max-memory", max_memory,
@@ -44,6 +46,7 @@ int main(int argc, char** argv) {
     wersa::init_logging();
     wersa::Config cfg = wersa::config_from_file(config_path);
     wersa::config_set_all(cfg, sets);
+    if (!device.empty()) wersa::config_set_all(cfg, {"train.device=" + device});
     wersa::TrainOptions opt;
     opt.out_dir = out_dir;
     opt.resume = resume;

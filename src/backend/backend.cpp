@@ -120,10 +120,12 @@ void* host_alloc_pinned(size_t bytes) {
 
 void host_free_pinned(void* p) {
   if (!p) return;
+  bool pinned;
   {
     std::lock_guard<std::mutex> lock(g_dry_mutex);
-    if (g_pinned.erase(p) == 0) return device_free(Device::CPU, p);  // a dry reservation or heap block
+    pinned = g_pinned.erase(p) != 0;
   }
+  if (!pinned) return device_free(Device::CPU, p);  // a dry reservation or heap block (takes the lock)
   cuda::free_pinned(p);
 }
 

@@ -22,6 +22,7 @@ void* stream_create() { unavailable("cuda stream"); }
 void stream_destroy(void*) {}
 void stream_sync(void*) {}
 bool available() { return false; }
+size_t memory_available() { return 0; }
 void* blas_create(void*) { unavailable("cuBLAS"); }
 void blas_destroy(void*) {}
 

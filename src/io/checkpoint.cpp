@@ -46,6 +46,25 @@ int64_t first_bad(const Tensor& t, bool nonneg) {
   return -1;
 }
 
+// Reads tensor `name` of f into t (on any device: a device tensor through a host copy, checked
+// there), then checks that it is finite (and, with nonneg, >= 0).
+void read_checked(const SafeTensorsFile& f, const std::string& name, const Tensor& t, bool nonneg) {
+  std::vector<char> staging;
+  Tensor host = t;
+  if (t.device != Device::CPU) {
+    staging.resize(t.bytes());
+    host = Tensor(staging.data(), t.dtype, Device::CPU, t.shape, t.name);
+  }
+  f.read_into(name, host);
+  const int64_t bad = first_bad(host, nonneg);
+  if (bad >= 0) {
+    const double v = host.dtype == DType::F32 ? double(host.host<float>()[bad]) : host.host<double>()[bad];
+    WERSA_FAIL(f.path(), ": tensor '", name, "' holds ", v, " at element ", bad,
+               std::isfinite(v) ? " (a second moment must be >= 0)" : " (weights must be finite)");
+  }
+  if (t.device != Device::CPU) tensor_copy(t, host);
+}
+
 // Reads every tensor of the arenas (prefixed) from f, after checking that f holds exactly those.
 void read_exact(const SafeTensorsFile& f, const std::vector<std::pair<const Arena*, std::string>>& arenas,
                 const std::string& described_by, bool nonneg_prefix_v) {
@@ -61,14 +80,7 @@ void read_exact(const SafeTensorsFile& f, const std::vector<std::pair<const Aren
       const std::string name = prefix + std::string(t.name);
       WERSA_CHECK(f.has(name), f.path(), ": no tensor '", name, "', which the model that ", described_by,
                   " describes has (the config and the tensors disagree)");
-      f.read_into(name, t);
-      const int64_t bad = first_bad(t, nonneg_prefix_v && prefix == "v.");
-      if (bad >= 0) {
-        const double v = t.dtype == DType::F32 ? double(t.host<float>()[bad]) : t.host<double>()[bad];
-        WERSA_FAIL(
-            f.path(), ": tensor '", name, "' holds ", v, " at element ", bad,
-            bad >= 0 && std::isfinite(v) ? " (a second moment must be >= 0)" : " (weights must be finite)");
-      }
+      read_checked(f, name, t, nonneg_prefix_v && prefix == "v.");
     }
 }
 
@@ -159,8 +171,6 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Chec
   fs::remove_all(tmp, ec);
   fs::create_directories(tmp, ec);
   WERSA_CHECK(!ec, tmp.string(), ": cannot create directory: ", ec.message());
-  WERSA_CHECK(c.model->device() == Device::CPU, "checkpoint: the model is on ",
-              device_name(c.model->device()), "; save a copy on the CPU");
   std::vector<Tensor> weights(c.model->params_arena().tensors().begin(),
                               c.model->params_arena().tensors().end());
   for (const Tensor& b : c.model->buffers_arena().tensors()) weights.push_back(b);
@@ -241,11 +251,17 @@ void prune_checkpoints(const std::string& run_dir, int keep) {
 }
 
 std::unique_ptr<Model> load_inference_model(const std::string& dir, const Config& cfg,
-                                            const std::string& weights) {
+                                            const std::string& weights, const std::string& device) {
   WERSA_CHECK(weights == "f32" || weights == "bf16", "--weights: '", weights, "' (expected f32 or bf16)");
+  WERSA_CHECK(device == "cpu" || device == "cuda", "--device: '", device, "' (expected cpu or cuda)");
+  WERSA_CHECK(device == "cpu" || weights == "f32", "--weights bf16 runs on the cpu (the CUDA backend ",
+              "reads f32 weights)");
+  WERSA_CHECK(device == "cpu" || cuda_available(), "--device cuda: no CUDA device is available (the ",
+              "engine was built without CUDA, or no GPU is visible)");
   auto m = std::make_unique<Model>(cfg.model, DType::F32, Device::CPU, false);
   load_model_weights(dir, *m);
   if (weights == "bf16") m = std::make_unique<Model>(*m, DType::BF16);
+  if (device == "cuda") m = std::make_unique<Model>(*m, Device::CUDA);
   return m;
 }
 
@@ -300,10 +316,7 @@ int load_trunk_weights(const std::string& dir, Model& m) {
     if (name.rfind(kClassifierPrefix, 0) == 0) return;  // the head starts afresh
     WERSA_CHECK(f.has(name), f.path(), ": no tensor '", name,
                 "' (a trunk needs every tensor of the model section)");
-    f.read_into(name, t);
-    const int64_t bad = first_bad(t, false);
-    WERSA_CHECK(bad < 0, f.path(), ": tensor '", name, "' is not finite at element ", bad,
-                " (weights must be finite)");
+    read_checked(f, name, t, false);
     ++n;
   };
   for (const Tensor& t : m.params_arena().tensors()) read(t);

@@ -131,16 +131,24 @@ const char* safetensors_dtype_name(DType t) {
   return "?";
 }
 
-void save_safetensors(const std::string& path, const std::vector<Tensor>& tensors,
+void save_safetensors(const std::string& path, const std::vector<Tensor>& given,
                       const std::map<std::string, std::string>& metadata) {
   WERSA_ASSERT(host_is_little_endian(), "safetensors I/O assumes a little-endian host");
+  // Tensors on a device are written through host staging: one host copy each, made here.
+  std::vector<Tensor> tensors = given;
+  std::vector<std::vector<char>> staged;
+  for (Tensor& t : tensors) {
+    if (t.device == Device::CPU || t.bytes() == 0 || t.data == nullptr) continue;
+    staged.emplace_back(t.bytes());
+    Tensor host(staged.back().data(), t.dtype, Device::CPU, t.shape, t.name);
+    tensor_copy(host, t);
+    t = host;
+  }
   std::set<std::string> names;
   for (const Tensor& t : tensors) {
     WERSA_CHECK(!t.name.empty(), path, ": cannot save a tensor without a name (", t.describe(), ")");
     WERSA_CHECK(t.name != kMetaKey, path, ": '", kMetaKey, "' is reserved and cannot name a tensor");
     WERSA_CHECK(names.insert(std::string(t.name)).second, path, ": two tensors are named '", t.name, "'");
-    WERSA_CHECK(t.device == Device::CPU, path, ": tensor '", t.name, "' is on ", device_name(t.device),
-                " (expected a CPU tensor)");
     for (int i = 0; i < t.rank(); ++i)
       WERSA_CHECK(t.dim(i) >= 0, path, ": tensor '", t.name, "' has a negative dimension ", t.shape.str());
     WERSA_CHECK(t.bytes() == 0 || t.data != nullptr, path, ": tensor '", t.name, "' has no data");
@@ -260,8 +268,6 @@ const SafeTensorEntry& SafeTensorsFile::entry(std::string_view name) const {
 
 void SafeTensorsFile::read_into(std::string_view name, const Tensor& dst) const {
   const SafeTensorEntry& e = entry(name);
-  WERSA_CHECK(dst.device == Device::CPU, path_, ": tensor '", name, "': destination ", dst.describe(),
-              " is not a CPU tensor");
   WERSA_CHECK(dst.dtype == e.dtype, path_, ": tensor '", name, "' has dtype ",
               safetensors_dtype_name(e.dtype), ", expected ", safetensors_dtype_name(dst.dtype));
   WERSA_CHECK(dst.shape == e.shape, path_, ": tensor '", name, "' has shape ", e.shape.str(), ", expected ",
@@ -270,7 +276,14 @@ void SafeTensorsFile::read_into(std::string_view name, const Tensor& dst) const 
   WERSA_ASSERT(n == dst.bytes(), "validated entry size");
   if (n == 0) return;
   WERSA_CHECK(dst.data != nullptr, path_, ": tensor '", name, "': destination has no data");
-  std::memcpy(dst.data, bytes_.data() + data_start_ + e.begin, n);
+  const char* src = bytes_.data() + data_start_ + e.begin;
+  if (dst.device == Device::CPU) {
+    std::memcpy(dst.data, src, n);
+    return;
+  }
+  // A device destination: through an aligned host copy (the file's bytes may be unaligned).
+  std::vector<char> host(src, src + n);
+  tensor_copy(dst, Tensor(host.data(), dst.dtype, Device::CPU, dst.shape, dst.name));
 }
 
 }  // namespace wersa::io

@@ -4,6 +4,7 @@
 #include "wersa/model/generate.h"
 
 #include <cstring>
+#include <vector>
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -20,7 +21,6 @@ namespace wersa {
 DecodeState::DecodeState(const Model& m, const DecodeOptions& opt) : model_(&m), opt_(opt) {
   const ModelConfig& c = m.config();
   WERSA_CHECK(c.attention.causal, "generation needs a causal model (attention.causal = true)");
-  WERSA_CHECK(m.device() == Device::CPU, "generation runs on the CPU");
   WERSA_CHECK(opt.context >= 0, "context = ", opt.context, ", expected >= 0 (0 = unlimited for WERSA)");
   WERSA_CHECK(!m.generation_needs_context() || opt.context > 0, "a ", attention_kind_name(c.attention.type),
               " model needs a context length (-c) for its KV cache");
@@ -39,7 +39,12 @@ DecodeState::DecodeState(const Model& m, const DecodeOptions& opt) : model_(&m),
   });
   step_ = std::make_unique<Workspace>(m, RunSpec{1, 1, false, true});
   plan(*step_, 1);
-  logits_ = step_->logits.view({c.vocab_size});
+  dev_logits_ = step_->logits.view({c.vocab_size});
+  logits_ = dev_logits_;
+  if (m.device() != Device::CPU) {
+    host_logits_ = std::make_unique<Arena>("decode logits (host)", Device::CPU);
+    logits_ = host_logits_->build([&](Arena& a) { return a.add("logits", m.dtype(), {c.vocab_size}); });
+  }
   tokens_.reserve(size_t(std::min<int64_t>(opt.context > 0 ? opt.context : 4096, 1 << 20)));
 }
 
@@ -71,7 +76,13 @@ Workspace& DecodeState::chunk() {
 void DecodeState::reset() {
   state_->zero();
   tokens_.clear();
-  tensor_zero(logits_);
+  tensor_zero(dev_logits_);
+  if (logits_.data != dev_logits_.data) tensor_zero(logits_);
+}
+
+// After the work queued on ctx's stream (which wrote the logits).
+void DecodeState::read_back_logits(Ctx& ctx) {
+  if (logits_.data != dev_logits_.data) tensor_copy(ctx, logits_, dev_logits_);
 }
 
 int64_t DecodeState::room() const {
@@ -87,7 +98,8 @@ void DecodeState::copy_from(const DecodeState& o) {
               "copy of a decode state made for another model or context");
   tensor_copy(state_->flat(DType::U32), o.state_->flat(DType::U32));  // raw bytes, whatever the dtype
   tokens_ = o.tokens_;
-  tensor_copy(logits_, o.logits_);
+  tensor_copy(dev_logits_, o.dev_logits_);
+  if (logits_.data != dev_logits_.data) tensor_copy(logits_, o.logits_);
 }
 
 void check_decode_state(const Model& m, const DecodeState& s, int64_t n, const char* what) {
@@ -112,6 +124,7 @@ const Tensor& decode_step(const Model& m, DecodeState& st, int32_t token) {
   detail::trunk_fwd(w.ctx(), m, w, detail::Pass{1, 1, st.pos(), &st.layers_});
   detail::lm_head_logits(w.ctx(), m, w.xf.rows(0, 1), w.logits);
   st.tokens_.push_back(token);
+  st.read_back_logits(w.ctx());
   return st.logits();
 }
 
@@ -139,7 +152,13 @@ const Tensor& prefill(const Model& m, DecodeState& st, const std::vector<int32_t
       detail::lm_head_logits(w.ctx(), m, w.xf.rows(rows - 1, rows), st.step_->logits);
     st.tokens_.insert(st.tokens_.end(), tokens.begin() + c0, tokens.begin() + c0 + rows);
   }
-  if (all_logits.defined()) tensor_copy(st.logits(), all_logits.rows(n - 1, n).view({V}));
+  if (all_logits.defined()) {
+    w.ctx().sync();
+    tensor_copy(st.dev_logits_, all_logits.rows(n - 1, n).view({V}));
+    if (st.logits_.data != st.dev_logits_.data) tensor_copy(st.logits_, st.dev_logits_);
+  } else {
+    st.read_back_logits(w.ctx());
+  }
   return st.logits();
 }
 
@@ -185,7 +204,6 @@ size_t decode_weight_bytes(const Model& m) {
 }
 
 std::string model_fingerprint(const Model& m) {
-  WERSA_CHECK(m.device() == Device::CPU, "model fingerprint: the model is on ", device_name(m.device()));
   Config full;
   full.model = m.config();
   nlohmann::json model = config_to_json(full)["model"];
@@ -199,7 +217,12 @@ std::string model_fingerprint(const Model& m) {
   for (const Arena* a : {&m.params_arena(), &m.buffers_arena()})
     for (const Tensor& t : a->tensors()) {
       h = mix64(h ^ hash_name(std::string(t.name).c_str()));
-      const unsigned char* p = static_cast<const unsigned char*>(t.data);
+      std::vector<unsigned char> staged;  // a tensor on a device: hashed from a host copy
+      if (t.device != Device::CPU && t.bytes() > 0) {
+        staged.resize(t.bytes());
+        tensor_copy(Tensor(staged.data(), t.dtype, Device::CPU, t.shape, t.name), t);
+      }
+      const unsigned char* p = staged.empty() ? static_cast<const unsigned char*>(t.data) : staged.data();
       const size_t n = t.bytes(), words = n / 8;
       for (size_t i = 0; i < words; ++i) {
         uint64_t w;

@@ -26,7 +26,9 @@ const Model& movable(const Model& m) {
 }
 }  // namespace
 
-Model::Model(const Model& src, Device dev) : Model(movable(src).cfg_, src.dt_, dev, src.trainable()) {
+Model::Model(const Model& src, Device dev) : Model(src, dev, src.trainable()) {}
+
+Model::Model(const Model& src, Device dev, bool trainable) : Model(movable(src).cfg_, src.dt_, dev, trainable) {
   tensor_copy(params_arena_->flat(dt_), src.params_arena_->flat(dt_));
   tensor_copy(buffers_arena_->flat(dt_), src.buffers_arena_->flat(dt_));
 }

@@ -158,8 +158,7 @@ TrainResult train_classifier(const Config& cfg_in, const TrainOptions& opt) {
   Config cfg = cfg_in;
   const TrainConfig& tc = cfg.train;
   require_training_data(cfg, "config");
-  WERSA_CHECK(tc.device == "cpu", "train.device: '", tc.device,
-              "' classification training runs on the cpu for now");
+  detail::train_device(tc);  // a missing device is an error before anything else
   WERSA_CHECK(cfg.data.val.empty(), "data.val: '", cfg.data.val,
               "': a classifier takes its validation documents from data.train (its split field, or the "
               "seeded split); set data.val to \"\"");
@@ -180,18 +179,14 @@ TrainResult train_classifier(const Config& cfg_in, const TrainOptions& opt) {
   Config planned = cfg;
   planned.train.seq_len = int(longest(d.docs, train_docs));
   res.memory = estimate_train_memory(planned);
-  const size_t limit = memory_limit(opt.max_memory);
+  const size_t limit = memory_limit(opt.max_memory, detail::train_device(tc));
   if (!opt.quiet)
     spdlog::info("memory: estimated {}; limit {}", res.memory.str(),
                  limit ? format_bytes(limit) : std::string("unknown"));
   check_memory(res.memory, limit, "this run");
 
-  Model model(cfg.model, DType::F32);
-  model.init(tc.seed);
-  if (!tc.init_from.empty()) {
-    const int n = io::load_trunk_weights(tc.init_from, model);
-    if (!opt.quiet) spdlog::info("trunk initialised from {} ({} tensors)", tc.init_from, n);
-  }
+  const std::unique_ptr<Model> model_ptr = detail::make_train_model(cfg, opt.quiet);
+  Model& model = *model_ptr;
   AdamW adam(model);
   Workspace ws(model, RunSpec{tc.batch_size, planned.train.seq_len, true, true, tc.recompute});
   Ctx& ctx = ws.ctx();

@@ -23,29 +23,33 @@ MemoryEstimate estimate_train_memory(const Config& cfg) {
   // A classifier whose classes come from the data: its head is tiny; plan it with two.
   if (mc.task.classify() && mc.task.num_classes == 0)
     mc.task.num_classes = std::max<int>(2, int(mc.task.labels.size()));
+  const Device dev = tc.device == "cuda" ? Device::CUDA : Device::CPU;
   DryRun dry;
-  Model model(mc, DType::F32);
+  Model model(mc, DType::F32, dev);
   e.params = model.params_arena().bytes() + model.buffers_arena().bytes();
   e.grads = model.grads_arena().bytes();
-  const size_t before_adam = dry.live(Device::CPU);
+  const size_t before_adam = dry.live(dev);
   AdamW adam(model);
-  e.optimizer = dry.live(Device::CPU) - before_adam;
-  const size_t before_ws = dry.live(Device::CPU);
+  e.optimizer = dry.live(dev) - before_adam;
+  const size_t before_ws = dry.live(dev);
   Workspace ws(model, RunSpec{tc.batch_size, tc.seq_len, true, true, tc.recompute});
   adam.plan(ws.ctx(), tc);
   e.scratch = ws.scratch_bytes();
-  e.activations = dry.live(Device::CPU) - before_ws - e.scratch;
-  e.total = dry.peak(Device::CPU);
+  e.activations = dry.live(dev) - before_ws - e.scratch;
+  e.total = dry.peak(dev);
   return e;
 }
 
-size_t memory_limit(size_t max_bytes) { return max_bytes > 0 ? max_bytes : host_memory_available(); }
+size_t memory_limit(size_t max_bytes, Device dev) {
+  if (max_bytes > 0) return max_bytes;
+  return dev == Device::CUDA ? cuda::memory_available() : host_memory_available();
+}
 
 void check_memory(const MemoryEstimate& e, size_t limit, const std::string& what) {
   WERSA_CHECK(
       limit == 0 || e.total <= limit, what, " needs an estimated ", e.str(), ", more than the limit of ",
       format_bytes(limit),
-      " (available memory, or --max-memory); lower train.batch_size or train.seq_len, or a smaller model");
+      " (available memory of the device, or --max-memory); lower train.batch_size or train.seq_len, or a smaller model");
 }
 
 size_t parse_bytes(const std::string& text, const std::string& what) {

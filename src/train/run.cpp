@@ -66,4 +66,25 @@ std::string tokenizer_spec(const Config& cfg) {
   return "byte";
 }
 
+Device train_device(const TrainConfig& tc) {
+  if (tc.device == "cpu") return Device::CPU;
+  WERSA_CHECK(tc.device == "cuda", "train.device: '", tc.device, "' is not a device (expected cpu or cuda)");
+  WERSA_CHECK(cuda_available(), "train.device: 'cuda' requested but no CUDA device is available (",
+              "the engine was built without CUDA, or no GPU is visible)");
+  return Device::CUDA;
+}
+
+std::unique_ptr<Model> make_train_model(const Config& cfg, bool quiet) {
+  const TrainConfig& tc = cfg.train;
+  const Device dev = train_device(tc);
+  auto host = std::make_unique<Model>(cfg.model, DType::F32, Device::CPU, dev == Device::CPU);
+  host->init(tc.seed);
+  if (!tc.init_from.empty()) {
+    const int n = io::load_trunk_weights(tc.init_from, *host);
+    if (!quiet) spdlog::info("trunk initialised from {} ({} tensors)", tc.init_from, n);
+  }
+  if (dev == Device::CPU) return host;
+  return std::make_unique<Model>(*host, dev, true);
+}
+
 }  // namespace wersa::detail

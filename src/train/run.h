@@ -6,7 +6,9 @@
 #include <memory>
 #include <string>
 
+#include "wersa/backend/backend.h"
 #include "wersa/common/file.h"
+#include "wersa/model/model.h"
 #include "wersa/train/trainer.h"
 
 namespace wersa::detail {
@@ -26,5 +28,11 @@ void truncate_metrics(const fs::path& p, int64_t step);
 // The tokenizer for cfg: data.tokenizer when given; otherwise the tokenizer.model that
 // wersa-tokenize encode leaves beside its shards; otherwise the byte-level tokenizer.
 std::string tokenizer_spec(const Config& cfg);
+// The device of train.device: "cuda" needs a build with CUDA and a device present.
+Device train_device(const TrainConfig& tc);
+// The model a run trains, on train.device, with gradients: its parameters drawn from train.seed on
+// the CPU (the same values on every device), then, with train.init_from, the trunk of that
+// checkpoint; then copied to the device.
+std::unique_ptr<Model> make_train_model(const Config& cfg, bool quiet);
 
 }  // namespace wersa::detail

@@ -104,9 +104,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   if (cfg.model.task.classify()) return train_classifier(cfg, opt);
   require_training_data(cfg, "config");
   const TrainConfig& tc = cfg.train;
-  WERSA_CHECK(tc.device == "cpu" || cuda_available(), "train.device: 'cuda' requested but ",
-              "no CUDA device is available in this build/machine");
-  WERSA_CHECK(tc.device == "cpu", "train.device: 'cuda' training is not implemented yet; use 'cpu'");
+  detail::train_device(tc);  // a missing device is an error before anything else
   TrainResult res;
 
   const detail::RunDir run = detail::open_run_dir(opt);
@@ -114,7 +112,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
 
   // The memory of the whole run, before anything is allocated.
   res.memory = estimate_train_memory(cfg);
-  const size_t limit = memory_limit(opt.max_memory);
+  const size_t limit = memory_limit(opt.max_memory, detail::train_device(tc));
   if (!opt.quiet)
     spdlog::info("memory: estimated {}; limit {}", res.memory.str(),
                  limit ? format_bytes(limit) : std::string("unknown"));
@@ -130,8 +128,8 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   std::unique_ptr<data::TokenDataset> val_ds;
   if (!cfg.data.val.empty()) val_ds = data::open_dataset(cfg.data.val, *tok, cfg.model.vocab_size);
 
-  Model model(cfg.model, DType::F32);
-  model.init(tc.seed);
+  const std::unique_ptr<Model> model_ptr = detail::make_train_model(cfg, opt.quiet);
+  Model& model = *model_ptr;
   AdamW adam(model);
   Workspace ws(model, RunSpec{tc.batch_size, tc.seq_len, true, true, tc.recompute});
   Ctx& ctx = ws.ctx();

@@ -64,6 +64,8 @@ void* alloc_pinned(size_t bytes);
 void free_pinned(void* p);
 void sync();
 bool available();
+// Free memory of the device in bytes (0 when unknown).
+size_t memory_available();
 // A stream of its own (opaque: cudaStream_t), its release, and waiting for its work.
 void* stream_create();
 void stream_destroy(void* stream);

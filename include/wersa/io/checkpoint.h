@@ -61,10 +61,11 @@ CheckpointState load_checkpoint_state(const std::string& ckpt_dir);
 // Loads parameters and random-feature buffers (see the checks above).
 void load_model_weights(const std::string& ckpt_dir, Model& m);
 // The tools' --weights: "f32" (the checkpoint as it is) or "bf16" (an inference copy whose
-// linear-layer weights are rounded once to bf16; see Model). A CPU model for inference, with the
-// model section of `cfg` (the checkpoint's own config).
+// linear-layer weights are rounded once to bf16; see Model). A model for inference, with the
+// model section of `cfg` (the checkpoint's own config), on `device` ("cpu" or "cuda"; bf16
+// weights are CPU only).
 std::unique_ptr<Model> load_inference_model(const std::string& ckpt_dir, const Config& cfg,
-                                            const std::string& weights);
+                                            const std::string& weights, const std::string& device = "cpu");
 // Initialises a model's trunk (embedding, blocks, final norm, random features) from a checkpoint
 // (train.init_from): the model sections must agree except tie_embeddings and attention.causal;
 // the classifier head keeps its own initialisation. Returns the number of tensors read.

@@ -35,7 +35,7 @@ struct SafeTensorEntry {
 // "F32", "F64", "I32", "U16", "U32": the safetensors spelling of a dtype.
 const char* safetensors_dtype_name(DType t);
 
-// Writes CPU tensors (F32/F64/I32/U16/U32 -> "F32","F64","I32","U16","U32"), names from
+// Writes tensors (F32/F64/I32/U16/U32 -> "F32","F64","I32","U16","U32"), names from
 // Tensor::name (must be unique, non-empty and not "__metadata__"), with wersa::write_file
 // (atomic replace of a regular file; in place onto a device).
 void save_safetensors(const std::string& path, const std::vector<Tensor>& tensors,
@@ -49,7 +49,7 @@ class SafeTensorsFile {
   bool has(std::string_view name) const { return index_.count(std::string(name)) != 0; }
   const SafeTensorEntry& entry(std::string_view name) const;  // error if missing
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
-  // Copies tensor `name` into dst (a CPU tensor); errors if missing, or dtype/shape differ from dst's.
+  // Copies tensor `name` into dst (on any device; a device tensor through a host copy); errors if missing, or dtype/shape differ from dst's.
   void read_into(std::string_view name, const Tensor& dst) const;
   const std::string& path() const { return path_; }
   bool checksummed() const { return checksummed_; }  // the data's SHA-256 was present and verified

@@ -60,7 +60,8 @@ class DecodeState {
   // Tokens that still fit (INT64_MAX when unlimited).
   int64_t room() const;
   const std::vector<int32_t>& tokens() const { return tokens_; }  // every token consumed, in order
-  // [V]: the logits that predict the next token (valid once pos() > 0).
+  // [V]: the logits that predict the next token (valid once pos() > 0), on the host: a model on
+  // a device reads them back once per step.
   const Tensor& logits() const { return logits_; }
   // Bytes of the recurrent state (WERSA: constant; softmax: the whole KV cache).
   size_t state_bytes() const;
@@ -88,7 +89,10 @@ class DecodeState {
   std::vector<Slots> layers_;  // per layer: the attention kind's state
   std::vector<bool> per_position_;
   std::unique_ptr<Workspace> step_, chunk_;
-  Tensor logits_;  // [V], a view of step_'s [1, V] logits
+  Tensor dev_logits_;  // [V], a view of step_'s [1, V] logits, on the model's device
+  Tensor logits_;      // [V] on the host: dev_logits_ itself on the CPU, else its read-back
+  std::unique_ptr<Arena> host_logits_;
+  void read_back_logits(Ctx& ctx);
 };
 
 // Checks that the state belongs to the model and that n more tokens fit (an Error otherwise).

@@ -27,8 +27,11 @@ class Model {
  public:
   // Plans and allocates parameters (and, when `trainable`, gradients) in dtype `dt` on `dev`.
   Model(const ModelConfig& cfg, DType dt = DType::F32, Device dev = Device::CPU, bool trainable = true);
-  // A copy of `src` on another device (parameters and buffers; one copy per arena).
+  // A copy of `src` on another device (parameters and buffers; one copy per arena), with
+  // gradients when `src` has them.
   Model(const Model& src, Device dev);
+  // The same, with gradients when `trainable` (a training run's model, initialised on the CPU).
+  Model(const Model& src, Device dev, bool trainable);
   // An inference copy of an f32 CPU model whose linear-layer weights (the parameters declared
   // bf16_ok: projections, FFN, embedding/LM head, classifier and gate matrices) are stored in
   // `weights` = BF16, each rounded once to nearest even; norms, biases, scales and buffers stay

@@ -6,6 +6,7 @@
 #pragma once
 #include <string>
 
+#include "wersa/backend/backend.h"
 #include "wersa/model/config.h"
 
 namespace wersa {
@@ -22,9 +23,9 @@ struct MemoryEstimate {
 
 MemoryEstimate estimate_train_memory(const Config& cfg);
 
-// The limit a run is checked against: `max_bytes` when > 0, else the host's available memory
-// (0 when unknown: no check).
-size_t memory_limit(size_t max_bytes);
+// The limit a run is checked against: `max_bytes` when > 0, else the available memory of the
+// device the run uses (the host's for the CPU; 0 when unknown: no check).
+size_t memory_limit(size_t max_bytes, Device dev = Device::CPU);
 // Refuses (one line, with the estimate) a run whose estimate exceeds the limit.
 void check_memory(const MemoryEstimate& e, size_t limit, const std::string& what);
 // "123", "512K", "16M", "1.5G", "2T" (powers of 1024; a trailing "B"/"iB" allowed) -> bytes.

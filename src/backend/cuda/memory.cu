@@ -60,6 +60,10 @@ bool available() {
   int n = 0;
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
 }
+size_t memory_available() {
+  size_t free_bytes = 0, total = 0;
+  return cudaMemGetInfo(&free_bytes, &total) == cudaSuccess ? free_bytes : 0;
+}
 // cuBLAS's workspace: its recommended size for Hopper. Allocated once per handle (a context has
 // one), so no cuBLAS call allocates during a run.
 constexpr size_t kBlasWorkspace = size_t(32) << 20;
