@@ -47,7 +47,7 @@ void add_gate_cases(std::vector<OpCase>& out) {
         add_fwd(out, dt, N, L1, 3, false);
         add_bwd(out, dt, N, L1, true, true, false);
       }
-    add_fwd(out, dt, 200, 5, 60, false);  // saturated: exp(-z) overflows without the two branches
+    add_fwd(out, dt, 200, 5, 60, false);  // saturated (g rounds to 0 or 1)
     add_fwd(out, dt, 100, 5, 1, true);
     add_bwd(out, dt, 100, 5, true, true, true);
     add_bwd(out, dt, 33, 5, true, false, false);
