@@ -177,6 +177,8 @@ void add_conv_cases(std::vector<OpCase>& out) {
     add_fwd(out, dt, 2, 0, 4, 3, Fwd{});
     add_bwd(out, dt, 0, 5, 4, 3, Bwd{true, true, true, true, true, false});
     add_bwd(out, dt, 2, 0, 4, 3, Bwd{});
+    add_fwd(out, dt, 2, 3, 0, 3, Fwd{true, true, true, false});  // no channels
+    add_bwd(out, dt, 2, 3, 0, 3, Bwd{true, false, true, true, true, true});
     // NaN and infinities.
     add_fwd(out, dt, 2, 13, 9, 4, Fwd{true, true, false, true});
     add_fwd(out, dt, 2, 13, 9, 5, Fwd{false, true, true, true});

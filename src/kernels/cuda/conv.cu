@@ -94,7 +94,7 @@ constexpr int kParamThreads = 128;  // channels per block of param_partials (at 
 // Rows per chunk of the parameter gradients: about 512 blocks in all, at least 32 rows a chunk.
 // A function of the row count R = B T and C only, so the summation order is too.
 int64_t param_rows(int64_t R, int64_t C) {
-  const int64_t col_blocks = (C + kParamThreads - 1) / kParamThreads;
+  const int64_t col_blocks = C > kParamThreads ? (C + kParamThreads - 1) / kParamThreads : 1;
   int64_t chunks = 512 / col_blocks;
   if (chunks < 1) chunks = 1;
   const int64_t rows = (R + chunks - 1) / chunks;
