@@ -1,9 +1,9 @@
 // test_backend_ops cases: the random-feature maps (include/wersa/ops/feature_map.h), relu and exp,
 // f32 and f64. x of rank 2, 3 and 4; d from 1 to 64 and m from 1 to 256 (odd sizes, m below and
-// above the row kernels' thread counts); no rows; NaN and infinities in x (relu: NaN rows give 0);
-// a backward of more rows than one scratch chunk (R m > 2^20). Omega as init_omega draws it
-// (N(0, 1/d) for relu, N(0, 1) for exp); the backward's phi positive (exp) or of both signs (relu:
-// the mask).
+// above the row kernels' thread counts); no rows; NaN and infinities in x (relu: NaN rows give 0)
+// and in dphi; a backward of more rows than one scratch chunk (R m > 2^20). Omega as init_omega
+// draws it (N(0, 1/d) for relu, N(0, 1) for exp); the backward's phi positive (exp) or of both
+// signs (relu: the mask).
 #include <cmath>
 
 #include "backend_ops.h"
@@ -45,12 +45,14 @@ void add_fwd(std::vector<OpCase>& out, DType dt, Shape xs, int64_t m, FeatureMap
   out.push_back(c);
 }
 
-void add_bwd(std::vector<OpCase>& out, DType dt, Shape xs, int64_t m, FeatureMapKind kind) {
+void add_bwd(std::vector<OpCase>& out, DType dt, Shape xs, int64_t m, FeatureMapKind kind,
+             bool special = false) {
   const int64_t d = xs[xs.rank - 1];
   const bool is_exp = kind == FeatureMapKind::Exp;
-  OpCase c("feature_map_bwd", "feature_map_bwd " + shape_name(dt, xs, m, kind));
+  OpCase c("feature_map_bwd", "feature_map_bwd " + shape_name(dt, xs, m, kind) + (special ? " special" : ""));
   const Shape ps = with_last(xs, m);
-  c.in("dphi", ps, dt).in("omega", {d, m}, dt, Fill::Normal, 0, omega_sd(d, kind));
+  c.in("dphi", ps, dt, special ? Fill::Special : Fill::Normal)
+      .in("omega", {d, m}, dt, Fill::Normal, 0, omega_sd(d, kind));
   if (is_exp)
     c.in("phi", ps, dt, Fill::Uniform, 0, 2).in("x", xs, dt);
   else
@@ -76,6 +78,7 @@ void add_feature_map_cases(std::vector<OpCase>& out) {
           add_bwd(out, dt, s, m, kind);
         }
       add_fwd(out, dt, {40, 9}, 20, kind, true);
+      add_bwd(out, dt, {40, 9}, 20, kind, true);
       add_fwd(out, dt, {2, 100, 64}, 64, kind);
       add_bwd(out, dt, {2, 100, 64}, 64, kind);
     }

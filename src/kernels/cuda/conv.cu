@@ -10,10 +10,10 @@
 // each one fma (one rounding, as the CPU's native build): the CPU's sums in the CPU's order.
 //
 // Kernels:
-//   correlate      forward and dx: one thread per output element (b, t, c), grid-stride over
-//                  B T C (consecutive threads take consecutive channels: coalesced rows); the K
-//                  taps re-read neighbouring rows from cache. A causal forward with a window reads
-//                  the taps before the chunk from the ring [B, K-1, C] (it does not change it).
+//   correlate      forward and dx: a thread per output element: grid (rows, channel blocks), the
+//                  rows r = b T + t grid-strided, consecutive threads on consecutive channels
+//                  (coalesced rows); the K taps re-read neighbouring rows from cache. A causal forward with a
+//                  window reads the taps before the chunk from the ring [B, K-1, C] (it does not change it).
 //   param_partials dw, db pass 1: grid (channel block, row chunk); the B T rows r = b T + t are cut
 //                  into G fixed chunks (G a function of B T and C only); thread c of a chunk sums,
 //                  for its channel, dy x over the chunk's rows in order in double, for the taps in
@@ -52,10 +52,10 @@ template <class T>
 __global__ void correlate(T* out, const T* in, const T* w, const T* bias, const T* ring_rows, int64_t W,
                           int64_t pos0, const int32_t* in_len, const int32_t* out_len, int64_t B, int64_t Tn,
                           int64_t C, int64_t K, int64_t shift, int64_t sign, bool accumulate) {
-  const int64_t n = B * Tn * C;
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n;
-       e += int64_t(blockDim.x) * gridDim.x) {
-    const int64_t c = e % C, r = e / C, s = r % Tn, b = r / Tn;
+  const int64_t c = blockIdx.y * int64_t(blockDim.x) + threadIdx.x, R = B * Tn;
+  if (c >= C) return;
+  for (int64_t r = blockIdx.x; r < R; r += gridDim.x) {
+    const int64_t s = r % Tn, b = r / Tn, e = r * C + c;
     int64_t end = Tn, out_end = Tn;
     if (in_len || out_len) {
       const int64_t nb = in_len ? in_len[b] : out_len[b];
@@ -115,8 +115,12 @@ __global__ void param_partials(double* part, const T* dy, const T* x, const int3
     double acc[kTapGroup];  // constant trip counts below: the compiler keeps acc in registers
     for (int q = 0; q < kTapGroup; ++q) acc[q] = 0;
     bool bad = false;
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t b = r / Tn, t = r % Tn;
+    int64_t b = r0 / Tn, t = r0 % Tn;  // of row r
+    for (int64_t r = r0; r < r1; ++r, ++t) {
+      if (t == Tn) {
+        t = 0;
+        ++b;
+      }
       int64_t end = Tn;
       if (len) {
         const int64_t nb = len[b];
@@ -190,6 +194,13 @@ __global__ void window_kernel(T* ring, const T* x, int64_t B, int64_t Tn, int64_
   }
 }
 
+// correlate's launch: threads over channels (32 to 256), a grid of rows by channel blocks.
+int row_threads(int64_t C) { return C < 256 ? int((C + 31) / 32 * 32) : 256; }
+dim3 row_grid(int64_t R, int64_t C) {
+  const int t = row_threads(C);
+  return dim3(unsigned(R < (int64_t(1) << 20) ? R : (int64_t(1) << 20)), unsigned((C + t - 1) / t));
+}
+
 template <class T>
 const T* opt_ptr(const Tensor& t) {
   return t.defined() ? t.ptr<T>() : nullptr;
@@ -204,9 +215,9 @@ void depthwise_conv_fwd(Ctx& ctx, const DepthwiseConvFwd& a) {
   by_dtype(a.y.dtype, "depthwise_conv_fwd", [&](auto tag) {
     using T = decltype(tag);
     const T* ring = W > 0 ? opt_ptr<T>(a.window) : nullptr;
-    WERSA_LAUNCH(correlate<T>, blocks_for(n), kThreads, 0, stream(ctx), a.y.ptr<T>(), a.x.ptr<T>(),
-                 a.w.ptr<T>(), opt_ptr<T>(a.b), ring, W, a.pos0, opt_ptr<int32_t>(a.lengths), nullptr, B, Tn,
-                 C, K, -conv_offset(K, a.causal), 1, false);
+    WERSA_LAUNCH(correlate<T>, row_grid(B * Tn, C), row_threads(C), 0, stream(ctx), a.y.ptr<T>(),
+                 a.x.ptr<T>(), a.w.ptr<T>(), opt_ptr<T>(a.b), ring, W, a.pos0, opt_ptr<int32_t>(a.lengths),
+                 nullptr, B, Tn, C, K, -conv_offset(K, a.causal), 1, false);
   });
 }
 
@@ -222,8 +233,8 @@ void depthwise_conv_bwd(Ctx& ctx, const DepthwiseConvBwd& a) {
     using T = decltype(tag);
     const T* dy = a.dy.ptr<T>();
     if (a.dx.defined())
-      WERSA_LAUNCH(correlate<T>, blocks_for(n), kThreads, 0, stream(ctx), a.dx.ptr<T>(), dy, a.w.ptr<T>(),
-                   nullptr, nullptr, 0, 0, nullptr, len, B, Tn, C, K, o, -1, a.accumulate_dx);
+      WERSA_LAUNCH(correlate<T>, row_grid(R, C), row_threads(C), 0, stream(ctx), a.dx.ptr<T>(), dy,
+                   a.w.ptr<T>(), nullptr, nullptr, 0, 0, nullptr, len, B, Tn, C, K, o, -1, a.accumulate_dx);
     if (!params) return;
     const int threads = C < kParamThreads ? int((C + 31) / 32 * 32) : kParamThreads;
     const dim3 grid(unsigned((C + threads - 1) / threads), unsigned(chunks));
