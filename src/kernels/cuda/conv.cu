@@ -12,8 +12,9 @@
 // Kernels:
 //   correlate      forward and dx: a thread per output element: grid (rows, channel blocks), the
 //                  rows r = b T + t grid-strided, consecutive threads on consecutive channels
-//                  (coalesced rows); the K taps re-read neighbouring rows from cache. A causal forward with a
-//                  window reads the taps before the chunk from the ring [B, K-1, C] (it does not change it).
+//                  (coalesced rows); the K taps re-read neighbouring rows from cache. A causal
+//                  forward with a window reads the taps before the chunk from the ring
+//                  [B, K-1, C] (it does not change it).
 //   param_partials dw, db pass 1: grid (channel block, row chunk); the B T rows r = b T + t are cut
 //                  into G fixed chunks (G a function of B T and C only); thread c of a chunk sums,
 //                  for its channel, dy x over the chunk's rows in order in double, for the taps in
