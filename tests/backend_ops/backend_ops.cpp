@@ -58,6 +58,9 @@ std::vector<OpCase> all_cases() {
   add_matmul_cases(v);
   add_embedding_cases(v);
   add_cross_entropy_cases(v);
+  add_conv_cases(v);
+  add_gate_cases(v);
+  add_feature_map_cases(v);
   return v;
 }
 

@@ -76,5 +76,8 @@ void add_swiglu_cases(std::vector<OpCase>& out);
 void add_matmul_cases(std::vector<OpCase>& out);
 void add_embedding_cases(std::vector<OpCase>& out);
 void add_cross_entropy_cases(std::vector<OpCase>& out);
+void add_conv_cases(std::vector<OpCase>& out);
+void add_gate_cases(std::vector<OpCase>& out);
+void add_feature_map_cases(std::vector<OpCase>& out);
 
 }  // namespace wersa::test

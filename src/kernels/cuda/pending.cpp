@@ -15,14 +15,6 @@ const std::vector<std::string>& pending_ops() { return pending_list(); }
   void NAME(Ctx&, const ARGS&) { unavailable(#NAME); } \
   static const bool NAME##_listed = (pending_list().push_back(#NAME), true);
 
-PENDING(depthwise_conv_fwd, DepthwiseConvFwd)
-PENDING(depthwise_conv_bwd, DepthwiseConvBwd)
-PENDING(depthwise_conv_step, DepthwiseConvStep)
-PENDING(depthwise_conv_window, DepthwiseConvWindow)
-PENDING(feature_map_fwd, FeatureMapFwd)
-PENDING(feature_map_bwd, FeatureMapBwd)
-PENDING(gate_fwd, GateFwd)
-PENDING(gate_bwd, GateBwd)
 PENDING(haar_analysis_fwd, HaarAnalysisFwd)
 PENDING(haar_analysis_bwd, HaarAnalysisBwd)
 PENDING(haar_synthesis_fwd, HaarSynthesisFwd)
