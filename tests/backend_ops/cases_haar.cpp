@@ -9,7 +9,14 @@
 // adjoint's two rings); states read by every chunk at pos0 0, 3, 13 and T shorter than some
 // levels' delta; NaN and infinities in x, dy, gamma; empty T. A few realistic ones (B 4, T 512,
 // C 256).
+// A plain TEST: the kernels that take scratch (rings in scratch, dgamma's per-slab sums) run in a
+// planned CUDA context after planning, and give what a growing one gives.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
 #include "backend_ops.h"
+#include "guarded_buffer.h"
 #include "wersa/ops/haar.h"
 
 namespace wersa::test {
@@ -270,4 +277,62 @@ void add_haar_cases(std::vector<OpCase>& out) {
   add_synthesis_bwd(out, DType::F32, big, 3, Grads{true, true, false});
 }
 
+namespace {
+
+std::vector<float> pattern(int64_t n, int seed) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[size_t(i)] = float(std::sin(0.37 * double(i) + seed));
+  return v;
+}
+
+// Runs `op` on fresh copies of the inputs in a planned context (after planning it) and in a
+// growing one; the outputs (and the state) must agree bitwise.
+void check_planned(int64_t B, int64_t T, int64_t C, int L, bool state, bool takes_scratch) {
+  const int64_t P = (int64_t(1) << L) - 1;
+  const std::vector<float> x = pattern(B * T * C, 1), dy = pattern(B * T * C, 2),
+                           g = pattern(B * T * (L + 1), 3), st = pattern(B * P * C, 4);
+  std::vector<std::vector<float>> results[2];
+  for (int planned = 0; planned < 2; ++planned) {
+    GuardedBuffer gx(Device::CUDA, DType::F32, {B, T, C}, x), gdy(Device::CUDA, DType::F32, {B, T, C}, dy);
+    GuardedBuffer gg(Device::CUDA, DType::F32, {B, T, L + 1}, g), gs(Device::CUDA, DType::F32, {B, P, C}, st);
+    GuardedBuffer coef(Device::CUDA, DType::F32, {L + 1, B, T, C},
+                       std::vector<float>(size_t((L + 1) * B * T * C)));
+    GuardedBuffer y(Device::CUDA, DType::F32, {B, T, C}, std::vector<float>(size_t(B * T * C)));
+    GuardedBuffer dx(Device::CUDA, DType::F32, {B, T, C}, std::vector<float>(size_t(B * T * C)));
+    GuardedBuffer dg(Device::CUDA, DType::F32, {B, T, L + 1}, g);
+    auto run = [&](Ctx& c) {
+      haar_analysis_fwd(c, HaarAnalysisFwd{coef.t(), gx.t(), L, state ? gs.t() : Tensor{}, 5});
+      haar_analysis_bwd(c, HaarAnalysisBwd{dx.t(), coef.t(), L, true});
+      haar_filter_fwd(c, HaarFilterFwd{y.t(), gx.t(), gg.t(), L});
+      HaarFilterBwd fb{dx.t(), dg.t(), gdy.t(), gx.t(), gg.t(), L};
+      fb.accumulate_dgamma = true;
+      haar_filter_bwd(c, fb);
+    };
+    Ctx c(Device::CUDA, planned ? ScratchPolicy::Planned : ScratchPolicy::Grow);
+    if (planned) {
+      c.plan([&] { run(c); });
+      EXPECT_EQ(c.scratch_bytes() > 0, takes_scratch);
+    }
+    ASSERT_NO_THROW(run(c));
+    c.sync();
+    for (const GuardedBuffer* b : {&coef, &y, &dx, &dg, &gs}) {
+      bool ok = false;
+      results[planned].push_back(b->read<float>(&ok));
+      EXPECT_TRUE(ok);
+    }
+  }
+  for (size_t i = 0; i < results[0].size(); ++i)
+    EXPECT_EQ(std::memcmp(results[0][i].data(), results[1][i].data(), results[0][i].size() * sizeof(float)),
+              0)
+        << "output " << i;
+}
+
+TEST(HaarScratch, PlannedContextRuns) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  check_planned(1, 600, 5, 10, true, true);   // rings of every walk in scratch, one slab
+  check_planned(2, 300, 130, 6, true, true);  // the adjoint's rings in scratch, two slabs (per-slab sums)
+  check_planned(2, 40, 33, 3, false, false);  // rings in shared memory, one slab: no scratch
+}
+
+}  // namespace
 }  // namespace wersa::test
