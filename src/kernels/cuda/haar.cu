@@ -163,9 +163,11 @@ __global__ void haar_fwd_walk(FwdArgs<T> a) {
   T* ring = (a.ring_g ? a.ring_g + blk * R * NT : reinterpret_cast<T*>(smem + wsum_n)) + tid;
   T* st = a.state && live ? a.state + b * P * C + c : nullptr;  // this channel's history column
   const T k = T(kInvSqrt2);
+  T xn = live && s < t1 ? a.x[(b * T_ + s) * C + c] : T(0);  // x one position ahead (loads in flight)
   for (int64_t t = s; t < t1; ++t) {
     const int64_t row = (b * T_ + t) * C + c;
-    T u = live ? a.x[row] : T(0);
+    T u = xn;
+    if (live && t + 1 < t1) xn = a.x[row + C];
     T d[kMaxL] = {};
     HAAR_UNROLL
     for (int l = 1; l <= kMaxL; ++l) {
@@ -263,10 +265,13 @@ __global__ void haar_bwd_walk(BwdArgs<T> a) {
   T* ra = (a.ring_g ? a.ring_g + blk * 2 * R * NT : smem) + tid;
   T* rd = ra + R * NT;
   const T k = T(kInvSqrt2);
+  const bool from_dy = !a.dcoef;
+  T gn = live && from_dy && e > t0 ? a.dy[(b * T_ + e - 1) * C + c] : T(0);  // dy one position ahead
   for (int64_t t = e - 1; t >= t0; --t) {
     const int64_t row = (b * T_ + t) * C + c;
-    const T* gm = a.dcoef ? nullptr : a.gamma + (b * T_ + t) * (L + 1);
-    const T g = live && !a.dcoef ? a.dy[row] : T(0);
+    const T* gm = from_dy ? a.gamma + (b * T_ + t) * (L + 1) : nullptr;
+    const T g = gn;
+    if (live && from_dy && t > t0) gn = a.dy[row - C];
     T cur = !live ? T(0) : a.dcoef ? a.dcoef[L * plane + row] : gm[L] * T(a.sc.s[L]) * g;
     HAAR_UNROLL
     for (int l = kMaxL; l >= 1; --l) {
