@@ -5,10 +5,10 @@
 // dgamma, both; dgamma added to); f32 and f64.
 // Shapes: T = 1, odd T and C, one and several channel slabs (C up to 32, 64, 128 per block), one
 // and several time chunks (halos: T > max(64, 4 (2^L - 1))), levels 1..5 and 16 (2^L - 1 far
-// beyond T), the rings in scratch instead of shared memory (L = 7 and 10, f64 L = 5 for the
-// adjoint's two rings); states read by every chunk at pos0 0, 3, 13 and T shorter than some
-// levels' delta; NaN and infinities in x, dy, gamma; empty T. A few realistic ones (B 4, T 512,
-// C 256).
+// beyond T; 12 for the filters), the rings in scratch instead of shared memory (L = 7 and 10,
+// f64 L = 5 for the adjoint's two rings); states read by every chunk at pos0 0, 3, 13 and T
+// shorter than some levels' delta; NaN and infinities in x, dy, gamma; empty T and C. A few
+// realistic ones (B 4, T 512, C 256).
 // A plain TEST: the kernels that take scratch (rings in scratch, dgamma's per-slab sums) run in a
 // planned CUDA context after planning, and give what a growing one gives.
 #include <gtest/gtest.h>
@@ -202,14 +202,15 @@ void add_haar_cases(std::vector<OpCase>& out) {
           add_filter_bwd(out, dt, d, L, variants[v]);
         }
       }
-    // 2^L - 1 far beyond T (L = 16): most levels read only zeros.
+    // 2^L - 1 far beyond T (L = 16; the filters at L = 12, the model's largest: the CPU filter's
+    // buffers grow with 2^L, about 1 GiB per thread at L = 16): most levels read only zeros.
     for (const Dims& d : {Dims{1, 5, 3}, Dims{2, 40, 33}}) {
       add_analysis_fwd(out, dt, d, 16);
       add_analysis_bwd(out, dt, d, 16, true);
       add_synthesis_fwd(out, dt, d, 16);
       add_synthesis_bwd(out, dt, d, 16, variants[3]);
-      add_filter_fwd(out, dt, d, 16);
-      add_filter_bwd(out, dt, d, 16, variants[3]);
+      add_filter_fwd(out, dt, d, 12);
+      add_filter_bwd(out, dt, d, 12, variants[3]);
     }
     // Rings in scratch: L = 10 (one chunk, 1023 ring rows), L = 7 with 130 channels (several
     // chunks), f64 L = 5 (the adjoint's two rings no longer fit in shared memory).
