@@ -61,6 +61,7 @@ std::vector<OpCase> all_cases() {
   add_conv_cases(v);
   add_gate_cases(v);
   add_feature_map_cases(v);
+  add_haar_cases(v);
   return v;
 }
 

@@ -79,5 +79,6 @@ void add_cross_entropy_cases(std::vector<OpCase>& out);
 void add_conv_cases(std::vector<OpCase>& out);
 void add_gate_cases(std::vector<OpCase>& out);
 void add_feature_map_cases(std::vector<OpCase>& out);
+void add_haar_cases(std::vector<OpCase>& out);
 
 }  // namespace wersa::test

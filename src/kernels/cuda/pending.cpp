@@ -15,13 +15,6 @@ const std::vector<std::string>& pending_ops() { return pending_list(); }
   void NAME(Ctx&, const ARGS&) { unavailable(#NAME); } \
   static const bool NAME##_listed = (pending_list().push_back(#NAME), true);
 
-PENDING(haar_analysis_fwd, HaarAnalysisFwd)
-PENDING(haar_analysis_bwd, HaarAnalysisBwd)
-PENDING(haar_synthesis_fwd, HaarSynthesisFwd)
-PENDING(haar_synthesis_bwd, HaarSynthesisBwd)
-PENDING(haar_step, HaarStep)
-PENDING(haar_filter_fwd, HaarFilterFwd)
-PENDING(haar_filter_bwd, HaarFilterBwd)
 PENDING(kv_cache_append, KvCacheAppend)
 PENDING(linear_attention_fwd, LinearAttnFwd)
 PENDING(linear_attention_bwd, LinearAttnBwd)
