@@ -2,7 +2,8 @@
 // phik uniform in [0, 1) (non-negative, as phi's), v and dout normal. Shapes (B, T, H, Hkv, m, d):
 // T = 0, 1, 31, 63, 64, 65, 130, 200 (the CUDA chunks are 64 rows for f32, 32 for f64), several
 // heads, GQA (H / Hkv = 2, 4), d != m, m and d + 1 past the kernels' 64-wide tiles; causal and
-// bidirectional; the causal forward from an initial state (S0, z0); the CPU's chunk 16 and 1000
+// bidirectional; the causal forward from an initial state (S0, z0), also advancing it; eps = 0.25
+// (where a lost eps shows in f32); the CPU's chunk 16 and 1000
 // (the CUDA kernels keep their own); padded sequences (phik and v zeroed past each length by
 // mask_padding; lengths 1, T and T / 2 + 1); B = 2, H = 4, T = 1024, m = d = 64 (plain simulator
 // build only). The step: one position, and 70 positions in a row from a given state (den written
@@ -79,6 +80,25 @@ void add_fwd(std::vector<OpCase>& out, DType dt, Sz s, bool causal, bool state =
     const auto [k, v] = keys(ctx, t, pad);
     LinearAttnFwd a{t["o"], t["den"], t["phiq"], k, v, chunk, eps, causal};
     if (state) a.S0 = t["S0"], a.z0 = t["z0"];
+    linear_attention_fwd(ctx, a);
+  };
+  out.push_back(c);
+}
+
+// The causal forward with `advance` (routed by the op: the step for B = T = 1, else the forward
+// then the state op accumulating): (S0, z0), copied from (S_in, z_in) first, end past the chunk.
+void add_advance(std::vector<OpCase>& out, DType dt, Sz s) {
+  OpCase c("linear_attention_fwd", "linear_attention_fwd " + tag(dt, s) + " advance");
+  add_inputs(c, dt, s, false);
+  c.in("S_in", {s.B, s.Hkv, s.m, s.d}, dt).in("z_in", {s.B, s.Hkv, s.m}, dt, Fill::Uniform, 0, 4);
+  c.out("S0", {s.B, s.Hkv, s.m, s.d}, dt).out("z0", {s.B, s.Hkv, s.m}, dt);
+  c.out("o", {s.B, s.T, s.H, s.d}, dt).out("den", {s.B, s.T, s.H}, dt);
+  c.max_err = tol(dt);
+  c.run = [](Ctx& ctx, const Bound& t) {
+    copy_fwd(ctx, CopyArgs{t["S0"], t["S_in"]});
+    copy_fwd(ctx, CopyArgs{t["z0"], t["z_in"]});
+    LinearAttnFwd a{t["o"], t["den"], t["phiq"], t["phik"], t["v"], 64, 1e-6, true};
+    a.S0 = t["S0"], a.z0 = t["z0"], a.advance = true;
     linear_attention_fwd(ctx, a);
   };
   out.push_back(c);
@@ -169,6 +189,8 @@ void add_linear_attention_cases(std::vector<OpCase>& out) {
     add_fwd(out, dt, {1, 1, 2, 1, 8, 5}, true, true);
     add_fwd(out, dt, {2, 65, 4, 2, 12, 20}, true, true);
     add_fwd(out, dt, {1, 130, 4, 1, 70, 65}, true, true);
+    for (const Sz& s : {Sz{1, 1, 4, 2, 16, 8}, Sz{2, 65, 4, 2, 12, 20}, Sz{1, 130, 4, 1, 70, 65}})
+      add_advance(out, dt, s);
     // A large eps: the normaliser's eps is where it should be.
     add_fwd(out, dt, {2, 65, 4, 2, 12, 20}, true, false, false, 64, 0.25);
     add_fwd(out, dt, {2, 65, 4, 2, 12, 20}, false, false, false, 64, 0.25);
