@@ -28,9 +28,9 @@ struct Sz {
 };
 
 std::string tag(DType dt, const Sz& s) {
-  return std::string(dt == DType::F32 ? "f32" : "f64") + " B" + std::to_string(s.B) + " T" + std::to_string(s.T) +
-         " H" + std::to_string(s.H) + " Hkv" + std::to_string(s.Hkv) + " m" + std::to_string(s.m) + " d" +
-         std::to_string(s.d);
+  return std::string(dt == DType::F32 ? "f32" : "f64") + " B" + std::to_string(s.B) + " T" +
+         std::to_string(s.T) + " H" + std::to_string(s.H) + " Hkv" + std::to_string(s.Hkv) + " m" +
+         std::to_string(s.m) + " d" + std::to_string(s.d);
 }
 
 // Normalised error thresholds. Seen on the simulator: f32 up to 2e-14 (forward, step, state) and
@@ -66,7 +66,8 @@ std::pair<Tensor, Tensor> keys(Ctx& ctx, const Bound& t, bool pad) {
 void add_fwd(std::vector<OpCase>& out, DType dt, Sz s, bool causal, bool state = false, bool pad = false,
              int chunk = 64, double eps = 1e-6) {
   std::string name = "linear_attention_fwd " + tag(dt, s) + (causal ? " causal" : " bidir");
-  name += std::string(state ? " S0" : "") + (pad ? " padded" : "") + (chunk != 64 ? " chunk" + std::to_string(chunk) : "");
+  name += std::string(state ? " S0" : "") + (pad ? " padded" : "") +
+          (chunk != 64 ? " chunk" + std::to_string(chunk) : "");
   name += eps != 1e-6 ? " large_eps" : "";
   OpCase c("linear_attention_fwd", name);
   add_inputs(c, dt, s, pad);
@@ -116,8 +117,8 @@ void add_bwd(std::vector<OpCase>& out, DType dt, Sz s, bool causal, bool pad = f
   c.max_err = tol(dt);
   c.run = [causal, pad, chunk](Ctx& ctx, const Bound& t) {
     const auto [k, v] = keys(ctx, t, pad);
-    linear_attention_bwd(ctx, LinearAttnBwd{t["dphiq"], t["dphik"], t["dv"], t["dout"], t["o"], t["den"], t["phiq"],
-                                            k, v, chunk, 1e-6, causal});
+    linear_attention_bwd(ctx, LinearAttnBwd{t["dphiq"], t["dphik"], t["dv"], t["dout"], t["o"], t["den"],
+                                            t["phiq"], k, v, chunk, 1e-6, causal});
   };
   out.push_back(c);
 }
@@ -127,8 +128,9 @@ void add_step(std::vector<OpCase>& out, DType dt, int64_t P, int64_t H, int64_t 
               bool den, double eps = 1e-6) {
   OpCase c("linear_attention_step", "linear_attention_step " + std::string(dt == DType::F32 ? "f32" : "f64") +
                                         " P" + std::to_string(P) + " H" + std::to_string(H) + " Hkv" +
-                                        std::to_string(Hkv) + " m" + std::to_string(m) + " d" + std::to_string(d) +
-                                        (den ? " den" : "") + (eps != 1e-6 ? " large_eps" : ""));
+                                        std::to_string(Hkv) + " m" + std::to_string(m) + " d" +
+                                        std::to_string(d) + (den ? " den" : "") +
+                                        (eps != 1e-6 ? " large_eps" : ""));
   c.in("phiq", {P, H, m}, dt, Fill::Uniform, 0, 1).in("phik", {P, Hkv, m}, dt, Fill::Uniform, 0, 1);
   c.in("v", {P, Hkv, d}, dt).in("S_in", {Hkv, m, d}, dt).in("z_in", {Hkv, m}, dt, Fill::Uniform, 0, 4);
   c.out("S", {Hkv, m, d}, dt).out("z", {Hkv, m}, dt).out("o", {P, H, d}, dt);
@@ -138,9 +140,13 @@ void add_step(std::vector<OpCase>& out, DType dt, int64_t P, int64_t H, int64_t 
     copy_fwd(ctx, CopyArgs{t["S"], t["S_in"]});
     copy_fwd(ctx, CopyArgs{t["z"], t["z_in"]});
     for (int64_t p = 0; p < P; ++p) {
-      LinearAttnStep a{t["o"].rows(p, p + 1).view({H, d}),     t["S"], t["z"],
-                       t["phiq"].rows(p, p + 1).view({H, m}),  t["phik"].rows(p, p + 1).view({Hkv, m}),
-                       t["v"].rows(p, p + 1).view({Hkv, d}),   eps};
+      LinearAttnStep a{t["o"].rows(p, p + 1).view({H, d}),
+                       t["S"],
+                       t["z"],
+                       t["phiq"].rows(p, p + 1).view({H, m}),
+                       t["phik"].rows(p, p + 1).view({Hkv, m}),
+                       t["v"].rows(p, p + 1).view({Hkv, d}),
+                       eps};
       if (den) a.den = t["den"].rows(p, p + 1).view({H});
       linear_attention_step(ctx, a);
     }
@@ -150,8 +156,8 @@ void add_step(std::vector<OpCase>& out, DType dt, int64_t P, int64_t H, int64_t 
 
 void add_state(std::vector<OpCase>& out, DType dt, int64_t B, int64_t T, int64_t Hkv, int64_t m, int64_t d,
                bool accumulate) {
-  OpCase c("linear_attention_state", "linear_attention_state " + tag(dt, Sz{B, T, Hkv, Hkv, m, d}) +
-                                         (accumulate ? " accumulate" : ""));
+  OpCase c("linear_attention_state",
+           "linear_attention_state " + tag(dt, Sz{B, T, Hkv, Hkv, m, d}) + (accumulate ? " accumulate" : ""));
   c.in("phik", {B, T, Hkv, m}, dt, Fill::Uniform, 0, 1).in("v", {B, T, Hkv, d}, dt);
   if (accumulate)
     c.acc("S", {B, Hkv, m, d}, dt).acc("z", {B, Hkv, m}, dt);
@@ -257,10 +263,10 @@ void steps_equal_forward(DType dt, double tol_rel) {
   linear_attention_fwd(ctx, LinearAttnFwd{go.t(), gden.t(), gq.t(), gk.t(), gv.t(), 64, 1e-6, true});
   const Tensor q2 = gq.t().view({T, H, m}), k2 = gk.t().view({T, Hkv, m}), v2 = gv.t().view({T, Hkv, d});
   for (int64_t t = 0; t < T; ++t)
-    linear_attention_step(ctx, LinearAttnStep{gos.t().rows(t, t + 1).view({H, d}), gS.t(), gz.t(),
-                                              q2.rows(t, t + 1).view({H, m}), k2.rows(t, t + 1).view({Hkv, m}),
-                                              v2.rows(t, t + 1).view({Hkv, d}), 1e-6,
-                                              gdens.t().rows(t, t + 1).view({H})});
+    linear_attention_step(
+        ctx, LinearAttnStep{gos.t().rows(t, t + 1).view({H, d}), gS.t(), gz.t(),
+                            q2.rows(t, t + 1).view({H, m}), k2.rows(t, t + 1).view({Hkv, m}),
+                            v2.rows(t, t + 1).view({Hkv, d}), 1e-6, gdens.t().rows(t, t + 1).view({H})});
   linear_attention_state(ctx, LinearAttnState{gS2.t(), gz2.t(), gk.t(), gv.t()});
   ctx.sync();
   auto rel = [](const std::vector<E>& a, const std::vector<E>& b) {
@@ -275,7 +281,8 @@ void steps_equal_forward(DType dt, double tol_rel) {
   EXPECT_LT(rel(gdens.read<E>(), gden.read<E>()), tol_rel) << "den";
   EXPECT_LT(rel(gS2.read<E>(), gS.read<E>()), tol_rel) << "S";
   EXPECT_LT(rel(gz2.read<E>(), gz.read<E>()), tol_rel) << "z";
-  for (const GuardedBuffer* g : {&go, &gden, &gos, &gdens, &gS, &gz, &gS2, &gz2}) EXPECT_TRUE(g->guards_intact());
+  for (const GuardedBuffer* g : {&go, &gden, &gos, &gdens, &gS, &gz, &gS2, &gz2})
+    EXPECT_TRUE(g->guards_intact());
 }
 
 TEST(LinearAttentionCuda, StepsEqualForwardRows) {

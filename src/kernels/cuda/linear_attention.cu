@@ -103,7 +103,7 @@ template <class T>
 __global__ void chunk_sums_kernel(SumArgs<T> p) {
   constexpr int C = Chunk<T>::C, L = BN + 1;
   WERSA_DYNAMIC_SHARED(T, smem);
-  T* Xs = smem;         // [BK][L]: rows of the chunk, columns r0.. of X
+  T* Xs = smem;           // [BK][L]: rows of the chunk, columns r0.. of X
   T* Ys = smem + BK * L;  // [BK][L]: columns c0.. of Y
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
   const int64_t b = blockIdx.z / p.U;
@@ -149,8 +149,8 @@ enum ScanMode { kPrefix = 0, kSuffix = 1, kTotal = 2 };
 // buf [B U, nch, m, d+1]. init (S0 [B U, m, d], z0 [B U, m]) or zero. kTotal writes the total to
 // (Sout, zout) when given, else to chunk 0 of buf.
 template <class T>
-__global__ void chunk_scan_kernel(T* buf, int64_t nch, int m, int d, int mode, const T* S0, const T* z0, T* Sout,
-                                  T* zout) {
+__global__ void chunk_scan_kernel(T* buf, int64_t nch, int m, int d, int mode, const T* S0, const T* z0,
+                                  T* Sout, T* zout) {
   const int dp = d + 1;
   const int64_t elems = int64_t(m) * dp;
   const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -310,7 +310,8 @@ __global__ void chunk_attn_kernel(AttnArgs<T> p) {
       const int r = ty + 16 * i, col = col0 + tx + 16 * jj;
       if (r < n && col < p.w) ob[r * p.out.rs + col] = norm ? acc[i][jj] / dn[r] : acc[i][jj];
     }
-  if (norm && blockIdx.x == 0 && tid < n) p.den.p[b * p.den.bs + u * p.den.hs + (t0 + tid) * p.den.rs] = dn[tid];
+  if (norm && blockIdx.x == 0 && tid < n)
+    p.den.p[b * p.den.bs + u * p.den.hs + (t0 + tid) * p.den.rs] = dn[tid];
 }
 
 // ---- backward rows g = [dout / den, -(dout . o) / den] into G [B, H, T, d+1] -------------------
@@ -318,8 +319,8 @@ __global__ void chunk_attn_kernel(AttnArgs<T> p) {
 // A warp per row (b, t, h). dout . o in double as the CPU's lane_sum: lane j < 16 sums the
 // products of columns j, j + 16, ... in order, then the 16 partial sums are added in lane order.
 template <class T>
-__global__ void grad_rows_kernel(T* G, const T* dout, const T* o, const T* den, int64_t rows, int64_t Tn, int H,
-                                 int d) {
+__global__ void grad_rows_kernel(T* G, const T* dout, const T* o, const T* den, int64_t rows, int64_t Tn,
+                                 int H, int d) {
   const int lane = threadIdx.x % 32;
   const int64_t nw = int64_t(gridDim.x) * blockDim.x / 32;
   for (int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32; row < rows; row += nw) {
@@ -344,7 +345,8 @@ __global__ void grad_rows_kernel(T* G, const T* dout, const T* o, const T* den, 
 template <class T>
 __global__ void step_update_kernel(T* S, T* z, const T* phik, const T* v, int64_t elems, int m, int d) {
   const int dp = d + 1;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < elems; i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < elems;
+       i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t gk = i / dp, g = gk / m;
     const int e = int(i % dp);
     const T kv = phik[gk];
@@ -404,12 +406,12 @@ void launch_sums(Ctx& ctx, const View<T>& X, const View<T>& Y, T* buf, int64_t B
 }
 
 template <class T>
-void launch_scan(Ctx& ctx, T* buf, int64_t BU, int64_t nch, int m, int d, ScanMode mode, const T* S0 = nullptr,
-                 const T* z0 = nullptr, T* Sout = nullptr, T* zout = nullptr) {
+void launch_scan(Ctx& ctx, T* buf, int64_t BU, int64_t nch, int m, int d, ScanMode mode,
+                 const T* S0 = nullptr, const T* z0 = nullptr, T* Sout = nullptr, T* zout = nullptr) {
   const int64_t elems = int64_t(m) * (d + 1);
   if (elems == 0 || BU == 0) return;
-  WERSA_LAUNCH(chunk_scan_kernel<T>, dim3(unsigned(ceil_div(elems, kThreads)), unsigned(BU)), dim3(kThreads), 0,
-               stream(ctx), buf, nch, m, d, int(mode), S0, z0, Sout, zout);
+  WERSA_LAUNCH(chunk_scan_kernel<T>, dim3(unsigned(ceil_div(elems, kThreads)), unsigned(BU)), dim3(kThreads),
+               0, stream(ctx), buf, nch, m, d, int(mode), S0, z0, Sout, zout);
 }
 
 template <class T>
@@ -461,11 +463,11 @@ void linear_attention_fwd(Ctx& ctx, const LinearAttnFwd& a) {
     if (ctx.planning()) return;
     if (D.B * D.T * D.H == 0) return;
     const int rep = D.rep();
-    launch_sums<T>(ctx, k_view(D, a.phik.ptr<T>()), v1_view(D, a.v.ptr<T>()), buf, D.B, D.T, int(D.Hkv), 1, D.m,
-                   int(dp));
+    launch_sums<T>(ctx, k_view(D, a.phik.ptr<T>()), v1_view(D, a.v.ptr<T>()), buf, D.B, D.T, int(D.Hkv), 1,
+                   D.m, int(dp));
     const bool s0 = a.S0.defined();
-    launch_scan<T>(ctx, buf, D.B * D.Hkv, nch, D.m, D.d, a.causal ? kPrefix : kTotal, s0 ? a.S0.ptr<T>() : nullptr,
-                   s0 ? a.z0.ptr<T>() : nullptr);
+    launch_scan<T>(ctx, buf, D.B * D.Hkv, nch, D.m, D.d, a.causal ? kPrefix : kTotal,
+                   s0 ? a.S0.ptr<T>() : nullptr, s0 ? a.z0.ptr<T>() : nullptr);
     AttnArgs<T> p{};
     p.X = q_view(D, a.phiq.ptr<T>());
     p.Y = heads(k_view(D, a.phik.ptr<T>()), rep, 1, 0);
@@ -497,7 +499,8 @@ void linear_attention_bwd(Ctx& ctx, const LinearAttnBwd& a) {
     const int64_t rows = D.B * D.T * D.H;
     WERSA_LAUNCH(grad_rows_kernel<T>, dim3(blocks_for(rows * 32)), dim3(kThreads), 0, stream(ctx), G,
                  a.dout.ptr<T>(), a.o.ptr<T>(), a.den.ptr<T>(), rows, D.T, int(D.H), D.d);
-    const View<T> Q = q_view(D, a.phiq.ptr<T>()), K = k_view(D, a.phik.ptr<T>()), V1 = v1_view(D, a.v.ptr<T>());
+    const View<T> Q = q_view(D, a.phiq.ptr<T>()), K = k_view(D, a.phik.ptr<T>()),
+                  V1 = v1_view(D, a.v.ptr<T>());
     const View<T> Gv = view<T>(G, D.H * D.T * dp, D.T * dp, dp, int(dp));
     // dphiq: the states S' at the chunk starts, then g S'^T (+ the masked in-chunk term).
     launch_sums<T>(ctx, K, V1, buf, D.B, D.T, int(D.Hkv), 1, D.m, int(dp));
@@ -517,7 +520,8 @@ void linear_attention_bwd(Ctx& ctx, const LinearAttnBwd& a) {
     p.a = int(dp), p.w = D.m, p.U = int(D.H), p.nsum = 1, p.upper = false;
     launch_attn(ctx, p, D.B);
     // dphik, dv: R after each chunk (summed over the group's query heads), over buf.
-    launch_sums<T>(ctx, heads(Q, 1, rep, 1), heads(Gv, 1, rep, 1), buf, D.B, D.T, int(D.Hkv), rep, D.m, int(dp));
+    launch_sums<T>(ctx, heads(Q, 1, rep, 1), heads(Gv, 1, rep, 1), buf, D.B, D.T, int(D.Hkv), rep, D.m,
+                   int(dp));
     launch_scan<T>(ctx, buf, D.B * D.Hkv, nch, D.m, D.d, a.causal ? kSuffix : kTotal);
     p.U = int(D.Hkv), p.nsum = rep, p.upper = true;
     p.X = V1;  // dphik = sum_j mask(v' g_j^T) phiq_j + v' R^T
@@ -545,8 +549,8 @@ void linear_attention_step(Ctx& ctx, const LinearAttnStep& a) {
     using T = decltype(tag);
     const int64_t elems = Hkv * m * (d + 1);
     if (elems > 0)
-      WERSA_LAUNCH(step_update_kernel<T>, dim3(blocks_for(elems)), dim3(kThreads), 0, stream(ctx), a.S.ptr<T>(),
-                   a.z.ptr<T>(), a.phik.ptr<T>(), a.v.ptr<T>(), elems, m, d);
+      WERSA_LAUNCH(step_update_kernel<T>, dim3(blocks_for(elems)), dim3(kThreads), 0, stream(ctx),
+                   a.S.ptr<T>(), a.z.ptr<T>(), a.phik.ptr<T>(), a.v.ptr<T>(), elems, m, d);
     constexpr int threads = 128;
     const unsigned cols = unsigned(d > 0 ? ceil_div(d, threads) : 1);
     WERSA_LAUNCH(step_query_kernel<T>, dim3(unsigned(H), cols), dim3(threads), 0, stream(ctx), a.o.ptr<T>(),
@@ -569,8 +573,8 @@ void linear_attention_state(Ctx& ctx, const LinearAttnState& a) {
                    int(dp));
     T* S = a.S.ptr<T>();
     T* z = a.z.ptr<T>();
-    launch_scan<T>(ctx, buf, B * Hkv, nch, m, d, kTotal, a.accumulate ? S : nullptr, a.accumulate ? z : nullptr, S,
-                   z);
+    launch_scan<T>(ctx, buf, B * Hkv, nch, m, d, kTotal, a.accumulate ? S : nullptr,
+                   a.accumulate ? z : nullptr, S, z);
   });
 }
 
