@@ -181,6 +181,9 @@ void add_linear_attention_cases(std::vector<OpCase>& out) {
       {2, 65, 4, 2, 12, 20},   // one past, d != m
       {1, 130, 4, 1, 70, 65},  // m and d + 1 past the 64-wide tiles, 4 query heads per kv head
       {2, 200, 3, 3, 33, 17},  // several chunks, odd sizes
+      // The same paths in shapes the sanitizer build runs (up to 2^17 elements per case).
+      {1, 70, 2, 1, 70, 65},  // the tiles past 64, several chunks
+      {1, 200, 2, 1, 8, 5},   // 4 (f32) and 7 (f64) chunks
   };
   for (DType dt : {DType::F32, DType::F64}) {
     for (const Sz& s : shapes)
