@@ -80,5 +80,6 @@ void add_conv_cases(std::vector<OpCase>& out);
 void add_gate_cases(std::vector<OpCase>& out);
 void add_feature_map_cases(std::vector<OpCase>& out);
 void add_haar_cases(std::vector<OpCase>& out);
+void add_linear_attention_cases(std::vector<OpCase>& out);
 
 }  // namespace wersa::test

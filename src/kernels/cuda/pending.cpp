@@ -16,10 +16,6 @@ const std::vector<std::string>& pending_ops() { return pending_list(); }
   static const bool NAME##_listed = (pending_list().push_back(#NAME), true);
 
 PENDING(kv_cache_append, KvCacheAppend)
-PENDING(linear_attention_fwd, LinearAttnFwd)
-PENDING(linear_attention_bwd, LinearAttnBwd)
-PENDING(linear_attention_step, LinearAttnStep)
-PENDING(linear_attention_state, LinearAttnState)
 PENDING(softmax_attention_fwd, SoftmaxAttnFwd)
 PENDING(softmax_attention_bwd, SoftmaxAttnBwd)
 PENDING(softmax_attention_decode, SoftmaxAttnDecode)
