@@ -58,6 +58,7 @@ std::vector<OpCase> all_cases() {
   add_matmul_cases(v);
   add_embedding_cases(v);
   add_cross_entropy_cases(v);
+  add_softmax_attention_cases(v);
   return v;
 }
 

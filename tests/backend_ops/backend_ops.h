@@ -76,5 +76,6 @@ void add_swiglu_cases(std::vector<OpCase>& out);
 void add_matmul_cases(std::vector<OpCase>& out);
 void add_embedding_cases(std::vector<OpCase>& out);
 void add_cross_entropy_cases(std::vector<OpCase>& out);
+void add_softmax_attention_cases(std::vector<OpCase>& out);
 
 }  // namespace wersa::test

@@ -30,15 +30,10 @@ PENDING(haar_synthesis_bwd, HaarSynthesisBwd)
 PENDING(haar_step, HaarStep)
 PENDING(haar_filter_fwd, HaarFilterFwd)
 PENDING(haar_filter_bwd, HaarFilterBwd)
-PENDING(kv_cache_append, KvCacheAppend)
 PENDING(linear_attention_fwd, LinearAttnFwd)
 PENDING(linear_attention_bwd, LinearAttnBwd)
 PENDING(linear_attention_step, LinearAttnStep)
 PENDING(linear_attention_state, LinearAttnState)
-PENDING(softmax_attention_fwd, SoftmaxAttnFwd)
-PENDING(softmax_attention_bwd, SoftmaxAttnBwd)
-PENDING(softmax_attention_decode, SoftmaxAttnDecode)
-PENDING(softmax_attention_prefill, SoftmaxAttnPrefill)
 
 #undef PENDING
 
