@@ -12,6 +12,7 @@
 // prefill in chunks and decode reproduce the rows of the causal forward.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -75,8 +76,9 @@ void add_fwd(std::vector<OpCase>& out, DType dt, Dims s, bool causal, Len len) {
 
 // from_fwd: o and lse from the device's own forward (compared too), else drawn at random.
 void add_bwd(std::vector<OpCase>& out, DType dt, Dims s, bool causal, Len len, bool from_fwd = true) {
-  OpCase c("softmax_attention_bwd", "softmax_attention_bwd " + dims_name(dt, s) + (causal ? " causal" : " bidir") +
-                                        len_name(len) + (from_fwd ? "" : " random_o_lse"));
+  OpCase c("softmax_attention_bwd", "softmax_attention_bwd " + dims_name(dt, s) +
+                                        (causal ? " causal" : " bidir") + len_name(len) +
+                                        (from_fwd ? "" : " random_o_lse"));
   const Shape qs{s.B, s.T, s.H, s.d}, ks{s.B, s.T, s.Hkv, s.d}, rs{s.B, s.T, s.H};
   c.in("q", qs, dt).in("k", ks, dt).in("v", ks, dt).in("dout", qs, dt);
   if (from_fwd)
@@ -94,19 +96,24 @@ void add_bwd(std::vector<OpCase>& out, DType dt, Dims s, bool causal, Len len, b
       f.lengths = lengths;
       softmax_attention_fwd(ctx, f);
     }
-    SoftmaxAttnBwd a{t["dq"], t["dk"], t["dv"], t["dout"], t["o"], t["lse"], t["q"], t["k"], t["v"], scale, causal};
+    SoftmaxAttnBwd a{t["dq"], t["dk"], t["dv"], t["dout"], t["o"], t["lse"],
+                     t["q"],  t["k"],  t["v"],  scale,     causal};
     a.lengths = lengths;
     softmax_attention_bwd(ctx, a);
   };
   out.push_back(c);
 }
 
-void add_decode(std::vector<OpCase>& out, DType dt, int64_t H, int64_t Hkv, int64_t d, int64_t Tmax, int64_t len) {
+void add_decode(std::vector<OpCase>& out, DType dt, int64_t H, int64_t Hkv, int64_t d, int64_t Tmax,
+                int64_t len) {
   OpCase c("softmax_attention_decode", "softmax_attention_decode " + std::string(dname(dt)) + " H" +
                                            std::to_string(H) + "/" + std::to_string(Hkv) + " d" +
                                            std::to_string(d) + " Tmax" + std::to_string(Tmax) + " len" +
                                            std::to_string(len));
-  c.in("q", {H, d}, dt).in("kcache", {Tmax, Hkv, d}, dt).in("vcache", {Tmax, Hkv, d}, dt).out("o", {H, d}, dt);
+  c.in("q", {H, d}, dt)
+      .in("kcache", {Tmax, Hkv, d}, dt)
+      .in("vcache", {Tmax, Hkv, d}, dt)
+      .out("o", {H, d}, dt);
   c.max_err = tol(dt);
   const double scale = scale_of(d);
   c.run = [len, scale](Ctx& ctx, const Bound& t) {
@@ -115,8 +122,8 @@ void add_decode(std::vector<OpCase>& out, DType dt, int64_t H, int64_t Hkv, int6
   out.push_back(c);
 }
 
-void add_prefill(std::vector<OpCase>& out, DType dt, int64_t T, int64_t H, int64_t Hkv, int64_t d, int64_t Tmax,
-                 int64_t pos0) {
+void add_prefill(std::vector<OpCase>& out, DType dt, int64_t T, int64_t H, int64_t Hkv, int64_t d,
+                 int64_t Tmax, int64_t pos0) {
   OpCase c("softmax_attention_prefill", "softmax_attention_prefill " + std::string(dname(dt)) + " T" +
                                             std::to_string(T) + " H" + std::to_string(H) + "/" +
                                             std::to_string(Hkv) + " d" + std::to_string(d) + " Tmax" +
@@ -132,11 +139,12 @@ void add_prefill(std::vector<OpCase>& out, DType dt, int64_t T, int64_t H, int64
 }
 
 // alias: k and v are the cache rows themselves (nothing to copy).
-void add_append(std::vector<OpCase>& out, DType dt, int64_t T, int64_t Hkv, int64_t d, int64_t Tmax, int64_t pos0,
-                bool alias) {
-  OpCase c("kv_cache_append", "kv_cache_append " + std::string(dname(dt)) + " T" + std::to_string(T) + " Hkv" +
-                                  std::to_string(Hkv) + " d" + std::to_string(d) + " Tmax" + std::to_string(Tmax) +
-                                  " pos0_" + std::to_string(pos0) + (alias ? " alias" : ""));
+void add_append(std::vector<OpCase>& out, DType dt, int64_t T, int64_t Hkv, int64_t d, int64_t Tmax,
+                int64_t pos0, bool alias) {
+  OpCase c("kv_cache_append", "kv_cache_append " + std::string(dname(dt)) + " T" + std::to_string(T) +
+                                  " Hkv" + std::to_string(Hkv) + " d" + std::to_string(d) + " Tmax" +
+                                  std::to_string(Tmax) + " pos0_" + std::to_string(pos0) +
+                                  (alias ? " alias" : ""));
   if (!alias) c.in("k", {T, Hkv, d}, dt).in("v", {T, Hkv, d}, dt);
   c.acc("kcache", {Tmax, Hkv, d}, dt).acc("vcache", {Tmax, Hkv, d}, dt);
   c.max_err = 0;  // a copy
@@ -151,12 +159,12 @@ void add_append(std::vector<OpCase>& out, DType dt, int64_t T, int64_t Hkv, int6
 
 // softmax_attention_fwd continuing a sequence over a KV cache (the op routes it: append, then
 // decode for T = 1 or prefill).
-void add_fwd_cache(std::vector<OpCase>& out, DType dt, int64_t T, int64_t H, int64_t Hkv, int64_t d, int64_t Tmax,
-                   int64_t pos0) {
+void add_fwd_cache(std::vector<OpCase>& out, DType dt, int64_t T, int64_t H, int64_t Hkv, int64_t d,
+                   int64_t Tmax, int64_t pos0) {
   OpCase c("softmax_attention_fwd", "softmax_attention_fwd " + std::string(dname(dt)) + " cache T" +
-                                        std::to_string(T) + " H" + std::to_string(H) + "/" + std::to_string(Hkv) +
-                                        " d" + std::to_string(d) + " Tmax" + std::to_string(Tmax) + " pos0_" +
-                                        std::to_string(pos0));
+                                        std::to_string(T) + " H" + std::to_string(H) + "/" +
+                                        std::to_string(Hkv) + " d" + std::to_string(d) + " Tmax" +
+                                        std::to_string(Tmax) + " pos0_" + std::to_string(pos0));
   c.in("q", {1, T, H, d}, dt).in("k", {1, T, Hkv, d}, dt).in("v", {1, T, Hkv, d}, dt);
   c.acc("kcache", {Tmax, Hkv, d}, dt).acc("vcache", {Tmax, Hkv, d}, dt).out("o", {1, T, H, d}, dt);
   c.max_err = tol(dt);
@@ -174,7 +182,8 @@ void add_fwd_cache(std::vector<OpCase>& out, DType dt, int64_t T, int64_t H, int
 void add_softmax_attention_cases(std::vector<OpCase>& out) {
   for (DType dt : {DType::F32, DType::F64}) {
     // Edge shapes, every mask: T = 1, T off the 32-key and 32/64-row tiles, GQA 1, 2, 4.
-    const Dims shapes[] = {{1, 1, 1, 1, 16}, {2, 7, 4, 2, 16}, {1, 63, 2, 2, 32}, {2, 65, 4, 1, 32}, {1, 33, 4, 4, 64}};
+    const Dims shapes[] = {
+        {1, 1, 1, 1, 16}, {2, 7, 4, 2, 16}, {1, 63, 2, 2, 32}, {2, 65, 4, 1, 32}, {1, 33, 4, 4, 64}};
     for (const Dims& s : shapes)
       for (bool causal : {true, false})
         for (Len len : {Len::None, Len::Random}) {
@@ -237,4 +246,94 @@ void add_softmax_attention_cases(std::vector<OpCase>& out) {
   add_prefill(out, DType::F32, 256, 8, 2, 64, 2048, 1500);
 }
 
+namespace {
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> dist(0.f, 1.f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(gen);
+  return v;
+}
+
+// Lengths 3 (good), 0 and 9 (bad, T = 5): the bad sequences get NaN in every output, the good one
+// none; nothing is written outside the outputs.
+TEST(SoftmaxAttentionBadLengths, NanForThatSequence) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  const int64_t B = 3, T = 5, H = 2, Hkv = 1, d = 4;
+  const Shape qs{B, T, H, d}, ks{B, T, Hkv, d}, rs{B, T, H};
+  const size_t nq = size_t(qs.numel()), nk = size_t(ks.numel()), nr = size_t(rs.numel());
+  GuardedBuffer q(Device::CUDA, DType::F32, qs, random_floats(nq, 1));
+  GuardedBuffer k(Device::CUDA, DType::F32, ks, random_floats(nk, 2));
+  GuardedBuffer v(Device::CUDA, DType::F32, ks, random_floats(nk, 3));
+  GuardedBuffer dout(Device::CUDA, DType::F32, qs, random_floats(nq, 4));
+  GuardedBuffer lengths(Device::CUDA, DType::I32, {B}, std::vector<int32_t>{3, 0, 9});
+  GuardedBuffer o(Device::CUDA, DType::F32, qs, std::vector<float>(nq, -7.f));
+  GuardedBuffer lse(Device::CUDA, DType::F32, rs, std::vector<float>(nr, -7.f));
+  GuardedBuffer dq(Device::CUDA, DType::F32, qs, std::vector<float>(nq, -7.f));
+  GuardedBuffer dk(Device::CUDA, DType::F32, ks, std::vector<float>(nk, -7.f));
+  GuardedBuffer dv(Device::CUDA, DType::F32, ks, std::vector<float>(nk, -7.f));
+  for (bool causal : {true, false}) {
+    Ctx ctx(Device::CUDA, ScratchPolicy::Grow);
+    SoftmaxAttnFwd f{o.t(), lse.t(), q.t(), k.t(), v.t(), 0.5, causal};
+    f.lengths = lengths.t();
+    softmax_attention_fwd(ctx, f);
+    SoftmaxAttnBwd g{dq.t(), dk.t(), dv.t(), dout.t(), o.t(), lse.t(), q.t(), k.t(), v.t(), 0.5, causal};
+    g.lengths = lengths.t();
+    softmax_attention_bwd(ctx, g);
+    ctx.sync();
+    // Each tensor holds B sequences of `per` elements: sequence 0 finite, 1 and 2 NaN.
+    auto check = [&](const GuardedBuffer& buf, size_t n, const char* name) {
+      bool guards = false;
+      const std::vector<float> x = buf.read<float>(&guards);
+      EXPECT_TRUE(guards) << name << ": a write outside it";
+      const size_t per = n / size_t(B);
+      for (size_t i = 0; i < n; ++i) {
+        if (i < per)
+          EXPECT_TRUE(std::isfinite(x[i])) << name << " [" << i << "] = " << x[i] << " (good sequence)";
+        else
+          EXPECT_TRUE(std::isnan(x[i])) << name << " [" << i << "] = " << x[i] << " (bad length)";
+      }
+    };
+    check(o, nq, "o");
+    check(lse, nr, "lse");
+    check(dq, nq, "dq");
+    check(dk, nk, "dk");
+    check(dv, nk, "dv");
+  }
+}
+
+// A prompt processed in chunks by prefill, and a last position by decode, over a cache holding the
+// sequence's k and v, give the rows of the causal forward over the whole sequence.
+TEST(SoftmaxAttentionGeneration, PrefillAndDecodeMatchTheForward) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  const int64_t T = 300, H = 4, Hkv = 2, d = 32, split = 170;
+  const size_t nq = size_t(T * H * d), nk = size_t(T * Hkv * d);
+  GuardedBuffer q(Device::CUDA, DType::F32, {1, T, H, d}, random_floats(nq, 5));
+  GuardedBuffer k(Device::CUDA, DType::F32, {1, T, Hkv, d}, random_floats(nk, 6));
+  GuardedBuffer v(Device::CUDA, DType::F32, {1, T, Hkv, d}, random_floats(nk, 7));
+  GuardedBuffer o(Device::CUDA, DType::F32, {1, T, H, d}, std::vector<float>(nq, -7.f));
+  GuardedBuffer lse(Device::CUDA, DType::F32, {1, T, H}, std::vector<float>(size_t(T * H), -7.f));
+  GuardedBuffer og(Device::CUDA, DType::F32, {T, H, d}, std::vector<float>(nq, -7.f));
+  GuardedBuffer od(Device::CUDA, DType::F32, {H, d}, std::vector<float>(size_t(H * d), -7.f));
+  const double scale = scale_of(d);
+  Ctx ctx(Device::CUDA, ScratchPolicy::Grow);
+  softmax_attention_fwd(ctx, SoftmaxAttnFwd{o.t(), lse.t(), q.t(), k.t(), v.t(), scale, true});
+  const Tensor kc = k.t().view({T, Hkv, d}), vc = v.t().view({T, Hkv, d}), q3 = q.t().view({T, H, d});
+  softmax_attention_prefill(ctx,
+                            SoftmaxAttnPrefill{og.t().rows(0, split), q3.rows(0, split), kc, vc, 0, scale});
+  softmax_attention_prefill(
+      ctx, SoftmaxAttnPrefill{og.t().rows(split, T), q3.rows(split, T), kc, vc, split, scale});
+  softmax_attention_decode(ctx, SoftmaxAttnDecode{od.t(), q3.rows(T - 1, T).view({H, d}), kc, vc, T, scale});
+  ctx.sync();
+  const std::vector<float> want = o.read<float>(), got = og.read<float>(), last = od.read<float>();
+  EXPECT_TRUE(og.guards_intact() && od.guards_intact());
+  double worst = 0;
+  for (size_t i = 0; i < nq; ++i) worst = std::max(worst, double(std::fabs(got[i] - want[i])));
+  for (size_t i = 0; i < size_t(H * d); ++i)
+    worst = std::max(worst, double(std::fabs(last[i] - want[nq - size_t(H * d) + i])));
+  EXPECT_LT(worst, 1e-5) << "largest difference from the forward";
+}
+
+}  // namespace
 }  // namespace wersa::test

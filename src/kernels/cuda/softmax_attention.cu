@@ -42,12 +42,12 @@ size_t fwd_smem(int dc, int64_t d) {
 
 template <class T>
 struct AttnArgs {
-  const T *q, *k, *v;       // q [B, T, H, d]; k, v rows of Hkv d, kb elements between sequences
-  T *o, *lse;               // final mode: [B, T, H, d], [B, T, H] (lse may be null)
-  T *pacc, *pm, *pl;        // split mode (pacc non-null): [S, B T H, d], [S, B T H], [S, B T H]
+  const T *q, *k, *v;        // q [B, T, H, d]; k, v rows of Hkv d, kb elements between sequences
+  T *o, *lse;                // final mode: [B, T, H, d], [B, T, H] (lse may be null)
+  T *pacc, *pm, *pl;         // split mode (pacc non-null): [S, B T H, d], [S, B T H], [S, B T H]
   int64_t B, Tn, H, Hkv, d;  // queries per sequence T
-  int64_t kb;               // elements between the k (v) of two sequences
-  int64_t split;            // keys per split (a multiple of kKeys); S = gridDim.z / B
+  int64_t kb;                // elements between the k (v) of two sequences
+  int64_t split;             // keys per split (a multiple of kKeys); S = gridDim.z / B
   KeyRange keys;
   T scale;
 };
@@ -60,12 +60,12 @@ __global__ void attend_kernel(AttnArgs<T> a) {
   const int64_t g = blockIdx.y, b = blockIdx.z / S, split = blockIdx.z % S;
   const int64_t i0 = int64_t(blockIdx.x) * BR;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, tid = threadIdx.x;
-  T* Qs = sm;                // [BR][d] scaled query rows
-  T* KT = Qs + BR * d;       // [d][kLd] keys transposed
-  T* Vs = KT + d * kLd;      // [kKeys][d] values
-  T* Ps = Vs + kKeys * d;    // [BR][kKeys] scores, then probabilities
-  T* As = Ps + BR * kKeys;   // [BR] rescale factors, at the end l
-  T* Ms = As + BR;           // [BR] m at the end
+  T* Qs = sm;               // [BR][d] scaled query rows
+  T* KT = Qs + BR * d;      // [d][kLd] keys transposed
+  T* Vs = KT + d * kLd;     // [kKeys][d] values
+  T* Ps = Vs + kKeys * d;   // [BR][kKeys] scores, then probabilities
+  T* As = Ps + BR * kKeys;  // [BR] rescale factors, at the end l
+  T* Ms = As + BR;          // [BR] m at the end
   // The flattened row i of this (b, g): its global row (b, t, h) of [B, T, H].
   auto grow = [&](int64_t i) { return (b * a.Tn + i / rep) * a.H + g * rep + i % rep; };
   const int64_t nrows = imin(BR, rows - i0);  // rows of this block
@@ -231,7 +231,8 @@ void attend(Ctx& ctx, AttnArgs<T> a, int64_t nkeys_max, bool splittable) {
   by_cols(a.d, [&](auto dc) {
     constexpr int DC = decltype(dc)::value;
     const int64_t tiles = (a.Tn * rep + fwd_block_rows(DC) - 1) / fwd_block_rows(DC);
-    a.split = splittable ? split_keys(nkeys_max, tiles * a.Hkv * a.B) : (nkeys_max + kKeys - 1) / kKeys * kKeys;
+    a.split =
+        splittable ? split_keys(nkeys_max, tiles * a.Hkv * a.B) : (nkeys_max + kKeys - 1) / kKeys * kKeys;
     S = (nkeys_max + a.split - 1) / a.split;
     if (S > 1) {
       a.pacc = ctx.take<T>(S * rows * a.d);
@@ -252,7 +253,8 @@ void attend(Ctx& ctx, AttnArgs<T> a, int64_t nkeys_max, bool splittable) {
 
 template <class T>
 __global__ void append_kernel(T* kc, T* vc, const T* k, const T* v, int64_t n) {
-  for (int64_t x = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; x < n; x += int64_t(blockDim.x) * gridDim.x) {
+  for (int64_t x = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; x < n;
+       x += int64_t(blockDim.x) * gridDim.x) {
     if (k) kc[x] = k[x];
     if (v) vc[x] = v[x];
   }

@@ -54,9 +54,8 @@ void by_cols(int64_t d, F&& f) {
 
 template <class T>
 void check_head_dim(const char* op, int64_t d) {
-  WERSA_CHECK(d >= 1 && d <= 256 && d * int64_t(sizeof(T)) <= 1024, op, ": head width d = ", d,
-              " (", sizeof(T) == 4 ? "f32" : "f64", "): the CUDA kernel takes d up to ",
-              1024 / int64_t(sizeof(T)));
+  WERSA_CHECK(d >= 1 && d <= 256 && d * int64_t(sizeof(T)) <= 1024, op, ": head width d = ", d, " (",
+              sizeof(T) == 4 ? "f32" : "f64", "): the CUDA kernel takes d up to ", 1024 / int64_t(sizeof(T)));
 }
 
 template <class... P>

@@ -51,7 +51,8 @@ struct BwdArgs {
 
 template <class T>
 __global__ void rowdot_kernel(T* D, const T* dout, const T* o, int64_t rows, int64_t d) {
-  for (int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; r < rows; r += int64_t(blockDim.x) * gridDim.x) {
+  for (int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; r < rows;
+       r += int64_t(blockDim.x) * gridDim.x) {
     double s = 0;
     for (int64_t e = 0; e < d; ++e) s += double(dout[r * d + e]) * double(o[r * d + e]);
     D[r] = T(s);
@@ -194,8 +195,8 @@ __global__ void dkv_kernel(BwdArgs<T> a) {
     return;
   }
   const int jn = int(imax(0, imin(nkt, nb - j0)));  // keys read (padded keys: gradients 0)
-  if (jn > 0) load_kv_t(KT, VT, a.k + (b * a.Tn * a.Hkv + g) * d, a.v + (b * a.Tn * a.Hkv + g) * d, kstride, j0,
-                        jn, d);
+  if (jn > 0)
+    load_kv_t(KT, VT, a.k + (b * a.Tn * a.Hkv + g) * d, a.v + (b * a.Tn * a.Hkv + g) * d, kstride, j0, jn, d);
   T dk[KW][DC], dv[KW][DC];
   for (int k = 0; k < KW; ++k)
     for (int c = 0; c < DC; ++c) dk[k][c] = dv[k][c] = T(0);
@@ -300,7 +301,8 @@ void softmax_attention_bwd(Ctx& ctx, const SoftmaxAttnBwd& a) {
       const size_t sq = bwd_smem<T>(d, false), skv = bwd_smem<T>(d, true);
       allow_smem(dq_kernel<T, DC>, sq);
       allow_smem(dkv_kernel<T, DC>, skv);
-      const unsigned qt = unsigned((T_ * rep + kBwdRows - 1) / kBwdRows), kt = unsigned((T_ + kKeys - 1) / kKeys);
+      const unsigned qt = unsigned((T_ * rep + kBwdRows - 1) / kBwdRows),
+                     kt = unsigned((T_ + kKeys - 1) / kKeys);
       WERSA_LAUNCH((dq_kernel<T, DC>), dim3(qt, unsigned(Hkv), unsigned(B)), kWarps * 32, sq, stream(ctx), p);
       WERSA_LAUNCH((dkv_kernel<T, DC>), dim3(kt, unsigned(Hkv), unsigned(B)), dkv_warps(DC) * 32, skv,
                    stream(ctx), p);
