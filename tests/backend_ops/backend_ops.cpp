@@ -63,6 +63,7 @@ std::vector<OpCase> all_cases() {
   add_feature_map_cases(v);
   add_haar_cases(v);
   add_linear_attention_cases(v);
+  add_softmax_attention_cases(v);
   return v;
 }
 

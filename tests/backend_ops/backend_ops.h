@@ -81,5 +81,6 @@ void add_gate_cases(std::vector<OpCase>& out);
 void add_feature_map_cases(std::vector<OpCase>& out);
 void add_haar_cases(std::vector<OpCase>& out);
 void add_linear_attention_cases(std::vector<OpCase>& out);
+void add_softmax_attention_cases(std::vector<OpCase>& out);
 
 }  // namespace wersa::test

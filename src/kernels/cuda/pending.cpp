@@ -15,11 +15,6 @@ const std::vector<std::string>& pending_ops() { return pending_list(); }
   void NAME(Ctx&, const ARGS&) { unavailable(#NAME); } \
   static const bool NAME##_listed = (pending_list().push_back(#NAME), true);
 
-PENDING(kv_cache_append, KvCacheAppend)
-PENDING(softmax_attention_fwd, SoftmaxAttnFwd)
-PENDING(softmax_attention_bwd, SoftmaxAttnBwd)
-PENDING(softmax_attention_decode, SoftmaxAttnDecode)
-PENDING(softmax_attention_prefill, SoftmaxAttnPrefill)
 
 #undef PENDING
 
