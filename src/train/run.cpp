@@ -4,6 +4,7 @@
 #include "wersa/common/file.h"
 #include "wersa/common/json.h"
 #include "wersa/common/log.h"
+#include "wersa/common/version.h"
 #include "wersa/io/checkpoint.h"
 
 namespace wersa::detail {
@@ -64,6 +65,12 @@ std::string tokenizer_spec(const Config& cfg) {
   const fs::path model = dir / "tokenizer.model";
   if (!dir.empty() && fs::exists(dir / "dataset.json", ec) && fs::exists(model, ec)) return model.string();
   return "byte";
+}
+
+nlohmann::json saved_config(const Config& cfg) {
+  nlohmann::json j = config_to_json(cfg);
+  j[kWrittenByKey] = version_line();
+  return j;
 }
 
 }  // namespace wersa::detail

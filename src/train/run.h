@@ -26,5 +26,8 @@ void truncate_metrics(const fs::path& p, int64_t step);
 // The tokenizer for cfg: data.tokenizer when given; otherwise the tokenizer.model that
 // wersa-tokenize encode leaves beside its shards; otherwise the byte-level tokenizer.
 std::string tokenizer_spec(const Config& cfg);
+// What a run saves as its config.json: config_to_json(cfg) and "written_by", the version line of
+// the engine (wersa/common/version.h), which config_from_json accepts and ignores.
+nlohmann::json saved_config(const Config& cfg);
 
 }  // namespace wersa::detail
