@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "testutil.h"
+#include "wersa/common/version.h"
 #include "wersa/model/config.h"
 
 using namespace wersa;
@@ -209,6 +210,20 @@ TEST(Config, UnknownKeysNameTheFullPath) {
   EXPECT_CONTAINS(json_error(R"({"model": {"dim": {"x": 1}}})"),
                   "model.dim: expected an integer, got {\"x\":1}");
   EXPECT_CONTAINS(json_error("[1, 2]"), "configs/x.json: expected a JSON object at the top level, got [1,2]");
+}
+
+// A saved config.json carries "written_by", the version line of the engine that wrote it
+// (wersa/common/version.h): read back, it is accepted (a string, at the top level only) and ignored.
+TEST(Config, WrittenByIsAcceptedAndIgnored) {
+  json j = config_to_json(Config{});
+  j["written_by"] = version_line();
+  EXPECT_EQ(config_to_json(config_from_json(j, "x")), config_to_json(Config{}));
+  EXPECT_EQ(json_error(R"({"written_by": 3})"), "configs/x.json: written_by: expected a string, got 3");
+  EXPECT_EQ(json_error(R"({"model": {"written_by": "x"}})"),
+            "configs/x.json: unknown key 'model.written_by'");
+  EXPECT_EQ(version_line().rfind(std::string("wersa ") + version() + " (commit " + git_commit() + "; ", 0),
+            0u)
+      << version_line();
 }
 
 TEST(Config, WrongTypes) {

@@ -12,6 +12,8 @@
 #include <sstream>
 #include <string>
 
+#include "wersa/common/version.h"
+
 namespace wersa {
 
 std::string one_line(const std::string& s) {
@@ -111,6 +113,10 @@ void add_short_name(const CLI::App& app, std::string* msg) {
 }
 
 bool parse_flags(CLI::App& app, int argc, const char* const* argv, std::string* help) {
+  // Every tool answers --version with the engine's version line (version.h).
+  if (!app.get_version_ptr())
+    app.set_version_flag("--version", std::function<std::string()>(version_line),
+                         "print the version (engine, git commit, backends, BLAS) and exit");
   try {
     // CLI11 reads argv[1..argc-1] and takes the program name from argv[0] unless set.
     std::vector<std::string> args;

@@ -9,6 +9,7 @@
 #include "wersa/common/file.h"
 #include "wersa/common/json.h"
 #include "wersa/common/log.h"
+#include "wersa/common/version.h"
 #include "wersa/io/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -178,6 +179,7 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Chec
   save_safetensors((tmp / "model.safetensors").string(), weights,
                    {{"format", "pt"},
                     {"engine", "wersa"},
+                    {kWrittenByKey, version_line()},
                     {kModelConfigKey, c.config["model"].dump()},
                     {kTaskConfigKey, c.config.value("task", nlohmann::json::object()).dump()}});
   if (c.adam_m && c.adam_v) {
@@ -186,7 +188,9 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Chec
     for (const Tensor& t : renamed(*c.adam_v, "v.", names)) opt.push_back(t);
     save_safetensors((tmp / "optimizer.safetensors").string(), opt, {{"format", "pt"}});
   }
-  write_json(tmp / "config.json", c.config);
+  nlohmann::json config = c.config;
+  config[kWrittenByKey] = version_line();  // what wrote the checkpoint (version.h)
+  write_json(tmp / "config.json", config);
   if (!c.tokenizer_path.empty()) {
     fs::copy_file(c.tokenizer_path, tmp / "tokenizer.model", fs::copy_options::overwrite_existing, ec);
     WERSA_CHECK(!ec, c.tokenizer_path, ": cannot copy tokenizer into the checkpoint: ", ec.message());

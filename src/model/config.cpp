@@ -16,6 +16,7 @@
 
 #include "wersa/common/error.h"
 #include "wersa/common/json.h"
+#include "wersa/common/version.h"
 
 namespace wersa {
 
@@ -447,6 +448,12 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 void check_keys(const json& obj, const std::string& prefix, const std::string& source) {
   const KeySets& ks = key_sets();
   for (const auto& item : obj.items()) {
+    // A saved config.json names the engine that wrote it (version.h); not a setting.
+    if (prefix.empty() && item.key() == kWrittenByKey) {
+      WERSA_CHECK(item.value().is_string(), source, ": ", kWrittenByKey, ": expected a string, got ",
+                  brief(item.value()));
+      continue;
+    }
     const std::string path = prefix.empty() ? item.key() : prefix + "." + item.key();
     WERSA_CHECK(item.key().find('.') == std::string::npos, source, ": unknown key '", clean(path),
                 "' (keys are nested objects: {\"model\": {\"dim\": ...}})");

@@ -8,6 +8,7 @@
 #include "wersa/backend/backend.h"
 #include "wersa/common/log.h"
 #include "wersa/common/timer.h"
+#include "wersa/common/version.h"
 #include "wersa/io/checkpoint.h"
 #include "wersa/optim/optimizer.h"
 #include "wersa/train/bench.h"
@@ -156,6 +157,7 @@ void log_eval(int64_t step, const std::string& split, const ClassifyEval& e) {
 
 TrainResult train_classifier(const Config& cfg_in, const TrainOptions& opt) {
   Config cfg = cfg_in;
+  if (!opt.quiet) spdlog::info("{}", version_line());  // first: what is training
   const TrainConfig& tc = cfg.train;
   require_training_data(cfg, "config");
   detail::train_device(tc);  // a missing device is an error before anything else
@@ -233,7 +235,7 @@ TrainResult train_classifier(const Config& cfg_in, const TrainOptions& opt) {
   }
   LineWriter metrics;
   if (!out.empty()) {
-    write_file((out / "config.json").string(), config_to_json(cfg).dump(2) + "\n");
+    write_file((out / "config.json").string(), detail::saved_config(cfg).dump(2) + "\n");
     if (opt.resume) detail::truncate_metrics(out / "metrics.jsonl", step);
     metrics.open((out / "metrics.jsonl").string(), opt.resume);
   }

@@ -4,6 +4,7 @@
 #include "wersa/common/file.h"
 #include "wersa/common/json.h"
 #include "wersa/common/log.h"
+#include "wersa/common/version.h"
 #include "wersa/io/checkpoint.h"
 
 namespace wersa::detail {
@@ -85,6 +86,12 @@ std::unique_ptr<Model> make_train_model(const Config& cfg, bool quiet) {
   }
   if (dev == Device::CPU) return host;
   return std::make_unique<Model>(*host, dev, true);
+}
+
+nlohmann::json saved_config(const Config& cfg) {
+  nlohmann::json j = config_to_json(cfg);
+  j[kWrittenByKey] = version_line();
+  return j;
 }
 
 }  // namespace wersa::detail

@@ -34,5 +34,8 @@ Device train_device(const TrainConfig& tc);
 // the CPU (the same values on every device), then, with train.init_from, the trunk of that
 // checkpoint; then copied to the device.
 std::unique_ptr<Model> make_train_model(const Config& cfg, bool quiet);
+// What a run saves as its config.json: config_to_json(cfg) and "written_by", the version line of
+// the engine (wersa/common/version.h), which config_from_json accepts and ignores.
+nlohmann::json saved_config(const Config& cfg);
 
 }  // namespace wersa::detail

@@ -12,6 +12,7 @@
 #include "wersa/common/json.h"
 #include "wersa/common/log.h"
 #include "wersa/common/timer.h"
+#include "wersa/common/version.h"
 #include "wersa/io/checkpoint.h"
 #include "wersa/optim/optimizer.h"
 #include "wersa/train/bench.h"
@@ -102,6 +103,7 @@ EvalResult evaluate(Model& m, const data::TokenDataset& ds, int64_t seq, int64_t
 
 TrainResult train(const Config& cfg, const TrainOptions& opt) {
   if (cfg.model.task.classify()) return train_classifier(cfg, opt);
+  if (!opt.quiet) spdlog::info("{}", version_line());  // first: what is training
   require_training_data(cfg, "config");
   const TrainConfig& tc = cfg.train;
   detail::train_device(tc);  // a missing device is an error before anything else
@@ -165,7 +167,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   }
   LineWriter metrics;
   if (!out.empty()) {
-    write_file((out / "config.json").string(), config_to_json(cfg).dump(2) + "\n");
+    write_file((out / "config.json").string(), detail::saved_config(cfg).dump(2) + "\n");
     if (opt.resume) detail::truncate_metrics(out / "metrics.jsonl", step);
     metrics.open((out / "metrics.jsonl").string(), opt.resume);
   }

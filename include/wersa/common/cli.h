@@ -29,8 +29,9 @@ class UsageError : public Error {
 // exception -> one "error:" line, status 1.
 int run_cli(const std::function<int()>& body);
 
-// Parses argv with `app` (and runs the callbacks of its subcommands). Returns true when help
-// (--help, --help-all) or the version was asked for; the text is then in *help. Every other
+// Parses argv with `app` (and runs the callbacks of its subcommands). Adds --version (which prints
+// version_line() of wersa/common/version.h) unless `app` has a version flag. Returns true when
+// help (--help, --help-all) or the version was asked for; the text is then in *help. Every other
 // problem of the command line throws UsageError("TOOL: ... (see --help)"), one line, where TOOL
 // is app.get_name(). Exceptions other than CLI11's (from subcommand callbacks) pass through.
 bool parse_flags(CLI::App& app, int argc, const char* const* argv, std::string* help);
