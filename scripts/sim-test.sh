@@ -4,7 +4,8 @@
 # src/backend/sim) and runs the tests labelled `cuda` (test_backend_ops and the simulator's own
 # tests) once per schedule of the simulated threads: seq, then rand (seeded), then rev. Then a
 # build without CUDA (./build-cpu, WERSA_CUDA=OFF) of the libraries, so the CPU-only stubs still
-# build. Arguments go to ctest. Environment: WERSA_SIM_SCHEDULES (default "seq rand rev"),
+# build. The whole-model tests (test_cuda_model, label `model`) run once, under `rand`: their
+# kernels are test_backend_ops's, which every schedule runs. Arguments go to ctest. Environment: WERSA_SIM_SCHEDULES (default "seq rand rev"),
 # WERSA_SIM_SEED (default 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,12 +19,15 @@ fi
 t0=$SECONDS
 # The cuda-labelled tests and what they link; the tools and the other tests are the CPU build's.
 sim_tests=$(ls tests/sim/test_*.cu tests/sim/test_*.cpp 2>/dev/null | xargs -n1 basename | sed 's/\.[a-z]*$//')
-cmake --build build-sim -j "$(nproc)" --target test_backend_ops $sim_tests
+cmake --build build-sim -j "$(nproc)" --target test_backend_ops test_cuda_model $sim_tests
 echo "sim-test: build took $((SECONDS - t0)) s"
 export OMP_WAIT_POLICY=PASSIVE
 for s in ${WERSA_SIM_SCHEDULES:-seq rand rev}; do
   echo "sim-test: schedule $s"
-  (cd build-sim && WERSA_SIM_SCHEDULE=$s WERSA_SIM_SEED=${WERSA_SIM_SEED:-1} ctest -L cuda --output-on-failure -j "$(nproc)" "$@")
+  skip_model=(-LE model)
+  [ "$s" = rand ] && skip_model=()
+  (cd build-sim && WERSA_SIM_SCHEDULE=$s WERSA_SIM_SEED=${WERSA_SIM_SEED:-1} ctest -L cuda "${skip_model[@]}" \
+    --output-on-failure -j "$(nproc)" "$@")
 done
 if [ ! -f build-cpu/CMakeCache.txt ]; then
   cmake -S . -B build-cpu "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DWERSA_CUDA=OFF -DWERSA_TESTS=OFF

@@ -255,7 +255,8 @@ TEST(SafeTensors, MissingTensorAndMismatchMessages) {
 TEST(SafeTensors, DeviceTensorsThroughHostStaging) {
   Buf x(DType::F32, {3, 5}, "x");
   for (int64_t i = 0; i < 15; ++i) static_cast<float*>(x.t.data)[i] = 0.25f * float(i) - 1.0f;
-  const std::string cpu_path = tmp_path("staging_cpu.safetensors"), dev_path = tmp_path("staging_dev.safetensors");
+  const std::string cpu_path = tmp_path("staging_cpu.safetensors"),
+                    dev_path = tmp_path("staging_dev.safetensors");
   io::save_safetensors(cpu_path, {x.t});
   if (!cuda_available()) {
     void* p = nullptr;

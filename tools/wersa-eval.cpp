@@ -143,8 +143,8 @@ int main(int argc, char** argv) {
                            "a classifier is evaluated on --docs FILE (--text, --shards, --per-token and "
                            "--by-position are for language models)");
       const int64_t docs_per_pass = app.count("--batch") ? batch : int64_t(cfg.train.batch_size);
-      return evaluate_classifier_cli(dir, cfg, docs, split, docs_per_pass, predictions, metrics_json,
-                                     weights, device);
+      return evaluate_classifier_cli(dir, cfg, docs, split, docs_per_pass, predictions, metrics_json, weights,
+                                     device);
     }
     if (!docs.empty() || !predictions.empty() || !metrics_json.empty())
       wersa::usage_error(app, "--docs, --predictions and --metrics-json are for classifier checkpoints");

@@ -4,9 +4,9 @@
 #include "wersa/model/generate.h"
 
 #include <cstring>
-#include <vector>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "attention.h"
 #include "block.h"

@@ -28,7 +28,8 @@ const Model& movable(const Model& m) {
 
 Model::Model(const Model& src, Device dev) : Model(src, dev, src.trainable()) {}
 
-Model::Model(const Model& src, Device dev, bool trainable) : Model(movable(src).cfg_, src.dt_, dev, trainable) {
+Model::Model(const Model& src, Device dev, bool trainable)
+    : Model(movable(src).cfg_, src.dt_, dev, trainable) {
   tensor_copy(params_arena_->flat(dt_), src.params_arena_->flat(dt_));
   tensor_copy(buffers_arena_->flat(dt_), src.buffers_arena_->flat(dt_));
 }

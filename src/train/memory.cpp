@@ -46,10 +46,10 @@ size_t memory_limit(size_t max_bytes, Device dev) {
 }
 
 void check_memory(const MemoryEstimate& e, size_t limit, const std::string& what) {
-  WERSA_CHECK(
-      limit == 0 || e.total <= limit, what, " needs an estimated ", e.str(), ", more than the limit of ",
-      format_bytes(limit),
-      " (available memory of the device, or --max-memory); lower train.batch_size or train.seq_len, or a smaller model");
+  WERSA_CHECK(limit == 0 || e.total <= limit, what, " needs an estimated ", e.str(),
+              ", more than the limit of ", format_bytes(limit),
+              " (available memory of the device, or --max-memory); lower train.batch_size or train.seq_len, "
+              "or a smaller model");
 }
 
 size_t parse_bytes(const std::string& text, const std::string& what) {

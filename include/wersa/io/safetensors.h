@@ -49,7 +49,8 @@ class SafeTensorsFile {
   bool has(std::string_view name) const { return index_.count(std::string(name)) != 0; }
   const SafeTensorEntry& entry(std::string_view name) const;  // error if missing
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
-  // Copies tensor `name` into dst (on any device; a device tensor through a host copy); errors if missing, or dtype/shape differ from dst's.
+  // Copies tensor `name` into dst (on any device; a device tensor through a host copy); errors if missing, or
+  // dtype/shape differ from dst's.
   void read_into(std::string_view name, const Tensor& dst) const;
   const std::string& path() const { return path_; }
   bool checksummed() const { return checksummed_; }  // the data's SHA-256 was present and verified
