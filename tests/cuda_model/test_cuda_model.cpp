@@ -233,13 +233,9 @@ double row_err(const float* got, const std::vector<float>& want, int64_t row, in
   return err / scale;
 }
 
-// Gradients of two forward/backward passes over fixed ids, read back: bytes.
-std::vector<unsigned char> gradients(const ModelConfig& cfg, bool recompute, double* loss) {
-  Model host(cfg, DType::F32, Device::CPU, false);
-  host.init(11);
-  Model m(host, Device::CUDA, true);
-  const int64_t B = 3, T = 21;
-  Workspace ws(m, RunSpec{B, T, true, true, recompute});
+// Fixed ids (some targets -1) for a workspace of 3 x 21 rows; a classifier's documents padded.
+void fill_ids(Workspace& ws, const ModelConfig& cfg) {
+  const int64_t B = ws.batch(), T = ws.seq();
   int32_t* ids = ws.host_ids.host<int32_t>();
   for (int64_t i = 0; i < B * T; ++i) {
     ids[i] = int32_t(rng_bits(5, 0, uint64_t(i)) % uint64_t(cfg.vocab_size));
@@ -252,6 +248,16 @@ std::vector<unsigned char> gradients(const ModelConfig& cfg, bool recompute, dou
       ws.host_docs.host<int32_t>()[B + b] = int32_t(b + 1);
     }
   ws.upload_ids();
+}
+
+// Gradients of two forward/backward passes over fixed ids, read back: bytes.
+std::vector<unsigned char> gradients(const ModelConfig& cfg, bool recompute, double* loss) {
+  Model host(cfg, DType::F32, Device::CPU, false);
+  host.init(11);
+  Model m(host, Device::CUDA, true);
+  const int64_t B = 3, T = 21;
+  Workspace ws(m, RunSpec{B, T, true, true, recompute});
+  fill_ids(ws, cfg);
   m.zero_grads();
   *loss = 0;
   for (int pass = 0; pass < 2; ++pass) {
@@ -300,12 +306,7 @@ TEST(CudaModel, GradientsFollowTheCpu) {
     m.init(11);
     const int64_t B = 3, T = 21;
     Workspace ws(m, RunSpec{B, T, true, true, false});
-    int32_t* ids = ws.host_ids.host<int32_t>();
-    for (int64_t i = 0; i < B * T; ++i) {
-      ids[i] = int32_t(rng_bits(5, 0, uint64_t(i)) % uint64_t(cfg.vocab_size));
-      ids[B * T + i] = i % 7 == 3 ? -1 : int32_t(rng_bits(6, 0, uint64_t(i)) % uint64_t(cfg.vocab_size));
-    }
-    ws.upload_ids();
+    fill_ids(ws, cfg);
     m.zero_grads();
     double lc = 0;
     for (int pass = 0; pass < 2; ++pass) {
