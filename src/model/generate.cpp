@@ -76,8 +76,7 @@ Workspace& DecodeState::chunk() {
 void DecodeState::reset() {
   state_->zero();
   tokens_.clear();
-  tensor_zero(dev_logits_);
-  if (logits_.data != dev_logits_.data) tensor_zero(logits_);
+  tensor_zero(logits_);
 }
 
 // After the work queued on ctx's stream (which wrote the logits).
@@ -98,8 +97,7 @@ void DecodeState::copy_from(const DecodeState& o) {
               "copy of a decode state made for another model or context");
   tensor_copy(state_->flat(DType::U32), o.state_->flat(DType::U32));  // raw bytes, whatever the dtype
   tokens_ = o.tokens_;
-  tensor_copy(dev_logits_, o.dev_logits_);
-  if (logits_.data != dev_logits_.data) tensor_copy(logits_, o.logits_);
+  tensor_copy(logits_, o.logits_);
 }
 
 void check_decode_state(const Model& m, const DecodeState& s, int64_t n, const char* what) {
@@ -152,13 +150,10 @@ const Tensor& prefill(const Model& m, DecodeState& st, const std::vector<int32_t
       detail::lm_head_logits(w.ctx(), m, w.xf.rows(rows - 1, rows), st.step_->logits);
     st.tokens_.insert(st.tokens_.end(), tokens.begin() + c0, tokens.begin() + c0 + rows);
   }
-  if (all_logits.defined()) {
-    w.ctx().sync();
-    tensor_copy(st.dev_logits_, all_logits.rows(n - 1, n).view({V}));
-    if (st.logits_.data != st.dev_logits_.data) tensor_copy(st.logits_, st.dev_logits_);
-  } else {
+  if (all_logits.defined())
+    tensor_copy(w.ctx(), st.logits_, all_logits.rows(n - 1, n).view({V}));
+  else
     st.read_back_logits(w.ctx());
-  }
   return st.logits();
 }
 

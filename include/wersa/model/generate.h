@@ -89,8 +89,10 @@ class DecodeState {
   std::vector<Slots> layers_;  // per layer: the attention kind's state
   std::vector<bool> per_position_;
   std::unique_ptr<Workspace> step_, chunk_;
-  Tensor dev_logits_;  // [V], a view of step_'s [1, V] logits, on the model's device
-  Tensor logits_;      // [V] on the host: dev_logits_ itself on the CPU, else its read-back
+  // [V]: a view of step_'s [1, V] logits on the model's device (written by each step), and the
+  // logits the callers read, on the host: dev_logits_ itself on the CPU, else its read-back.
+  Tensor dev_logits_;
+  Tensor logits_;
   std::unique_ptr<Arena> host_logits_;
   void read_back_logits(Ctx& ctx);
 };
