@@ -4,6 +4,7 @@
 // CPU path (one call per tensor), whole model and head only, where a CUDA device is present.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "wersa/backend/backend.h"
 #include "wersa/model/model.h"
 #include "wersa/ops/adamw.h"
+#include "wersa/ops/elementwise.h"
 #include "wersa/optim/optimizer.h"
 
 using namespace wersa;
@@ -168,4 +170,42 @@ TEST(AdamWFlat, CudaOptimizerMatchesCpu) {
       }
     }
   }
+}
+
+// Gradient clipping decided where the norm lives (clip_by_norm): the factor max_norm / norm in
+// double, applied once, exactly when norm > max_norm > 0; a NaN norm, max_norm 0 and a norm under
+// the limit leave the gradients alone; the optimizer's sum of squares feeds it.
+template <class T>
+void clip_matches_brute_force(DType dt) {
+  const int64_t n = 777;
+  Buf x(dt, {n}), norm2(DType::F64, {1});
+  x.randn(9);
+  std::vector<T> x0(x.p<T>(), x.p<T>() + n);
+  for (double sq : {6.25, 0.81, std::nan("")})
+    for (double mx : {0.0, 1.0, 2.5, 3.0}) {
+      std::memcpy(x.p<T>(), x0.data(), size_t(n) * sizeof(T));
+      norm2.p<double>()[0] = sq;
+      clip_by_norm(ctx(), {x, norm2, mx});
+      const double norm = std::sqrt(sq);
+      const bool clips = mx > 0 && norm > mx;
+      for (int64_t i = 0; i < n; ++i) {
+        const T want = clips ? T(x0[size_t(i)] * T(mx / norm)) : x0[size_t(i)];
+        ASSERT_EQ(x.p<T>()[i], want) << "norm^2 " << sq << " max " << mx << " at " << i;
+      }
+      if (clips) {  // the clipped vector's norm is max_norm (to rounding) when norm2 is x's own
+        std::memcpy(x.p<T>(), x0.data(), size_t(n) * sizeof(T));
+        sum_squares(ctx(), {norm2, x});
+        clip_by_norm(ctx(), {x, norm2, mx * 1e-3});
+        double s = 0;
+        for (int64_t i = 0; i < n; ++i) s += double(x.p<T>()[i]) * double(x.p<T>()[i]);
+        EXPECT_NEAR(std::sqrt(s), mx * 1e-3, mx * 1e-3 * (dt == DType::F32 ? 1e-6 : 1e-14));
+      }
+    }
+  EXPECT_THROW(clip_by_norm(ctx(), {x, Tensor{}, 1.0}), Error);
+  EXPECT_THROW(clip_by_norm(ctx(), {x, norm2, std::nan("")}), Error);
+}
+
+TEST(ClipByNorm, MatchesBruteForce) {
+  clip_matches_brute_force<float>(DType::F32);
+  clip_matches_brute_force<double>(DType::F64);
 }

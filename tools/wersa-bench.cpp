@@ -76,6 +76,24 @@ double memory_bandwidth(size_t bytes, int reps, int cores) {
   return best;
 }
 
+// The device's memory bandwidth: the best of `reps` device-to-device copies of `bytes` (each byte
+// read once and written once), in GB/s (1e9 bytes) of traffic.
+double device_bandwidth(wersa::Device d, size_t bytes, int reps) {
+  void* a = wersa::device_alloc(d, bytes);
+  void* b = wersa::device_alloc(d, bytes);
+  double best = 0;
+  for (int r = -1; r < reps; ++r) {
+    const wersa::Timer t;
+    wersa::device_copy(d, b, d, a, bytes);
+    wersa::device_sync(d);
+    const double s = t.ms() / 1e3;
+    if (r >= 0 && s > 0) best = std::max(best, 2.0 * double(bytes) / s / 1e9);
+  }
+  wersa::device_free(d, a);
+  wersa::device_free(d, b);
+  return best;
+}
+
 struct ModelSpec {
   std::string name;  // what the table shows
   wersa::Config cfg;
@@ -93,8 +111,8 @@ struct Row {
 
 struct TrainFlags {
   std::vector<std::string> configs, sets;
-  std::string attn, lengths = "1024", json_path, max_memory;
-  int64_t batch = 0, head_rows = 0;
+  std::string attn, lengths = "1024", json_path, max_memory, device = "cpu";
+  int64_t batch = 0, head_rows = 0, gemm_size = 0;
   int reps = 5, warmup = 1, threads = 0;
   bool recompute = false, no_forward = false, ops = false;
   uint64_t seed = 1234;
@@ -122,7 +140,7 @@ CLI::App* add_train_command(CLI::App& app, TrainFlags& f) {
   c->add_flag("--recompute", f.recompute, "recompute block activations in the backward (train.recompute)");
   c->add_flag("--no-forward", f.no_forward, "time training steps only");
   c->add_flag("--ops", f.ops,
-              "also time every op call of the training steps and print where a step goes (CPU)");
+              "also time every op call of the training steps and print where a step goes (CUDA: each call synchronised)");
   c->add_option("--head-rows", f.head_rows,
                 "rows per tile of the language-model head in training steps (0 = automatic: 4 to 16 MiB of "
                 "logits per tile on a CPU, by the activation memory)")
@@ -139,28 +157,43 @@ CLI::App* add_train_command(CLI::App& app, TrainFlags& f) {
       ->check(non_empty());
   c->add_option("--json", f.json_path, "also write the results as JSON to this file")->check(output_file());
   c->add_option("--seed", f.seed, "seed of the weights and tokens")->check(integer(0))->capture_default_str();
+  c->add_option("--device", f.device, "where the steps run: cpu or cuda")
+      ->check(one_of({"cpu", "cuda"}))
+      ->capture_default_str();
+  c->add_option("--gemm-size", f.gemm_size,
+                "M = N = K of the f32 GEMM that sets the limit, measured at the start and beside every step "
+                "(0 = 1024 on the CPU, 4096 on CUDA)")
+      ->check(integer(0, 1 << 15))
+      ->capture_default_str();
   return c;
 }
 
 int run_train(const CLI::App& cmd, const TrainFlags& f) {
   const auto lengths = parse_list(f.lengths, "-T");
+  const wersa::Device dev = f.device == "cuda" ? wersa::Device::CUDA : wersa::Device::CPU;
+  WERSA_CHECK(dev == wersa::Device::CPU || wersa::cuda_available(),
+              "--device cuda: no CUDA device is available (the engine was built without CUDA, or no GPU is "
+              "visible)");
   size_t limit = 0;
   try {
-    limit = wersa::memory_limit(f.max_memory.empty() ? 0 : wersa::parse_bytes(f.max_memory, "--max-memory"));
+    limit =
+        wersa::memory_limit(f.max_memory.empty() ? 0 : wersa::parse_bytes(f.max_memory, "--max-memory"), dev);
   } catch (const wersa::UsageError&) {
     throw;
   } catch (const wersa::Error& e) {
     wersa::usage_error(cmd, e.what());
   }
   const int nthreads = wersa::set_cpu_threads(f.threads);
-  const double sgemm = wersa::measure_sgemm_gflops();
-  std::fprintf(stderr, "wersa-bench train: sgemm %.1f GFLOP/s (%d threads, %s)\n", sgemm, nthreads,
-               wersa::blas_kernel_name().c_str());
+  const int64_t gemm = f.gemm_size > 0 ? f.gemm_size : dev == wersa::Device::CUDA ? 4096 : 1024;
+  const double sgemm = wersa::measure_sgemm_gflops(gemm, gemm, gemm, 5, dev);
+  std::fprintf(stderr, "wersa-bench train: sgemm %.1f GFLOP/s (%lld^3 on %s; %d CPU threads, %s)\n", sgemm,
+               static_cast<long long>(gemm), f.device.c_str(), nthreads, wersa::blas_kernel_name().c_str());
   std::vector<wersa::TrainBenchRow> rows;
   wersa::TrainBenchOptions opt;
   opt.reps = f.reps, opt.warmup = f.warmup, opt.forward = !f.no_forward, opt.seed = f.seed,
   opt.max_memory = limit, opt.head_rows = f.head_rows;
   opt.ops = f.ops;
+  opt.device = dev, opt.probe_size = gemm;
   for (const std::string& path : f.configs) {
     wersa::Config cfg = wersa::config_from_file(path);
     wersa::config_set_all(cfg, f.sets);
@@ -175,6 +208,7 @@ int run_train(const CLI::App& cmd, const TrainFlags& f) {
         wersa::config_set(c, "train.seq_len=" + std::to_string(T), "-T");
         if (f.batch > 0) wersa::config_set(c, "train.batch_size=" + std::to_string(f.batch), "-b");
         if (f.recompute) wersa::config_set(c, "train.recompute=true", "--recompute");
+        wersa::config_set(c, "train.device=" + f.device, "--device");
         std::fprintf(stderr, "  %s %s T=%lld batch %d ...\n", path.c_str(), t.c_str(),
                      static_cast<long long>(T), c.train.batch_size);
         rows.push_back(wersa::bench_train_case(path, c, opt));
@@ -198,7 +232,8 @@ int main(int argc, char** argv) {
   CLI::App app{"wersa-bench: prefill (pp) and decode (tg) throughput at context depths, llama-bench style",
                "wersa-bench"};
   std::vector<std::string> ckpts, configs, sets;
-  std::string pp_s = "512", tg_s = "128", depth_s = "0", attn_s, json_path, weights_s = "f32";
+  std::string pp_s = "512", tg_s = "128", depth_s = "0", attn_s, json_path, weights_s = "f32",
+              device_s = "cpu";
   int reps = 5, threads = 0;
   int64_t batch = 512, bw_mib = 1024;
   uint64_t seed = 1234;
@@ -240,6 +275,10 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "seed of the random models and tokens")
       ->check(integer(0))
       ->capture_default_str();
+  app.add_option("--device", device_s,
+                 "where the models run: cpu or cuda (on cuda the bandwidth is the device's, by a copy)")
+      ->check(one_of({"cpu", "cuda"}))
+      ->capture_default_str();
   TrainFlags tf;
   CLI::App* train_cmd = add_train_command(app, tf);
   return wersa::run_cli([&] {
@@ -253,6 +292,12 @@ int main(int argc, char** argv) {
       wersa::usage_error(app, "give a model: -m CHECKPOINT or --config FILE");
     const auto pps = parse_list(pp_s, "-p"), tgs = parse_list(tg_s, "-n"), depths = parse_list(depth_s, "-d");
     const int nthreads = wersa::set_cpu_threads(threads);
+    const wersa::Device dev = device_s == "cuda" ? wersa::Device::CUDA : wersa::Device::CPU;
+    WERSA_CHECK(dev == wersa::Device::CPU || wersa::cuda_available(),
+                "--device cuda: no CUDA device is available (the engine was built without CUDA, or no GPU is "
+                "visible)");
+    WERSA_CHECK(dev == wersa::Device::CPU || weights_s == "f32", "--weights ", weights_s,
+                ": bf16 weights run on the cpu (--device cuda takes f32)");
     std::vector<ModelSpec> specs;
     for (const std::string& c : ckpts) {
       std::string dir = c;
@@ -285,7 +330,10 @@ int main(int argc, char** argv) {
       specs = std::move(expanded);
     }
     const int cores = omp_get_num_procs();
-    const double bw = bw_mib > 0 ? memory_bandwidth(size_t(bw_mib) << 20, 5, cores) : 0.0;
+    double bw = 0;
+    if (bw_mib > 0)
+      bw = dev == wersa::Device::CPU ? memory_bandwidth(size_t(bw_mib) << 20, 5, cores)
+                                     : device_bandwidth(dev, size_t(bw_mib) << 20, 5);
     std::vector<Row> rows;
     nlohmann::json jmodels = nlohmann::json::array();
     for (const ModelSpec& sp : specs) {
@@ -294,8 +342,9 @@ int main(int argc, char** argv) {
         loaded = std::make_unique<wersa::Model>(sp.cfg.model, wersa::DType::F32, wersa::Device::CPU, false);
         loaded->init(seed);
         if (sp.weights == "bf16") loaded = std::make_unique<wersa::Model>(*loaded, wersa::DType::BF16);
+        if (dev != wersa::Device::CPU) loaded = std::make_unique<wersa::Model>(*loaded, dev);
       } else {
-        loaded = wersa::io::load_inference_model(sp.ckpt, sp.cfg, sp.weights);
+        loaded = wersa::io::load_inference_model(sp.ckpt, sp.cfg, sp.weights, device_s);
       }
       const wersa::Model& model = *loaded;
       const std::string attn = wersa::attention_kind_name(sp.cfg.model.attention.type);
@@ -380,10 +429,17 @@ int main(int argc, char** argv) {
     }
     // Bandwidth bound and depth ratios of decoding.
     std::printf("\n");
-    std::printf("BLAS kernels: %s; decode GEMV: own kernels (gemv.h)\n", wersa::blas_kernel_name().c_str());
-    if (bw > 0)
-      std::printf("memory bandwidth: %.2f GB/s (streaming read of %lld MiB, %d cores, best of 5)\n", bw,
-                  static_cast<long long>(bw_mib), cores);
+    if (dev == wersa::Device::CPU) {
+      std::printf("BLAS kernels: %s; decode GEMV: own kernels (gemv.h)\n", wersa::blas_kernel_name().c_str());
+      if (bw > 0)
+        std::printf("memory bandwidth: %.2f GB/s (streaming read of %lld MiB, %d cores, best of 5)\n", bw,
+                    static_cast<long long>(bw_mib), cores);
+    } else if (bw > 0) {
+      std::printf(
+          "device: %s; memory bandwidth: %.2f GB/s (device-to-device copy of %lld MiB, read + write, "
+          "best of 5)\n",
+          device_s.c_str(), bw, static_cast<long long>(bw_mib));
+    }
     for (size_t mi = 0; mi < specs.size(); ++mi) {
       const nlohmann::json& jm = jmodels[mi];
       const double bound = jm["bandwidth_bound_tokens_per_s"].get<double>();
@@ -425,6 +481,7 @@ int main(int argc, char** argv) {
     }
     if (!json_path.empty()) {
       const nlohmann::json j{{"threads", nthreads},
+                             {"device", device_s},
                              {"blas_kernels", wersa::blas_kernel_name()},
                              {"bandwidth_cores", cores},
                              {"memory_bandwidth_gbs", bw},

@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -23,6 +24,8 @@ struct DryBlock {
 std::mutex g_dry_mutex;
 std::map<void*, DryBlock> g_dry;  // address-space reservations of dry runs
 std::set<void*> g_pinned;         // page-locked blocks of host_alloc_pinned
+std::map<void*, size_t> g_cuda;   // CUDA blocks and their sizes (device_memory_in_use)
+size_t g_cuda_live = 0, g_cuda_peak = 0;
 }  // namespace
 
 DryRun::DryRun() : outer_(t_dry) { t_dry = this; }
@@ -59,6 +62,10 @@ void* device_alloc(Device d, size_t bytes) {
   if (d == Device::CUDA) {
     void* p = cuda::alloc(rounded);
     cuda::memset0(p, rounded);
+    std::lock_guard<std::mutex> lock(g_dry_mutex);
+    g_cuda[p] = rounded;
+    g_cuda_live += rounded;
+    g_cuda_peak = std::max(g_cuda_peak, g_cuda_live);
     return p;
   }
   // Blocks from 2 MiB on are 2 MiB aligned and ask for transparent huge pages (Linux's default
@@ -83,6 +90,12 @@ void device_free(Device d, void* p) {
       ::munmap(p, it->second.bytes);
       g_dry.erase(it);
       return;
+    }
+    if (d == Device::CUDA) {
+      const auto c = g_cuda.find(p);
+      WERSA_ASSERT(c != g_cuda.end(), "device_free of a CUDA block that device_alloc did not give");
+      g_cuda_live -= c->second;
+      g_cuda.erase(c);
     }
   }
   if (d == Device::CUDA)
@@ -148,5 +161,20 @@ void device_sync(Device d) {
 bool cuda_available() { return cuda::available(); }
 
 int64_t device_alloc_count() { return g_allocs.load(); }
+
+size_t cuda_memory_in_use() {
+  std::lock_guard<std::mutex> lock(g_dry_mutex);
+  return g_cuda_live;
+}
+
+size_t cuda_memory_peak() {
+  std::lock_guard<std::mutex> lock(g_dry_mutex);
+  return g_cuda_peak;
+}
+
+void reset_cuda_memory_peak() {
+  std::lock_guard<std::mutex> lock(g_dry_mutex);
+  g_cuda_peak = g_cuda_live;
+}
 
 }  // namespace wersa

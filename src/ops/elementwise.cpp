@@ -1,5 +1,7 @@
 #include "wersa/ops/elementwise.h"
 
+#include <cmath>
+
 #include "check.h"
 #include "dispatch.h"
 
@@ -41,6 +43,13 @@ void sum_squares(Ctx& ctx, const SumSquaresArgs& a) {
   const detail::ArgCheck c(ctx, "sum_squares");
   c.need(a.out, "out", Shape{1}).dtype(DType::F64, {&a.out}).need(a.x, "x").floating(a.x);
   WERSA_DISPATCH(ctx, sum_squares, a, a.x.dtype);
+}
+
+void clip_by_norm(Ctx& ctx, const ClipByNormArgs& a) {
+  const detail::ArgCheck c(ctx, "clip_by_norm");
+  c.need(a.norm2, "norm2", Shape{1}).dtype(DType::F64, {&a.norm2}).need(a.x, "x").floating(a.x);
+  c.that(std::isfinite(a.max_norm), "max_norm ", a.max_norm, " is not finite");
+  WERSA_DISPATCH(ctx, clip_by_norm, a, a.x.dtype);
 }
 
 }  // namespace wersa

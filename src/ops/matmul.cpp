@@ -13,10 +13,18 @@ class GemmTimer {
  public:
   GemmTimer(const Ctx& ctx, const char* op, const char* products, int64_t N, int64_t I, int64_t O,
             int n_products)
-      : times_(detail::timed_call(ctx)), op_(op), products_(products), n_(N), i_(I), o_(O), k_(n_products) {
-    if (times_) t0_ = clock::now();
+      : ctx_(ctx),
+        times_(detail::timed_call(ctx)),
+        op_(op),
+        products_(products),
+        n_(N),
+        i_(I),
+        o_(O),
+        k_(n_products) {
+    if (times_) detail::timing_sync(ctx), t0_ = clock::now();
   }
   ~GemmTimer() {
+    if (times_) detail::timing_sync(ctx_);
     if (times_)
       times_->add_gemm(op_, products_, n_, i_, o_, 2.0 * double(n_) * double(i_) * double(o_) * k_,
                        std::chrono::duration<double>(clock::now() - t0_).count());
@@ -24,6 +32,7 @@ class GemmTimer {
 
  private:
   using clock = std::chrono::steady_clock;
+  const Ctx& ctx_;
   OpTimes* times_;
   const char *op_, *products_;
   int64_t n_, i_, o_;

@@ -69,23 +69,26 @@ AdamW::AdamW(Model& m) : model_(m) {
 
 void AdamW::plan(Ctx& ctx, const TrainConfig& t) {
   ctx.plan([&] {
-    grad_norm(ctx);
-    clip(ctx, 2.0, 1.0);
+    grad_norm2(ctx, norm2_);
+    clip(ctx, norm2_, 1.0);
     step(ctx, t, t.lr, 1);
   });
 }
 
+void AdamW::grad_norm2(Ctx& ctx, const Tensor& norm2) {
+  sum_squares(ctx, {norm2, model_.grads_arena().flat(model_.dtype())});
+}
+
 double AdamW::grad_norm(Ctx& ctx) {
-  sum_squares(ctx, {norm2_, model_.grads_arena().flat(model_.dtype())});
+  grad_norm2(ctx, norm2_);
   return std::sqrt(read_f64(ctx, norm2_, 0));
 }
 
-double AdamW::clip(Ctx& ctx, double norm, double clip) {
-  if (clip <= 0 || !(norm > clip)) return 1.0;
-  const double f = clip / norm;
-  scale_inplace(ctx, {model_.grads_arena().flat(model_.dtype()), f});
-  return f;
+void AdamW::clip(Ctx& ctx, const Tensor& norm2, double clip) {
+  clip_by_norm(ctx, {model_.grads_arena().flat(model_.dtype()), norm2, clip});
 }
+
+void AdamW::clip(Ctx& ctx, double clip) { this->clip(ctx, norm2_, clip); }
 
 void AdamW::step(Ctx& ctx, const TrainConfig& t, double lr, int64_t step, bool head_only) {
   const auto& P = model_.params_arena().tensors();

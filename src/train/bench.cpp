@@ -20,33 +20,47 @@
 
 namespace wersa {
 
-SgemmProbe::SgemmProbe(int64_t M, int64_t N, int64_t K)
-    : M_(M), N_(N), K_(K), x_(size_t(M * K)), w_(size_t(N * K)), y_(size_t(M * N)) {
+SgemmProbe::SgemmProbe(int64_t M, int64_t N, int64_t K, Device device)
+    : M_(M), N_(N), K_(K), dev_(device), x_(size_t(M * K)), w_(size_t(N * K)), y_(size_t(M * N)) {
   WERSA_ASSERT(M >= 1 && N >= 1 && K >= 1);
   for (size_t i = 0; i < x_.size(); ++i) x_[i] = float(rng_normal(1, 0, i));
   for (size_t i = 0; i < w_.size(); ++i) w_[i] = float(rng_normal(2, 0, i));
+  if (dev_ == Device::CUDA) {
+    dx_ = device_alloc(dev_, x_.size() * 4), dw_ = device_alloc(dev_, w_.size() * 4);
+    dy_ = device_alloc(dev_, y_.size() * 4);
+    device_copy(dev_, dx_, Device::CPU, x_.data(), x_.size() * 4);
+    device_copy(dev_, dw_, Device::CPU, w_.data(), w_.size() * 4);
+  }
+  ctx_ = std::make_unique<Ctx>(dev_);
+}
+
+SgemmProbe::~SgemmProbe() {
+  ctx_.reset();
+  for (void* p : {dx_, dw_, dy_}) device_free(dev_, p);
 }
 
 double SgemmProbe::gflops(int reps) {
   WERSA_ASSERT(reps >= 1);
-  const Tensor tx(x_.data(), DType::F32, Device::CPU, Shape{M_, K_}, "sgemm.x");
-  const Tensor tw(w_.data(), DType::F32, Device::CPU, Shape{N_, K_}, "sgemm.w");
-  const Tensor ty(y_.data(), DType::F32, Device::CPU, Shape{M_, N_}, "sgemm.y");
-  Ctx ctx(Device::CPU);
+  const bool dev = dev_ == Device::CUDA;
+  const Tensor tx(dev ? dx_ : x_.data(), DType::F32, dev_, Shape{M_, K_}, "sgemm.x");
+  const Tensor tw(dev ? dw_ : w_.data(), DType::F32, dev_, Shape{N_, K_}, "sgemm.w");
+  const Tensor ty(dev ? dy_ : y_.data(), DType::F32, dev_, Shape{M_, N_}, "sgemm.y");
+  Ctx& ctx = *ctx_;
   const MatmulFwd args{ty, tx, tw, {}};
   ctx.plan([&] { matmul_fwd(ctx, args); });
   double best = 0;
   for (int r = -1; r < reps; ++r) {
     const Timer t;
     matmul_fwd(ctx, args);
+    device_sync(dev_);
     const double s = t.ms() / 1e3;
     if (r >= 0 && s > 0) best = std::max(best, 2.0 * double(M_) * double(N_) * double(K_) / s / 1e9);
   }
   return best;
 }
 
-double measure_sgemm_gflops(int64_t M, int64_t N, int64_t K, int reps) {
-  return SgemmProbe(M, N, K).gflops(reps);
+double measure_sgemm_gflops(int64_t M, int64_t N, int64_t K, int reps, Device device) {
+  return SgemmProbe(M, N, K, device).gflops(reps);
 }
 
 namespace {
@@ -96,19 +110,27 @@ TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const
     return r;
   }
   r.peak_rss_reset = reset_peak_rss();
+  r.device = device_name(opt.device);
   const int64_t V = cfg.model.vocab_size, N = r.T * r.batch;
   ModelConfig mc = cfg.model;
   if (mc.task.classify() && mc.task.num_classes == 0) mc.task.num_classes = 2;
   const bool classify = mc.task.classify();
-  Model model(mc, DType::F32);
-  model.init(opt.seed);
+  // Drawn on the CPU (as a training run's), then copied where the case runs.
+  std::unique_ptr<Model> model_ptr = std::make_unique<Model>(mc, DType::F32);
+  model_ptr->init(opt.seed);
+  if (opt.device != Device::CPU) {
+    if (opt.device == Device::CUDA) reset_cuda_memory_peak();
+    model_ptr = std::make_unique<Model>(*model_ptr, opt.device, true);
+  }
+  Model& model = *model_ptr;
   AdamW adam(model);
   // The probe's operands exist before the model state is read: they are the benchmark's, not
   // memory a training step needs (12 MiB at 1024^3, which would add 3 KiB to act/token at T=4096).
   std::unique_ptr<SgemmProbe> probe;
   if (opt.probe_size > 0)
-    probe = std::make_unique<SgemmProbe>(opt.probe_size, opt.probe_size, opt.probe_size);
+    probe = std::make_unique<SgemmProbe>(opt.probe_size, opt.probe_size, opt.probe_size, opt.device);
   r.state_rss = rss_bytes();
+  if (opt.device == Device::CUDA) r.state_device = cuda_memory_in_use();
   uint64_t draw = 0;
   auto fill = [&](Workspace& ws) {
     int32_t* ids = ws.host_ids.host<int32_t>();
@@ -136,8 +158,8 @@ TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const
         model_forward_device(model, ws);
         model_backward(model, ws, 1.0 / double(N));
       }
-      const double norm = adam.grad_norm(ws.ctx());  // reads back: the step has finished
-      adam.clip(ws.ctx(), norm, tc.grad_clip);
+      adam.grad_norm(ws.ctx());  // reads back, as the trainer's step does once
+      adam.clip(ws.ctx(), tc.grad_clip);
       adam.step(ws.ctx(), tc, lr_at(tc, s), s + 1);
       device_sync(model.device());
       const double ms = t.ms();
@@ -164,6 +186,7 @@ TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const
         classify_forward(model, ws, r.batch, r.T);  // one read-back of the loss
       else
         model_forward(model, ws);
+      device_sync(model.device());
       const double ms = t.ms();
       if (s >= opt.warmup) {
         r.forward_tps.push_back(double(N) / (ms / 1e3));
@@ -172,6 +195,7 @@ TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const
     }
   }
   r.peak_rss = peak_rss_bytes();
+  if (opt.device == Device::CUDA) r.peak_device = cuda_memory_peak();
   return r;
 }
 
@@ -288,25 +312,33 @@ std::string train_bench_markdown(const std::vector<TrainBenchRow>& rows, double 
     const size_t tokens = size_t(std::max<int64_t>(1, r.T * r.batch));
     const double tg = median(r.train_tps) * r.train_flops_per_token / 1e9;
     const double fg = median(r.forward_tps) * r.forward_flops_per_token / 1e9;
+    // CUDA rows: the memory columns are the device's (the arenas on the GPU).
+    const bool dev = r.device != "cpu";
+    const size_t peak = dev ? r.peak_device : r.peak_rss, state = dev ? r.state_device : r.state_rss;
     o << spread(r.train_tps) << " | " << fmt("%.1f", tg) << " | "
       << share(r.train_tps, r.train_flops_per_token, r.train_sgemm) << " | " << spread(r.train_sgemm) << " | "
       << spread(r.forward_tps) << " | " << (r.forward_tps.empty() ? "-" : fmt("%.1f", fg)) << " | "
-      << share(r.forward_tps, r.forward_flops_per_token, r.forward_sgemm) << " | " << format_bytes(r.peak_rss)
-      << (r.peak_rss_reset ? "" : " (process)") << " | " << format_bytes(r.peak_rss / tokens) << " | "
-      << format_bytes(r.state_rss) << " | "
-      << (r.peak_rss > r.state_rss && r.state_rss > 0 ? format_bytes((r.peak_rss - r.state_rss) / tokens)
-                                                      : "-")
-      << " | " << format_bytes(r.estimate.total) << " |\n";
+      << share(r.forward_tps, r.forward_flops_per_token, r.forward_sgemm) << " | " << format_bytes(peak)
+      << (dev                ? " (" + r.device + ")"
+          : r.peak_rss_reset ? ""
+                             : " (process)")
+      << " | " << format_bytes(peak / tokens) << " | " << format_bytes(state) << " | "
+      << (peak > state && state > 0 ? format_bytes((peak - state) / tokens) : "-") << " | "
+      << format_bytes(r.estimate.total) << " |\n";
   }
-  o << "\nsgemm (f32, 1024 x 1024 x 1024 through the engine's matmul op, " << threads
-    << " threads, best of 5) at the start: " << fmt("%.1f", sgemm) << " GFLOP/s; BLAS kernels "
+  bool on_cuda = false;
+  for (const TrainBenchRow& r : rows) on_cuda = on_cuda || r.device == "cuda";
+  o << "\nsgemm (f32 GEMM through the engine's matmul op, "
+    << (on_cuda ? std::string("on the CUDA device (cuBLAS)") : std::to_string(threads) + " threads")
+    << ", best of 5) at the start: " << fmt("%.1f", sgemm) << " GFLOP/s; CPU BLAS kernels "
     << blas_kernel_name()
     << ". sgemm beside: the same GEMM (best of 3) measured right after each timed step, median (range); "
        "of sgemm: the median over steps of the step's GFLOP/s over the sgemm right after it (the start's "
        "figure where there are no such probes). Model FLOPs per token from the config (wersa/model/flops.h; "
        "training = 3 x forward); tok/s: median (range) of the timed steps. model state: resident memory once "
        "the weights, gradients and AdamW moments exist; act/token: (peak RSS - model state) / tokens of a "
-       "step.\n";
+       "step. On CUDA the memory columns are the device memory of the case's arenas (CUDA context and "
+       "cuBLAS workspace not counted).\n";
   for (const TrainBenchRow& r : rows)
     if (!r.train_ops.empty()) o << "\n" << ops_markdown(r) << gemms_markdown(r, sgemm);
   return o.str();
@@ -338,7 +370,10 @@ nlohmann::json train_bench_json(const std::vector<TrainBenchRow>& rows, double s
           share_of_sgemm(r.forward_tps, r.forward_flops_per_token, r.forward_sgemm, sgemm)},
          {"peak_rss_bytes", r.peak_rss},
          {"peak_rss_reset", r.peak_rss_reset},
-         {"state_rss_bytes", r.state_rss}});
+         {"state_rss_bytes", r.state_rss},
+         {"device", r.device},
+         {"peak_device_bytes", r.peak_device},
+         {"state_device_bytes", r.state_device}});
   for (size_t i = 0; i < rows.size(); ++i) {
     const TrainBenchRow& r = rows[i];
     if (r.train_ops.empty()) continue;

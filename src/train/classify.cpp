@@ -195,9 +195,12 @@ TrainResult train_classifier(const Config& cfg_in, const TrainOptions& opt) {
   adam.plan(ctx, tc);
   Arena stats_arena("loss statistics", model.device());
   const Tensor stats = stats_arena.build([&](Arena& a) {
-    return a.add("loss_stats", DType::F64, {tc.grad_accum, 2});
+    return a.add("loss_stats", DType::F64, {tc.grad_accum + 1, 2});
   });
-  std::vector<double> host_stats(size_t(2 * tc.grad_accum));
+  // Row micro: that micro-batch's loss sum and count; the last row's first value: the squared
+  // gradient norm. The step reads them back in one copy, after its update is enqueued.
+  const Tensor norm2 = stats.rows(tc.grad_accum, tc.grad_accum + 1).view({2}).rows(0, 1);
+  std::vector<double> host_stats(size_t(2 * (tc.grad_accum + 1)));
   // Balanced class weights: w_c = n / (C n_c) over the training split (0 for a class it lacks).
   const int64_t C = cfg.model.task.num_classes;
   std::vector<float> weights(size_t(C), 1.0f);
@@ -292,16 +295,18 @@ TrainResult train_classifier(const Config& cfg_in, const TrainOptions& opt) {
       classify_backward(model, ws, B, T, 1.0 / (wsum * tc.grad_accum), !frozen);
       real += data::batch_tokens(d.docs, batch), padded += B * T, ndocs += B;
     }
+    adam.grad_norm2(ctx, norm2);
+    adam.clip(ctx, norm2, tc.grad_clip);
+    const double lr = lr_at(tc, step);
+    adam.step(ctx, tc, lr, step + 1, frozen);
+    // The step's one synchronisation: its losses and gradient norm, for the log and metrics lines.
     tensor_copy(ctx, Tensor(host_stats.data(), DType::F64, Device::CPU, stats.shape), stats);
     double loss = 0;
     for (int micro = 0; micro < tc.grad_accum; ++micro)
       loss += host_stats[size_t(2 * micro)] / host_stats[size_t(2 * micro + 1)] / tc.grad_accum;
     WERSA_CHECK(std::isfinite(loss), "training diverged at step ", step + 1, " (loss ", loss,
                 "); lower train.lr or enable train.grad_clip");
-    const double norm = adam.grad_norm(ctx);
-    adam.clip(ctx, norm, tc.grad_clip);
-    const double lr = lr_at(tc, step);
-    adam.step(ctx, tc, lr, step + 1, frozen);
+    const double norm = std::sqrt(host_stats[size_t(2 * tc.grad_accum)]);
     const double ms = timer.ms();
     meter.step(ms);
     tokens_seen += real;

@@ -1,4 +1,4 @@
-// test_backend_ops cases: add, axpy, scale, copy, sum of squares.
+// test_backend_ops cases: add, axpy, scale, copy, sum of squares, clipping by a norm.
 #include "backend_ops.h"
 #include "wersa/ops/elementwise.h"
 
@@ -39,6 +39,15 @@ void add_elementwise_cases(std::vector<OpCase>& out) {
       ss.max_err = 1e-26;  // sums in double on both devices, in different orders
       ss.run = [](Ctx& c, const Bound& t) { sum_squares(c, SumSquaresArgs{t["out"], t["x"]}); };
       out.push_back(ss);
+
+      // norm2 in [4, 4.01): a norm of about 2, clipped to 1, left alone under 3, and 0 = no clipping.
+      for (double mx : {1.0, 3.0, 0.0}) {
+        OpCase cl("clip_by_norm", "clip_by_norm " + sz + " max " + std::to_string(int(mx)));
+        cl.in("norm2", {1}, DType::F64, Fill::Uniform, 4.0, 4.01).acc("x", {n}, dt);
+        cl.max_err = err;
+        cl.run = [mx](Ctx& c, const Bound& t) { clip_by_norm(c, ClipByNormArgs{t["x"], t["norm2"], mx}); };
+        out.push_back(cl);
+      }
     }
   }
   OpCase ci("copy_fwd", "copy_fwd i32 n300");

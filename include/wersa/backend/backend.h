@@ -29,6 +29,12 @@ void device_sync(Device d);
 bool cuda_available();  // built with CUDA and a GPU is present
 // Arena allocations made by this process so far (tests check that a step makes none).
 int64_t device_alloc_count();
+// Bytes of CUDA memory that device_alloc holds now, the most it has held since the start or the
+// last reset (what this process's arenas and scratch take on the GPU; the CUDA context, cuBLAS's
+// workspace and the allocator's rounding are not counted).
+size_t cuda_memory_in_use();
+size_t cuda_memory_peak();
+void reset_cuda_memory_peak();
 
 // A dry run of memory planning: while a DryRun lives on this thread, device_alloc reserves
 // address space only (no memory is committed; the pointers must never be touched) and counts the

@@ -8,6 +8,10 @@
 //                   gradient norm over the flat gradient arena. Deterministic: the tensor is cut
 //                   into fixed blocks (depending only on its size), each summed in double in
 //                   16 lanes (lane_sum: a fixed order), and the block sums added in block order.
+//   clip_by_norm:   x *= T(max_norm / sqrt(norm2[0])) when max_norm > 0 and sqrt(norm2[0]) > max_norm,
+//                   else x unchanged (a NaN norm clips nothing); norm2: f64 [1] on x's device (e.g.
+//                   sum_squares' out). Global-norm gradient clipping decided where the norm is,
+//                   without a read-back; the factor is computed in double, as a host would.
 // add's derivative is the identity into both inputs (callers pass dy on, or axpy it); copy's too.
 #pragma once
 #include "wersa/tensor/context.h"
@@ -37,10 +41,17 @@ struct SumSquaresArgs {
   Tensor x;    // f32 or f64, any shape
 };
 
+struct ClipByNormArgs {
+  Tensor x;      // in/out, f32 or f64
+  Tensor norm2;  // f64 [1]: the sum of squares whose root is the norm
+  double max_norm;
+};
+
 void add_fwd(Ctx& ctx, const AddFwd& a);
 void axpy(Ctx& ctx, const AxpyArgs& a);
 void scale_inplace(Ctx& ctx, const ScaleArgs& a);
 void copy_fwd(Ctx& ctx, const CopyArgs& a);
 void sum_squares(Ctx& ctx, const SumSquaresArgs& a);
+void clip_by_norm(Ctx& ctx, const ClipByNormArgs& a);
 
 }  // namespace wersa

@@ -18,11 +18,16 @@ class AdamW {
   explicit AdamW(Model& m);
   // Plans the optimizer's ops on ctx (validation, scratch) before the first step.
   void plan(Ctx& ctx, const TrainConfig& t);
-  // sqrt(sum of squares of every gradient): one op over the flat gradient arena, deterministic
-  // (fixed blocks, double accumulation), then one read-back.
+  // The sum of squares of every gradient into norm2 (f64 [1] on the model's device): one op over
+  // the flat gradient arena, deterministic (fixed blocks, double accumulation); no read-back.
+  void grad_norm2(Ctx& ctx, const Tensor& norm2);
+  // sqrt of that sum, into the optimizer's own scalar, then one read-back (which waits for the
+  // step's work so far).
   double grad_norm(Ctx& ctx);
-  // Scales the gradients by clip / norm when norm > clip (clip > 0). Returns the factor applied.
-  double clip(Ctx& ctx, double norm, double clip);
+  // Scales the gradients by clip / norm when norm = sqrt(norm2[0]) > clip > 0, decided on the
+  // device (op clip_by_norm): no read-back. The second form takes the norm of grad_norm().
+  void clip(Ctx& ctx, const Tensor& norm2, double clip);
+  void clip(Ctx& ctx, double clip);
   // One update with learning rate lr; `step` is 1-based (for bias correction). With head_only,
   // only the classifier head's tensors move (a frozen trunk: its moments stay as they are, and its
   // first updates after the freeze see the bias correction of the global step).

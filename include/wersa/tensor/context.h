@@ -28,8 +28,9 @@ namespace wersa {
 enum class ScratchPolicy { Planned, Grow };
 
 // Wall time of op calls, by op: each outermost op call (not the kernels a composite op runs inside
-// it) adds its time and one call under the op's name. CPU contexts only: a CUDA call returns before
-// its kernels finish, so it is not timed. wersa-bench train --ops.
+// it) adds its time and one call under the op's name. On a CUDA context the stream is synchronised
+// before and after each timed call (a call returns before its kernels finish), so the times are
+// the device's plus one synchronisation each. wersa-bench train --ops.
 struct OpTimes {
   struct Entry {
     const char* op = nullptr;  // a string literal (the op's name)

@@ -7,29 +7,39 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "wersa/backend/backend.h"
 #include "wersa/model/config.h"
 #include "wersa/tensor/context.h"
 #include "wersa/train/memory.h"
 
 namespace wersa {
 
-// Best of `reps` (after one warm-up) f32 GEMMs y[M, N] = x[M, K] w[N, K]^T on the CPU through
-// matmul_fwd, in GFLOP/s (2 M N K per GEMM). The probe keeps its operands, so that it can be
-// measured again and again (beside every timed step) without drawing them anew.
+// Best of `reps` (after one warm-up) f32 GEMMs y[M, N] = x[M, K] w[N, K]^T on `device` through
+// matmul_fwd (BLAS on the CPU, cuBLAS on CUDA, each timed to the device's completion), in GFLOP/s
+// (2 M N K per GEMM). The probe keeps its operands, so that it can be measured again and again
+// (beside every timed step) without drawing them anew.
 class SgemmProbe {
  public:
-  SgemmProbe(int64_t M, int64_t N, int64_t K);
+  SgemmProbe(int64_t M, int64_t N, int64_t K, Device device = Device::CPU);
+  ~SgemmProbe();
+  SgemmProbe(const SgemmProbe&) = delete;
+  SgemmProbe& operator=(const SgemmProbe&) = delete;
   double gflops(int reps);
 
  private:
   int64_t M_, N_, K_;
+  Device dev_;
   std::vector<float> x_, w_, y_;
+  void *dx_ = nullptr, *dw_ = nullptr, *dy_ = nullptr;  // CUDA: the operands on the device
+  std::unique_ptr<Ctx> ctx_;
 };
-double measure_sgemm_gflops(int64_t M = 1024, int64_t N = 1024, int64_t K = 1024, int reps = 5);
+double measure_sgemm_gflops(int64_t M = 1024, int64_t N = 1024, int64_t K = 1024, int reps = 5,
+                            Device device = Device::CPU);
 
 // Peak resident memory of this process (VmHWM, bytes; 0 where /proc is missing), and its reset
 // (Linux clear_refs; returns false where the kernel refuses it: the peak then stays the process's).
@@ -50,7 +60,10 @@ struct TrainBenchOptions {
   int64_t probe_size = 1024;
   int probe_reps = 3;
   int64_t head_rows = 0;  // rows per LM head tile of the training steps (RunSpec::head_rows; 0 = automatic)
-  bool ops = false;       // time every op call of the timed training steps (Ctx::set_op_times; CPU)
+  bool ops = false;       // time every op call of the timed training steps (Ctx::set_op_times)
+  // Where the model, optimizer and workspace live (CUDA: parameters drawn on the CPU and copied,
+  // steps timed to the device's completion, the probes on the device, device memory measured).
+  Device device = Device::CPU;
 };
 
 struct TrainBenchRow {
@@ -70,6 +83,10 @@ struct TrainBenchRow {
   // case's workspace: what does not grow with T. (peak_rss - state_rss) / tokens is the memory each
   // token of a step costs, the "act/token" column.
   size_t state_rss = 0;
+  // CUDA: the device memory of the case's arenas (backend's cuda_memory_peak) at its peak, and
+  // once the model and optimizer exist; 0 on the CPU.
+  size_t peak_device = 0, state_device = 0;
+  std::string device = "cpu";
   // With TrainBenchOptions::ops: the op times summed over the timed training steps, and those
   // steps' total wall time (what no op accounts for is the model's glue, waits and read-backs).
   std::vector<OpTimes::Entry> train_ops;
@@ -78,7 +95,8 @@ struct TrainBenchRow {
 };
 
 // Runs one case: cfg.model at cfg.train.seq_len x cfg.train.batch_size (and train.recompute), the
-// optimizer settings of cfg.train, random weights and tokens, on the CPU with the threads set.
+// optimizer settings of cfg.train, random weights and tokens, on opt.device (the CPU with the
+// threads set, or CUDA).
 TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const TrainBenchOptions& opt);
 
 double median(std::vector<double> v);

@@ -1,9 +1,10 @@
-// CPU elementwise helpers: add, axpy, scale, copy, and a deterministic sum of squares (fixed
-// blocks of the tensor, each summed serially in double, the block sums added in block order; the
-// block partial sums are the only scratch).
+// CPU elementwise helpers: add, axpy, scale, clipping by a norm, copy, and a deterministic sum of
+// squares (fixed blocks of the tensor, each summed serially in double, the block sums added in
+// block order; the block partial sums are the only scratch).
 #include "wersa/ops/elementwise.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "kernels.h"
 #include "parallel.h"
@@ -39,6 +40,17 @@ void scale_inplace(Ctx&, const ScaleArgs& a) {
   T* x = a.x.ptr<T>();
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) x[i] *= alpha;
+}
+
+template <class T>
+void clip_by_norm(Ctx&, const ClipByNormArgs& a) {
+  const double norm = std::sqrt(a.norm2.ptr<double>()[0]);
+  if (!(a.max_norm > 0) || !(norm > a.max_norm)) return;
+  const T f = T(a.max_norm / norm);
+  const int64_t n = a.x.numel();
+  T* x = a.x.ptr<T>();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) x[i] *= f;
 }
 
 template <class T>
@@ -84,6 +96,8 @@ template void axpy<float>(Ctx&, const AxpyArgs&);
 template void axpy<double>(Ctx&, const AxpyArgs&);
 template void scale_inplace<float>(Ctx&, const ScaleArgs&);
 template void scale_inplace<double>(Ctx&, const ScaleArgs&);
+template void clip_by_norm<float>(Ctx&, const ClipByNormArgs&);
+template void clip_by_norm<double>(Ctx&, const ClipByNormArgs&);
 template void copy_fwd<float>(Ctx&, const CopyArgs&);
 template void copy_fwd<double>(Ctx&, const CopyArgs&);
 template void sum_squares<float>(Ctx&, const SumSquaresArgs&);

@@ -1,8 +1,9 @@
-// CUDA elementwise ops: add, axpy (in double, rounded once, as on the CPU), scale, copy, and the
-// sum of squares as a fixed-order two-pass reduction in double: fixed chunks of the tensor, one
-// block each (grid-stride over the chunk by the block's threads, then block_sum), the chunk sums
-// written to scratch and summed by one block in the same tree. The result depends only on the
-// element count, not on scheduling: bitwise the same on every run.
+// CUDA elementwise ops: add, axpy (in double, rounded once, as on the CPU), scale, clipping by a
+// norm held on the device, copy, and the sum of squares as a fixed-order two-pass reduction in
+// double: fixed chunks of the tensor, one block each (grid-stride over the chunk by the block's
+// threads, then block_sum), the chunk sums written to scratch and summed by one block in the same
+// tree. The result depends only on the element count, not on scheduling: bitwise the same on
+// every run.
 #include "common.cuh"
 #include "kernels.h"
 #include "wersa/ops/elementwise.h"
@@ -30,6 +31,17 @@ __global__ void scale_kernel(T* x, T alpha, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(blockDim.x) * gridDim.x)
     x[i] *= alpha;
+}
+
+// The factor from the norm on the device, in double as on the host; no read-back.
+template <class T>
+__global__ void clip_by_norm_kernel(T* x, const double* norm2, double max_norm, int64_t n) {
+  const double norm = sqrt(norm2[0]);
+  if (!(max_norm > 0) || !(norm > max_norm)) return;
+  const T f = T(max_norm / norm);
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(blockDim.x) * gridDim.x)
+    x[i] *= f;
 }
 
 constexpr int64_t kChunk = 8192;  // elements per block of the sum of squares
@@ -77,6 +89,15 @@ void scale_inplace(Ctx& ctx, const ScaleArgs& a) {
   by_dtype(a.x.dtype, "scale_inplace", [&](auto t) {
     using T = decltype(t);
     WERSA_LAUNCH(scale_kernel<T>, blocks_for(n), kThreads, 0, stream(ctx), a.x.ptr<T>(), T(a.alpha), n);
+  });
+}
+
+void clip_by_norm(Ctx& ctx, const ClipByNormArgs& a) {
+  const int64_t n = a.x.numel();
+  by_dtype(a.x.dtype, "clip_by_norm", [&](auto t) {
+    using T = decltype(t);
+    WERSA_LAUNCH(clip_by_norm_kernel<T>, blocks_for(n), kThreads, 0, stream(ctx), a.x.ptr<T>(),
+                 a.norm2.ptr<double>(), a.max_norm, n);
   });
 }
 
