@@ -4,7 +4,8 @@
 # src/backend/sim) and runs the tests labelled `cuda` (test_backend_ops and the simulator's own
 # tests) once per schedule of the simulated threads: seq, then rand (seeded), then rev. Then a
 # build without CUDA (./build-cpu, WERSA_CUDA=OFF) of the libraries, so the CPU-only stubs still
-# build. The whole-model tests (test_cuda_model, named Cuda*) run once, under `rand`: their
+# build. The whole-model tests (test_cuda_model, named Cuda*) and the tools on the device
+# (test_cuda_tools, CudaTools.*) run once, under `rand`: their
 # kernels are test_backend_ops's, which every schedule runs. Arguments go to ctest. Environment: WERSA_SIM_SCHEDULES (default "seq rand rev"),
 # WERSA_SIM_SEED (default 1).
 set -euo pipefail
@@ -19,12 +20,12 @@ fi
 t0=$SECONDS
 # The cuda-labelled tests and what they link; the tools and the other tests are the CPU build's.
 sim_tests=$(ls tests/sim/test_*.cu tests/sim/test_*.cpp 2>/dev/null | xargs -n1 basename | sed 's/\.[a-z]*$//')
-cmake --build build-sim -j "$(nproc)" --target test_backend_ops test_cuda_model $sim_tests
+cmake --build build-sim -j "$(nproc)" --target test_backend_ops test_cuda_model test_cuda_tools $sim_tests
 echo "sim-test: build took $((SECONDS - t0)) s"
 export OMP_WAIT_POLICY=PASSIVE
 for s in ${WERSA_SIM_SCHEDULES:-seq rand rev}; do
   echo "sim-test: schedule $s"
-  skip_model=(-E '^(Kinds/)?Cuda(Training|Model|Checkpoints)')
+  skip_model=(-E '^(Kinds/)?Cuda(Training|Model|Checkpoints|Tools)')
   [ "$s" = rand ] && skip_model=()
   (cd build-sim && WERSA_SIM_SCHEDULE=$s WERSA_SIM_SEED=${WERSA_SIM_SEED:-1} ctest -L cuda "${skip_model[@]}" \
     --output-on-failure -j "$(nproc)" "$@")

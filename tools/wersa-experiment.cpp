@@ -167,6 +167,7 @@ struct Runner {
   fs::path out, bin;
   bool force = false;
   double progress_every = 10;
+  std::string device = "cpu";  // --device: every child's train.device and wersa-eval --device
   std::vector<RunResult> results;
   // For the experiment ETA: planned tokens and seconds of the runs trained by this invocation.
   double done_tokens = 0, done_seconds = 0;
@@ -275,6 +276,7 @@ struct Runner {
     }
     if (pre)
       sets.push_back("train.init_from=" + io::find_latest_checkpoint(run_dir(size_t(p.pretrain)).string()));
+    sets.push_back("train.device=" + device);
     for (const std::string& s : sets) argv.push_back("--set"), argv.push_back(s);
     if (spec.max_memory) argv.push_back("--max-memory"), argv.push_back(std::to_string(spec.max_memory));
     note(i, std::string(p.kind == RunKind::Pretrain ? "pretraining" : "training") + " " + p.name + ", " +
@@ -340,7 +342,8 @@ struct Runner {
     const PlannedRun& p = plan.runs[i];
     const fs::path dir = run_dir(i);
     const std::string log = (dir / "eval-log.txt").string(), threads = std::to_string(spec.threads);
-    std::vector<std::string> argv = {tool("wersa-eval"), "-m", dir.string(), "--threads", threads};
+    std::vector<std::string> argv = {tool("wersa-eval"), "-m",  dir.string(), "--threads", threads,
+                                     "--device",         device};
     if (spec.classify) {
       argv.insert(argv.end(), {"--split", spec.eval_split, "--metrics-json", (dir / "eval.json").string()});
     } else {
@@ -396,6 +399,7 @@ int main(int argc, char** argv) {
   std::string spec_path, out;
   bool dry_run = false, force = false, report_only = false;
   double progress_every = 10;
+  std::string device = "cpu";
   app.add_option("spec", spec_path, "experiment spec (JSON; see configs/experiments/)")
       ->required()
       ->check(existing_file());
@@ -408,6 +412,11 @@ int main(int argc, char** argv) {
                "run nothing: rewrite the tables and plots from the finished runs");
   app.add_option("--progress-every", progress_every, "seconds between progress lines of a running child")
       ->check(number(0, 1e6))
+      ->capture_default_str();
+  app.add_option(
+         "--device", device,
+         "where every run trains and is evaluated: cpu or cuda (sets train.device; wersa-eval --device)")
+      ->check(one_of({"cpu", "cuda"}))
       ->capture_default_str();
   return run_cli([&] {
     std::string help;
@@ -430,7 +439,7 @@ int main(int argc, char** argv) {
     for (const char* t : {"wersa-train", "wersa-eval", "wersa-tokenize"})
       WERSA_CHECK(::access((r.bin / t).c_str(), X_OK) == 0, (r.bin / t).string(),
                   ": not found (wersa-experiment runs the tools beside it)");
-    r.force = force, r.progress_every = progress_every;
+    r.force = force, r.progress_every = progress_every, r.device = device;
     r.results.assign(r.plan.runs.size(), RunResult{});
     fs::create_directories(r.out / "runs");
     const DirLock lock(r.out.string(), ".lock", "wersa-experiment");
