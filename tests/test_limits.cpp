@@ -216,8 +216,9 @@ TEST(Limits, ASecondTrainerOnTheSameRunIsRefusedWhileTheFirstFinishes) {
   const ToolRun second = run_tool("wersa-train --config " + cfg + " --out " + run);
   expect_one_line_error(
       second, run + ": another wersa-train (pid " + std::to_string(first) + ") is using this directory");
-  int st = 0;
-  EXPECT_EQ(::waitpid(first, &st, WNOHANG), 0) << "the first run ended before the second was refused";
+  siginfo_t info{};  // WNOWAIT: looks without reaping
+  ASSERT_EQ(::waitid(P_PID, id_t(first), &info, WEXITED | WNOHANG | WNOWAIT), 0);
+  EXPECT_EQ(info.si_pid, 0) << "the first run ended before the second was refused";
   const ToolRun r = wait_tool(first, dir / "first.out", dir / "first.err");
   EXPECT_EQ(r.signal, 0);
   ASSERT_EQ(r.status, 0) << r.err;
