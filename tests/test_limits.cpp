@@ -129,9 +129,9 @@ TEST(Limits, PeakMemoryOfARealRunStaysUnderItsEstimate) {
 }
 
 // Writes that fail on a file-size limit (EFBIG), on the temporary-file-and-rename path: a
-// checkpoint (its model.safetensors), the run's config.json and a generation state file. Each
-// ends the tool with exit 1 and one line naming the file and the error; the previous file is
-// intact (the checkpoint resumes), and no *.tmp file or directory is left behind.
+// checkpoint (its model.safetensors), the run's config.json, a generation state file and token
+// shards. Each ends the tool with exit 1 and one line naming the file and the error; the previous
+// file is intact (the checkpoint resumes), and no *.tmp file or directory is left behind.
 TEST(Limits, WritesThatFailOnAFileSizeLimitKeepThePreviousFiles) {
   const TempDir dir("limits_fsize");
   Config c = tiny_config(dir.path);
@@ -195,6 +195,13 @@ TEST(Limits, WritesThatFailOnAFileSizeLimitKeepThePreviousFiles) {
   const ToolRun g2 = generate("g2", real_text(400), rlim_t(state.size() / 2));
   expect_one_line_error(g2, st + ": cannot write file: File too large");
   EXPECT_TRUE(read_file(st) == state);
+
+  // Token shards (written to NAME.tmp, renamed when complete): the encoder fails the same way.
+  const std::string enc = dir / "enc";
+  const pid_t pid =
+      start_tool("wersa-tokenize", {"encode", "--tokenizer", "byte", "--input", c.data.train, "--out", enc},
+                 dir / "enc.out", dir / "enc.err", file_size_limit(64 << 10));
+  expect_one_line_error(wait_tool(pid, dir / "enc.out", dir / "enc.err"), ".bin.tmp': File too large");
   EXPECT_TRUE(temporaries(dir.path).empty()) << temporaries(dir.path).front();
 }
 
