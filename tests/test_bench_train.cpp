@@ -129,8 +129,9 @@ TEST(BenchTrain, ToolPrintsTheTable) {
   EXPECT_NE(r.out.find("| wersa | 32 |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("| softmax | 16 |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("sgemm (f32"), std::string::npos) << r.out;
-  expect_one_line_error(run_tool("wersa-bench train --config " + cfg + " -T 0"), "-T");
-  expect_one_line_error(run_tool("wersa-bench train --config " + cfg + " --max-memory lots"), "--max-memory");
+  expect_one_line_error(run_tool("wersa-bench train --config " + cfg + " -T 0"), "-T", 2);
+  expect_one_line_error(run_tool("wersa-bench train --config " + cfg + " --max-memory lots"), "--max-memory",
+                        2);
 }
 
 TEST(BenchTrain, OpTimesOfTheTrainingSteps) {

@@ -22,7 +22,7 @@ TEST(Cli, BadConfigsAreOneLineErrors) {
   expect_one_line_error(run_tool("wersa-train --config " + (d / "malformed.json")), "malformed.json");
   expect_one_line_error(run_tool("wersa-train --config " + (d / "unknown.json")), "model.dimm");
   expect_one_line_error(run_tool("wersa-train --config " + (d / "range.json")), "model.dim");
-  expect_one_line_error(run_tool("wersa-train --config " + (d / "nonexistent.json")), "nonexistent.json");
+  expect_one_line_error(run_tool("wersa-train --config " + (d / "nonexistent.json")), "nonexistent.json", 2);
   expect_one_line_error(
       run_tool("wersa-train --config " + source_dir() + "/configs/tiny.json --set model.heads=5"),
       "model.heads");

@@ -474,16 +474,18 @@ TEST(Tool, TrainEncodeDecodeStatsEndToEnd) {
 TEST(Tool, ErrorsAreOneLineOnStderrWithNonZeroExit) {
   TempDir dir;
   write_file(dir / "bad.bin", std::string(2048, 'x'));
-  const auto one_error_line = expect_one_line_error;
+  auto one_error_line = [](const ToolRun& r, const std::string& needle, int status = 1) {
+    expect_one_line_error(r, needle, status);
+  };
   one_error_line(tokenize("decode --tokenizer byte --input " + dir / "bad.bin"), dir / "bad.bin");
   one_error_line(tokenize("encode --tokenizer " + dir / "missing.model" + " --input x --out y"),
-                 "missing.model");
+                 "missing.model", 2);
   one_error_line(tokenize("encode --tokenizer byte --input " + dir / "nope.txt" + " --out " + dir / "o"),
-                 "nope.txt");
-  one_error_line(tokenize("train --input " + dir / "bad.bin"), "--vocab-size");
+                 "nope.txt", 2);
+  one_error_line(tokenize("train --input " + dir / "bad.bin"), "--vocab-size", 2);
   one_error_line(
       tokenize("encode --tokenizer byte --input " + dir / "bad.bin" + " --out " + dir / "o --val-fraction 2"),
-      "fraction");
+      "fraction", 2);
 }
 
 // A GPT-2 shard as llm.c writes it (256 x int32 header: magic 20240520, version 1, count; then
@@ -522,7 +524,7 @@ TEST(Tool, StatsSummarisesAForeignGpt2ShardWithoutATokenizer) {
   EXPECT_TRUE(contains(r.err, "token 3 has id 50256")) << r.err;
   EXPECT_EQ(r.status, 1);
   // --input still needs a tokenizer.
-  expect_one_line_error(tokenize("stats --shards " + shard + " --input " + shard), "--tokenizer");
+  expect_one_line_error(tokenize("stats --shards " + shard + " --input " + shard), "--tokenizer", 2);
 }
 
 // uint32 shards (llm.c's Llama-3 format, written by the project's own writer) with ids beyond

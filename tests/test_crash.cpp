@@ -2,7 +2,8 @@
 // (finish the step, checkpoint, exit 128 + signal; a second signal exits at once) and SIGKILL at
 // aimed moments (while a checkpoint is being written) and at random ones. After each, --resume
 // must continue from the newest complete checkpoint, and the finished run must match an
-// uninterrupted one bitwise, with each step once in metrics.jsonl and no torn line.
+// uninterrupted one bitwise (losses and the final checkpoint's files), with each step once in
+// metrics.jsonl and no torn line.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -15,6 +16,7 @@
 
 #include "testutil.h"
 #include "trainutil.h"
+#include "wersa/io/checkpoint.h"
 
 using namespace wersa;
 using namespace wersa::test;
@@ -40,11 +42,20 @@ pid_t start_train(const std::vector<std::string>& args, const std::string& log) 
   return pid;
 }
 
-// Exit status (or 128 + signal when killed).
-int wait_for(pid_t pid) {
+// Exit status (or 128 + signal when killed; then *killed is set, so that an exit with 128 + signal,
+// what wersa-train does after a signal, is told apart from a death by that signal).
+int wait_for(pid_t pid, bool* killed = nullptr) {
   int st = 0;
   ::waitpid(pid, &st, 0);
+  if (killed) *killed = WIFSIGNALED(st);
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+bool any_checkpoint(const fs::path& run) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(run, ec))
+    if (e.path().filename().string().rfind("step-", 0) == 0) return true;
+  return false;
 }
 
 bool any_tmp_checkpoint(const fs::path& run) {
@@ -107,7 +118,9 @@ TEST(Crash, SignalFinishesTheStepWritesACheckpointAndResumesBitwise) {
     const pid_t pid = start_train(run.args(out, false), run.dir / (out + ".log"));
     wait_until([&] { return metrics_lines(dir) >= 3; }, 60);
     ::kill(pid, sig);
-    EXPECT_EQ(wait_for(pid), 128 + sig);
+    bool killed = true;
+    EXPECT_EQ(wait_for(pid, &killed), 128 + sig);
+    EXPECT_FALSE(killed) << "died of the signal instead of exiting with 128 + signal";
     const std::string log = read_file(run.dir / (out + ".log"));
     const int64_t done = metrics_lines(dir);
     ASSERT_GE(done, 3) << log;
@@ -119,20 +132,43 @@ TEST(Crash, SignalFinishesTheStepWritesACheckpointAndResumesBitwise) {
     EXPECT_NE(log.find(std::string(ck) + " written; continue with --resume"), std::string::npos) << log;
     EXPECT_EQ(wait_for(start_train(run.args(out, true), run.dir / (out + ".log"))), 0);
     EXPECT_EQ(metrics_losses(dir), want) << "signal " << sig;
+    // The final checkpoint is byte for byte the uninterrupted run's.
+    expect_same_checkpoint(run.dir.path / "ref" / io::checkpoint_name(steps),
+                           dir / io::checkpoint_name(steps));
   }
 }
 
+// The second signal ends the run at once: within a fraction of a step, with 128 + signal, and
+// without a checkpoint (none is periodic here, so any step-* directory would be the signal's).
 TEST(Crash, SecondSignalExitsAtOnce) {
   TrainRun run(100000, 0, 1024, 32);  // steps of about a second: the second signal comes within one
   const fs::path dir = run.dir.path / "run";
   const pid_t pid = start_train(run.args("run", false), run.dir / "run.log");
   wait_until([&] { return metrics_lines(dir) >= 1; }, 60);
+  ASSERT_GE(metrics_lines(dir), 1) << read_file(run.dir / "run.log");
+  // The first signal lands well inside step 2 (a tenth of a step after step 1 was logged), not
+  // between step 1's log line and its check for a signal, where it would start a checkpoint.
+  const std::string m = read_file((dir / "metrics.jsonl").string());
+  const double step_ms = nlohmann::json::parse(m.substr(0, m.find('\n'))).at("ms").get<double>();
+  std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(step_ms / 10));
   ::kill(pid, SIGINT);
   wait_until([&] { return read_file(run.dir / "run.log").find("interrupt received") != std::string::npos; },
              10);
+  const int64_t steps_before = metrics_lines(dir);
+  const auto t0 = Clock::now();
   ::kill(pid, SIGINT);
-  EXPECT_EQ(wait_for(pid), 128 + SIGINT);
-  EXPECT_NE(read_file(run.dir / "run.log").find("second signal, exiting now"), std::string::npos);
+  bool killed = true;
+  EXPECT_EQ(wait_for(pid, &killed), 128 + SIGINT);
+  const double exit_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  EXPECT_FALSE(killed) << "died of the signal instead of exiting with 128 + signal";
+  const std::string log = read_file(run.dir / "run.log");
+  EXPECT_NE(log.find("second signal, exiting now"), std::string::npos) << log;
+  EXPECT_FALSE(any_checkpoint(dir)) << "a checkpoint was written after the second signal";
+  EXPECT_EQ(log.find("written; continue with --resume"), std::string::npos) << log;
+  // The step in progress was not finished, and the exit took far less than a step.
+  EXPECT_EQ(metrics_lines(dir), steps_before);
+  std::fprintf(stderr, "exit %.1f ms after the second signal; a step %.0f ms\n", exit_ms, step_ms);
+  EXPECT_LT(exit_ms, step_ms / 2) << "the exit took " << exit_ms << " ms, a step " << step_ms << " ms";
 }
 
 // SIGKILL while checkpoints are written (aimed: the moment a step-*.tmp directory appears, plus a
@@ -172,4 +208,5 @@ TEST(Crash, KillNineAnywhereThenResumeMatchesBitwise) {
   const pid_t pid = start_train(run.args("run", true), run.dir / "run.log");
   ASSERT_EQ(wait_for(pid), 0) << read_file(run.dir / "run.log");
   EXPECT_EQ(metrics_losses(dir), want);
+  expect_same_checkpoint(run.dir.path / "ref" / io::checkpoint_name(steps), dir / io::checkpoint_name(steps));
 }

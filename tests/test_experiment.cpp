@@ -548,7 +548,7 @@ TEST(Experiment, LanguageModelEndToEndAndSkipOnRerun) {
   EXPECT_NE(dry.out.find("wersa-64"), std::string::npos);
   EXPECT_NE(dry.out.find("OOM: not started"), std::string::npos) << dry.out;
   // Command-line and spec errors: one line.
-  expect_one_line_error(run_tool("wersa-experiment " + (dir / "spec.json")), "--out DIR is required");
+  expect_one_line_error(run_tool("wersa-experiment " + (dir / "spec.json")), "--out DIR is required", 2);
   j["lenghts"] = {1};
   write_file(dir / "bad.json", j.dump());
   expect_one_line_error(run_tool("wersa-experiment " + (dir / "bad.json") + " -o " + out),

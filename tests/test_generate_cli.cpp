@@ -106,11 +106,11 @@ TEST(GenerateCli, ErrorsAreOneLine) {
   EXPECT_EQ(run_tool("wersa-generate -m " + soft + " -c 100 -p '" + std::string(60, 'x') + "' -n 1").status,
             0);
   const std::string ck = make_checkpoint("wersa_err", "wersa");
-  expect_one_line_error(run_tool("wersa-generate -m " + ck), "-p");
+  expect_one_line_error(run_tool("wersa-generate -m " + ck), "-p", 2);
   expect_one_line_error(run_tool("wersa-generate -m " + ck + " -f /nonexistent/prompt.txt"),
-                        "/nonexistent/prompt.txt");
-  expect_one_line_error(run_tool("wersa-generate -m " + ck + " -p x --top-p 1.5"), "--top-p");
-  expect_one_line_error(run_tool("wersa-generate -m /nonexistent/ckpt -p x"), "/nonexistent/ckpt");
+                        "/nonexistent/prompt.txt", 2);
+  expect_one_line_error(run_tool("wersa-generate -m " + ck + " -p x --top-p 1.5"), "--top-p", 2);
+  expect_one_line_error(run_tool("wersa-generate -m /nonexistent/ckpt -p x"), "/nonexistent/ckpt", 2);
   const fs::path d = temp_dir("bad_state");
   std::ofstream(d / "junk.safetensors") << "not a safetensors file";
   expect_one_line_error(
@@ -145,8 +145,9 @@ TEST(GenerateCli, BenchPrintsTheTableAndJson) {
   EXPECT_EQ(j["results"].size(), 8u);  // 2 attention types x 2 depths x (pp, tg)
   EXPECT_GT(j["memory_bandwidth_gbs"].get<double>(), 0.0);
   for (const auto& row : j["results"]) EXPECT_EQ(row["samples_ts"].size(), 2u);
-  expect_one_line_error(run_tool("wersa-bench --config " + source_dir() + "/configs/tiny.json -d 1,x"), "-d");
-  expect_one_line_error(run_tool("wersa-bench"), "--config");
+  expect_one_line_error(run_tool("wersa-bench --config " + source_dir() + "/configs/tiny.json -d 1,x"), "-d",
+                        2);
+  expect_one_line_error(run_tool("wersa-bench"), "--config", 2);
 }
 
 TEST(GenerateCli, BenchRunsTheLinearAttention) {

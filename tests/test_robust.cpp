@@ -14,6 +14,7 @@
 #include "wersa/backend/backend.h"
 #include "wersa/common/file.h"
 #include "wersa/common/json.h"
+#include "wersa/common/version.h"
 #include "wersa/io/checkpoint.h"
 #include "wersa/io/safetensors.h"
 #include "wersa/optim/optimizer.h"
@@ -79,6 +80,20 @@ void edit_json(const std::string& path, const std::function<void(json&)>& edit) 
   test::write_file(path, j.dump(2));
 }
 
+// Rewrites a safetensors file's header with `edit` applied to its __metadata__ (the data untouched).
+void edit_metadata(const std::string& path, const std::function<void(json&)>& edit) {
+  const std::string b = test::read_file(path);
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= uint64_t(static_cast<unsigned char>(b[size_t(i)])) << (8 * i);
+  json header = json::parse(b.substr(8, n));
+  edit(header["__metadata__"]);
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  std::string prefix(8, '\0');
+  for (int i = 0; i < 8; ++i) prefix[size_t(i)] = char((uint64_t(text.size()) >> (8 * i)) & 0xff);
+  test::write_file(path, prefix + text + b.substr(8 + n));
+}
+
 std::string deep(int n) { return std::string(size_t(n), '[') + std::string(size_t(n), ']'); }
 
 }  // namespace
@@ -124,6 +139,47 @@ TEST(Robust, DamagedOrNonFiniteTensorsAreRefusedOnLoad) {
   test::write_file(ck + "/model.safetensors", good);
   rewrite_weights(ck, c, [](std::vector<Tensor>& ts) { ts[0].host<float>()[0] = INFINITY; });
   expect_error_contains([&] { io::load_model_weights(ck, m); }, "holds inf at element 0");
+}
+
+// A file this engine wrote (its metadata's written_by holds the engine's version line) whose
+// checksum key is lost or malformed is refused, naming the file, on every load; a file without
+// the engine's word (another writer's, or an engine's before the checksum) loads unverified.
+TEST(Robust, AnEngineFileWithoutItsChecksumIsRefusedAForeignOneLoads) {
+  const TempDir dir("checksum");
+  Config c;
+  const std::string run = trained_run(dir, c);
+  const std::string ck = io::find_latest_checkpoint(run);
+  for (const char* file : {"model.safetensors", "optimizer.safetensors"}) {
+    const std::string path = ck + "/" + file, good = test::read_file(path);
+    ASSERT_EQ(io::SafeTensorsFile(path).metadata().at(kWrittenByKey).rfind("wersa ", 0), 0u) << path;
+    // The key's name damaged: the checksum is missing.
+    edit_metadata(path, [](json& m) {
+      m["data_sha25x"] = m.at("data_sha256");
+      m.erase("data_sha256");
+    });
+    expect_error_contains([&] { io::SafeTensorsFile f(path); },
+                          path + ": the file says 'wersa " + version() + " ");
+    expect_error_contains([&] { resume(c, run); }, path + ": the file says 'wersa ");
+    // Its value damaged into something that is no SHA-256.
+    test::write_file(path, good);
+    edit_metadata(path, [](json& m) { m["data_sha256"] = std::string(64, 'g'); });
+    expect_error_contains([&] { io::SafeTensorsFile f(path); },
+                          path + ": __metadata__ 'data_sha256' is 'gggg");
+    test::write_file(path, good);
+    EXPECT_TRUE(io::SafeTensorsFile(path).checksummed());
+  }
+  // The same weights as another writer leaves them: no written_by of this engine, no checksum.
+  const std::string path = ck + "/model.safetensors";
+  Model m(c.model, DType::F32, Device::CPU, false);
+  for (const char* writer : {"", "safetensors 0.4.5 (torch)"}) {
+    edit_metadata(path, [&](json& meta) {
+      meta.erase("data_sha256");
+      meta.erase(kWrittenByKey);
+      if (*writer) meta[kWrittenByKey] = writer;
+    });
+    EXPECT_FALSE(io::SafeTensorsFile(path).checksummed()) << writer;
+    EXPECT_NO_THROW(io::load_model_weights(ck, m)) << writer;
+  }
 }
 
 TEST(Robust, ConfigThatDisagreesWithTheTensorsIsRefused) {

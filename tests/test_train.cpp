@@ -1,5 +1,5 @@
-// Training-level tests on real text: overfitting one batch, identical runs, bitwise resume,
-// checkpoint validation.
+// Training-level tests on real text: overfitting one batch, identical runs, bitwise resume (losses
+// and checkpoint files), checkpoint validation.
 #include <filesystem>
 #include <fstream>
 
@@ -95,6 +95,11 @@ void expect_bitwise_resume(const TempDir& dir, Config c) {
   const TrainResult b = train(c, part);
   ASSERT_EQ(b.losses.size(), a.losses.size() - 5);
   for (size_t i = 0; i < b.losses.size(); ++i) EXPECT_EQ(b.losses[i], a.losses[i + 5]) << "step " << i + 6;
+  // The checkpoints the resumed run wrote (step 10 and the final one) are byte for byte those of
+  // the uninterrupted run: the last step's update, which no loss shows, included.
+  for (int64_t step : {int64_t(10), int64_t(c.train.steps)})
+    expect_same_checkpoint(fs::path(full.out_dir) / io::checkpoint_name(step),
+                           fs::path(part.out_dir) / io::checkpoint_name(step));
   // metrics.jsonl of the resumed run has each step once.
   std::ifstream f(fs::path(part.out_dir) / "metrics.jsonl");
   std::string line;

@@ -1,12 +1,16 @@
 #include "testutil.h"
 
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -165,19 +169,73 @@ ToolRun run_tool(const std::string& args, const std::string& stdin_text) {
   const std::string id = std::to_string(counter++);
   const std::string o = dir / ("out" + id), e = dir / ("err" + id), in = dir / ("in" + id);
   write_file(in, stdin_text);
-  const std::string cmd = std::string(WERSA_BIN_DIR) + "/" + args + " <" + in + " >" + o + " 2>" + e;
+  // `exec`: the shell becomes the tool, so a tool killed by a signal is reported as such, not
+  // as the shell's exit status 128 + signal.
+  const std::string cmd =
+      "exec " + std::string(WERSA_BIN_DIR) + "/" + args + " <" + in + " >" + o + " 2>" + e;
   ToolRun r;
   const int s = std::system(cmd.c_str());
-  r.status = WIFEXITED(s) ? WEXITSTATUS(s) : -1;
+  EXPECT_NE(s, -1) << "cannot run: " << cmd;
+  if (WIFEXITED(s)) r.status = WEXITSTATUS(s);
+  if (WIFSIGNALED(s)) r.signal = WTERMSIG(s);
   r.out = read_file(o);
   r.err = read_file(e);
   return r;
 }
 
-void expect_one_line_error(const ToolRun& r, const std::string& needle) {
-  EXPECT_NE(r.status, 0);
+pid_t start_tool(const std::string& tool, const std::vector<std::string>& args, const std::string& out,
+                 const std::string& err, const std::function<void()>& in_child) {
+  const std::string bin = std::string(WERSA_BIN_DIR) + "/" + tool;
+  std::vector<char*> argv{const_cast<char*>(bin.c_str())};
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int in = ::open("/dev/null", O_RDONLY);
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (in < 0 || o < 0 || e < 0) ::_exit(126);
+    ::dup2(in, 0), ::dup2(o, 1), ::dup2(e, 2);
+    if (in_child) in_child();
+    ::execv(bin.c_str(), argv.data());
+    ::_exit(127);
+  }
+  EXPECT_GT(pid, 0) << "fork failed";
+  return pid;
+}
+
+ToolRun wait_tool(pid_t pid, const std::string& out, const std::string& err, size_t* max_rss) {
+  int st = 0;
+  struct rusage ru {};
+  pid_t w;
+  do w = ::wait4(pid, &st, 0, &ru);
+  while (w < 0 && errno == EINTR);
+  ToolRun r;
+  EXPECT_EQ(w, pid) << "wait4 failed";
+  if (WIFEXITED(st)) r.status = WEXITSTATUS(st);
+  if (WIFSIGNALED(st)) r.signal = WTERMSIG(st);
+  EXPECT_NE(r.status, 127) << WERSA_BIN_DIR << ": cannot run the tool";
+  if (max_rss) *max_rss = size_t(ru.ru_maxrss) * 1024;  // Linux: kilobytes
+  r.out = read_file(out);
+  r.err = read_file(err);
+  return r;
+}
+
+size_t resident_bytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return size_t(std::stoull(line.substr(6))) * 1024;
+  return 0;
+}
+
+void expect_one_line_error(const ToolRun& r, const std::string& needle, int exit_status) {
+  EXPECT_EQ(r.signal, 0) << "the tool was killed by signal " << r.signal << " (" << strsignal(r.signal)
+                         << "); stderr: " << r.err;
+  EXPECT_EQ(r.status, exit_status) << r.err;
   EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_TRUE(!r.err.empty() && r.err.back() == '\n') << "stderr does not end its line: " << r.err;
   EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
 }
 

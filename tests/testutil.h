@@ -3,6 +3,7 @@
 // accurate to ~1e-10 and a tolerance of 1e-6 separates a correct backward from a wrong one).
 #pragma once
 #include <gtest/gtest.h>
+#include <sys/types.h>
 
 #include <filesystem>
 #include <functional>
@@ -85,15 +86,31 @@ struct TempDir {
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& bytes);
 
-// Runs a command-line tool of the build (WERSA_BIN_DIR/args, a shell command line) with
-// `stdin_text` on its standard input and captures its exit status and output.
+// Runs a command-line tool of the build (WERSA_BIN_DIR/args, a shell command line that the shell
+// replaces by the tool, so that its own end is seen) with `stdin_text` on its standard input and
+// captures how it ended and its output.
 struct ToolRun {
-  int status = -1;
+  int status = -1;  // the exit status when it exited (-1 when a signal ended it)
+  int signal = 0;   // the signal that ended it (0 when it exited)
   std::string out, err;
 };
 ToolRun run_tool(const std::string& args, const std::string& stdin_text = "");
-// A user error as the tools report it: non-zero exit, one stderr line "error: ..." with `needle`.
-void expect_one_line_error(const ToolRun& r, const std::string& needle);
+// A tool of the build started as a child process without a shell (argv as given), its stdout
+// and stderr into the files `out` and `err` (e.g. "/dev/null"). `in_child` runs in the child
+// before the exec: resource limits and signal dispositions (async-signal-safe calls only).
+pid_t start_tool(const std::string& tool, const std::vector<std::string>& args, const std::string& out,
+                 const std::string& err, const std::function<void()>& in_child = {});
+// Waits for a child of start_tool; status and signal as in ToolRun, its output read from the
+// files, and its peak resident memory (wait4's ru_maxrss, in bytes) in *max_rss. That peak
+// includes what the child had when it was forked, i.e. this process's resident memory then.
+ToolRun wait_tool(pid_t pid, const std::string& out, const std::string& err, size_t* max_rss = nullptr);
+// This process's resident memory now (VmRSS), in bytes.
+size_t resident_bytes();
+
+// A tool's error as the tools document it: a normal exit with `exit_status` (1: something failed
+// while it ran; 2: a bad command line), not a crash, and exactly one stderr line "error: ..."
+// that contains `needle`.
+void expect_one_line_error(const ToolRun& r, const std::string& needle, int exit_status = 1);
 
 // Paths to real data: ../shared/data beside the checkout (returns "" when missing).
 std::string shared_data(const std::string& file);

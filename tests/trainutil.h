@@ -1,5 +1,6 @@
 // Shared by the training-level tests: the tiny config on real text, small enough for seconds.
 #pragma once
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -48,6 +49,27 @@ inline std::vector<double> metrics_losses(const std::filesystem::path& run) {
     pos = end + 1;
   }
   return losses;
+}
+
+// Every file of checkpoint `b` is byte for byte the file of the same name in checkpoint `a`
+// (model and optimizer tensors, state.json, config.json), and both hold the same files.
+inline void expect_same_checkpoint(const std::filesystem::path& a, const std::filesystem::path& b) {
+  std::vector<std::string> names_a, names_b;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(a, ec))
+    names_a.push_back(e.path().filename().string());
+  for (const auto& e : std::filesystem::directory_iterator(b, ec))
+    names_b.push_back(e.path().filename().string());
+  std::sort(names_a.begin(), names_a.end());
+  std::sort(names_b.begin(), names_b.end());
+  EXPECT_EQ(names_a, names_b) << a << " and " << b << " hold different files";
+  for (const char* must : {"model.safetensors", "optimizer.safetensors", "state.json"})
+    EXPECT_TRUE(std::find(names_a.begin(), names_a.end(), must) != names_a.end()) << a << " lacks " << must;
+  for (const std::string& n : names_a) {
+    const std::string x = read_file((a / n).string()), y = read_file((b / n).string());
+    EXPECT_FALSE(x.empty()) << a / n;
+    EXPECT_TRUE(x == y) << n << " differs between " << a << " and " << b;
+  }
 }
 
 }  // namespace wersa::test

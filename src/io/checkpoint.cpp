@@ -172,30 +172,38 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Chec
   fs::remove_all(tmp, ec);
   fs::create_directories(tmp, ec);
   WERSA_CHECK(!ec, tmp.string(), ": cannot create directory: ", ec.message());
-  std::vector<Tensor> weights(c.model->params_arena().tensors().begin(),
-                              c.model->params_arena().tensors().end());
-  for (const Tensor& b : c.model->buffers_arena().tensors()) weights.push_back(b);
-  WERSA_ASSERT(c.config.contains("model"), "checkpoint config without a model section");
-  save_safetensors((tmp / "model.safetensors").string(), weights,
-                   {{"format", "pt"},
-                    {"engine", "wersa"},
-                    {kWrittenByKey, version_line()},
-                    {kModelConfigKey, c.config["model"].dump()},
-                    {kTaskConfigKey, c.config.value("task", nlohmann::json::object()).dump()}});
-  if (c.adam_m && c.adam_v) {
-    std::deque<std::string> names;
-    std::vector<Tensor> opt = renamed(*c.adam_m, "m.", names);
-    for (const Tensor& t : renamed(*c.adam_v, "v.", names)) opt.push_back(t);
-    save_safetensors((tmp / "optimizer.safetensors").string(), opt, {{"format", "pt"}});
+  // A write that fails (a full disk, a file-size limit) leaves no half-written step-N.tmp behind.
+  try {
+    std::vector<Tensor> weights(c.model->params_arena().tensors().begin(),
+                                c.model->params_arena().tensors().end());
+    for (const Tensor& b : c.model->buffers_arena().tensors()) weights.push_back(b);
+    WERSA_ASSERT(c.config.contains("model"), "checkpoint config without a model section");
+    save_safetensors((tmp / "model.safetensors").string(), weights,
+                     {{"format", "pt"},
+                      {"engine", "wersa"},
+                      {kWrittenByKey, version_line()},
+                      {kModelConfigKey, c.config["model"].dump()},
+                      {kTaskConfigKey, c.config.value("task", nlohmann::json::object()).dump()}});
+    if (c.adam_m && c.adam_v) {
+      std::deque<std::string> names;
+      std::vector<Tensor> opt = renamed(*c.adam_m, "m.", names);
+      for (const Tensor& t : renamed(*c.adam_v, "v.", names)) opt.push_back(t);
+      save_safetensors((tmp / "optimizer.safetensors").string(), opt,
+                       {{"format", "pt"}, {kWrittenByKey, version_line()}});
+    }
+    nlohmann::json config = c.config;
+    config[kWrittenByKey] = version_line();  // what wrote the checkpoint (version.h)
+    write_json(tmp / "config.json", config);
+    if (!c.tokenizer_path.empty()) {
+      fs::copy_file(c.tokenizer_path, tmp / "tokenizer.model", fs::copy_options::overwrite_existing, ec);
+      WERSA_CHECK(!ec, c.tokenizer_path, ": cannot copy tokenizer into the checkpoint: ", ec.message());
+    }
+    write_json(tmp / "state.json", state_to_json(c.state));  // written last: its presence marks completeness
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    throw;
   }
-  nlohmann::json config = c.config;
-  config[kWrittenByKey] = version_line();  // what wrote the checkpoint (version.h)
-  write_json(tmp / "config.json", config);
-  if (!c.tokenizer_path.empty()) {
-    fs::copy_file(c.tokenizer_path, tmp / "tokenizer.model", fs::copy_options::overwrite_existing, ec);
-    WERSA_CHECK(!ec, c.tokenizer_path, ": cannot copy tokenizer into the checkpoint: ", ec.message());
-  }
-  write_json(tmp / "state.json", state_to_json(c.state));  // written last: its presence marks completeness
   fs::remove_all(final_dir, ec);
   fs::rename(tmp, final_dir, ec);
   WERSA_CHECK(!ec, final_dir.string(), ": cannot move checkpoint into place: ", ec.message());

@@ -10,6 +10,7 @@
 #include "wersa/common/file.h"
 #include "wersa/common/json.h"
 #include "wersa/common/sha256.h"
+#include "wersa/common/version.h"
 
 namespace wersa::io {
 
@@ -249,12 +250,23 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
   for (size_t i = 0; i < entries_.size(); ++i) index_[entries_[i].name] = i;
 
   // Files written by this engine carry the SHA-256 of their data buffer: a flipped bit anywhere
-  // in the tensors is found here, before anything is used. (Files of other writers have none.)
+  // in the tensors is found here, before anything is used. A file whose metadata says this
+  // engine wrote it (kWrittenByKey holds its version line) must carry it, so that a damaged key
+  // cannot turn the check off. Files of other writers (and of engines before the key) have none.
   const auto sum = metadata_.find(kChecksumKey);
+  const auto by = metadata_.find(kWrittenByKey);
+  const bool ours = by != metadata_.end() && by->second.rfind("wersa ", 0) == 0;
+  WERSA_CHECK(sum != metadata_.end() || !ours, path, ": the file says '", printable(by->second.substr(0, 40)),
+              "...' wrote it, but its metadata lacks '", kChecksumKey,
+              "' (the SHA-256 of its tensor data): the header is damaged");
   if (sum != metadata_.end()) {
+    const std::string& want = sum->second;
+    const bool hex = want.size() == 64 && want.find_first_not_of("0123456789abcdef") == std::string::npos;
+    WERSA_CHECK(hex, path, ": __metadata__ '", kChecksumKey, "' is '", printable(want.substr(0, 70)),
+                "', not a SHA-256 (64 lowercase hex digits): the header is damaged");
     const std::string got = sha256_hex(std::string_view(bytes_.data() + data_start_, buffer_bytes));
-    WERSA_CHECK(got == sum->second, path, ": the tensor data is damaged (SHA-256 ", got.substr(0, 16),
-                "..., the file says ", printable(sum->second.substr(0, 16)), "...)");
+    WERSA_CHECK(got == want, path, ": the tensor data is damaged (SHA-256 ", got.substr(0, 16),
+                "..., the file says ", want.substr(0, 16), "...)");
     checksummed_ = true;
   }
 }

@@ -1,5 +1,6 @@
 #include "wersa/io/state_file.h"
 
+#include "wersa/common/version.h"
 #include "wersa/io/safetensors.h"
 
 namespace wersa {
@@ -30,6 +31,7 @@ void save_decode_state(const Model& m, const DecodeState& s, const std::string& 
   meta["position"] = std::to_string(pos);
   meta["attention"] = attention_kind_name(m.config().attention.type);
   meta["dtype"] = dtype_name(m.dtype());
+  meta[kWrittenByKey] = version_line();  // and so the checksum the writer adds is required on load
   io::save_safetensors(path, out, meta);
 }
 

@@ -109,16 +109,17 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   detail::train_device(tc);  // a missing device is an error before anything else
   TrainResult res;
 
-  const detail::RunDir run = detail::open_run_dir(opt);
-  const fs::path& out = run.out;
-
-  // The memory of the whole run, before anything is allocated.
+  // The memory of the whole run, before anything is allocated or written (a refused run leaves
+  // no run directory behind).
   res.memory = estimate_train_memory(cfg);
   const size_t limit = memory_limit(opt.max_memory, detail::train_device(tc));
   if (!opt.quiet)
     spdlog::info("memory: estimated {}; limit {}", res.memory.str(),
                  limit ? format_bytes(limit) : std::string("unknown"));
   check_memory(res.memory, limit, "this run");
+
+  const detail::RunDir run = detail::open_run_dir(opt);
+  const fs::path& out = run.out;
 
   const int threads = set_cpu_threads(tc.threads);
   const std::string tok_spec = detail::tokenizer_spec(cfg);

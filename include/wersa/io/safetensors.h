@@ -10,7 +10,10 @@
 // output is a deterministic function of the tensors and the metadata.
 //
 // The writer adds "data_sha256" to the metadata: the SHA-256 of the data buffer. The reader
-// verifies it when present (files of other writers, e.g. PyTorch's, have none).
+// verifies it when present (files of other writers, e.g. PyTorch's, have none), and requires it,
+// well-formed, in a file whose metadata says this engine wrote it ("written_by" holding a
+// version_line(), which checkpoints and state files carry): a damaged key is an error, not an
+// unverified load.
 //
 // Reader: the whole file is read and everything is validated up front (header length, JSON,
 // dtypes, shapes, offsets, sizes, coverage of the buffer, duplicate names, the checksum); any
