@@ -24,6 +24,8 @@ ctest --no-tests=error --output-junit "$junit" "$@" || rc=$?
 # The conditions of tests/allowed-skips.txt.
 gpu=no
 command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU' && gpu=yes
+shared=yes
+[ -d "$root/../shared/data" ] || shared=no
 asan=no
 grep -q '^WERSA_SANITIZE:BOOL=ON' CMakeCache.txt 2>/dev/null && asan=yes
 applies() {
@@ -31,6 +33,7 @@ applies() {
     always) return 0 ;;
     no-gpu) [ "$gpu" = no ] ;;
     no-asan) [ "$asan" = no ] ;;
+    no-shared) [ "$shared" = no ] ;;
     *)
       echo "ctest-checked: unknown condition '$1' in tests/allowed-skips.txt" >&2
       exit 1
@@ -64,7 +67,7 @@ while IFS= read -r name; do
     unexpected+=("$name")
   fi
 done <<<"$not_run"
-[ "$n_allowed" -gt 0 ] && echo "ctest-checked: $n_allowed skips allowed by tests/allowed-skips.txt (gpu=$gpu, asan=$asan)"
+[ "$n_allowed" -gt 0 ] && echo "ctest-checked: $n_allowed skips allowed by tests/allowed-skips.txt (gpu=$gpu, asan=$asan, ../shared/data=$shared)"
 if [ ${#unexpected[@]} -gt 0 ]; then
   echo "ctest-checked: ${#unexpected[@]} tests did not run (skipped, disabled or not run) and are not allowed to:"
   printf '  %s\n' "${unexpected[@]}"
