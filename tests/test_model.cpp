@@ -220,6 +220,51 @@ TEST(ModelBackward, HeadTilesGiveTheGradientsOfOneTile) {
   }
 }
 
+// The loss scale of model_backward (lm_head_bwd: scale_inplace of dL/dxf, axpy of the head
+// weight's gradient) reaches every parameter's gradient: a scale of -0.37 gives -0.37 times the
+// gradients of a scale of 1, and the directional derivative of -0.37 x the loss sum.
+TEST(ModelBackward, TheLossScaleScalesEveryGradient) {
+  for (const bool tie : {true, false}) {
+    Model m(small_model("wersa", tie, 10000), DType::F64);
+    m.init(8);
+    Workspace ws(m, RunSpec{2, 9, true, true});
+    fill_tokens(ws, m.config().vocab_size, 4);
+    auto grads = [&](double scale) {
+      m.zero_grads();
+      model_forward(m, ws);
+      model_backward(m, ws, scale);
+      std::vector<double> g;
+      for (const Tensor& t : m.grads_arena().tensors())
+        for (int64_t j = 0; j < t.numel(); ++j) g.push_back(t.ptr<double>()[j]);
+      return g;
+    };
+    const std::vector<double> one = grads(1.0), scaled = grads(-0.37);
+    double top = 0;
+    for (double v : one) top = std::max(top, std::fabs(v));
+    ASSERT_GT(top, 1e-3);
+    for (size_t i = 0; i < one.size(); ++i)
+      ASSERT_NEAR(scaled[i], -0.37 * one[i], 1e-13 * top) << "tie " << tie << " " << i;
+    // Along a random direction: -0.37 d(sum of losses) by central differences.
+    auto& P = m.params_arena().tensors();
+    std::vector<std::vector<double>> dir(P.size());
+    double analytic = 0, norm2 = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < P.size(); ++i)
+      for (int64_t j = 0; j < P[i].numel(); ++j, ++k) {
+        dir[i].push_back(rng_normal(6, i, uint64_t(j)));
+        analytic += scaled[k] * dir[i].back(), norm2 += dir[i].back() * dir[i].back();
+      }
+    const double h = 1e-5 / std::sqrt(norm2);
+    perturb(m, dir, h, -1);
+    const double lp = model_forward(m, ws);
+    perturb(m, dir, -2 * h, -1);
+    const double lm = model_forward(m, ws);
+    perturb(m, dir, h, -1);
+    const double numeric = -0.37 * (lp - lm) / (2 * h);
+    EXPECT_NEAR(analytic, numeric, 1e-6 * std::max(1.0, std::fabs(numeric))) << "tie " << tie;
+  }
+}
+
 // From 4096 rows on, a block runs its FFN half in tiles of 2048 rows (block.cpp): 2 x 2100 rows
 // make two full tiles and a partial one, and every gradient must still match the loss. With the
 // exp feature map: with ReLU features this check failed at 2 x 1100 rows, tiled or not, by up to
