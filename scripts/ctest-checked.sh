@@ -22,8 +22,12 @@ ctest --no-tests=error --output-junit "$junit" "$@" || rc=$?
 }
 
 # The conditions of tests/allowed-skips.txt.
+# gpu: a GPU is listed and the build has a real CUDA backend (a CPU-only build has no device).
 gpu=no
-command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU' && gpu=yes
+if ! grep -q '^WERSA_CUDA:STRING=OFF' CMakeCache.txt 2>/dev/null && command -v nvidia-smi >/dev/null 2>&1 &&
+  nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+  gpu=yes
+fi
 shared=yes
 [ -d "$root/../shared/data" ] || shared=no
 asan=no
