@@ -4,7 +4,9 @@
 # tests/fuzz (WERSA_FUZZ), with the CUDA backend on the CUDA simulator (WERSA_CUDA=SIM), so the
 # CUDA kernels' tests run under the sanitizers too; runs the whole ctest suite under the sanitizers; then fuzzes each
 # target for a bounded time, starting from its seeds and regression inputs. Any test failure,
-# sanitizer report or fuzzing finding fails the script; a finding's reproducer path is printed.
+# sanitizer report or fuzzing finding fails the script, and so does a test past its timeout or a
+# skipped test that tests/allowed-skips.txt does not allow (scripts/ctest-checked.sh); a finding's
+# reproducer path is printed.
 # Arguments go to ctest. Environment:
 #   WERSA_FUZZ_SECONDS  seconds of fuzzing per target (default 30; 0 skips fuzzing)
 #   WERSA_FUZZ_TARGETS  names to fuzz (default: every tests/fuzz/fuzz_NAME.cpp)
@@ -39,7 +41,7 @@ export OMP_WAIT_POLICY=PASSIVE
 
 t0=$SECONDS
 exclude=${WERSA_SAN_EXCLUDE-CudaTraining\.|CudaTools\.}
-(cd build-san && ctest --output-on-failure -j "$(nproc)" ${exclude:+-E "$exclude"} "$@")
+bash scripts/ctest-checked.sh build-san --output-on-failure -j "$(nproc)" ${exclude:+-E "$exclude"} "$@"
 echo "sanitize: sanitized ctest took $((SECONDS - t0)) s"
 
 secs=${WERSA_FUZZ_SECONDS:-30}

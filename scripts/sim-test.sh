@@ -7,7 +7,8 @@
 # build. The whole-model tests (test_cuda_model, named Cuda*) and the tools on the device
 # (test_cuda_tools, CudaTools.*) run once, under `rand`: their
 # kernels are test_backend_ops's, which every schedule runs. Arguments go to ctest. Environment: WERSA_SIM_SCHEDULES (default "seq rand rev"),
-# WERSA_SIM_SEED (default 1).
+# WERSA_SIM_SEED (default 1). Like scripts/test.sh, it fails on a skipped test that
+# tests/allowed-skips.txt does not allow, on a test past its timeout and on no tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -27,8 +28,8 @@ for s in ${WERSA_SIM_SCHEDULES:-seq rand rev}; do
   echo "sim-test: schedule $s"
   skip_model=(-E '^(Kinds/)?Cuda(Training|Model|Checkpoints|Tools)')
   [ "$s" = rand ] && skip_model=()
-  (cd build-sim && WERSA_SIM_SCHEDULE=$s WERSA_SIM_SEED=${WERSA_SIM_SEED:-1} ctest -L cuda "${skip_model[@]}" \
-    --output-on-failure -j "$(nproc)" "$@")
+  WERSA_SIM_SCHEDULE=$s WERSA_SIM_SEED=${WERSA_SIM_SEED:-1} bash scripts/ctest-checked.sh build-sim -L cuda \
+    "${skip_model[@]}" --output-on-failure -j "$(nproc)" "$@"
 done
 if [ ! -f build-cpu/CMakeCache.txt ]; then
   cmake -S . -B build-cpu "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DWERSA_CUDA=OFF -DWERSA_TESTS=OFF

@@ -84,8 +84,19 @@ void check_gradients(const ModelConfig& cfg, const std::vector<int32_t>& lens, b
   }
   m.zero_grads();
   int64_t n = 0;
-  classify_forward(m, ws, B, T, &n);
-  ASSERT_EQ(n, weighted ? n : B);
+  const double sum = classify_forward(m, ws, B, T, &n);
+  // The reduction: the sum of the documents' losses (weighted by their classes' weights) over
+  // B documents (the sum of those weights), against the per-document losses.
+  double stats[2];
+  std::vector<double> losses(static_cast<size_t>(B));
+  tensor_copy(Tensor(stats, DType::F64, Device::CPU, Shape{2}), ws.loss_stats);
+  tensor_copy(Tensor(losses.data(), DType::F64, Device::CPU, Shape{B}), ws.losses.rows(0, B));
+  double want = 0;
+  for (int64_t b = 0; b < B; ++b) want += (weighted ? w.get(labels[size_t(b)]) : 1.0) * losses[size_t(b)];
+  EXPECT_EQ(stats[0], sum);
+  EXPECT_NEAR(sum, want, 1e-12 * std::fabs(want));
+  EXPECT_NEAR(stats[1], wsum, 1e-12 * wsum);
+  if (!weighted) EXPECT_EQ(n, B);  // *count: the documents with a label
   classify_backward(m, ws, B, T, 1.0 / wsum);
   auto& P = m.params_arena().tensors();
   auto& G = m.grads_arena().tensors();

@@ -1,11 +1,13 @@
-// The classifier end to end on real text: training learns a separable task (novels against arXiv
-// papers), the run saves its resolved classes, resuming is bitwise identical, wersa-eval reproduces
-// the trainer's evaluation and writes predictions, and train.init_from loads an LM's trunk.
+// The classifier end to end on real text: training learns a separable task (novels against
+// papers: synthetic abstracts everywhere, and arXiv's where ../shared/data is present), the run saves its
+// resolved classes, resuming is bitwise identical, wersa-eval reproduces the trainer's evaluation and writes
+// predictions, and train.init_from loads an LM's trunk.
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "synthdata.h"
 #include "testutil.h"
 #include "trainutil.h"
 #include "wersa/data/labeled.h"
@@ -19,31 +21,31 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The longest prefix of s of at most n bytes that ends on a UTF-8 character boundary.
-std::string utf8_prefix(const std::string& s, size_t n) {
-  if (s.size() <= n) return s;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  return s.substr(0, n);
-}
-
-// `per_class` documents of `bytes` bytes each: passages of novels (label "novel") and the openings
-// of arXiv papers (label "arxiv"), interleaved, no split field. "" when ../shared/data is missing.
-std::string novels_vs_arxiv(const fs::path& dir, int per_class, size_t bytes) {
-  const std::string arxiv = shared_data("arxiv11.jsonl.xz");
-  if (arxiv.empty()) return "";
-  data::LabeledReadOptions ro;
-  ro.max_records = per_class;
-  const data::LabeledDataset papers = data::read_labeled_jsonl(arxiv, ro);
+// `per_class` documents of `bytes` bytes each: passages of novels (label "novel", real_text) and
+// the openings of papers (label "arxiv"), interleaved, no split field. The papers are those of
+// ../shared/data/arxiv11.jsonl.xz with `real` (the caller checks that it is present), else
+// synthetic abstracts of tests/synthdata.h, so that every test runs on every machine.
+std::string novels_vs_papers(const fs::path& dir, int per_class, size_t bytes, bool real = false) {
+  std::vector<std::pair<std::string, std::string>> papers;  // id, text
+  if (real) {
+    data::LabeledReadOptions ro;
+    ro.max_records = per_class;
+    for (const data::LabeledRecord& r : data::read_labeled_jsonl(shared_data("arxiv11.jsonl.xz"), ro).records)
+      papers.emplace_back(r.id, r.text);
+  } else {
+    for (const SynthRecord& r : synthetic_arxiv(per_class, bytes, bytes, false))
+      papers.emplace_back(r.id, r.text);
+  }
+  EXPECT_EQ(papers.size(), size_t(per_class));
   const std::string novels = real_text(size_t(per_class) * bytes * 2);
-  const fs::path p = dir / "docs.jsonl";
+  const fs::path p = dir / (real ? "docs.jsonl" : "synthetic.jsonl");
   std::ofstream f(p);
   for (int i = 0; i < per_class; ++i) {
     const std::string passage = utf8_prefix(novels.substr(size_t(i) * bytes * 2), bytes);
     f << nlohmann::json{{"id", "n" + std::to_string(i)}, {"text", passage}, {"label", "novel"}}.dump()
       << "\n";
-    f << nlohmann::json{{"id", papers.records[size_t(i)].id},
-                        {"text",
-                         utf8_prefix(papers.records[size_t(i)].text, bytes - bytes / 4 * size_t(i % 3))},
+    f << nlohmann::json{{"id", papers[size_t(i)].first},
+                        {"text", utf8_prefix(papers[size_t(i)].second, bytes - bytes / 4 * size_t(i % 3))},
                         {"label", "arxiv"}}
              .dump()
       << "\n";
@@ -81,14 +83,15 @@ std::vector<nlohmann::json> metric_lines(const fs::path& run, const std::string&
 
 }  // namespace
 
-TEST(ClassifyTrain, LearnsNovelsFromPapersAndEvalReproducesIt) {
-  const TempDir dir("classify");
-  const std::string docs = novels_vs_arxiv(dir.path, 40, 700);
-  if (docs.empty()) GTEST_SKIP() << "../shared/data/arxiv11.jsonl.xz is not present";
+namespace {
+
+// Trains on `docs` (40 documents of each class), then evaluates with wersa-eval.
+void learns_and_eval_reproduces(const TempDir& dir, const std::string& docs) {
   const Config c = classifier_config(docs);
   TrainOptions opt;
   opt.quiet = true;
   opt.out_dir = dir / "run";
+  fs::remove_all(opt.out_dir);
   const TrainResult r = train(c, opt);
   ASSERT_EQ(r.losses.size(), 30u);
   ASSERT_EQ(r.val_metrics.size(), 1u);
@@ -134,10 +137,24 @@ TEST(ClassifyTrain, LearnsNovelsFromPapersAndEvalReproducesIt) {
   EXPECT_NE(t.out.find("documents 16"), std::string::npos) << t.out;
 }
 
+}  // namespace
+
+// On synthetic papers everywhere, and on real ones where ../shared/data has them.
+TEST(ClassifyTrain, LearnsNovelsFromPapersAndEvalReproducesIt) {
+  const TempDir dir("classify");
+  {
+    SCOPED_TRACE("synthetic papers");
+    learns_and_eval_reproduces(dir, novels_vs_papers(dir.path, 40, 700));
+  }
+  if (!shared_data("arxiv11.jsonl.xz").empty()) {
+    SCOPED_TRACE("arxiv11 papers");
+    learns_and_eval_reproduces(dir, novels_vs_papers(dir.path, 40, 700, true));
+  }
+}
+
 TEST(ClassifyTrain, ResumeIsBitwiseIdentical) {
   const TempDir dir("classify-resume");
-  const std::string docs = novels_vs_arxiv(dir.path, 20, 400);
-  if (docs.empty()) GTEST_SKIP() << "../shared/data/arxiv11.jsonl.xz is not present";
+  const std::string docs = novels_vs_papers(dir.path, 20, 400);
   Config c = classifier_config(docs);
   c.train.steps = 12, c.train.checkpoint_every = 5, c.train.grad_accum = 2, c.train.eval_every = 0;
   c.train.freeze_trunk_steps = 3;  // the freeze is part of what resumes
@@ -158,8 +175,7 @@ TEST(ClassifyTrain, ResumeIsBitwiseIdentical) {
 
 TEST(ClassifyTrain, InitFromTakesAnLmTrunkAndChecksIt) {
   const TempDir dir("classify-init");
-  const std::string docs = novels_vs_arxiv(dir.path, 10, 300);
-  if (docs.empty()) GTEST_SKIP() << "../shared/data/arxiv11.jsonl.xz is not present";
+  const std::string docs = novels_vs_papers(dir.path, 10, 300);
   Config lm = tiny_config(dir.path);
   lm.train.steps = 3;
   TrainOptions opt;
@@ -199,8 +215,7 @@ TEST(ClassifyTrain, InitFromTakesAnLmTrunkAndChecksIt) {
 
 TEST(ClassifyTrain, UserErrorsAreOneLine) {
   const TempDir dir("classify-errors");
-  const std::string docs = novels_vs_arxiv(dir.path, 5, 200);
-  if (docs.empty()) GTEST_SKIP() << "../shared/data/arxiv11.jsonl.xz is not present";
+  const std::string docs = novels_vs_papers(dir.path, 5, 200);
   Config c = classifier_config(docs);
   TrainOptions opt;
   opt.quiet = true;

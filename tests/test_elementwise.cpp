@@ -77,8 +77,15 @@ TEST(Elementwise, SumSquaresIsIdenticalForAnyThreadCount) {
   EXPECT_EQ(a, c);
 }
 
-TEST(Elementwise, GradientsMatchFiniteDifferences) {
-  // d(sum_squares)/dx = 2x, built with axpy the way gradient clipping code would.
+// The derivatives that the forwards' documentation states (elementwise.h), against central
+// differences of the engine's forwards: d(sum_squares)/dx = 2x, add's identity into both inputs
+// and scale's alpha. The engine has no backward op for these: the model's backward passes through
+// them as block.cpp and lm_head_bwd write it (the residual stream's copy and accumulation; the
+// loss scale applied with scale_inplace and axpy), and test_model checks those against central
+// differences of the whole model (ModelGradients.*, ModelBackward.TheLossScaleScalesEveryGradient).
+// add_fwd itself has no caller in the model.
+TEST(Elementwise, ForwardsHaveTheDocumentedDerivatives) {
+  // d(sum_squares)/dx = 2x.
   Buf x(DType::F64, {7, 13}), g(DType::F64, {7, 13});
   x.randn(1);
   expect_grad_matches([&] { return sum_squares(x); }, [&] { axpy(ctx(), {g, x, 2.0}); }, {{&x, &g, "x"}});

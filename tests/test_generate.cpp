@@ -314,6 +314,102 @@ TEST(Generate, LinearStateIsTheSumsOnly) {
   EXPECT_GT(DecodeState(*w).state_bytes(), a.state_bytes());  // + the conv window and Haar rings
 }
 
+namespace {
+
+// The sampling distribution of the chain of sampler.h, by brute force over a small vocabulary
+// (at most 16 tokens): each filter keeps a subset of the candidates; top-p's is found by trying
+// every subset. `order` is the order of the filters ("kpm": top-k, top-p, min-p, the documented
+// one) and `filter_temp` the temperature of the probabilities the filters see (1, documented);
+// other values let the tests check that their inputs tell the orders apart. No repetition
+// penalty; temperature > 0.
+std::vector<double> reference_probs(const std::vector<double>& l, const SamplerOptions& o,
+                                    const std::string& order = "kpm", double filter_temp = 1.0) {
+  const int V = int(l.size());
+  // a before b in the candidates' order: larger logit, then lower id.
+  auto before = [&](int a, int b) {
+    return l[size_t(a)] > l[size_t(b)] || (l[size_t(a)] == l[size_t(b)] && a < b);
+  };
+  auto in = [](uint32_t set, int i) { return ((set >> i) & 1u) != 0; };
+  uint32_t kept = (1u << V) - 1;
+  for (char f : order) {
+    if (f == 'k' && o.top_k > 0) {
+      uint32_t next = 0;
+      for (int i = 0; i < V; ++i) {
+        int ahead = 0;
+        for (int j = 0; j < V; ++j) ahead += in(kept, j) && before(j, i);
+        if (in(kept, i) && ahead < o.top_k) next |= 1u << i;
+      }
+      kept = next;
+    } else if (f == 'p' && o.top_p < 1.0) {
+      double total = 0;
+      for (int i = 0; i < V; ++i)
+        if (in(kept, i)) total += std::exp(l[size_t(i)] / filter_temp);
+      uint32_t best = kept;
+      for (uint32_t u = 1; u < (1u << V); ++u) {
+        if ((u & ~kept) != 0) continue;
+        bool upper = true;  // every member comes before every candidate left out
+        double mass = 0;
+        for (int i = 0; i < V; ++i) {
+          if (!in(u, i)) continue;
+          mass += std::exp(l[size_t(i)] / filter_temp) / total;
+          for (int j = 0; j < V; ++j) upper = upper && !(in(kept, j) && !in(u, j) && before(j, i));
+        }
+        if (upper && mass >= o.top_p && __builtin_popcount(u) < __builtin_popcount(best)) best = u;
+      }
+      kept = best;
+    } else if (f == 'm' && o.min_p > 0) {
+      double lmax = -INFINITY;
+      for (int i = 0; i < V; ++i)
+        if (in(kept, i)) lmax = std::max(lmax, l[size_t(i)]);
+      uint32_t next = 0;
+      for (int i = 0; i < V; ++i)
+        if (in(kept, i) && std::exp((l[size_t(i)] - lmax) / filter_temp) >= o.min_p) next |= 1u << i;
+      kept = next;
+    }
+  }
+  std::vector<double> p(size_t(V), 0.0);
+  double sum = 0;
+  for (int i = 0; i < V; ++i)
+    if (in(kept, i)) sum += p[size_t(i)] = std::exp(l[size_t(i)] / o.temp);
+  for (double& x : p) x /= sum;
+  return p;
+}
+
+// The tokens a distribution can give.
+std::vector<int> support(const std::vector<double>& p) {
+  std::vector<int> s;
+  for (size_t i = 0; i < p.size(); ++i)
+    if (p[i] > 0) s.push_back(int(i));
+  return s;
+}
+
+// n draws of Sampler(o) (one per history length, as a generation draws them): exactly the
+// tokens of `want`'s support appear, each at its probability within 5 standard deviations.
+void expect_draws_follow(const std::vector<double>& logits, const SamplerOptions& o,
+                         const std::vector<double>& want, int n = 20000) {
+  Buf l(DType::F64, {int64_t(logits.size())});
+  for (size_t i = 0; i < logits.size(); ++i) l.set(int64_t(i), logits[i]);
+  Sampler s(o);
+  std::vector<int32_t> hist;
+  std::vector<int> count(logits.size(), 0);
+  for (int i = 0; i < n; ++i) {
+    const int32_t t = s.sample(l, hist);
+    ASSERT_TRUE(t >= 0 && t < int32_t(logits.size())) << t;
+    ++count[size_t(t)];
+    hist.push_back(t);
+  }
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (want[i] == 0) {
+      EXPECT_EQ(count[i], 0) << "token " << i << " is filtered out, but was drawn";
+      continue;
+    }
+    EXPECT_GT(count[i], 0) << "token " << i << " (probability " << want[i] << ") never drawn";
+    EXPECT_NEAR(count[i] / double(n), want[i], 5 * std::sqrt(want[i] * (1 - want[i]) / n)) << "token " << i;
+  }
+}
+
+}  // namespace
+
 TEST(Sampler, FiltersAndGreedy) {
   Buf l(DType::F32, {6});
   const double vals[6] = {1.0, 3.0, 3.0, -2.0, 0.5, 2.9};
@@ -341,6 +437,12 @@ TEST(Sampler, FiltersAndGreedy) {
     const int32_t t = Sampler(mp).sample(l, {});
     EXPECT_TRUE(t == 1 || t == 2 || t == 5) << t;
   }
+  // Over many draws exactly those three appear, at the softmax of their logits at temperature
+  // 0.8 (with min-p off, 1.0 and 0.5 would take about 4% of the draws).
+  const std::vector<double> lv(vals, vals + 6);
+  const std::vector<double> want = reference_probs(lv, mp);
+  EXPECT_EQ(support(want), (std::vector<int>{1, 2, 5}));
+  expect_draws_follow(lv, mp, want);
   EXPECT_THROW(Sampler(SamplerOptions{0.8, -1}), Error);
   SamplerOptions bad;
   bad.top_p = 0;
@@ -383,4 +485,40 @@ TEST(Sampler, DrawsFollowTheSoftmax) {
     hist.push_back(t);
   }
   EXPECT_NEAR(c2 / double(n), 25.0 / 30.0, 0.01);
+}
+
+// Top-p < 1 alone: the smallest set of the most probable tokens (at temperature 1) whose
+// probability reaches p, against the brute-force reference, ids shuffled against the order of
+// the probabilities.
+TEST(Sampler, TopPKeepsTheSmallestSetThatReachesP) {
+  const double p[7] = {0.07, 0.30, 0.04, 0.16, 0.22, 0.09, 0.12};  // sorted: 1, 4, 3, 6, 5, 0, 2
+  std::vector<double> l;
+  for (double x : p) l.push_back(std::log(x) + 0.7);
+  SamplerOptions o;
+  o.temp = 1.3, o.top_k = 0, o.min_p = 0;
+  for (const auto& [top_p, kept] : std::vector<std::pair<double, std::vector<int>>>{
+           {0.25, {1}}, {0.6, {1, 3, 4}}, {0.75, {1, 3, 4, 6}}, {0.85, {1, 3, 4, 5, 6}}}) {
+    SCOPED_TRACE(top_p);
+    o.top_p = top_p;
+    const std::vector<double> want = reference_probs(l, o);
+    EXPECT_EQ(support(want), kept);  // by hand: cumulative 0.30, 0.52, 0.68, 0.80, 0.89, 0.96
+    expect_draws_follow(l, o, want);
+  }
+}
+
+// The filters in their documented order (sampler.h: top-k, then top-p, then min-p, each on the
+// temperature-1 probabilities of what is left; the temperature only at the draw), on logits for
+// which every other order keeps another set of tokens.
+TEST(Sampler, FiltersApplyInTheDocumentedOrder) {
+  const std::vector<double> l = {1.3, 0.8, 1.1, 1.2, 1.4, 0.9, 2.0, 0.1};
+  SamplerOptions o;
+  o.temp = 0.5, o.top_k = 6, o.top_p = 0.7, o.min_p = 0.4;
+  const std::vector<double> want = reference_probs(l, o);
+  EXPECT_EQ(support(want), (std::vector<int>{0, 3, 4, 6}));
+  // The inputs tell the orders apart: top-p before top-k, min-p before top-p, and filters on the
+  // probabilities at the sampling temperature each keep another set.
+  EXPECT_EQ(support(reference_probs(l, o, "pkm")), (std::vector<int>{0, 2, 3, 4, 6}));
+  EXPECT_EQ(support(reference_probs(l, o, "kmp")), (std::vector<int>{0, 4, 6}));
+  EXPECT_EQ(support(reference_probs(l, o, "kpm", o.temp)), (std::vector<int>{6}));
+  expect_draws_follow(l, o, want);
 }

@@ -11,6 +11,7 @@
 #include <memory>
 #include <set>
 
+#include "synthdata.h"
 #include "testutil.h"
 #include "wersa/common/error.h"
 #include "wersa/common/json.h"
@@ -113,20 +114,87 @@ void expect_same_set(const DocumentSet& a, const DocumentSet& b) {
 
 // ---- real data ------------------------------------------------------------------------------
 
-TEST(Labeled, RealArxivExcerptIsReadAsWritten) {
-  const LabeledDataset& data = arxiv200();
-  if (data.records.empty()) GTEST_SKIP() << "../shared/data/arxiv11.jsonl.xz not found";
+namespace {
+
+// Checks of any arXiv-like excerpt of 200 records with given splits: ids, labels among `classes`,
+// the label map, and given splits kept by assign_splits.
+void expect_arxiv_like(const LabeledDataset& data, const std::set<std::string>& classes) {
   ASSERT_EQ(data.records.size(), 200u);
   EXPECT_TRUE(data.has_split);
   std::map<Split, int> per_split;
   for (const LabeledRecord& r : data.records) {
     EXPECT_FALSE(r.id.empty());
     EXPECT_FALSE(r.label_is_int());
-    EXPECT_TRUE(kArxivClasses.count(r.label)) << r.label;
+    EXPECT_TRUE(classes.count(r.label)) << r.label;
     EXPECT_NE(r.split, Split::None);
     ++per_split[r.split];
   }
-  EXPECT_GT(per_split[Split::Train], 100);  // the file lists its training records first
+  EXPECT_GT(per_split[Split::Train], 100);  // both files list mostly training records
+  const LabelMap labels = LabelMap::from_records(data);
+  EXPECT_TRUE(std::is_sorted(labels.names().begin(), labels.names().end()));
+  EXPECT_GE(labels.num_classes(), 5);
+  for (const std::string& n : labels.names()) EXPECT_TRUE(classes.count(n)) << n;
+  // Given splits are kept.
+  LabeledDataset copy = data;
+  assign_splits(copy, labels, {0.3, 0.3, 99});
+  for (size_t i = 0; i < data.records.size(); ++i) EXPECT_EQ(copy.records[i].split, data.records[i].split);
+}
+
+// The synthetic arXiv-like set (tests/synthdata.h): 200 records, .xz compressed when the xz tool is
+// here, read back record by record as generated.
+LabeledDataset synthetic200(const TempDir& dir, std::vector<SynthRecord>* recs = nullptr) {
+  const std::vector<SynthRecord> gen = synthetic_arxiv(200, 600, 5000);
+  write_file(dir / "synth.jsonl", synthetic_jsonl(gen));
+  std::string path = dir / "synth.jsonl";
+  if (have_tool("xz")) {
+    EXPECT_EQ(std::system(("xz -k -1 '" + path + "'").c_str()), 0);
+    path += ".xz";
+  }
+  if (recs) *recs = gen;
+  return read_labeled_jsonl(path);
+}
+
+}  // namespace
+
+TEST(Labeled, SyntheticArxivIsReadAsWritten) {
+  TempDir dir;
+  std::vector<SynthRecord> gen;
+  const LabeledDataset data = synthetic200(dir, &gen);
+  std::set<std::string> classes;
+  for (const SynthClass& c : synth_classes()) classes.insert(c.name);
+  expect_arxiv_like(data, classes);
+  ASSERT_EQ(data.records.size(), gen.size());
+  std::map<std::string, int> per_class, want_class;
+  std::array<int, 3> per_split{}, want_split{};
+  for (size_t i = 0; i < gen.size(); ++i) {
+    const LabeledRecord& r = data.records[i];
+    EXPECT_EQ(r.id, gen[i].id);
+    EXPECT_EQ(r.label, gen[i].label);
+    EXPECT_EQ(r.text, gen[i].text);
+    EXPECT_EQ(split_name(r.split), gen[i].split);
+    ++per_class[r.label], ++per_split[static_cast<int>(r.split)];
+    ++want_class[gen[i].label];
+    ++want_split[gen[i].split == "train" ? 0 : gen[i].split == "validation" ? 1 : 2];
+  }
+  EXPECT_EQ(per_class, want_class);
+  EXPECT_EQ(per_split, (std::array<int, 3>{140, 30, 30}));  // 14:3:3 of every 20 records
+  EXPECT_EQ(per_split, want_split);
+  const LabelMap labels = LabelMap::from_records(data);
+  const DocumentSet set = encode_documents(data, labels, *make_byte_tokenizer(), 4096, Truncation::HeadTail);
+  const DocumentStats st = document_stats(set);
+  EXPECT_EQ(st.split[1].docs, 30);
+  EXPECT_EQ(set.indices(Split::Test).size(), 30u);
+  int cs = 0;
+  for (int k = 0; k < 3; ++k) cs += st.split[k].per_class[labels.find("cs")];
+  EXPECT_EQ(cs, want_class["cs"]);
+}
+
+// Needs the real file (tests/allowed-skips.txt: no-shared); its synthetic counterpart above runs
+// everywhere.
+TEST(Labeled, RealArxivExcerptIsReadAsWritten) {
+  const LabeledDataset& data = arxiv200();
+  if (data.records.empty()) GTEST_SKIP() << "../shared/data/arxiv11.jsonl.xz not found";
+  expect_arxiv_like(data, kArxivClasses);
   // The same 200 lines decoded by the xz tool and parsed one by one.
   if (have_tool("xz")) {
     const std::string text = shell_output("xz -dc '" + shared_data("arxiv11.jsonl.xz") + "' | head -n 200");
@@ -142,16 +210,9 @@ TEST(Labeled, RealArxivExcerptIsReadAsWritten) {
       EXPECT_EQ(j.at("split").get<std::string>(), split_name(r.split));
     }
   }
-  const LabelMap labels = LabelMap::from_records(data);
-  EXPECT_TRUE(std::is_sorted(labels.names().begin(), labels.names().end()));
-  EXPECT_GE(labels.num_classes(), 5);
-  for (const std::string& n : labels.names()) EXPECT_TRUE(kArxivClasses.count(n)) << n;
-  // Given splits are kept.
-  LabeledDataset copy = data;
-  assign_splits(copy, labels, {0.3, 0.3, 99});
-  for (size_t i = 0; i < data.records.size(); ++i) EXPECT_EQ(copy.records[i].split, data.records[i].split);
 }
 
+// Needs the real file (tests/allowed-skips.txt: no-shared).
 TEST(Labeled, RealArxivWholeFileHasTheDocumentedSplitsAndClasses) {
   const std::string path = shared_data("arxiv11.jsonl.xz");
   if (path.empty()) GTEST_SKIP() << "../shared/data/arxiv11.jsonl.xz not found";
@@ -178,9 +239,11 @@ TEST(Labeled, RealArxivWholeFileHasTheDocumentedSplitsAndClasses) {
   EXPECT_EQ(set.indices(Split::Test).size(), 593u);
 }
 
-TEST(Labeled, RealArxivByteTokensAndTruncationAreSlicesOfTheText) {
-  const LabeledDataset& data = arxiv200();
-  if (data.records.empty()) GTEST_SKIP() << "../shared/data/arxiv11.jsonl.xz not found";
+namespace {
+
+// Byte tokens of each of 200 records are its UTF-8 bytes; head and head_tail truncation at 1000
+// are the slices of them; at least `min_truncated` records are longer than that.
+void expect_byte_slices(const LabeledDataset& data, int min_truncated) {
   const LabelMap labels = LabelMap::from_records(data);
   auto tok = make_byte_tokenizer();
   const int64_t max = 1000;  // head 250, tail 750
@@ -208,7 +271,7 @@ TEST(Labeled, RealArxivByteTokensAndTruncationAreSlicesOfTheText) {
     want.insert(want.end(), tail.begin(), tail.end());
     EXPECT_EQ(t, want);
   }
-  EXPECT_GT(truncated, 150);  // papers run to thousands of words
+  EXPECT_GT(truncated, min_truncated);
   const DocumentStats st = document_stats(head);
   EXPECT_EQ(st.all.docs, 200);
   EXPECT_EQ(st.all.truncated, truncated);
@@ -217,6 +280,22 @@ TEST(Labeled, RealArxivByteTokensAndTruncationAreSlicesOfTheText) {
   EXPECT_NE(line.find("200 documents"), std::string::npos) << line;
   EXPECT_NE(line.find(std::to_string(truncated) + " truncated to 1000 (head)"), std::string::npos) << line;
   EXPECT_EQ(line.find('\n'), std::string::npos);
+}
+
+}  // namespace
+
+// On the synthetic set (texts of 600 to 5000 bytes: 91% longer than 1000) everywhere, and on real
+// papers (thousands of words) where ../shared/data has them.
+TEST(Labeled, ByteTokensAndTruncationAreSlicesOfTheText) {
+  TempDir dir;
+  {
+    SCOPED_TRACE("synthetic");
+    expect_byte_slices(synthetic200(dir), 160);
+  }
+  if (!arxiv200().records.empty()) {
+    SCOPED_TRACE("arxiv11");
+    expect_byte_slices(arxiv200(), 150);
+  }
 }
 
 TEST(Labeled, EncodingDoesNotDependOnTheThreadCount) {

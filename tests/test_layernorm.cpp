@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "testutil.h"
+#include "wersa/common/rng.h"
 #include "wersa/ops/layernorm.h"
 
 using namespace wersa;
@@ -24,6 +25,12 @@ TEST(LayerNorm, ForwardNormalisesEachRow) {
     EXPECT_NEAR(s / C, 0.0, 1e-12);
     EXPECT_NEAR(ss / C, 1.0, 1e-5);  // variance / (variance + eps)
     EXPECT_NEAR(mean.get(n), xs / C, 1e-12);
+    // ... exactly: with the row's variance v, mean_c y^2 = v / (v + eps) and rstd = 1 / sqrt(v + eps).
+    double v = 0;
+    for (int64_t c = 0; c < C; ++c) v += (x.get(n * C + c) - xs / C) * (x.get(n * C + c) - xs / C);
+    v /= C;
+    EXPECT_NEAR(ss / C, v / (v + 1e-5), 1e-13);
+    EXPECT_NEAR(rstd.get(n), 1 / std::sqrt(v + 1e-5), 1e-12 / std::sqrt(v + 1e-5));
   }
   // With weight and bias: y = xh w + b.
   Buf y2(DType::F64, {N, C});
@@ -32,6 +39,57 @@ TEST(LayerNorm, ForwardNormalisesEachRow) {
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c)
       EXPECT_NEAR(y2.get(n * C + c), y.get(n * C + c) * w.get(c) + b.get(c), 1e-12);
+}
+
+// Rows whose variance is comparable to eps or far below it (standard deviations 1e-5 to 1e-1
+// around a mean of 3), against a long double reference of the formula: y, mean and rstd, for
+// eps 1e-5 and 1e-3. Without eps (or with eps added to the standard deviation, or outside the
+// square root) y and rstd of these rows change by factors up to 10^5.
+TEST(LayerNorm, EpsMattersForRowsOfTinyVariance) {
+  const int64_t N = 8, C = 24;
+  Buf x(DType::F64, {N, C}), w(DType::F64, {C}), b(DType::F64, {C}), y(DType::F64, {N, C});
+  Buf mean(DType::F64, {N}), rstd(DType::F64, {N});
+  Buf x32(DType::F32, {N, C}), w32(DType::F32, {C}), b32(DType::F32, {C}), y32(DType::F32, {N, C});
+  Buf mean32(DType::F32, {N}), rstd32(DType::F32, {N});
+  for (int64_t n = 0; n < N; ++n) {
+    const double sd = std::pow(10.0, -5.0 + 4.0 * double(n) / double(N - 1));
+    for (int64_t c = 0; c < C; ++c) x.set(n * C + c, 3.0 + sd * rng_normal(7, uint64_t(n), uint64_t(c)));
+  }
+  w.randn(2, 0.5, 1.0), b.randn(3);
+  x32.copy_from(x), w32.copy_from(w), b32.copy_from(b);
+  for (double eps : {1e-5, 1e-3}) {
+    SCOPED_TRACE(eps);
+    layernorm_fwd(ctx(), {y, mean, rstd, x, w, b, eps});
+    layernorm_fwd(ctx(), {y32, mean32, rstd32, x32, w32, b32, eps});
+    for (int64_t n = 0; n < N; ++n) {
+      long double m = 0, v = 0;
+      for (int64_t c = 0; c < C; ++c) m += x.get(n * C + c);
+      m /= C;
+      for (int64_t c = 0; c < C; ++c) v += (x.get(n * C + c) - m) * (x.get(n * C + c) - m);
+      v /= C;
+      const long double r = 1 / std::sqrt(v + eps);
+      EXPECT_NEAR(mean.get(n), double(m), 1e-14);
+      EXPECT_NEAR(rstd.get(n), double(r), 1e-10 * double(r)) << "row " << n << ", variance " << double(v);
+      // f32 data: the row statistics are reduced in double, so rstd is as good as the inputs.
+      long double m32 = 0, v32 = 0;
+      for (int64_t c = 0; c < C; ++c) m32 += x32.get(n * C + c);
+      m32 /= C;
+      for (int64_t c = 0; c < C; ++c) v32 += (x32.get(n * C + c) - m32) * (x32.get(n * C + c) - m32);
+      v32 /= C;
+      const long double r32 = 1 / std::sqrt(v32 + eps);
+      EXPECT_NEAR(rstd32.get(n), double(r32), 1e-5 * double(r32)) << "row " << n;
+      for (int64_t c = 0; c < C; ++c) {
+        const long double want = (x.get(n * C + c) - m) * r * w.get(c) + b.get(c);
+        EXPECT_NEAR(y.get(n * C + c), double(want), 1e-10 * (1 + std::fabs(double(want)))) << n << "," << c;
+        const long double want32 = (x32.get(n * C + c) - m32) * r32 * w32.get(c) + b32.get(c);
+        // f32 rounds x - mean: up to an ulp of |x| + |mean|, times rstd and w.
+        const double tol32 = std::ldexp(std::fabs(x32.get(n * C + c)) + double(m32), -23) * double(r32) *
+                                 std::fabs(w32.get(c)) +
+                             1e-6 * (1 + std::fabs(double(want32)));
+        EXPECT_NEAR(y32.get(n * C + c), double(want32), tol32) << n << "," << c;
+      }
+    }
+  }
 }
 
 TEST(LayerNorm, GradientsMatchFiniteDifferences) {
