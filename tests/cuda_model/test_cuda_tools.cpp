@@ -14,11 +14,16 @@
 #include <vector>
 
 #include "../testutil.h"
+#include "wersa/backend/backend.h"
 
 using namespace wersa::test;
 namespace fs = std::filesystem;
 
 namespace {
+
+// A CUDA build on a machine without a GPU has nothing to run these on (tests/allowed-skips.txt).
+#define NEED_CUDA() \
+  if (!wersa::cuda_available()) GTEST_SKIP() << "no CUDA device"
 
 // The README and docs/*.md, concatenated: real English text with code and tables.
 std::string corpus(const TempDir& dir) {
@@ -60,6 +65,7 @@ std::string train_cmd(const std::string& text, const std::string& out, const std
 }  // namespace
 
 TEST(CudaTools, TrainEvalAndGenerateFollowTheCpu) {
+  NEED_CUDA();
   const TempDir dir("cuda_tools");
   const std::string text = corpus(dir);
   for (const char* dev : {"cpu", "cuda"}) {
@@ -99,6 +105,7 @@ TEST(CudaTools, TrainEvalAndGenerateFollowTheCpu) {
 }
 
 TEST(CudaTools, BenchmarksRunOnTheDevice) {
+  NEED_CUDA();
   const TempDir dir("cuda_bench");
   const std::string cfg = source_dir() + "/configs/tiny.json";
   const ToolRun d = run_tool("wersa-bench --device cuda --config " + cfg +
@@ -143,6 +150,7 @@ TEST(CudaTools, BenchmarksRunOnTheDevice) {
 }
 
 TEST(CudaTools, ExperimentTrainsAndEvaluatesOnTheDevice) {
+  NEED_CUDA();
   const TempDir dir("cuda_experiment");
   const std::string text = corpus(dir);
   const nlohmann::json spec = {{"title", "two kinds on the device"},
