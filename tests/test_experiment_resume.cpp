@@ -255,6 +255,21 @@ TEST(ExperimentResume, InterruptedRunsContinueFromTheirCheckpointsBitwise) {
   EXPECT_EQ(att[0].at("exit"), -1);
   EXPECT_EQ(att[1].at("exit"), 0);
   EXPECT_EQ(read_json_file((wersa / "attempts.json").string()).size(), 1u);  // afresh: one attempt
+
+  // 6. Interrupted after its training, before its evaluation had written result.json: only evaluated.
+  fs::remove(linear / "result.json");
+  const int64_t ckpt_before =
+      fs::last_write_time(linear / "step-000080" / "state.json").time_since_epoch().count();
+  const Runner r6 = start(args, dir.path, 6);
+  ASSERT_EQ(wait_for(r6), 0) << read_file(r6.err);
+  EXPECT_NE(read_file(r6.err).find("trained to step 80 by an earlier invocation; evaluating"),
+            std::string::npos)
+      << read_file(r6.err);
+  EXPECT_EQ(fs::last_write_time(linear / "step-000080" / "state.json").time_since_epoch().count(),
+            ckpt_before);
+  const json c = read_json_file(out + "/results.json");
+  EXPECT_EQ(c["runs"][1].at("result").at("eval"), b["runs"][1].at("result").at("eval"));
+  EXPECT_EQ(c["runs"][1].at("result").at("wall_s"), b["runs"][1].at("result").at("wall_s"));
 }
 
 }  // namespace
