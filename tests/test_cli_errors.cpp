@@ -168,6 +168,7 @@ TEST(CliErrors, Experiment) {
       {f.dir / "missing.json", "spec"},
       {spec + "-o " + f.file, "--out"},
       {spec + "--progress-every -1", "--progress-every"},
+      {spec + "-o " + f.dir / "exp" + " --only wersa-9999", "--only"},
       {spec + "--bogus", "--bogus"},
       {spec, "--out DIR is required"},
   };

@@ -1,12 +1,14 @@
 // wersa-experiment: runs a comparison of attention kinds from a spec file (train/experiment.h):
 // every (variant, length) is a child `wersa-train` (the sibling binary of this one) whose wall
 // time and peak RSS (wait4) are measured, then a child `wersa-eval`; finished runs
-// (OUT/runs/NAME/result.json) are skipped on a later invocation. Writes OUT/results.md, .csv,
+// (OUT/runs/NAME/result.json) are skipped on a later invocation, and an interrupted run continues
+// from its newest complete checkpoint (`wersa-train --resume`). Writes OUT/results.md, .csv,
 // .json and OUT/plots/*.svg, and prints the markdown table. Exit status: 0 when every run
 // finished or was refused for memory, 1 when one failed (the tables are written anyway), 2 for
 // a bad command line, 130 when interrupted (rerun the same command to continue).
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -68,9 +70,17 @@ Child run_child(const std::vector<std::string>& argv, const std::string& log, co
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   const Clock::time_point t0 = Clock::now();
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   WERSA_CHECK(pid >= 0, "fork failed: ", std::strerror(errno));
   if (pid == 0) {
+    // Its own process group, so that a Ctrl-C of the terminal reaches the runner only, which
+    // passes one SIGINT on (a second SIGINT would stop wersa-train without its checkpoint); and
+    // SIGTERM when the runner dies (even by SIGKILL), so that no orphan trains on: wersa-train
+    // then finishes its step, checkpoints and exits, and the next invocation resumes it.
+    ::setpgid(0, 0);
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(128 + SIGTERM);
     ::dup2(fd, 1), ::dup2(fd, 2);
     ::execv(args[0], args.data());
     std::fprintf(stderr, "error: cannot run %s: %s\n", args[0], std::strerror(errno));
@@ -91,7 +101,9 @@ Child run_child(const std::vector<std::string>& argv, const std::string& log, co
     }
     WERSA_CHECK(r == 0 || errno == EINTR, "wait4 failed: ", std::strerror(errno));
     if (!signalled && ((poll && poll(pid)) || g_interrupted)) ::kill(pid, SIGINT), signalled = true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // About 200 ms between polls, but a signal to the runner is passed on within 20 ms.
+    for (int k = 0; k < 10 && (signalled || !g_interrupted); ++k)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
 
@@ -101,6 +113,15 @@ std::string last_error_line(const std::string& log) {
   while (std::getline(in, line))
     if (line.rfind("error:", 0) == 0) last = line;
   return last;
+}
+
+// The peak resident memory (VmHWM) of a running process, in bytes (0 when unreadable).
+int64_t peak_rss_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::atoll(line.c_str() + 6) * 1024;
+  return 0;
 }
 
 std::string machine_cpu() {
@@ -169,6 +190,7 @@ struct Runner {
   double progress_every = 10;
   std::string device = "cpu";  // --device: every child's train.device and wersa-eval --device
   std::vector<RunResult> results;
+  std::vector<bool> selected;  // the runs this invocation trains (--only)
   // For the experiment ETA: planned tokens and seconds of the runs trained by this invocation.
   double done_tokens = 0, done_seconds = 0;
 
@@ -188,7 +210,7 @@ struct Runner {
   std::string experiment_eta(size_t i, double current_left_tokens, double current_left_s) const {
     double tokens = current_left_tokens, secs = current_left_s;
     for (size_t k = i + 1; k < plan.runs.size(); ++k) {
-      if (plan.runs[k].oom || results[k].status == "ok") continue;
+      if (plan.runs[k].oom || results[k].status == "ok" || !selected[k]) continue;
       if (plan.runs[k].timed)
         secs += spec.seconds;
       else
@@ -248,8 +270,6 @@ struct Runner {
       return;
     }
     const fs::path dir = run_dir(i);
-    fs::remove_all(dir);
-    fs::create_directories(dir);
     std::vector<std::string> argv = {tool("wersa-train"), "--config", spec.base, "--out", dir.string()};
     std::vector<std::string> sets = p.sets;
     // A timed run without max_steps: the steps its budget run trains in spec.seconds, so that its
@@ -279,19 +299,37 @@ struct Runner {
     sets.push_back("train.device=" + device);
     for (const std::string& s : sets) argv.push_back("--set"), argv.push_back(s);
     if (spec.max_memory) argv.push_back("--max-memory"), argv.push_back(std::to_string(spec.max_memory));
-    note(i, std::string(p.kind == RunKind::Pretrain ? "pretraining" : "training") + " " + p.name + ", " +
-                std::to_string(steps) + " steps" + plan_note + " (experiment ETA " +
-                experiment_eta(i, double(p.timed ? 0 : p.tokens), p.timed ? spec.seconds : 0) + ")");
+    // Continue what an earlier invocation left: its checkpoint when it has a usable one, else afresh.
+    json attempts = json::array();
+    const int64_t from = prepare_run_dir(i, argv, steps, attempts);
+    const double left_share = from > 0 ? double(steps - from) / double(steps) : 1.0;
+    if (from >= steps) {
+      note(i, "trained to step " + std::to_string(from) + " by an earlier invocation; evaluating");
+    } else {
+      if (from > 0) argv.push_back("--resume"), plan_note += " from step " + std::to_string(from);
+      note(i, std::string(from > 0                      ? "resuming"
+                          : p.kind == RunKind::Pretrain ? "pretraining"
+                                                        : "training") +
+                  " " + p.name + ", " + std::to_string(steps) + " steps" + plan_note + " (experiment ETA " +
+                  experiment_eta(i, double(p.timed ? 0 : p.tokens) * left_share, p.timed ? spec.seconds : 0) +
+                  ")");
+    }
     // Progress from the child's metrics.jsonl; a timed run's clock starts when it opens that file
     // (after its data is loaded), and SIGINT stops it when the clock runs out.
     const Clock::time_point t0 = Clock::now();
-    Clock::time_point started{}, last_note = t0;
+    Clock::time_point started{}, last_note = t0, last_record = t0 - std::chrono::seconds(10);
     bool have_start = false;
-    int64_t last_step = 0;
+    const int64_t first = std::max<int64_t>(from, 0);
+    int64_t last_step = first;
     const fs::path metrics = dir / "metrics.jsonl";
-    const Poll poll = [&](pid_t) {
+    const Poll poll = [&](pid_t pid) {
       std::error_code ec;
-      if (!have_start && fs::exists(metrics, ec)) started = Clock::now(), have_start = true;
+      if (since(last_record) >= 10) {  // this attempt and its time so far, should the runner be killed
+        last_record = Clock::now();
+        record_attempts(dir, attempts, json{{"wall_s", since(t0)}, {"peak_rss", peak_rss_of(pid)}});
+      }
+      if (!have_start && fs::exists(metrics, ec) && from <= 0) started = Clock::now(), have_start = true;
+      if (!have_start && from > 0) started = t0, have_start = true;
       if (!have_start) return false;
       const double el = since(started);
       if (since(last_note) >= progress_every) {
@@ -300,13 +338,14 @@ struct Runner {
         for (const json& m : read_metrics(dir.string()))
           if (m.contains("loss")) step = std::max(step, m["step"].get<int64_t>());
         last_step = step;
-        if (step > 0) {
-          const double left = p.timed && spec.seconds_steps > 0 ? std::max(0.0, spec.seconds - el)
-                                                                : el * double(steps - step) / double(step);
+        if (step > first) {
+          const double left = p.timed && spec.seconds_steps > 0
+                                  ? std::max(0.0, spec.seconds - el)
+                                  : el * double(steps - step) / double(step - first);
           // This run's own ETA, then the later runs at the rate of the finished ones (or of this one).
           const double rate_tokens = done_tokens, rate_secs = done_seconds;
           if (done_tokens <= 0 && !p.timed)
-            done_tokens = double(p.tokens) * double(step) / double(p.steps), done_seconds = el;
+            done_tokens = double(p.tokens) * double(step - first) / double(p.steps), done_seconds = el;
           note(i, "step " + std::to_string(step) + "/" + std::to_string(steps) + ", ETA " +
                       human_duration(left) + " (experiment ETA " + experiment_eta(i, 0, left) + ")");
           done_tokens = rate_tokens, done_seconds = rate_secs;
@@ -314,10 +353,19 @@ struct Runner {
       }
       return p.timed && el >= stop_after;
     };
-    const Child c = run_child(argv, (dir / "log.txt").string(), poll);
+    Child c;
+    c.status = 0;
+    if (from < steps) {
+      c = run_child(argv, (dir / "log.txt").string(), poll);
+      record_attempts(dir, attempts,
+                      json{{"wall_s", c.wall_s}, {"peak_rss", c.peak_rss}, {"exit", c.status}});
+    }
     if (g_interrupted) throw Error("interrupted during " + p.name + "; rerun the same command to continue");
     r = RunResult{};
-    r.exit_code = c.status, r.wall_s = c.wall_s, r.peak_rss = c.peak_rss;
+    r.exit_code = c.status;
+    // Its train time and peak over every attempt (an attempt whose runner was killed: up to its last record).
+    for (const json& a : attempts)
+      r.wall_s += a.value("wall_s", 0.0), r.peak_rss = std::max(r.peak_rss, a.value("peak_rss", int64_t(0)));
     const bool ok = c.status == 0 || (p.timed && c.status == 128 + SIGINT);
     summarize_metrics(p, read_metrics(dir.string()), r);
     if (!ok) {
@@ -326,7 +374,7 @@ struct Runner {
       write_file((dir / "result.json").string(), run_result_to_json(r).dump(2) + "\n");
       return;
     }
-    if (!p.timed) done_tokens += double(p.tokens), done_seconds += c.wall_s;
+    if (!p.timed && from < steps) done_tokens += double(p.tokens) * left_share, done_seconds += c.wall_s;
     if (p.kind == RunKind::Train) evaluate(i, r);
     if (r.status == "pending") r.status = "ok";
     if (pre && r.status == "ok") {  // the row's cost includes its pretraining
@@ -336,6 +384,96 @@ struct Runner {
     write_file((dir / "result.json").string(), run_result_to_json(r).dump(2) + "\n");
     note(i, r.status + " in " + format_seconds(c.wall_s) + ", " + std::to_string(r.steps_done) +
                 " steps, peak " + format_bytes(size_t(c.peak_rss)) + (r.error.empty() ? "" : ": " + r.error));
+  }
+
+  // Waits while a wersa-train of an earlier invocation still holds DIR/.lock: a runner killed by a
+  // signal leaves its child to finish the step and write its checkpoint (SIGTERM on the runner's death).
+  void wait_for_run_dir(size_t i, const fs::path& dir) const {
+    std::error_code ec;
+    if (!fs::exists(dir / ".lock", ec)) return;
+    for (int waited = 0;; ++waited) {
+      try {
+        const DirLock lock(dir.string(), ".lock", "a wersa-train of an earlier invocation");
+        return;
+      } catch (const Error& e) {
+        const std::string what = e.what();
+        if (what.find("is using this directory") == std::string::npos) throw;
+        if (waited == 0) note(i, "waiting for it to checkpoint and exit: " + what);
+        WERSA_CHECK(waited < 3600, what);
+        if (g_interrupted) throw Error("interrupted while waiting for " + dir.string());
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+      }
+    }
+  }
+
+  // Prepares the directory of run i and returns the step to continue from: the step of its newest
+  // complete checkpoint when an earlier invocation ran the same command there (>= steps: training
+  // finished, only the evaluation is left), or 0 after emptying the directory (nothing usable; the
+  // progress output says why). `attempts` receives the earlier attempts' times.
+  int64_t prepare_run_dir(size_t i, const std::vector<std::string>& argv, int64_t steps, json& attempts) {
+    const PlannedRun& p = plan.runs[i];
+    const fs::path dir = run_dir(i);
+    const std::vector<std::string> command(argv.begin() + 1, argv.end());  // the tools may move
+    std::error_code ec;
+    std::string afresh = "new";
+    int64_t from = 0;
+    if (fs::is_directory(dir, ec) && !fs::is_empty(dir, ec)) {
+      afresh.clear();
+      wait_for_run_dir(i, dir);
+      try {
+        const io::CheckpointSearch found = io::find_checkpoints(dir.string(), true);
+        const fs::path cmd = dir / "command.json";
+        if (force)
+          afresh = "--force";
+        else if (p.timed)
+          afresh = "a timed run's clock cannot continue";
+        else if (!fs::is_regular_file(cmd, ec))
+          afresh = "no command.json";
+        else if (read_json_file(cmd.string()) != json(command))
+          afresh = "its command line has changed (an edited spec?)";
+        else if (found.newest.empty())
+          afresh = "no complete checkpoint";
+        else
+          from = io::load_checkpoint_state(found.newest).step;
+        if (afresh.empty() && fs::is_regular_file(dir / "attempts.json", ec)) {
+          try {  // damaged: its earlier times are lost, the checkpoint is still good
+            attempts = read_json_file((dir / "attempts.json").string());
+            WERSA_CHECK(attempts.is_array(), "not a list");
+            for (json& a : attempts) {  // an attempt without its exit status: its runner was killed
+              WERSA_CHECK(a.is_object(), "not a list of objects");
+              a = json{{"wall_s", a.value("wall_s", 0.0)},
+                       {"peak_rss", a.value("peak_rss", int64_t(0))},
+                       {"exit", a.value("exit", -1)}};
+            }
+          } catch (const std::exception& e) {
+            note(i,
+                 dir.string() + "/attempts.json unreadable (" + e.what() + "): its earlier times are lost");
+            attempts = json::array();
+          }
+        }
+        if (afresh.empty() && from > steps) afresh = "its checkpoint is beyond the planned steps";
+      } catch (const std::exception& e) {
+        afresh = e.what(), from = 0, attempts = json::array();
+      }
+      if (afresh.empty())
+        note(i, "continuing " + dir.string() + " from its checkpoint step-" + std::to_string(from));
+      else
+        note(i, "starting afresh (" + afresh + "): " + dir.string() + " emptied");
+    }
+    if (!afresh.empty()) {
+      fs::remove_all(dir);
+      fs::create_directories(dir);
+      write_file((dir / "command.json").string(), json(command).dump() + "\n");
+    }
+    fs::remove(dir / "result.json", ec);
+    return from;
+  }
+
+  // Writes run i's attempts: the earlier ones and `current` (rewritten while it runs).
+  static void record_attempts(const fs::path& dir, json& attempts, const json& current) {
+    if (attempts.empty() || attempts.back().contains("exit")) attempts.push_back(json::object());
+    attempts.back() = current;
+    write_file((dir / "attempts.json").string(), attempts.dump() + "\n");
   }
 
   void evaluate(size_t i, RunResult& r) {
@@ -398,6 +536,7 @@ int main(int argc, char** argv) {
       "wersa-experiment"};
   std::string spec_path, out;
   bool dry_run = false, force = false, report_only = false;
+  std::vector<std::string> only;
   double progress_every = 10;
   std::string device = "cpu";
   app.add_option("spec", spec_path, "experiment spec (JSON; see configs/experiments/)")
@@ -410,6 +549,10 @@ int main(int argc, char** argv) {
   app.add_flag("--force", force, "rerun runs that already finished (default: skip them)");
   app.add_flag("--report-only", report_only,
                "run nothing: rewrite the tables and plots from the finished runs");
+  app.add_option("--only", only,
+                 "run only these runs, by name as --dry-run lists them (NAME,NAME; a trailing * matches a "
+                 "prefix); the others are left as they are")
+      ->delimiter(',');
   app.add_option("--progress-every", progress_every, "seconds between progress lines of a running child")
       ->check(number(0, 1e6))
       ->capture_default_str();
@@ -429,6 +572,20 @@ int main(int argc, char** argv) {
     r.spec = read_experiment_spec(spec_path);
     r.out = out.empty() ? fs::path("OUT") : fs::absolute(out);  // OUT: a --dry-run without --out
     r.plan = plan_experiment(r.spec, r.out.string());
+    std::vector<bool>& selected = r.selected;
+    selected.assign(r.plan.runs.size(), only.empty());
+    for (const std::string& pat : only) {
+      const bool prefix = !pat.empty() && pat.back() == '*';
+      const std::string stem = prefix ? pat.substr(0, pat.size() - 1) : pat;
+      bool any = false;
+      for (size_t i = 0; i < r.plan.runs.size(); ++i) {
+        const std::string& name = r.plan.runs[i].name;
+        if (prefix ? name.rfind(stem, 0) == 0 : name == stem) selected[i] = true, any = true;
+      }
+      if (!any) usage_error(app, "--only: '" + pat + "' names no run of the spec (see --dry-run)");
+    }
+    for (size_t i = 0; i < r.plan.runs.size(); ++i)  // a fine-tuning needs its pretraining
+      if (selected[i] && r.plan.runs[i].pretrain >= 0) selected[size_t(r.plan.runs[i].pretrain)] = true;
     if (dry_run) {
       std::fputs(describe_plan(r.spec, r.plan).c_str(), stdout);
       return 0;
@@ -453,7 +610,8 @@ int main(int argc, char** argv) {
     if (!report_only) {
       try {
         r.encode_pretrain_data();
-        for (size_t i = 0; i < r.plan.runs.size(); ++i) r.run(i);
+        for (size_t i = 0; i < r.plan.runs.size(); ++i)
+          if (selected[i]) r.run(i);
       } catch (const Error& e) {
         if (!g_interrupted) throw;
         std::fprintf(stderr, "error: %s\n", e.what());
