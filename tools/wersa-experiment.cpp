@@ -296,7 +296,9 @@ struct Runner {
     }
     if (pre)
       sets.push_back("train.init_from=" + io::find_latest_checkpoint(run_dir(size_t(p.pretrain)).string()));
-    sets.push_back("train.device=" + device);
+    // Only where it is not the default, so that the commands of CPU runs (command.json, which
+    // decides whether an interrupted run may continue) stay those of earlier versions.
+    if (device != "cpu") sets.push_back("train.device=" + device);
     for (const std::string& s : sets) argv.push_back("--set"), argv.push_back(s);
     if (spec.max_memory) argv.push_back("--max-memory"), argv.push_back(std::to_string(spec.max_memory));
     // Continue what an earlier invocation left: its checkpoint when it has a usable one, else afresh.
