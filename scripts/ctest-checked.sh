@@ -4,7 +4,8 @@
 # gtest_discover_tests of CMake >= 3.25 reports as skipped, or a missing resource), disabled or
 # not run. A test past its TIMEOUT (tests/CMakeLists.txt) is a failure of ctest itself.
 # Skips by design are listed in tests/allowed-skips.txt (one line each: a condition, an
-# extended regex of test names, and the reason); nothing else may skip.
+# extended regex of test names, and the reason): where their condition holds, those tests are
+# left out of the run (and listed) instead of skipping; nothing may skip.
 # Usage: scripts/ctest-checked.sh BUILD_DIR [ctest arguments...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,17 +15,15 @@ cd "$build"
 junit=$PWD/Testing/ctest-checked.xml
 mkdir -p Testing
 rm -f "$junit"
-rc=0
-ctest --no-tests=error --output-junit "$junit" "$@" || rc=$?
-[ -f "$junit" ] || {
-  echo "ctest-checked: ctest wrote no report ($junit)"
-  exit 1
-}
 
 # The conditions of tests/allowed-skips.txt.
-# gpu: a GPU is listed and the build has a real CUDA backend (a CPU-only build has no device).
+# gpu: the build has a CUDA device to run on: a GPU is listed and the build has a real CUDA
+# backend, or the build is a simulator build (WERSA_CUDA=SIM: the device is the simulator); a
+# CPU-only build has none.
 gpu=no
-if ! grep -q '^WERSA_CUDA:STRING=OFF' CMakeCache.txt 2>/dev/null && command -v nvidia-smi >/dev/null 2>&1 &&
+if grep -q '^WERSA_CUDA:STRING=SIM' CMakeCache.txt 2>/dev/null; then
+  gpu=yes
+elif ! grep -q '^WERSA_CUDA:STRING=OFF' CMakeCache.txt 2>/dev/null && command -v nvidia-smi >/dev/null 2>&1 &&
   nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
   gpu=yes
 fi
@@ -49,6 +48,43 @@ while read -r cond regex _; do
   [ -z "$cond" ] || [ "${cond:0:1}" = "#" ] && continue
   applies "$cond" && allowed+=("$regex")
 done <"$root/tests/allowed-skips.txt"
+
+# The tests that cannot run here by design are left out of the run (and listed), not skipped:
+# ctest's summary then counts no skipped test. A caller's -E regex is joined to theirs.
+args=()
+exclude=""
+while [ $# -gt 0 ]; do
+  if [ "$1" = -E ] || [ "$1" = --exclude-regex ]; then
+    exclude=$2
+    shift 2
+    continue
+  fi
+  args+=("$1")
+  shift
+done
+by_design=$(IFS='|'; echo "${allowed[*]}")
+if [ -n "$by_design" ]; then
+  left_out=()
+  while IFS= read -r name; do
+    for re in "${allowed[@]}"; do
+      if [[ "$name" =~ $re ]]; then
+        left_out+=("$name")
+        break
+      fi
+    done
+  done < <(ctest -N "${args[@]}" ${exclude:+-E "$exclude"} | sed -n 's/^ *Test *#[0-9]*: //p')
+  if [ ${#left_out[@]} -gt 0 ]; then
+    echo "ctest-checked: ${#left_out[@]} tests left out here by design (tests/allowed-skips.txt; gpu=$gpu, asan=$asan, ../shared/data=$shared):"
+    printf '  %s\n' "${left_out[@]}"
+  fi
+  exclude="${exclude:+$exclude|}$by_design"
+fi
+rc=0
+ctest --no-tests=error --output-junit "$junit" "${args[@]}" ${exclude:+-E "$exclude"} || rc=$?
+[ -f "$junit" ] || {
+  echo "ctest-checked: ctest wrote no report ($junit)"
+  exit 1
+}
 
 # Every test case that ctest did not run to its end (its JUnit status: notrun for skipped and not run,
 # disabled for disabled), one name a line.
