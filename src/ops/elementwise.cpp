@@ -43,4 +43,10 @@ void sum_squares(Ctx& ctx, const SumSquaresArgs& a) {
   WERSA_DISPATCH(ctx, sum_squares, a, a.x.dtype);
 }
 
+void convert_bf16(Ctx& ctx, const ConvertArgs& a) {
+  const detail::ArgCheck c(ctx, "convert_bf16");
+  c.need(a.y, "y").need(a.x, "x").same_size(a.x, a.y).dtype(DType::BF16, {&a.y}).dtype(DType::F32, {&a.x});
+  WERSA_DISPATCH(ctx, convert_bf16, a, DType::F32);
+}
+
 }  // namespace wersa

@@ -8,6 +8,9 @@
 //                   gradient norm over the flat gradient arena. Deterministic: the tensor is cut
 //                   into fixed blocks (depending only on its size), each summed in double in
 //                   16 lanes (lane_sum: a fixed order), and the block sums added in block order.
+//   convert_bf16:   y = bf16(x)          (x f32, y bf16 of the same element count; to nearest, ties to
+//                                         even, NaN stays a quiet NaN: float_to_bf16 of
+//                                         wersa/tensor/bf16.h; the shadow weights of train.precision bf16)
 // add's derivative is the identity into both inputs (callers pass dy on, or axpy it); copy's too.
 #pragma once
 #include "wersa/tensor/context.h"
@@ -32,6 +35,10 @@ struct CopyArgs {
   Tensor y;  // out (overwritten)
   Tensor x;  // same dtype and element count as y
 };
+struct ConvertArgs {
+  Tensor y;  // bf16 out (overwritten)
+  Tensor x;  // f32, same element count as y
+};
 struct SumSquaresArgs {
   Tensor out;  // f64 [1] (overwritten)
   Tensor x;    // f32 or f64, any shape
@@ -42,5 +49,6 @@ void axpy(Ctx& ctx, const AxpyArgs& a);
 void scale_inplace(Ctx& ctx, const ScaleArgs& a);
 void copy_fwd(Ctx& ctx, const CopyArgs& a);
 void sum_squares(Ctx& ctx, const SumSquaresArgs& a);
+void convert_bf16(Ctx& ctx, const ConvertArgs& a);
 
 }  // namespace wersa
