@@ -102,6 +102,7 @@ TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const
   const bool classify = mc.task.classify();
   Model model(mc, DType::F32);
   model.init(opt.seed);
+  if (tc.precision == "bf16") model.use_bf16_gemms();  // as the estimate above
   AdamW adam(model);
   // The probe's operands exist before the model state is read: they are the benchmark's, not
   // memory a training step needs (12 MiB at 1024^3, which would add 3 KiB to act/token at T=4096).
@@ -123,6 +124,7 @@ TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const
   {
     Workspace ws(model, RunSpec{r.batch, r.T, true, true, tc.recompute, opt.head_rows});
     adam.plan(ws.ctx(), tc);
+    model.refresh_bf16(ws.ctx());
     OpTimes times;
     for (int s = 0; s < opt.warmup + opt.reps; ++s) {
       fill(ws);

@@ -92,6 +92,7 @@ struct TrainConfig {
   std::string device = "cpu";  // cpu | cuda
   int threads = 0;             // 0 = all cores
   bool recompute = false;      // keep only block inputs; the backward recomputes each block
+  std::string precision = "fp32";  // fp32 | bf16 (GEMMs with bf16 operands, f32 masters and states)
   // Classification only:
   std::string class_weights = "none";  // none | balanced (w_c = n / (C n_c) over the training split)
   std::string init_from;               // checkpoint whose trunk initialises the model ("" = none)
