@@ -247,10 +247,12 @@ TEST(TrainBf16, CheckpointHoldsF32MasterWeights) {
 }
 
 // The memory estimate of a bf16 run counts the shadow weights (2 bytes per bf16_ok parameter) and
-// the mixed GEMMs' scratch (the widened weights and rounded activation tiles on the CPU).
+// the mixed GEMMs' scratch (on the CPU the weight widened to f32 and rounded activation tiles). A
+// vocabulary of 16384 makes the LM head's widened weight (4 MiB) the largest scratch of the step.
 TEST(TrainBf16, MemoryEstimateCountsShadowAndScratch) {
   const TempDir dir("mem_bf16");
   Config c = tiny_config(dir.path);
+  c.model.vocab_size = 16384;
   const MemoryEstimate fp32 = estimate_train_memory(c);
   c.train.precision = "bf16";
   const MemoryEstimate bf = estimate_train_memory(c);
@@ -260,6 +262,7 @@ TEST(TrainBf16, MemoryEstimateCountsShadowAndScratch) {
     if (m.param_decls()[i].bf16_ok) shadow += 2 * size_t(m.params_arena().tensors()[i].numel());
   EXPECT_GE(bf.params - fp32.params, shadow);
   EXPECT_LT(bf.params - fp32.params, shadow + 64 * m.param_decls().size());  // at most alignment beyond
+  EXPECT_GE(bf.scratch, size_t(c.model.vocab_size) * size_t(c.model.dim) * 4);
   EXPECT_GT(bf.scratch, fp32.scratch);
   EXPECT_EQ(bf.grads, fp32.grads);
   EXPECT_EQ(bf.optimizer, fp32.optimizer);
