@@ -63,8 +63,14 @@ struct Mixed {
   int64_t N, I, O;
   Buf x, dy, wm, w, b;
   Mixed(int64_t n, int64_t i, int64_t o)
-      : N(n), I(i), O(o), x(DType::F32, {n, i}), dy(DType::F32, {n, o}), wm(DType::F32, {o, i}),
-        w(DType::BF16, {o, i}), b(DType::F32, {o}) {
+      : N(n),
+        I(i),
+        O(o),
+        x(DType::F32, {n, i}),
+        dy(DType::F32, {n, o}),
+        wm(DType::F32, {o, i}),
+        w(DType::BF16, {o, i}),
+        b(DType::F32, {o}) {
     x.randn(1), dy.randn(2), wm.randn(3, 0.2), b.randn(4);
     convert_bf16(ctx(), {w, wm});
   }
@@ -74,10 +80,12 @@ struct Mixed {
 }  // namespace
 
 TEST(MatmulMixed, ConvertRoundsToNearestEven) {
-  const float one = 1.0f, tie_down = 1.0f + 0x1p-8f, tie_up = 1.0f + 3 * 0x1p-8f, above = 1.0f + 0x1p-8f + 0x1p-20f;
+  const float one = 1.0f, tie_down = 1.0f + 0x1p-8f, tie_up = 1.0f + 3 * 0x1p-8f,
+              above = 1.0f + 0x1p-8f + 0x1p-20f;
   const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
   const std::vector<float> in = {one, tie_down, tie_up, above, -tie_up, inf, -inf, nan, 3.4e38f};
-  const std::vector<float> want = {1.0f, 1.0f, 1.0f + 0x1p-6f, 1.0f + 0x1p-7f, -(1.0f + 0x1p-6f), inf, -inf, nan, inf};
+  const std::vector<float> want = {1.0f, 1.0f, 1.0f + 0x1p-6f, 1.0f + 0x1p-7f, -(1.0f + 0x1p-6f), inf, -inf,
+                                   nan,  inf};
   Buf x(DType::F32, {int64_t(in.size())}), y(DType::BF16, {int64_t(in.size())});
   for (size_t i = 0; i < in.size(); ++i) x.p<float>()[i] = in[i];
   convert_bf16(ctx(), {y, x});

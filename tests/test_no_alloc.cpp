@@ -68,8 +68,8 @@ TEST(NoAllocation, ATrainingStepAllocatesNothing) {
       // train.recompute: the backward reruns each block; train.precision bf16: the mixed GEMMs'
       // scratch and the shadow refresh after every optimizer step
       const bool recompute = v == 1, bf16 = v == 2;
-      const std::string what =
-          std::string(attention_kind_name(kind)) + (recompute ? " (recompute)" : "") + (bf16 ? " (bf16)" : "");
+      const std::string what = std::string(attention_kind_name(kind)) + (recompute ? " (recompute)" : "") +
+                               (bf16 ? " (bf16)" : "");
       Model m(config(kind), DType::F32);
       m.init(3);
       if (bf16) m.use_bf16_gemms();

@@ -46,9 +46,10 @@ void add_mixed_cases(std::vector<OpCase>& out) {
         const char* name;
         bool dx, dw, db, acc_dx;
       };
-      for (const Variant& v : {Variant{"all", true, true, true, false}, Variant{"all dx+=", true, true, true, true},
-                               Variant{"dx", true, false, false, false}, Variant{"dw", false, true, false, false},
-                               Variant{"db", false, false, true, false}}) {
+      for (const Variant& v :
+           {Variant{"all", true, true, true, false}, Variant{"all dx+=", true, true, true, true},
+            Variant{"dx", true, false, false, false}, Variant{"dw", false, true, false, false},
+            Variant{"db", false, false, true, false}}) {
         OpCase c("matmul_bwd_mixed", "matmul_bwd_mixed" + sz + " " + v.name);
         c.in("dy", {N, O}, f32).in("x", {N, I}, f32).in("w", {O, I}, b16);
         if (v.dx) {
@@ -61,8 +62,8 @@ void add_mixed_cases(std::vector<OpCase>& out) {
         if (v.db) c.acc("db", {O}, f32);
         c.max_err = 1e-12;
         c.run = [v](Ctx& ctx, const Bound& t) {
-          matmul_bwd(ctx, MatmulBwd{v.dx ? t["dx"] : Tensor{}, v.dw ? t["dw"] : Tensor{}, v.db ? t["db"] : Tensor{},
-                                    t["dy"], t["x"], t["w"], v.acc_dx, true});
+          matmul_bwd(ctx, MatmulBwd{v.dx ? t["dx"] : Tensor{}, v.dw ? t["dw"] : Tensor{},
+                                    v.db ? t["db"] : Tensor{}, t["dy"], t["x"], t["w"], v.acc_dx, true});
         };
         out.push_back(c);
       }
@@ -72,7 +73,9 @@ void add_mixed_cases(std::vector<OpCase>& out) {
   OpCase f("matmul_fwd_mixed", "matmul_fwd_mixed N37 I45 O29 special");
   f.in("x", {37, 45}, f32, Fill::Special).in("w", {29, 45}, b16).in("b", {29}, f32).out("y", {37, 29}, f32);
   f.max_err = 1e-12;
-  f.run = [](Ctx& ctx, const Bound& t) { matmul_fwd(ctx, MatmulFwd{t["y"], t["x"], t["w"], t["b"], false, true}); };
+  f.run = [](Ctx& ctx, const Bound& t) {
+    matmul_fwd(ctx, MatmulFwd{t["y"], t["x"], t["w"], t["b"], false, true});
+  };
   out.push_back(f);
   OpCase b("matmul_bwd_mixed", "matmul_bwd_mixed N37 I45 O29 special");
   b.in("dy", {37, 29}, f32, Fill::Special).in("x", {37, 45}, f32).in("w", {29, 45}, b16);

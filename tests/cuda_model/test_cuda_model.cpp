@@ -135,8 +135,9 @@ TEST_P(CudaTraining, LanguageModelInBf16FollowsTheCpu) {
   const TrainResult gpu = run(c);
   ASSERT_EQ(gpu.losses.size(), 20u);
   const double w = worst_rel(gpu.losses, fp32.losses), wb = worst_rel(gpu.losses, cpu.losses);
-  std::printf("%s LM bf16: losses %.4f -> %.4f, largest relative difference from the CPU's fp32 %.2e, bf16 %.2e\n",
-              GetParam(), gpu.losses.front(), gpu.losses.back(), w, wb);
+  std::printf(
+      "%s LM bf16: losses %.4f -> %.4f, largest relative difference from the CPU's fp32 %.2e, bf16 %.2e\n",
+      GetParam(), gpu.losses.front(), gpu.losses.back(), w, wb);
   EXPECT_LT(w, 2e-2);
   EXPECT_LT(wb, 1e-3);
   EXPECT_GT(w, 0) << "bf16 operands should change the losses";
@@ -155,9 +156,10 @@ TEST_P(CudaTraining, ClassifierInBf16FollowsTheCpu) {
   const TrainResult gpu = run(c);
   ASSERT_EQ(gpu.losses.size(), 20u);
   const double w = worst_rel(gpu.losses, fp32.losses), wb = worst_rel(gpu.losses, cpu.losses);
-  std::printf("%s classifier bf16: losses %.4f -> %.4f, largest relative difference from the CPU's fp32 %.2e, "
-              "bf16 %.2e\n",
-              GetParam(), gpu.losses.front(), gpu.losses.back(), w, wb);
+  std::printf(
+      "%s classifier bf16: losses %.4f -> %.4f, largest relative difference from the CPU's fp32 %.2e, "
+      "bf16 %.2e\n",
+      GetParam(), gpu.losses.front(), gpu.losses.back(), w, wb);
   EXPECT_LT(w, 2e-2);
   EXPECT_LT(wb, 1e-3);
   EXPECT_GT(w, 0) << "bf16 operands should change the losses";

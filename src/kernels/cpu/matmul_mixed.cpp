@@ -83,8 +83,8 @@ void matmul_bwd_mixed(Ctx& ctx, const MatmulBwd& a) {
     const int64_t nr = std::min(tile, N - r0);
     round_rows(dyt, dy + r0 * O, nr * O);
     if (dx)
-      gemm(false, false, int(nr), int(I), int(O), T(1), dyt, int(O), wf, int(I), a.accumulate_dx ? T(1) : T(0),
-           a.dx.ptr<T>() + r0 * I, int(I));
+      gemm(false, false, int(nr), int(I), int(O), T(1), dyt, int(O), wf, int(I),
+           a.accumulate_dx ? T(1) : T(0), a.dx.ptr<T>() + r0 * I, int(I));
     if (dw) {
       round_rows(xt, a.x.ptr<T>() + r0 * I, nr * I);
       gemm(true, false, int(O), int(I), int(nr), T(1), dyt, int(O), xt, int(I), T(1), a.dw.ptr<T>(), int(I));

@@ -56,8 +56,8 @@ void gemm(cublasHandle_t h, bool ta, bool tb, int64_t m, int64_t n, int64_t k, c
 }
 
 // Column-major C[m, n] (f32) = op(A) op(B) + beta C with bf16 A and B, f32 compute.
-void gemm_bf16(cublasHandle_t h, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const uint16_t* A, int lda,
-               const uint16_t* B, int ldb, float beta, float* C, int ldc, const char* op) {
+void gemm_bf16(cublasHandle_t h, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const uint16_t* A,
+               int lda, const uint16_t* B, int ldb, float beta, float* C, int ldc, const char* op) {
   if (m == 0 || n == 0) return;
   const float alpha = 1;
   check_blas(cublasGemmEx(h, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, int(m), int(n),
@@ -147,7 +147,8 @@ void column_sums(Ctx& ctx, T* db, const T* dy, int64_t N, int64_t O, double* par
   const int64_t rows = db_rows(N, O), chunks = (N + rows - 1) / rows;
   const unsigned cols = unsigned((O + kThreads - 1) / kThreads);
   if (chunks > 0)
-    WERSA_LAUNCH(colsum_chunks<T>, dim3(cols, unsigned(chunks)), kThreads, 0, stream(ctx), part, dy, N, O, rows);
+    WERSA_LAUNCH(colsum_chunks<T>, dim3(cols, unsigned(chunks)), kThreads, 0, stream(ctx), part, dy, N, O,
+                 rows);
   WERSA_LAUNCH(colsum_finish<T>, cols, kThreads, 0, stream(ctx), db, static_cast<const double*>(part), chunks,
                O);
 }
@@ -240,8 +241,8 @@ void matmul_fwd_mixed(Ctx& ctx, const MatmulFwd& a) {
     beta = 1;
   }
   round_to_bf16(ctx, xb, a.x.ptr<float>(), N * I);
-  gemm_bf16(blas(ctx), true, false, O, N, I, static_cast<const uint16_t*>(a.w.data), ld(I), xb, ld(I), beta, y,
-            ld(O), "matmul_fwd");
+  gemm_bf16(blas(ctx), true, false, O, N, I, static_cast<const uint16_t*>(a.w.data), ld(I), xb, ld(I), beta,
+            y, ld(O), "matmul_fwd");
   if (b && a.accumulate_y) add_bias(ctx, y, b, N, O, true);
 }
 
