@@ -26,7 +26,7 @@ echo "sim-test: build took $((SECONDS - t0)) s"
 export OMP_WAIT_POLICY=PASSIVE
 for s in ${WERSA_SIM_SCHEDULES:-seq rand rev}; do
   echo "sim-test: schedule $s"
-  skip_model=(-E '^(Kinds/)?Cuda(Training|Model|Checkpoints|Tools)')
+  skip_model=(-E '^(Kinds/|Precision/)?Cuda(Training|Model|Checkpoints|Tools)')
   [ "$s" = rand ] && skip_model=()
   WERSA_SIM_SCHEDULE=$s WERSA_SIM_SEED=${WERSA_SIM_SEED:-1} bash scripts/ctest-checked.sh build-sim -L cuda \
     "${skip_model[@]}" --output-on-failure -j "$(nproc)" "$@"

@@ -80,6 +80,7 @@ Config all_non_default() {
   t.eval_every = 250, t.eval_batches = 20, t.checkpoint_every = 1000, t.keep_last = 3, t.log_every = 10,
   t.beta1 = 0.8;
   t.beta2 = 0.99, t.adam_eps = 1e-7, t.device = "cuda", t.threads = 3, t.recompute = true;
+  t.precision = "bf16";
   t.class_weights = "balanced", t.init_from = "runs/lm/step_000100", t.freeze_trunk_steps = 50;
   c.data.train = "data/train.txt", c.data.val = "data/val.txt", c.data.tokenizer = "tok.model";
   c.data.truncate = "head_tail", c.data.val_fraction = 0.2, c.data.test_fraction = 0.15;
@@ -135,6 +136,7 @@ void expect_same(const Config& x, const Config& y) {
   EXPECT_EQ(t.device, u.device);
   EXPECT_EQ(t.threads, u.threads);
   EXPECT_EQ(t.recompute, u.recompute);
+  EXPECT_EQ(t.precision, u.precision);
   EXPECT_EQ(x.data.train, y.data.train);
   EXPECT_EQ(x.data.val, y.data.val);
   EXPECT_EQ(x.data.tokenizer, y.data.tokenizer);
@@ -279,6 +281,8 @@ TEST(Config, OutOfRange) {
             "softmax, linear)");
   EXPECT_EQ(json_error(R"({"train": {"device": "tpu"}})"),
             "configs/x.json: train.device: \"tpu\" is not a valid choice (expected one of: cpu, cuda)");
+  EXPECT_EQ(json_error(R"({"train": {"precision": "fp16"}})"),
+            "configs/x.json: train.precision: \"fp16\" is not a valid choice (expected one of: fp32, bf16)");
   // Boundaries are inclusive where the help says so.
   EXPECT_NO_THROW(
       config_from_json(json::parse(R"({"model": {"rope_theta": 0, "attention": {"eps": 1}}})"), "x"));
@@ -324,6 +328,8 @@ TEST(Config, SetOverrides) {
   config_set(c, "train.lr=3e-3");
   config_set(c, "train.seed=99");
   config_set(c, "train.device=cuda");
+  EXPECT_EQ(c.train.precision, "fp32");  // the default
+  config_set(c, "train.precision=bf16");
   config_set(c, "data.train=corpus/a=b.txt");  // only the first '=' splits
   config_set(c, "data.val=2024");              // string settings take the text as written
   config_set(c, "data.tokenizer=\"quoted.model\"");
@@ -334,6 +340,8 @@ TEST(Config, SetOverrides) {
   EXPECT_EQ(c.train.lr, 3e-3);
   EXPECT_EQ(c.train.seed, 99u);
   EXPECT_EQ(c.train.device, "cuda");
+  EXPECT_EQ(c.train.precision, "bf16");
+  EXPECT_EQ(config_to_json(c)["train"]["precision"], "bf16");  // the saved config keeps it
   EXPECT_EQ(c.data.train, "corpus/a=b.txt");
   EXPECT_EQ(c.data.val, "2024");
   EXPECT_EQ(c.data.tokenizer, "quoted.model");
@@ -424,8 +432,8 @@ TEST(Config, HelpListsEveryKey) {
   leaf_keys(config_to_json(Config{}), "", json_keys);
   EXPECT_EQ(help_keys, json_keys);
   EXPECT_EQ(n, int(json_keys.size()));
-  // 10 model + 12 attention + 4 task + 24 train + 6 data, less nothing
-  EXPECT_EQ(json_keys.size(), 56u);
+  // 10 model + 12 attention + 4 task + 25 train + 6 data, less nothing
+  EXPECT_EQ(json_keys.size(), 57u);
   // Defaults and ranges appear on the key's line.
   auto line_of = [&](const std::string& key) {
     const size_t at = help.find(key + " ");
@@ -438,6 +446,8 @@ TEST(Config, HelpListsEveryKey) {
   EXPECT_NE(line_of("model.norm_eps").find(" 1e-06 "), std::string::npos) << line_of("model.norm_eps");
   EXPECT_NE(line_of("model.attention.type").find("wersa|softmax"), std::string::npos);
   EXPECT_NE(line_of("train.device").find("cpu|cuda"), std::string::npos);
+  EXPECT_NE(line_of("train.precision").find("\"fp32\""), std::string::npos) << line_of("train.precision");
+  EXPECT_NE(line_of("train.precision").find("fp32|bf16"), std::string::npos) << line_of("train.precision");
   EXPECT_NE(line_of("train.lr").find("(0, 10]"), std::string::npos) << line_of("train.lr");
 }
 

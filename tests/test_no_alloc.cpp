@@ -64,14 +64,20 @@ Counted count(F&& f) {
 
 TEST(NoAllocation, ATrainingStepAllocatesNothing) {
   for (AttentionKind kind : attention_kinds())
-    for (bool recompute : {false, true}) {  // train.recompute: the backward reruns each block
-      const std::string what = std::string(attention_kind_name(kind)) + (recompute ? " (recompute)" : "");
+    for (int v = 0; v < 3; ++v) {
+      // train.recompute: the backward reruns each block; train.precision bf16: the mixed GEMMs'
+      // scratch and the shadow refresh after every optimizer step
+      const bool recompute = v == 1, bf16 = v == 2;
+      const std::string what = std::string(attention_kind_name(kind)) + (recompute ? " (recompute)" : "") +
+                               (bf16 ? " (bf16)" : "");
       Model m(config(kind), DType::F32);
       m.init(3);
+      if (bf16) m.use_bf16_gemms();
       TrainConfig tc;
       AdamW adam(m);
       Workspace ws(m, RunSpec{2, 19, true, true, recompute});
       adam.plan(ws.ctx(), tc);
+      m.refresh_bf16(ws.ctx());
       auto step = [&](int64_t s) {
         int32_t* ids = ws.host_ids.host<int32_t>();
         for (int64_t i = 0; i < 2 * ws.rows(); ++i)

@@ -68,6 +68,10 @@ struct AttnCall {
   Tensor o{};          // [N, H*d] out
   Tensor du{}, dq{}, dk{}, dv{}, dout{};  // backward: dout given; dq, dk, dv overwritten; du see reads_u
   Tensor lengths{};  // [B] i32: each sequence's real rows, when padding must be masked (else undefined)
+  // The weights the kind's GEMMs read (Model::gemm_weights: the bf16 shadow in mixed precision;
+  // null: p) and whether they run with bf16 operands (matmul's bf16 flag).
+  const Slots* w = nullptr;
+  bool bf16 = false;
   int64_t N() const { return B * T; }
 };
 

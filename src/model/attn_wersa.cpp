@@ -90,9 +90,10 @@ class WersaAttention final : public LinearAttention {
       ring_k = (*c.state)[HaarK].view({1, (*c.state)[HaarK].dim(0), Ck});
     }
     depthwise_conv_fwd(ctx, conv);
-    matmul_fwd(ctx, {a[H1], a[Conv], p[Fc1W], p[Fc1B]});
+    const Slots& w = c.w ? *c.w : p;
+    matmul_fwd(ctx, {a[H1], a[Conv], w[Fc1W], p[Fc1B], false, c.bf16});
     activation_fwd(ctx, {a[A1], a[H1], Activation::Relu});
-    matmul_fwd(ctx, {a[Zg], a[A1], p[Fc2W], p[Fc2B]});
+    matmul_fwd(ctx, {a[Zg], a[A1], w[Fc2W], p[Fc2B], false, c.bf16});
     gate_fwd(ctx, {a[Gamma], a[Sig], a[Zg], p[Scale]});
     const Tensor gamma = a[Gamma].view({B, T, L1});
     haar_filter_fwd(ctx, {a[Qt].view({B, T, Cq}), a[Qh].view({B, T, Cq}), gamma, L, ring_q, c.pos0});
@@ -116,9 +117,10 @@ class WersaAttention final : public LinearAttention {
                           gamma, L, true});
     // Gate MLP and convolution; the convolution's input gradient starts du.
     gate_bwd(ctx, {g[Dz], gp[Scale], g[Dgamma], a[Sig], p[Scale]});
-    matmul_bwd(ctx, {g[Da1], gp[Fc2W], gp[Fc2B], g[Dz], a[A1], p[Fc2W]});
+    const Slots& w = c.w ? *c.w : p;
+    matmul_bwd(ctx, {g[Da1], gp[Fc2W], gp[Fc2B], g[Dz], a[A1], w[Fc2W], false, c.bf16});
     activation_bwd(ctx, {g[Dh1], g[Da1], a[H1], Activation::Relu});
-    matmul_bwd(ctx, {g[Dc], gp[Fc1W], gp[Fc1B], g[Dh1], a[Conv], p[Fc1W]});
+    matmul_bwd(ctx, {g[Dc], gp[Fc1W], gp[Fc1B], g[Dh1], a[Conv], w[Fc1W], false, c.bf16});
     depthwise_conv_bwd(ctx, {c.du.view({B, T, D}), gp[ConvW], gp[ConvB], g[Dc].view({B, T, D}),
                              c.u.view({B, T, D}), p[ConvW], cfg_.attention.causal, false, c.lengths});
   }

@@ -59,6 +59,8 @@ AttnCall attn_call(const Model& m, const Dims& s, int layer, const LayerActs& a,
                 a.v,        a.o};
   // Only bidirectional attention can read the padding (right padding comes after every real row).
   if (!m.config().attention.causal) call.lengths = pass.lengths;
+  call.w = &m.gemm_weights().layers[size_t(layer)].attn;
+  call.bf16 = m.bf16_gemms();
   return call;
 }
 
@@ -68,10 +70,12 @@ void block_fwd(Ctx& ctx, const Model& m, const Dims& s, int layer, const LayerAc
                const Pass& pass) {
   const ModelConfig& c = m.config();
   const LayerParams& p = m.params.layers[size_t(layer)];
+  const LayerParams& w = m.gemm_weights().layers[size_t(layer)];  // the bf16 shadow in mixed precision
+  const bool bf = m.bf16_gemms();
   rmsnorm_fwd(ctx, {a.u, a.rstd1, a.x, p.attn_norm, c.norm_eps});
-  matmul_fwd(ctx, {a.q, a.u, p.wq, p.bq});
-  matmul_fwd(ctx, {a.k, a.u, p.wk, p.bk});
-  matmul_fwd(ctx, {a.v, a.u, p.wv, p.bv});
+  matmul_fwd(ctx, {a.q, a.u, w.wq, p.bq, false, bf});
+  matmul_fwd(ctx, {a.k, a.u, w.wk, p.bk, false, bf});
+  matmul_fwd(ctx, {a.v, a.u, w.wv, p.bv, false, bf});
   if (c.rope_theta > 0) {
     const Tensor q4 = a.q.view({pass.B, pass.T, s.H, s.d}), k4 = a.k.view({pass.B, pass.T, s.Hkv, s.d});
     rope_fwd(ctx, {q4, q4, c.rope_theta, pass.pos0});
@@ -79,17 +83,17 @@ void block_fwd(Ctx& ctx, const Model& m, const Dims& s, int layer, const LayerAc
   }
   m.attention().fwd(ctx, attn_call(m, s, layer, a, pass, nullptr));
   copy_fwd(ctx, {a.h, a.x});
-  matmul_fwd(ctx, {a.h, a.o, p.wo, {}, true});
+  matmul_fwd(ctx, {a.h, a.o, w.wo, {}, true, bf});
   for_row_tiles(pass.N(), [&](int64_t r0, int64_t r1) {
     const Tensor rstd2 = a.rstd2.defined() ? a.rstd2.rows(r0, r1) : Tensor();
     const Tensor h = a.h.rows(r0, r1), u2 = a.u2.rows(r0, r1), act = a.act.rows(r0, r1);
     const Tensor gate_up = a.gate_up.rows(r0, r1);
     rmsnorm_fwd(ctx, {u2, rstd2, h, p.ffn_norm, c.norm_eps});
-    matmul_fwd(ctx, {gate_up, u2, gate_up_weight(p), {}});
+    matmul_fwd(ctx, {gate_up, u2, gate_up_weight(w), {}, false, bf});
     swiglu_fwd(ctx, {act, {}, {}, gate_up});
     if (!y.defined()) return;
     copy_fwd(ctx, {y.rows(r0, r1), h});
-    matmul_fwd(ctx, {y.rows(r0, r1), act, p.w_down, {}, true});
+    matmul_fwd(ctx, {y.rows(r0, r1), act, w.w_down, {}, true, bf});
   });
 }
 
@@ -99,20 +103,22 @@ void block_bwd(Ctx& ctx, const Model& m, const Dims& s, int layer, const LayerAc
   const ModelConfig& c = m.config();
   const LayerParams& p = m.params.layers[size_t(layer)];
   const LayerParams& gp = m.grads.layers[size_t(layer)];
+  const LayerParams& w = m.gemm_weights().layers[size_t(layer)];
+  const bool bf = m.bf16_gemms();
   // FFN branch: dres is the gradient of the block output y = h + ffn(h).
   for_row_tiles(pass.N(), [&](int64_t r0, int64_t r1) {
     const Tensor dres = g.dres.rows(r0, r1), dact = g.dact.rows(r0, r1), du = g.du.rows(r0, r1);
     const Tensor dgate_up = g.dgate_up.rows(r0, r1), u2 = a.u2.rows(r0, r1);
-    matmul_bwd(ctx, {dact, gp.w_down, {}, dres, a.act.rows(r0, r1), p.w_down});
+    matmul_bwd(ctx, {dact, gp.w_down, {}, dres, a.act.rows(r0, r1), w.w_down, false, bf});
     SwigluBwd sw;
     sw.dy = dact, sw.dgate_up = dgate_up, sw.gate_up = a.gate_up.rows(r0, r1);
     swiglu_bwd(ctx, sw);
-    matmul_bwd(ctx, {du, gate_up_weight(gp), {}, dgate_up, u2, gate_up_weight(p)});
+    matmul_bwd(ctx, {du, gate_up_weight(gp), {}, dgate_up, u2, gate_up_weight(w), false, bf});
     // dres becomes dL/dh
     rmsnorm_bwd(ctx, {dres, gp.ffn_norm, du, a.h.rows(r0, r1), p.ffn_norm, a.rstd2.rows(r0, r1), true});
   });
   // Attention branch: h = x + Attn(RMSNorm(x)) Wo.
-  matmul_bwd(ctx, {g.dout, gp.wo, {}, g.dres, a.o, p.wo});
+  matmul_bwd(ctx, {g.dout, gp.wo, {}, g.dres, a.o, w.wo, false, bf});
   AttnCall call = attn_call(m, s, layer, a, pass, &g.attn);
   call.du = g.du, call.dq = g.dq, call.dk = g.dk, call.dv = g.dv, call.dout = g.dout;
   m.attention().bwd(ctx, call);
@@ -122,14 +128,16 @@ void block_bwd(Ctx& ctx, const Model& m, const Dims& s, int layer, const LayerAc
     rope_bwd(ctx, {dk4, dk4, c.rope_theta, pass.pos0});
   }
   // du holds the attention kind's own contribution when it reads u; the projections add theirs.
-  matmul_bwd(ctx, {g.du, gp.wq, gp.bq, g.dq, a.u, p.wq, m.attention().reads_u()});
-  matmul_bwd(ctx, {g.du, gp.wk, gp.bk, g.dk, a.u, p.wk, true});
-  matmul_bwd(ctx, {g.du, gp.wv, gp.bv, g.dv, a.u, p.wv, true});
+  matmul_bwd(ctx, {g.du, gp.wq, gp.bq, g.dq, a.u, w.wq, m.attention().reads_u(), bf});
+  matmul_bwd(ctx, {g.du, gp.wk, gp.bk, g.dk, a.u, w.wk, true, bf});
+  matmul_bwd(ctx, {g.du, gp.wv, gp.bv, g.dv, a.u, w.wv, true, bf});
   rmsnorm_bwd(ctx, {g.dres, gp.attn_norm, g.du, a.x, p.attn_norm, a.rstd1, true});  // dres becomes dL/dx
 }
 
+// The LM head's weight as the GEMMs read it (the bf16 shadow in mixed precision).
 const Tensor& head_weight(const Model& m) {
-  return m.config().tie_embeddings ? m.params.embed : m.params.lm_head;
+  const ModelParams& w = m.gemm_weights();
+  return m.config().tie_embeddings ? w.embed : w.lm_head;
 }
 
 }  // namespace
@@ -213,7 +221,7 @@ void lm_head_fwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t N, const Tenso
     const int64_t r1 = std::min(N, r0 + ws.head_rows());
     const Tensor logits = all ? ws.logits.rows(r0, r1) : ws.logits.rows(0, r1 - r0);
     const Tensor xf = ws.xf.rows(r0, r1), t = ws.targets.rows(r0, r1);
-    matmul_fwd(ctx, {logits, xf, head_weight(m), {}});
+    matmul_fwd(ctx, {logits, xf, head_weight(m), {}, false, m.bf16_gemms()});
     if (!backward) {
       cross_entropy_fwd(ctx, {ws.losses.rows(r0, r1), logits, t});
       continue;
@@ -221,7 +229,7 @@ void lm_head_fwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t N, const Tenso
     CrossEntropyBwd ce{logits, logits, t, 1.0};
     ce.losses = ws.losses.rows(r0, r1);  // the forward's losses in the same pass
     cross_entropy_bwd(ctx, ce);
-    matmul_bwd(ctx, {ws.g.du.rows(r0, r1), ws.dhead, {}, logits, xf, head_weight(m)});
+    matmul_bwd(ctx, {ws.g.du.rows(r0, r1), ws.dhead, {}, logits, xf, head_weight(m), false, m.bf16_gemms()});
   }
   loss_sum_fwd(ctx, {stats, ws.losses.rows(0, N), ws.targets.rows(0, N)});
 }
@@ -245,7 +253,7 @@ void class_head_fwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t B, int64_t 
   const Tensor pooled = ws.pooled.rows(0, B), logits = ws.logits.rows(0, B), losses = ws.losses.rows(0, B);
   const Tensor lengths = ws.lengths.rows(0, B), labels = ws.labels.rows(0, B);
   pool_fwd(ctx, {pooled, ws.xf.rows(0, B * T).view({B, T, D}), lengths, pool_kind(m)});
-  matmul_fwd(ctx, {logits, pooled, m.params.cls_weight, m.params.cls_bias});
+  matmul_fwd(ctx, {logits, pooled, m.gemm_weights().cls_weight, m.params.cls_bias, false, m.bf16_gemms()});
   cross_entropy_fwd(ctx, {losses, logits, labels});
   loss_sum_fwd(ctx, {stats, losses, labels, ws.class_weights});
 }
@@ -255,12 +263,13 @@ void class_head_bwd(Ctx& ctx, const Model& m, Workspace& ws, int64_t B, int64_t 
   const Tensor logits = ws.logits.rows(0, B), labels = ws.labels.rows(0, B);
   const Tensor pooled = ws.pooled.rows(0, B), dpooled = ws.dpooled.rows(0, B);
   cross_entropy_bwd(ctx, {logits, logits, labels, scale, ws.class_weights});
-  matmul_bwd(ctx, {dpooled, m.grads.cls_weight, m.grads.cls_bias, logits, pooled, m.params.cls_weight});
+  matmul_bwd(ctx, {dpooled, m.grads.cls_weight, m.grads.cls_bias, logits, pooled, m.gemm_weights().cls_weight,
+                   false, m.bf16_gemms()});
   pool_bwd(ctx, {ws.g.du.rows(0, B * T).view({B, T, D}), dpooled, ws.lengths.rows(0, B), pool_kind(m)});
 }
 
 void lm_head_logits(Ctx& ctx, const Model& m, const Tensor& xf, const Tensor& logits) {
-  matmul_fwd(ctx, {logits, xf, head_weight(m), {}});
+  matmul_fwd(ctx, {logits, xf, head_weight(m), {}, false, m.bf16_gemms()});
 }
 
 }  // namespace wersa::detail

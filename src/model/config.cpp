@@ -118,6 +118,10 @@ void visit_fields(C& c, V& v) {
   v.field("train.recompute", t.recompute, Flag{},
           "keep only each block's input and recompute its activations in the backward (less memory, "
           "about one more forward; the same gradients bit for bit)");
+  v.field("train.precision", t.precision, OneOf{{"fp32", "bf16"}},
+          "fp32, or bf16 mixed precision: the GEMMs take bf16 operands (a bf16 copy of the weights, "
+          "activations rounded) and accumulate in fp32; master weights, Adam moments, norm statistics "
+          "and linear-attention states stay fp32");
   v.field("train.class_weights", t.class_weights, OneOf{{"none", "balanced"}},
           "classify: loss weight per class (balanced: n / (C n_c) over the training split)");
   v.field("train.init_from", t.init_from, Text{},

@@ -3,6 +3,7 @@
 
 #include "attention.h"
 #include "block.h"
+#include "wersa/ops/elementwise.h"
 
 namespace wersa {
 
@@ -66,6 +67,29 @@ void Model::init(uint64_t seed) {
   for (size_t i = 0; i < buffer_decls_.size(); ++i)
     init_param(buffers_arena_->tensors()[i], buffer_decls_[i], seed);
 }
+
+void Model::use_bf16_gemms() {
+  WERSA_CHECK(dt_ == DType::F32 && wt_ == DType::F32, "bf16 mixed precision needs an f32 model, not ",
+              dtype_name(dt_), " with ", dtype_name(wt_), " weights");
+  if (shadow_arena_) return;
+  shadow_arena_ = std::make_unique<Arena>("bf16 shadow weights", dev_);
+  shadow_ = shadow_arena_->build([&](Arena& a) { return plan_shadow(a, cfg_); });
+}
+
+void Model::refresh_bf16(Ctx& ctx) const {
+  if (!shadow_arena_) return;
+  const auto& master = params_arena_->tensors();
+  const auto& shadow = shadow_arena_->tensors();
+  size_t j = 0;
+  for (size_t i = 0; i < master.size(); ++i)
+    if (param_decls_[i].bf16_ok) {
+      WERSA_ASSERT(j < shadow.size() && shadow[j].shape == master[i].shape, "shadow weights out of step");
+      convert_bf16(ctx, {shadow[j++], master[i]});
+    }
+  WERSA_ASSERT(j == shadow.size(), "shadow weights out of step");
+}
+
+size_t Model::shadow_bytes() const { return shadow_arena_ ? shadow_arena_->bytes() : 0; }
 
 bool Model::generation_needs_context() const { return attn_->needs_context(); }
 

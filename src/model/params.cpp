@@ -72,6 +72,14 @@ ParamFn planner(Arena& a, DType dt, std::vector<ParamDecl>* decls, DType weights
 }
 }  // namespace
 
+ModelParams plan_shadow(Arena& a, const ModelConfig& c) {
+  ModelParams p;
+  visit_params(c, p, [&a](Tensor& slot, const ParamDecl& d) {
+    if (d.bf16_ok) slot = a.add(d.name, DType::BF16, d.shape, d.follows);
+  });
+  return p;
+}
+
 ModelParams plan_params(Arena& a, const ModelConfig& c, DType dt, std::vector<ParamDecl>* decls,
                         bool bf16_weights) {
   ModelParams p;

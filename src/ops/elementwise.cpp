@@ -52,4 +52,10 @@ void clip_by_norm(Ctx& ctx, const ClipByNormArgs& a) {
   WERSA_DISPATCH(ctx, clip_by_norm, a, a.x.dtype);
 }
 
+void convert_bf16(Ctx& ctx, const ConvertArgs& a) {
+  const detail::ArgCheck c(ctx, "convert_bf16");
+  c.need(a.y, "y").need(a.x, "x").same_size(a.x, a.y).dtype(DType::BF16, {&a.y}).dtype(DType::F32, {&a.x});
+  WERSA_DISPATCH(ctx, convert_bf16, a, DType::F32);
+}
+
 }  // namespace wersa

@@ -49,6 +49,12 @@ void matmul_fwd(Ctx& ctx, const MatmulFwd& a) {
   const int64_t N = a.x.dim(0), I = a.x.dim(1), O = a.w.dim(0);
   c.need(a.w, "w", Shape{O, I}).need(a.y, "y", Shape{N, O}).opt(a.b, Shape{O});
   c.floating(a.y).dtype(a.y.dtype, {&a.x, &a.b});
+  if (a.bf16) {  // mixed precision: bf16 operands, f32 accumulation
+    c.dtype(DType::F32, {&a.y}).dtype(DType::BF16, {&a.w});
+    const GemmTimer timer(ctx, "matmul_fwd", a.accumulate_y ? "y+=" : "y", N, I, O, 1);
+    WERSA_DISPATCH(ctx, matmul_fwd_mixed, a, DType::F32);
+    return;
+  }
   if (a.w.dtype == DType::BF16) {  // inference weights, widened exactly: fp32/f64 arithmetic
     WERSA_DISPATCH(ctx, matmul_fwd_bf16w, a, a.y.dtype);
     return;
@@ -65,13 +71,21 @@ void matmul_bwd(Ctx& ctx, const MatmulBwd& a) {
   const int64_t N = a.x.dim(0), I = a.x.dim(1), O = a.w.dim(0);
   c.need(a.w, "w", Shape{O, I}).need(a.dy, "dy", Shape{N, O});
   c.opt(a.dx, Shape{N, I}).opt(a.dw, Shape{O, I}).opt(a.db, Shape{O});
-  c.floating(a.dy).dtype(a.dy.dtype, {&a.dx, &a.dw, &a.db, &a.x, &a.w});
+  c.floating(a.dy).dtype(a.dy.dtype, {&a.dx, &a.dw, &a.db, &a.x});
+  if (a.bf16)
+    c.dtype(DType::F32, {&a.dy}).dtype(DType::BF16, {&a.w});
+  else
+    c.dtype(a.dy.dtype, {&a.w});
   const bool dx = a.dx.defined(), dw = a.dw.defined();
   const char* products = dx && dw ? (a.accumulate_dx ? "dx+=,dw" : "dx,dw")
                          : dx     ? (a.accumulate_dx ? "dx+=" : "dx")
                          : dw     ? "dw"
                                   : "db";
   const GemmTimer timer(ctx, "matmul_bwd", products, N, I, O, int(dx) + int(dw));
+  if (a.bf16) {
+    WERSA_DISPATCH(ctx, matmul_bwd_mixed, a, DType::F32);
+    return;
+  }
   WERSA_DISPATCH(ctx, matmul_bwd, a, a.dy.dtype);
 }
 

@@ -104,13 +104,14 @@ void AdamW::step(Ctx& ctx, const TrainConfig& t, double lr, int64_t step, bool h
     adamw_step(ctx,
                {model_.params_arena().flat(dt), m_->flat(dt), v_->flat(dt), model_.grads_arena().flat(dt), lr,
                 t.beta1, t.beta2, t.adam_eps, t.weight_decay, step, head_only ? head_segments_ : segments_});
-    return;
+  } else {
+    for (size_t i = 0; i < P.size(); ++i) {
+      if (head_only && decl[i].name.rfind(kClassifierPrefix, 0) != 0) continue;
+      const double wd = decl[i].decays() ? t.weight_decay : 0.0;
+      adamw_step(ctx, {P[i], M[i], V[i], G[i], lr, t.beta1, t.beta2, t.adam_eps, wd, step});
+    }
   }
-  for (size_t i = 0; i < P.size(); ++i) {
-    if (head_only && decl[i].name.rfind(kClassifierPrefix, 0) != 0) continue;
-    const double wd = decl[i].decays() ? t.weight_decay : 0.0;
-    adamw_step(ctx, {P[i], M[i], V[i], G[i], lr, t.beta1, t.beta2, t.adam_eps, wd, step});
-  }
+  model_.refresh_bf16(ctx);  // mixed precision: the GEMMs' bf16 shadow of the new master weights
 }
 
 }  // namespace wersa

@@ -123,6 +123,7 @@ TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const
     model_ptr = std::make_unique<Model>(*model_ptr, opt.device, true);
   }
   Model& model = *model_ptr;
+  if (tc.precision == "bf16") model.use_bf16_gemms();  // as the estimate above
   AdamW adam(model);
   // The probe's operands exist before the model state is read: they are the benchmark's, not
   // memory a training step needs (12 MiB at 1024^3, which would add 3 KiB to act/token at T=4096).
@@ -145,6 +146,7 @@ TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const
   {
     Workspace ws(model, RunSpec{r.batch, r.T, true, true, tc.recompute, opt.head_rows});
     adam.plan(ws.ctx(), tc);
+    model.refresh_bf16(ws.ctx());
     OpTimes times;
     for (int s = 0; s < opt.warmup + opt.reps; ++s) {
       fill(ws);

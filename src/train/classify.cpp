@@ -236,6 +236,7 @@ TrainResult train_classifier(const Config& cfg_in, const TrainOptions& opt) {
       spdlog::info("resumed from {} (step {})", ck, step);
     }
   }
+  model.refresh_bf16(ctx);  // mixed precision: the shadow of the initial or loaded weights
   LineWriter metrics;
   if (!out.empty()) {
     write_file((out / "config.json").string(), detail::saved_config(cfg).dump(2) + "\n");

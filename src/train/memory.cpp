@@ -26,7 +26,8 @@ MemoryEstimate estimate_train_memory(const Config& cfg) {
   const Device dev = tc.device == "cuda" ? Device::CUDA : Device::CPU;
   DryRun dry;
   Model model(mc, DType::F32, dev);
-  e.params = model.params_arena().bytes() + model.buffers_arena().bytes();
+  if (tc.precision == "bf16") model.use_bf16_gemms();  // planned before the workspace: its scratch too
+  e.params = model.params_arena().bytes() + model.buffers_arena().bytes() + model.shadow_bytes();
   e.grads = model.grads_arena().bytes();
   const size_t before_adam = dry.live(dev);
   AdamW adam(model);

@@ -84,8 +84,9 @@ std::unique_ptr<Model> make_train_model(const Config& cfg, bool quiet) {
     const int n = io::load_trunk_weights(tc.init_from, *host);
     if (!quiet) spdlog::info("trunk initialised from {} ({} tensors)", tc.init_from, n);
   }
-  if (dev == Device::CPU) return host;
-  return std::make_unique<Model>(*host, dev, true);
+  std::unique_ptr<Model> m = dev == Device::CPU ? std::move(host) : std::make_unique<Model>(*host, dev, true);
+  if (tc.precision == "bf16") m->use_bf16_gemms();  // the caller refreshes it (Model::refresh_bf16)
+  return m;
 }
 
 nlohmann::json saved_config(const Config& cfg) {

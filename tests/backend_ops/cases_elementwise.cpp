@@ -1,4 +1,5 @@
-// test_backend_ops cases: add, axpy, scale, copy, sum of squares, clipping by a norm.
+// test_backend_ops cases: add, axpy, scale, copy, sum of squares, clipping by a norm, conversion to
+// bf16.
 #include "backend_ops.h"
 #include "wersa/ops/elementwise.h"
 
@@ -49,6 +50,14 @@ void add_elementwise_cases(std::vector<OpCase>& out) {
         out.push_back(cl);
       }
     }
+  }
+  // The bf16 shadow weights' rounding: bit for bit the CPU's (NaN, infinities and ties included).
+  for (int64_t n : {1, 7, 1000, 65537}) {
+    OpCase cv("convert_bf16", "convert_bf16 n" + std::to_string(n));
+    cv.in("x", {n}, DType::F32, Fill::Special).out("y", {n}, DType::BF16);
+    cv.max_err = 0;
+    cv.run = [](Ctx& c, const Bound& t) { convert_bf16(c, ConvertArgs{t["y"], t["x"]}); };
+    out.push_back(cv);
   }
   OpCase ci("copy_fwd", "copy_fwd i32 n300");
   ci.ids("x", {300}, -5, 1000).out("y", {300}, DType::I32);

@@ -89,9 +89,10 @@ struct TrainConfig {
   double beta1 = 0.9;
   double beta2 = 0.95;
   double adam_eps = 1e-8;
-  std::string device = "cpu";  // cpu | cuda
-  int threads = 0;             // 0 = all cores
-  bool recompute = false;      // keep only block inputs; the backward recomputes each block
+  std::string device = "cpu";      // cpu | cuda
+  int threads = 0;                 // 0 = all cores
+  bool recompute = false;          // keep only block inputs; the backward recomputes each block
+  std::string precision = "fp32";  // fp32 | bf16 (GEMMs with bf16 operands, f32 masters and states)
   // Classification only:
   std::string class_weights = "none";  // none | balanced (w_c = n / (C n_c) over the training split)
   std::string init_from;               // checkpoint whose trunk initialises the model ("" = none)

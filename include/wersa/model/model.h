@@ -44,6 +44,20 @@ class Model {
   void init(uint64_t seed);  // parameters and random-feature buffers from one seed (on the CPU)
   void zero_grads();
 
+  // Mixed precision (train.precision bf16): a bf16 shadow of the parameters declared bf16_ok, in its
+  // own arena on the model's device, that every GEMM of the model reads (matmul's bf16 flag: its
+  // activation operands rounded to bf16, f32 accumulation into f32 outputs and gradients). The f32
+  // parameters stay the master weights: the optimizer updates them and checkpoints hold them.
+  // use_bf16_gemms plans and allocates the shadow (zero: refresh it before the first forward);
+  // refresh_bf16 sets shadow = bf16(master), one convert_bf16 per bf16_ok tensor, after init or
+  // loading and after every optimizer step (AdamW::step calls it); without a shadow it does nothing.
+  void use_bf16_gemms();
+  void refresh_bf16(Ctx& ctx) const;
+  bool bf16_gemms() const { return shadow_arena_ != nullptr; }
+  size_t shadow_bytes() const;
+  // The weights the GEMMs read (the bf16_ok slots): the shadow with bf16_gemms(), else params.
+  const ModelParams& gemm_weights() const { return shadow_arena_ ? shadow_ : params; }
+
   const ModelConfig& config() const { return cfg_; }
   DType dtype() const { return dt_; }         // of the activations (and of every parameter but bf16 weights)
   DType weight_dtype() const { return wt_; }  // of the bf16_ok parameters: dt_ or BF16
@@ -73,6 +87,8 @@ class Model {
   std::unique_ptr<detail::Attention> attn_;
   std::vector<ParamDecl> param_decls_, buffer_decls_;
   std::unique_ptr<Arena> params_arena_, grads_arena_, buffers_arena_;
+  std::unique_ptr<Arena> shadow_arena_;  // bf16 shadow weights (use_bf16_gemms)
+  ModelParams shadow_;
 };
 
 // Activations of one layer (every tensor has the run's rows as its leading dimension).

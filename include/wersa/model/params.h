@@ -81,6 +81,9 @@ void visit_buffers(const ModelConfig& c, ModelBuffers& b, const ParamFn& f);
 // With bf16_weights, the parameters declared bf16_ok are bf16 instead (an inference copy).
 ModelParams plan_params(Arena& arena, const ModelConfig& c, DType dt, std::vector<ParamDecl>* decls = nullptr,
                         bool bf16_weights = false);
+// train.precision bf16: bf16 views in `arena` of the parameters declared bf16_ok (the shadow weights
+// that the GEMMs read), in declaration order; every other slot stays undefined.
+ModelParams plan_shadow(Arena& arena, const ModelConfig& c);
 ModelBuffers plan_buffers(Arena& arena, const ModelConfig& c, DType dt,
                           std::vector<ParamDecl>* decls = nullptr);
 

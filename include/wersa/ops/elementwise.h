@@ -12,6 +12,9 @@
 //                   else x unchanged (a NaN norm clips nothing); norm2: f64 [1] on x's device (e.g.
 //                   sum_squares' out). Global-norm gradient clipping decided where the norm is,
 //                   without a read-back; the factor is computed in double, as a host would.
+//   convert_bf16:   y = bf16(x)          (x f32, y bf16 of the same element count; to nearest, ties to
+//                                         even, NaN stays a quiet NaN: float_to_bf16 of
+//                                         wersa/tensor/bf16.h; the shadow weights of train.precision bf16)
 // add's derivative is the identity into both inputs (callers pass dy on, or axpy it); copy's too.
 #pragma once
 #include "wersa/tensor/context.h"
@@ -36,6 +39,10 @@ struct CopyArgs {
   Tensor y;  // out (overwritten)
   Tensor x;  // same dtype and element count as y
 };
+struct ConvertArgs {
+  Tensor y;  // bf16 out (overwritten)
+  Tensor x;  // f32, same element count as y
+};
 struct SumSquaresArgs {
   Tensor out;  // f64 [1] (overwritten)
   Tensor x;    // f32 or f64, any shape
@@ -53,5 +60,6 @@ void scale_inplace(Ctx& ctx, const ScaleArgs& a);
 void copy_fwd(Ctx& ctx, const CopyArgs& a);
 void sum_squares(Ctx& ctx, const SumSquaresArgs& a);
 void clip_by_norm(Ctx& ctx, const ClipByNormArgs& a);
+void convert_bf16(Ctx& ctx, const ConvertArgs& a);
 
 }  // namespace wersa

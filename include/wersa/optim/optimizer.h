@@ -30,7 +30,8 @@ class AdamW {
   void clip(Ctx& ctx, double clip);
   // One update with learning rate lr; `step` is 1-based (for bias correction). With head_only,
   // only the classifier head's tensors move (a frozen trunk: its moments stay as they are, and its
-  // first updates after the freeze see the bias correction of the global step).
+  // first updates after the freeze see the bias correction of the global step). Then refreshes the
+  // model's bf16 shadow weights (mixed precision; Model::refresh_bf16).
   void step(Ctx& ctx, const TrainConfig& t, double lr, int64_t step, bool head_only = false);
   Arena& m_arena() { return *m_; }
   Arena& v_arena() { return *v_; }

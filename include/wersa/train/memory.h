@@ -12,7 +12,7 @@
 namespace wersa {
 
 struct MemoryEstimate {
-  size_t params = 0;        // parameters and random-feature buffers
+  size_t params = 0;        // parameters and random-feature buffers (and bf16 shadow weights)
   size_t grads = 0;         // parameter gradients
   size_t optimizer = 0;     // Adam moments m and v (and the optimizer's scalars)
   size_t activations = 0;   // the workspace: activations, backward temporaries, ids, logits

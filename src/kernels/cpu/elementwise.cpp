@@ -90,6 +90,16 @@ void sum_squares(Ctx& ctx, const SumSquaresArgs& a) {
   a.out.ptr<double>()[0] = total;
 }
 
+// Dispatched as f32 (the dtype of x); y holds bf16 bits.
+template <class T>
+void convert_bf16(Ctx&, const ConvertArgs& a) {
+  const int64_t n = a.x.numel();
+  const float* x = a.x.ptr<float>();
+  bf16* y = a.y.ptr<bf16>();
+#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
+  for (int64_t i = 0; i < n; ++i) y[i] = float_to_bf16(x[i]);
+}
+
 template void add_fwd<float>(Ctx&, const AddFwd&);
 template void add_fwd<double>(Ctx&, const AddFwd&);
 template void axpy<float>(Ctx&, const AxpyArgs&);
@@ -102,5 +112,7 @@ template void copy_fwd<float>(Ctx&, const CopyArgs&);
 template void copy_fwd<double>(Ctx&, const CopyArgs&);
 template void sum_squares<float>(Ctx&, const SumSquaresArgs&);
 template void sum_squares<double>(Ctx&, const SumSquaresArgs&);
+template void convert_bf16<float>(Ctx&, const ConvertArgs&);
+template void convert_bf16<double>(Ctx&, const ConvertArgs&);
 
 }  // namespace wersa::cpu

@@ -23,6 +23,17 @@ inline unsigned blocks_for(int64_t n, int threads = kThreads) {
   return unsigned(b < 1 ? 1 : (b > 65535 * 8 ? 65535 * 8 : b));
 }
 
+// The bits of the bf16 nearest to x (ties to even; a NaN stays a quiet NaN): float_to_bf16 of
+// wersa/tensor/bf16.h on the device.
+__device__ inline uint16_t bf16_bits(float x) {
+  unsigned u = __float_as_uint(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x0040u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+// y[i] = bf16_bits(x[i]), i < n, on the context's stream (elementwise.cu).
+void round_to_bf16(Ctx& ctx, uint16_t* y, const float* x, int64_t n);
+
 template <class F>
 void by_dtype(DType dt, const char* op, F&& f) {
   if (dt == DType::F32)

@@ -1,9 +1,9 @@
 // CUDA elementwise ops: add, axpy (in double, rounded once, as on the CPU), scale, clipping by a
-// norm held on the device, copy, and the sum of squares as a fixed-order two-pass reduction in
-// double: fixed chunks of the tensor, one block each (grid-stride over the chunk by the block's
-// threads, then block_sum), the chunk sums written to scratch and summed by one block in the same
-// tree. The result depends only on the element count, not on scheduling: bitwise the same on
-// every run.
+// norm held on the device, copy, the conversion to bf16 (bit for bit the CPU's rounding), and the
+// sum of squares as a fixed-order two-pass reduction in double: fixed chunks of the tensor, one
+// block each (grid-stride over the chunk by the block's threads, then block_sum), the chunk sums
+// written to scratch and summed by one block in the same tree. The result depends only on the
+// element count, not on scheduling: bitwise the same on every run.
 #include "common.cuh"
 #include "kernels.h"
 #include "wersa/ops/elementwise.h"
@@ -42,6 +42,12 @@ __global__ void clip_by_norm_kernel(T* x, const double* norm2, double max_norm, 
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(blockDim.x) * gridDim.x)
     x[i] *= f;
+}
+
+__global__ void to_bf16_kernel(uint16_t* y, const float* x, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(blockDim.x) * gridDim.x)
+    y[i] = bf16_bits(x[i]);
 }
 
 constexpr int64_t kChunk = 8192;  // elements per block of the sum of squares
@@ -104,6 +110,14 @@ void clip_by_norm(Ctx& ctx, const ClipByNormArgs& a) {
 void copy_fwd(Ctx& ctx, const CopyArgs& a) {
   if (a.x.data == a.y.data) return;
   device_copy(Device::CUDA, a.y.data, Device::CUDA, a.x.data, a.y.bytes(), ctx.stream());
+}
+
+void round_to_bf16(Ctx& ctx, uint16_t* y, const float* x, int64_t n) {
+  if (n > 0) WERSA_LAUNCH(to_bf16_kernel, blocks_for(n), kThreads, 0, stream(ctx), y, x, n);
+}
+
+void convert_bf16(Ctx& ctx, const ConvertArgs& a) {
+  round_to_bf16(ctx, static_cast<uint16_t*>(a.y.data), a.x.ptr<float>(), a.x.numel());
 }
 
 void sum_squares(Ctx& ctx, const SumSquaresArgs& a) {

@@ -13,6 +13,10 @@
 // bf16 weights (matmul_fwd_bf16w): one row (decode) is a GEMV reading the bf16 bits directly (one
 // warp per output, lanes strided over I, then a fixed shuffle tree); more rows widen tiles of w
 // exactly (bits << 16 as a float) into planned scratch and run the f32/f64 GEMM on each tile.
+// Mixed precision (matmul_fwd_mixed, matmul_bwd_mixed; train.precision bf16): the activation
+// operands (x, dy) are rounded to bf16 into planned scratch (all rows of the call), then
+// cublasGemmEx multiplies them with the bf16 shadow weights (CUDA_R_16BF operands, f32 output,
+// CUBLAS_COMPUTE_32F); db sums the unrounded dy as matmul_bwd does.
 #include <cublas_v2.h>
 
 #include <algorithm>
@@ -48,6 +52,17 @@ void gemm(cublasHandle_t h, bool ta, bool tb, int64_t m, int64_t n, int64_t k, c
   const double alpha = 1;
   check_blas(cublasDgemm(h, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, int(m), int(n),
                          int(k), &alpha, A, lda, B, ldb, &beta, C, ldc),
+             op);
+}
+
+// Column-major C[m, n] (f32) = op(A) op(B) + beta C with bf16 A and B, f32 compute.
+void gemm_bf16(cublasHandle_t h, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const uint16_t* A,
+               int lda, const uint16_t* B, int ldb, float beta, float* C, int ldc, const char* op) {
+  if (m == 0 || n == 0) return;
+  const float alpha = 1;
+  check_blas(cublasGemmEx(h, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, int(m), int(n),
+                          int(k), &alpha, A, CUDA_R_16BF, lda, B, CUDA_R_16BF, ldb, &beta, C, CUDA_R_32F, ldc,
+                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
              op);
 }
 
@@ -121,6 +136,23 @@ __global__ void widen_tile(T* wt, const uint16_t* w, int64_t n) {
     wt[i] = T(__uint_as_float(unsigned(w[i]) << 16));
 }
 
+// db[o] += sum_n dy[n, o] by the two passes above; part: db_scratch(N, O) doubles of scratch.
+int64_t db_scratch(int64_t N, int64_t O) {
+  const int64_t rows = db_rows(N, O), chunks = (N + rows - 1) / rows;
+  return chunks * O > 0 ? chunks * O : 1;
+}
+template <class T>
+void column_sums(Ctx& ctx, T* db, const T* dy, int64_t N, int64_t O, double* part) {
+  if (O == 0) return;
+  const int64_t rows = db_rows(N, O), chunks = (N + rows - 1) / rows;
+  const unsigned cols = unsigned((O + kThreads - 1) / kThreads);
+  if (chunks > 0)
+    WERSA_LAUNCH(colsum_chunks<T>, dim3(cols, unsigned(chunks)), kThreads, 0, stream(ctx), part, dy, N, O,
+                 rows);
+  WERSA_LAUNCH(colsum_finish<T>, cols, kThreads, 0, stream(ctx), db, static_cast<const double*>(part), chunks,
+               O);
+}
+
 constexpr int64_t kTileElems = int64_t(1) << 22;  // weights widened per GEMM of matmul_fwd_bf16w
 
 }  // namespace
@@ -144,8 +176,7 @@ void matmul_fwd(Ctx& ctx, const MatmulFwd& a) {
 
 void matmul_bwd(Ctx& ctx, const MatmulBwd& a) {
   const int64_t N = a.x.dim(0), I = a.x.dim(1), O = a.w.dim(0);
-  const int64_t rows = db_rows(N, O), chunks = (N + rows - 1) / rows;
-  double* part = a.db.defined() ? ctx.take<double>(chunks * O > 0 ? chunks * O : 1) : nullptr;
+  double* part = a.db.defined() ? ctx.take<double>(db_scratch(N, O)) : nullptr;
   if (ctx.planning()) return;
   if (a.dx.defined() && N == 0) return;  // as the CPU kernel
   by_dtype(a.dy.dtype, "matmul_bwd", [&](auto t) {
@@ -157,14 +188,7 @@ void matmul_bwd(Ctx& ctx, const MatmulBwd& a) {
     if (a.dw.defined() && N > 0)  // dw^T[I, O] += x^T'[I, N] (dy^T'[O, N])^T
       gemm(blas(ctx), false, true, I, O, N, a.x.ptr<T>(), ld(I), dy, ld(O), T(1), a.dw.ptr<T>(), ld(I),
            "matmul_bwd");
-    if (a.db.defined() && O > 0) {
-      const unsigned cols = unsigned((O + kThreads - 1) / kThreads);
-      if (chunks > 0)
-        WERSA_LAUNCH(colsum_chunks<T>, dim3(cols, unsigned(chunks)), kThreads, 0, stream(ctx), part, dy, N, O,
-                     rows);
-      WERSA_LAUNCH(colsum_finish<T>, cols, kThreads, 0, stream(ctx), a.db.ptr<T>(),
-                   static_cast<const double*>(part), chunks, O);
-    }
+    if (a.db.defined()) column_sums(ctx, a.db.ptr<T>(), dy, N, O, part);
   });
 }
 
@@ -203,6 +227,45 @@ void matmul_fwd_bf16w(Ctx& ctx, const MatmulFwd& a) {
            "matmul_fwd_bf16w");
     }
   });
+}
+
+void matmul_fwd_mixed(Ctx& ctx, const MatmulFwd& a) {
+  const int64_t N = a.x.dim(0), I = a.x.dim(1), O = a.w.dim(0);
+  uint16_t* xb = ctx.take<uint16_t>(N * I > 0 ? N * I : 1);
+  if (ctx.planning() || N == 0) return;
+  float* y = a.y.ptr<float>();
+  const float* b = a.b.defined() ? a.b.ptr<float>() : nullptr;
+  float beta = a.accumulate_y ? 1.0f : 0.0f;
+  if (b && !a.accumulate_y) {  // y = b, then y += x w^T (as matmul_fwd)
+    add_bias(ctx, y, b, N, O, false);
+    beta = 1;
+  }
+  round_to_bf16(ctx, xb, a.x.ptr<float>(), N * I);
+  gemm_bf16(blas(ctx), true, false, O, N, I, static_cast<const uint16_t*>(a.w.data), ld(I), xb, ld(I), beta,
+            y, ld(O), "matmul_fwd");
+  if (b && a.accumulate_y) add_bias(ctx, y, b, N, O, true);
+}
+
+void matmul_bwd_mixed(Ctx& ctx, const MatmulBwd& a) {
+  const int64_t N = a.x.dim(0), I = a.x.dim(1), O = a.w.dim(0);
+  const bool dx = a.dx.defined(), dw = a.dw.defined();
+  uint16_t* dyb = dx || dw ? ctx.take<uint16_t>(N * O > 0 ? N * O : 1) : nullptr;
+  uint16_t* xb = dw ? ctx.take<uint16_t>(N * I > 0 ? N * I : 1) : nullptr;
+  double* part = a.db.defined() ? ctx.take<double>(db_scratch(N, O)) : nullptr;
+  if (ctx.planning()) return;
+  if (dx && N == 0) return;  // as matmul_bwd
+  const float* dy = a.dy.ptr<float>();
+  if (dx || dw) round_to_bf16(ctx, dyb, dy, N * O);
+  const uint16_t* w = static_cast<const uint16_t*>(a.w.data);
+  if (dx)  // dx^T[I, N] = w^T'[I, O] dy^T'[O, N]
+    gemm_bf16(blas(ctx), false, false, I, N, O, w, ld(I), dyb, ld(O), a.accumulate_dx ? 1.0f : 0.0f,
+              a.dx.ptr<float>(), ld(I), "matmul_bwd");
+  if (dw && N > 0) {  // dw^T[I, O] += x^T'[I, N] (dy^T'[O, N])^T
+    round_to_bf16(ctx, xb, a.x.ptr<float>(), N * I);
+    gemm_bf16(blas(ctx), false, true, I, O, N, xb, ld(I), dyb, ld(O), 1.0f, a.dw.ptr<float>(), ld(I),
+              "matmul_bwd");
+  }
+  if (a.db.defined()) column_sums(ctx, a.db.ptr<float>(), dy, N, O, part);
 }
 
 }  // namespace wersa::cuda
