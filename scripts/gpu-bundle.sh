@@ -18,10 +18,12 @@ command -v nvcc >/dev/null 2>&1 || {
 arch=${WERSA_BUNDLE_ARCH:-90}
 gen=()
 command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
-# The binaries carry the rpath $ORIGIN/../lib from the link on (no patching afterwards).
+# The binaries carry the rpath $ORIGIN/../lib from the link on (no patching afterwards), as
+# DT_RPATH (--disable-new-dtags), which also serves the bundled libraries' own needs (OpenBLAS's
+# libgfortran); a DT_RUNPATH would serve the binary's direct needs only.
 cmake -S . -B build-bundle "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DWERSA_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON -DCMAKE_INSTALL_RPATH='$ORIGIN/../lib' \
-  -DWERSA_TESTS=ON >/dev/null
+  -DCMAKE_EXE_LINKER_FLAGS=-Wl,--disable-new-dtags -DWERSA_TESTS=ON >/dev/null
 tools=(wersa-train wersa-eval wersa-generate wersa-bench)
 tests=(test_backend_ops test_cuda_model)
 cmake --build build-bundle -j "$(nproc)" --target "${tools[@]}" "${tests[@]}"
@@ -39,13 +41,20 @@ done | sort -u | while read -r soname path; do
   cp -L "$path" "gpu-bundle/lib/$soname"
 done
 strip --strip-unneeded gpu-bundle/lib/* 2>/dev/null || true
-# Each binary must resolve its bundled libraries through $ORIGIN/../lib.
+# Each binary must resolve every bundled library (and what those need) through $ORIGIN/../lib.
 for b in gpu-bundle/bin/*; do
   if ldd "$b" | grep -q 'not found'; then
     ldd "$b" >&2
     echo "error: $b: a library is not found" >&2
     exit 1
   fi
+  for lib in gpu-bundle/lib/*; do
+    n=$(basename "$lib")
+    if ldd "$b" | awk -v n="$n" '$1 == n && $3 !~ /gpu-bundle\/bin\/..\/lib\// { bad = 1 } END { exit !bad }'; then
+      echo "error: $b: $n resolves outside the bundle: $(ldd "$b" | grep "$n")" >&2
+      exit 1
+    fi
+  done
 done
 {
   echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), CUDA architectures $arch, built $(date -u '+%Y-%m-%d %H:%M UTC')"

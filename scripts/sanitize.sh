@@ -13,10 +13,10 @@
 #   WERSA_FUZZ_RSS_MB   libFuzzer memory limit per target (default 2048)
 #   WERSA_FUZZ_TIMEOUT  seconds one input may take before it counts as a hang (default 10)
 #   WERSA_SAN_EXCLUDE   ctest -E regex of tests left out under the sanitizers (default: the 20-step
-#                       training curves of test_cuda_model, whose kernels and code paths the other
-#                       test_cuda_model tests and test_backend_ops run here, and the tools with
-#                       --device cuda (test_cuda_tools: child processes over the same paths);
-#                       "" runs everything)
+#                       training curves of test_cuda_model and its resume runs, fp32 and bf16,
+#                       whose kernels and code paths the other test_cuda_model tests and
+#                       test_backend_ops run here, and the tools with --device cuda
+#                       (test_cuda_tools: child processes over the same paths); "" runs everything)
 #   WERSA_FUZZ_SEED     libFuzzer's -seed (default 1, so a CI run is repeatable: the same
 #                       mutations in the same order; 0 picks a new one each run, for longer hunts)
 set -euo pipefail
@@ -40,7 +40,7 @@ export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$root/scripts/lsan.supp:print_
 export OMP_WAIT_POLICY=PASSIVE
 
 t0=$SECONDS
-exclude=${WERSA_SAN_EXCLUDE-CudaTraining\.|CudaTools\.}
+exclude=${WERSA_SAN_EXCLUDE-CudaTraining(Resume)?\.|CudaTools\.}
 bash scripts/ctest-checked.sh build-san --output-on-failure -j "$(nproc)" ${exclude:+-E "$exclude"} "$@"
 echo "sanitize: sanitized ctest took $((SECONDS - t0)) s"
 
