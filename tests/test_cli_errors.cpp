@@ -162,13 +162,23 @@ TEST(CliErrors, Train) {
 TEST(CliErrors, Experiment) {
   const Fixture& f = fx();
   const std::string spec = source_dir() + "/configs/experiments/lm-novels.json ";
+  // --only is checked against the plan's run names, so its spec must plan from any directory.
+  const std::string planned = f.dir / "planned.json";
+  write_file(planned, nlohmann::json{{"title", "t"},
+                                     {"mode", "lm"},
+                                     {"base", source_dir() + "/configs/tiny.json"},
+                                     {"set", {"data.train=" + f.text, "data.val=" + f.text}},
+                                     {"variants", {{{"name", "wersa"}, {"set", nlohmann::json::array()}}}},
+                                     {"lengths", {16}},
+                                     {"budget", {{"steps", 1}}}}
+                          .dump());
   const std::vector<Case> cases = {
       {"", "spec"},
       {f.sub, "spec"},
       {f.dir / "missing.json", "spec"},
       {spec + "-o " + f.file, "--out"},
       {spec + "--progress-every -1", "--progress-every"},
-      {spec + "-o " + f.dir / "exp" + " --only wersa-9999", "--only"},
+      {planned + " -o " + f.dir / "exp" + " --only wersa-9999", "--only"},
       {spec + "--bogus", "--bogus"},
       {spec, "--out DIR is required"},
   };

@@ -80,24 +80,34 @@ std::vector<std::string> temporaries(const fs::path& root) {
 
 }  // namespace
 
-// The estimate is checked before anything is allocated or written: the refused process's peak
-// memory is a fraction of the estimate, and not even the run directory exists afterwards.
+// The estimate is checked before anything is allocated or written: refusing a run of ~390 MiB
+// costs the process no more memory than refusing a tiny one (both children's peaks also hold what
+// the forked test process and the tool's libraries take: in a CUDA build about 160 and 60 MiB),
+// and not even the run directory exists afterwards.
 TEST(Limits, ARunRefusedForMemoryAllocatesAndWritesNothing) {
   const TempDir dir("limits_refused");
   Config c = tiny_config(dir.path);
   c.model.vocab_size = 262144;  // 64 MiB of embeddings, with gradients and Adam moments ~300 MiB
   const size_t estimate = estimate_train_memory(c).total;
   ASSERT_GT(estimate, size_t(256) << 20);
-  size_t peak = 0;
+  size_t peak = 0, tiny_peak = 0;
   const size_t parent = resident_bytes();
+  // The same refusal of a run of a few hundred KiB: what refusing costs whatever the run's size.
+  const ToolRun t = train_child(dir, "refused-tiny",
+                                {"--config", write_config(dir, tiny_config(dir.path), "tiny.json"), "--out",
+                                 dir / "run-tiny", "--max-memory", "1K"},
+                                &tiny_peak);
+  expect_one_line_error(t, "more than the limit of 1.0 KiB");
   const ToolRun r = train_child(
       dir, "refused", {"--config", write_config(dir, c), "--out", dir / "run", "--max-memory", "32M"}, &peak);
   expect_one_line_error(r, "this run needs an estimated " + format_bytes(estimate));
   EXPECT_NE(r.err.find("more than the limit of 32.0 MiB"), std::string::npos) << r.err;
-  std::fprintf(stderr, "refused run: peak RSS %s (this test process had %s), estimate %s\n",
-               format_bytes(peak).c_str(), format_bytes(parent).c_str(), format_bytes(estimate).c_str());
+  std::fprintf(stderr, "refused run: peak RSS %s, of a tiny one %s (this test process had %s), estimate %s\n",
+               format_bytes(peak).c_str(), format_bytes(tiny_peak).c_str(), format_bytes(parent).c_str(),
+               format_bytes(estimate).c_str());
   EXPECT_GT(peak, 0u);
-  EXPECT_LT(peak, estimate / 4) << "the refused run touched memory: peak " << format_bytes(peak);
+  EXPECT_LT(peak, tiny_peak + estimate / 8) << "the refused run touched memory: peak " << format_bytes(peak)
+                                            << ", a tiny run's refusal " << format_bytes(tiny_peak);
   EXPECT_FALSE(fs::exists(dir / "run")) << "a refused run created its run directory";
 }
 
@@ -108,7 +118,9 @@ TEST(Limits, ARunRefusedForMemoryAllocatesAndWritesNothing) {
 // arenas grows with the run (OpenBLAS's packing buffers, the allocator). Measured on 2026-12-07
 // (EPYC VM, 2 threads): the peak beyond the estimate was 25.3 MiB at T=16 x 1 and 25.8-26.7 MiB
 // from 256 x 8 to 2048 x 4, so the baseline run covers a larger run to within 1.5 MiB. And the
-// estimate is not idle padding: the run uses at least half of it.
+// estimate is not idle padding: the run's peak grows by at least a quarter of it over the
+// baseline's (a CPU build: all of it; a CUDA build, whose libraries' start-up leaves freed heap that
+// the arenas reuse: 33.8 of 81.5 MiB, CI machine 2026-12-07).
 TEST(Limits, PeakMemoryOfARealRunStaysUnderItsEstimate) {
 #ifdef WERSA_TEST_ASAN
   GTEST_SKIP() << "AddressSanitizer's shadow memory and quarantine are not the run's";
@@ -138,7 +150,7 @@ TEST(Limits, PeakMemoryOfARealRunStaysUnderItsEstimate) {
   EXPECT_LE(peak, estimate + base + slack)
       << "the run's peak exceeds its estimate by " << format_bytes(peak - estimate) << ", its baseline is "
       << format_bytes(base);
-  EXPECT_GE(peak, base + estimate / 2) << "the run used less than half of its estimate";
+  EXPECT_GE(peak, base + estimate / 4) << "the run used less than a quarter of its estimate";
 }
 
 // Writes that fail on a file-size limit (EFBIG), on the temporary-file-and-rename path: a
