@@ -164,14 +164,15 @@ TEST(CliErrors, Experiment) {
   const std::string spec = source_dir() + "/configs/experiments/lm-novels.json ";
   // --only is checked against the plan's run names, so its spec must plan from any directory.
   const std::string planned = f.dir / "planned.json";
-  write_file(planned, nlohmann::json{{"title", "t"},
-                                     {"mode", "lm"},
-                                     {"base", source_dir() + "/configs/tiny.json"},
-                                     {"set", {"data.train=" + f.text, "data.val=" + f.text}},
-                                     {"variants", {{{"name", "wersa"}, {"set", nlohmann::json::array()}}}},
-                                     {"lengths", {16}},
-                                     {"budget", {{"steps", 1}}}}
-                          .dump());
+  write_file(planned,
+             nlohmann::json{{"title", "t"},
+                            {"mode", "lm"},
+                            {"base", source_dir() + "/configs/tiny.json"},
+                            {"set", {"data.train=" + f.text, "data.val=" + f.text, "train.warmup_steps=1"}},
+                            {"variants", {{{"name", "wersa"}, {"set", nlohmann::json::array()}}}},
+                            {"lengths", {16}},
+                            {"budget", {{"steps", 1}}}}
+                 .dump());
   const std::vector<Case> cases = {
       {"", "spec"},
       {f.sub, "spec"},
