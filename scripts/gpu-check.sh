@@ -91,6 +91,10 @@ EOF
   fi
   export LD_LIBRARY_PATH="$(IFS=:; echo "${libs[*]}")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   { nvidia-smi 2>&1 || true; ldd "$bin/wersa-train" 2>&1; } >"$logs/machine.log"
+  if ! nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+    echo "error: no GPU here (nvidia-smi lists none): the CUDA tests would skip; use --sim without one" >&2
+    exit 1
+  fi
 fi
 export OMP_WAIT_POLICY=PASSIVE
 [ $mode = sim ] && export WERSA_SIM_SCHEDULE=${WERSA_SIM_SCHEDULE:-rand}
