@@ -36,6 +36,7 @@ applies() {
     always) return 0 ;;
     no-gpu) [ "$gpu" = no ] ;;
     no-asan) [ "$asan" = no ] ;;
+    asan) [ "$asan" = yes ] ;;
     no-shared) [ "$shared" = no ] ;;
     *)
       echo "ctest-checked: unknown condition '$1' in tests/allowed-skips.txt" >&2
