@@ -140,7 +140,8 @@ CLI::App* add_train_command(CLI::App& app, TrainFlags& f) {
   c->add_flag("--recompute", f.recompute, "recompute block activations in the backward (train.recompute)");
   c->add_flag("--no-forward", f.no_forward, "time training steps only");
   c->add_flag("--ops", f.ops,
-              "also time every op call of the training steps and print where a step goes (CUDA: each call synchronised)");
+              "also time every op call of the training steps and print where a step goes (CUDA: each call "
+              "synchronised)");
   c->add_option("--head-rows", f.head_rows,
                 "rows per tile of the language-model head in training steps (0 = automatic: 4 to 16 MiB of "
                 "logits per tile on a CPU, by the activation memory)")
