@@ -93,6 +93,27 @@ TEST(BenchTrain, ACaseTimesStepsAndCountsFlops) {
     }
 }
 
+// A train.precision bf16 case is marked as such in its row, table and JSON, and is probed beside
+// each step by the mixed-precision GEMM (matmul_fwd with bf16 operands, whose own correctness is
+// test_matmul_mixed's).
+TEST(BenchTrain, Bf16CasesAreProbedWithTheMixedPrecisionGemm) {
+  Config c = tiny("wersa");
+  c.train.precision = "bf16";
+  TrainBenchOptions opt;
+  opt.reps = 2;
+  opt.forward = false;
+  opt.probe_size = 64;
+  const TrainBenchRow r = bench_train_case("tiny", c, opt);
+  EXPECT_EQ(r.precision, "bf16");
+  ASSERT_EQ(r.train_sgemm.size(), 2u);
+  for (double g : r.train_sgemm) EXPECT_TRUE(std::isfinite(g) && g > 0);
+  EXPECT_NE(train_bench_markdown({r}, 100.0, 1).find("| tiny | wersa (bf16) | 24 |"), std::string::npos);
+  EXPECT_EQ(train_bench_json({r}, 100.0, 1).at("rows").at(0).at("precision"), "bf16");
+  EXPECT_GT(measure_sgemm_gflops(32, 48, 40, 1, Device::CPU, true), 0);
+  c.train.precision = "fp32";
+  EXPECT_EQ(bench_train_case("tiny", c, opt).precision, "fp32");
+}
+
 TEST(BenchTrain, OverTheLimitIsAnOomRowThatRunsNothing) {
   TrainBenchOptions opt;
   opt.max_memory = 1024;

@@ -16,20 +16,35 @@
 #include "wersa/ops/matmul.h"
 #include "wersa/optim/optimizer.h"
 #include "wersa/tensor/arena.h"
+#include "wersa/tensor/bf16.h"
 #include "wersa/train/experiment.h"
 
 namespace wersa {
 
-SgemmProbe::SgemmProbe(int64_t M, int64_t N, int64_t K, Device device)
-    : M_(M), N_(N), K_(K), dev_(device), x_(size_t(M * K)), w_(size_t(N * K)), y_(size_t(M * N)) {
+SgemmProbe::SgemmProbe(int64_t M, int64_t N, int64_t K, Device device, bool bf16)
+    : M_(M),
+      N_(N),
+      K_(K),
+      dev_(device),
+      bf16_(bf16),
+      x_(size_t(M * K)),
+      w_(size_t(N * K)),
+      y_(size_t(M * N)) {
   WERSA_ASSERT(M >= 1 && N >= 1 && K >= 1);
   for (size_t i = 0; i < x_.size(); ++i) x_[i] = float(rng_normal(1, 0, i));
   for (size_t i = 0; i < w_.size(); ++i) w_[i] = float(rng_normal(2, 0, i));
+  if (bf16_) {
+    w16_.resize(w_.size());
+    for (size_t i = 0; i < w_.size(); ++i) w16_[i] = float_to_bf16(w_[i]).bits;
+    std::vector<float>().swap(w_);
+  }
+  const void* w = bf16_ ? static_cast<const void*>(w16_.data()) : w_.data();
+  const size_t wbytes = bf16_ ? w16_.size() * 2 : w_.size() * 4;
   if (dev_ == Device::CUDA) {
-    dx_ = device_alloc(dev_, x_.size() * 4), dw_ = device_alloc(dev_, w_.size() * 4);
+    dx_ = device_alloc(dev_, x_.size() * 4), dw_ = device_alloc(dev_, wbytes);
     dy_ = device_alloc(dev_, y_.size() * 4);
     device_copy(dev_, dx_, Device::CPU, x_.data(), x_.size() * 4);
-    device_copy(dev_, dw_, Device::CPU, w_.data(), w_.size() * 4);
+    device_copy(dev_, dw_, Device::CPU, w, wbytes);
   }
   ctx_ = std::make_unique<Ctx>(dev_);
 }
@@ -43,10 +58,11 @@ double SgemmProbe::gflops(int reps) {
   WERSA_ASSERT(reps >= 1);
   const bool dev = dev_ == Device::CUDA;
   const Tensor tx(dev ? dx_ : x_.data(), DType::F32, dev_, Shape{M_, K_}, "sgemm.x");
-  const Tensor tw(dev ? dw_ : w_.data(), DType::F32, dev_, Shape{N_, K_}, "sgemm.w");
+  void* w = dev ? dw_ : bf16_ ? static_cast<void*>(w16_.data()) : w_.data();
+  const Tensor tw(w, bf16_ ? DType::BF16 : DType::F32, dev_, Shape{N_, K_}, "sgemm.w");
   const Tensor ty(dev ? dy_ : y_.data(), DType::F32, dev_, Shape{M_, N_}, "sgemm.y");
   Ctx& ctx = *ctx_;
-  const MatmulFwd args{ty, tx, tw, {}};
+  const MatmulFwd args{ty, tx, tw, {}, false, bf16_};
   ctx.plan([&] { matmul_fwd(ctx, args); });
   double best = 0;
   for (int r = -1; r < reps; ++r) {
@@ -59,8 +75,8 @@ double SgemmProbe::gflops(int reps) {
   return best;
 }
 
-double measure_sgemm_gflops(int64_t M, int64_t N, int64_t K, int reps, Device device) {
-  return SgemmProbe(M, N, K, device).gflops(reps);
+double measure_sgemm_gflops(int64_t M, int64_t N, int64_t K, int reps, Device device, bool bf16) {
+  return SgemmProbe(M, N, K, device, bf16).gflops(reps);
 }
 
 namespace {
@@ -102,6 +118,7 @@ TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const
   r.model = name;
   r.attention = attention_kind_name(cfg.model.attention.type);
   r.T = tc.seq_len, r.batch = tc.batch_size, r.recompute = tc.recompute;
+  r.precision = tc.precision;
   r.estimate = estimate_train_memory(cfg);
   r.forward_flops_per_token = model_flops(cfg.model, r.T).total();
   r.train_flops_per_token = train_flops(cfg.model, r.T, 1.0);
@@ -129,7 +146,8 @@ TrainBenchRow bench_train_case(const std::string& name, const Config& cfg, const
   // memory a training step needs (12 MiB at 1024^3, which would add 3 KiB to act/token at T=4096).
   std::unique_ptr<SgemmProbe> probe;
   if (opt.probe_size > 0)
-    probe = std::make_unique<SgemmProbe>(opt.probe_size, opt.probe_size, opt.probe_size, opt.device);
+    probe = std::make_unique<SgemmProbe>(opt.probe_size, opt.probe_size, opt.probe_size, opt.device,
+                                         tc.precision == "bf16");
   r.state_rss = rss_bytes();
   if (opt.device == Device::CUDA) r.state_device = cuda_memory_in_use();
   uint64_t draw = 0;
@@ -305,8 +323,8 @@ std::string train_bench_markdown(const std::vector<TrainBenchRow>& rows, double 
     return f > 0 ? fmt("%.0f%%", 100 * f) : std::string("-");
   };
   for (const TrainBenchRow& r : rows) {
-    o << "| " << r.model << " | " << r.attention << " | " << r.T << " | " << r.batch << " | "
-      << (r.recompute ? "yes" : "no") << " | ";
+    o << "| " << r.model << " | " << r.attention << (r.precision == "bf16" ? " (bf16)" : "") << " | " << r.T
+      << " | " << r.batch << " | " << (r.recompute ? "yes" : "no") << " | ";
     if (r.status != "ok") {
       o << "OOM | - | - | - | - | - | - | - | - | - | - | " << format_bytes(r.estimate.total) << " |\n";
       continue;
@@ -340,7 +358,9 @@ std::string train_bench_markdown(const std::vector<TrainBenchRow>& rows, double 
        "training = 3 x forward); tok/s: median (range) of the timed steps. model state: resident memory once "
        "the weights, gradients and AdamW moments exist; act/token: (peak RSS - model state) / tokens of a "
        "step. On CUDA the memory columns are the device memory of the case's arenas (CUDA context and "
-       "cuBLAS workspace not counted).\n";
+       "cuBLAS workspace not counted). A (bf16) row is a train.precision bf16 run: its probes time the "
+       "mixed-precision GEMM of such a run (bf16 weights, x rounded to bf16, f32 accumulation) instead of "
+       "sgemm, and its \"of sgemm\" is of that rate.\n";
   for (const TrainBenchRow& r : rows)
     if (!r.train_ops.empty()) o << "\n" << ops_markdown(r) << gemms_markdown(r, sgemm);
   return o.str();
@@ -355,6 +375,7 @@ nlohmann::json train_bench_json(const std::vector<TrainBenchRow>& rows, double s
          {"T", r.T},
          {"batch", r.batch},
          {"recompute", r.recompute},
+         {"precision", r.precision},
          {"status", r.status},
          {"estimate_bytes", r.estimate.total},
          {"train_tok_per_s", r.train_tps},

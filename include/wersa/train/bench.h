@@ -22,10 +22,12 @@ namespace wersa {
 // Best of `reps` (after one warm-up) f32 GEMMs y[M, N] = x[M, K] w[N, K]^T on `device` through
 // matmul_fwd (BLAS on the CPU, cuBLAS on CUDA, each timed to the device's completion), in GFLOP/s
 // (2 M N K per GEMM). The probe keeps its operands, so that it can be measured again and again
-// (beside every timed step) without drawing them anew.
+// (beside every timed step) without drawing them anew. With bf16 it times the mixed-precision
+// GEMM of train.precision bf16 instead (matmul_fwd with bf16: w bf16, x rounded to bf16 into
+// planned scratch, f32 accumulation): the rate a bf16 run's GEMMs can reach on this device.
 class SgemmProbe {
  public:
-  SgemmProbe(int64_t M, int64_t N, int64_t K, Device device = Device::CPU);
+  SgemmProbe(int64_t M, int64_t N, int64_t K, Device device = Device::CPU, bool bf16 = false);
   ~SgemmProbe();
   SgemmProbe(const SgemmProbe&) = delete;
   SgemmProbe& operator=(const SgemmProbe&) = delete;
@@ -34,12 +36,14 @@ class SgemmProbe {
  private:
   int64_t M_, N_, K_;
   Device dev_;
+  bool bf16_;
   std::vector<float> x_, w_, y_;
+  std::vector<uint16_t> w16_;                           // bf16: the weights' bits
   void *dx_ = nullptr, *dw_ = nullptr, *dy_ = nullptr;  // CUDA: the operands on the device
   std::unique_ptr<Ctx> ctx_;
 };
 double measure_sgemm_gflops(int64_t M = 1024, int64_t N = 1024, int64_t K = 1024, int reps = 5,
-                            Device device = Device::CPU);
+                            Device device = Device::CPU, bool bf16 = false);
 
 // Peak resident memory of this process (VmHWM, bytes; 0 where /proc is missing), and its reset
 // (Linux clear_refs; returns false where the kernel refuses it: the peak then stays the process's).
@@ -70,7 +74,8 @@ struct TrainBenchRow {
   std::string model, attention;
   int64_t T = 0, batch = 0;
   bool recompute = false;
-  std::string status = "ok";  // ok | oom
+  std::string precision = "fp32";  // train.precision: bf16 rows are probed with the bf16 GEMM
+  std::string status = "ok";       // ok | oom
   MemoryEstimate estimate;
   std::vector<double> train_tps, forward_tps;  // tokens/s of each timed step / pass
   // sgemm GFLOP/s measured right after each timed step / pass (empty without probes)
