@@ -9,6 +9,7 @@ and RoPE, which PyTorch's attention does not include either. Where PyTorch and a
 scaled_dot_product_attention (causal, float32 and bfloat16) forward + backward on q, k, v of
 [batch, heads, T, head_dim], median of CUDA-event timings after a warm-up. Prints a markdown table
 and the ratio of the longest row's time per token to the shortest's (flat: within 15%).
+With --json OUT also writes the rows and that ratio as JSON (for scripts/gpu-targets.py).
 Exit status 0, also without PyTorch (its columns then say so); 1 when the JSON has no row."""
 import argparse
 import json
@@ -49,6 +50,7 @@ def main():
     ap.add_argument("--head-dim", type=int, required=True)
     ap.add_argument("--layers", type=int, required=True)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--json", dest="json_out", default="")
     a = ap.parse_args()
     rows = [r for r in json.load(open(a.bench_json))["rows"] if r.get("status") == "ok" and r.get("train_ops")]
     if not rows:
@@ -67,24 +69,35 @@ def main():
     print("| attention | T | batch | layer fwd+bwd ms | us/token | SDPA f32 ms | SDPA bf16 ms | SDPA f32 / layer |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     per_token = []
+    out_rows = []
     for r in rows:
         ms = 1e3 * attention_seconds(r) / a.layers
         tokens = r["T"] * r["batch"]
         per_token.append((r["T"], 1e3 * ms / tokens))
         cols = [why, why, "-"]
+        f32 = b16 = None
         if torch is not None:
             try:
                 f32 = sdpa_ms(torch, r["batch"], a.heads, r["T"], a.head_dim, torch.float32, a.reps)
                 b16 = sdpa_ms(torch, r["batch"], a.heads, r["T"], a.head_dim, torch.bfloat16, a.reps)
                 cols = ["%.3f" % f32, "%.3f" % b16, "%.2fx" % (f32 / ms if ms > 0 else float("nan"))]
             except Exception as e:  # out of memory at long T, say
+                f32 = b16 = None
                 cols = ["failed: %s" % str(e).splitlines()[0][:60], "-", "-"]
+        out_rows.append({"attention": r["attention"], "T": r["T"], "batch": r["batch"], "layer_ms": ms,
+                         "us_per_token": per_token[-1][1], "sdpa_f32_ms": f32, "sdpa_bf16_ms": b16,
+                         "sdpa": "measured" if f32 is not None else cols[0]})
         print("| %s | %d | %d | %.3f | %.4f | %s | %s | %s |" % (r["attention"], r["T"], r["batch"], ms,
                                                                 per_token[-1][1], *cols))
+    flat = None
     if len(per_token) > 1:
         lo, hi = min(per_token), max(per_token)
+        flat = {"T_short": lo[0], "T_long": hi[0], "ratio": hi[1] / lo[1] if lo[1] > 0 else None}
         print("\ntime per token at T=%d over T=%d: %.2f (flat: within 1.15)" % (hi[0], lo[0], hi[1] / lo[1]
                                                                                 if lo[1] > 0 else float("nan")))
+    if a.json_out:
+        with open(a.json_out, "w") as f:
+            json.dump({"rows": out_rows, "per_token_flat": flat}, f, indent=1)
     return 0
 
 

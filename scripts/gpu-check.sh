@@ -176,12 +176,12 @@ fi
 #    long T (131,072 tokens in one sequence, recomputation), against the GEMM rate of the same run.
 if [ $mode = sim ]; then
   step bench-train 300 "$bin/wersa-bench" train --device cuda --config configs/tiny.json -T 32,64 -b 1 -r 1 \
-    --warmup 0 --gemm-size 64 --no-forward --json "$logs/bench-train.json"
-  step bench-long 300 "$bin/wersa-bench" train --device cuda --config configs/tiny.json -T 128 -b 1 -r 1 \
+    --warmup 0 --gemm-size 64 --no-forward --set train.precision=bf16 --json "$logs/bench-train.json"
+  step bench-long 300 "$bin/wersa-bench" train --device cuda --config configs/tiny.json -T 64,128 -b 1 -r 1 \
     --warmup 0 --gemm-size 64 --no-forward --recompute --json "$logs/bench-long.json"
 else
   step bench-train 120 "$bin/wersa-bench" train --device cuda --config configs/base.json -T 4096 -b 4 -r 5 \
-    --json "$logs/bench-train.json"
+    --set train.precision=bf16 --json "$logs/bench-train.json"
   step bench-long 150 "$bin/wersa-bench" train --device cuda --config configs/base.json -T 16384,131072 -b 1 \
     -r 2 --recompute --no-forward --json "$logs/bench-long.json"
 fi
@@ -197,7 +197,8 @@ else
   shape=(--heads 12 --head-dim 64 --layers 6)
 fi
 if command -v python3 >/dev/null 2>&1; then
-  step attention-compare 120 python3 scripts/attention-compare.py "$logs/bench-attention.json" "${shape[@]}"
+  step attention-compare 120 python3 scripts/attention-compare.py "$logs/bench-attention.json" "${shape[@]}" \
+    --json "$logs/attention.json"
   cp "$logs/attention-compare.log" "$work/attention.md"
 else
   rows+=("| attention-compare | skipped (no python3) | 0 |")
@@ -216,6 +217,13 @@ else
 fi
 grep -E 'tg[0-9]+ @ d|memory bandwidth' "$logs/bench-decode.log" >>"$work/decode-lines.txt"
 
+# 7. The issue's performance targets, judged from the benchmarks' JSON (reported, not part of the
+#    exit status, which is about correctness).
+if command -v python3 >/dev/null 2>&1; then
+  python3 scripts/gpu-targets.py $([ $mode = sim ] && echo --sim) "$logs" >"$work/targets.md" 2>"$logs/targets.log" ||
+    echo "gpu-targets.py failed (see logs/targets.log)" >"$work/targets.md"
+fi
+
 # ---- summary ------------------------------------------------------------------------------------
 {
   echo "# gpu-check ($mode) $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -233,6 +241,7 @@ grep -E 'tg[0-9]+ @ d|memory bandwidth' "$logs/bench-decode.log" >>"$work/decode
   echo
   printf -- '- %s\n' "${note[@]}"
   echo
+  [ -s "$work/targets.md" ] && { cat "$work/targets.md"; echo; }
   [ -s "$work/bench-tables.md" ] && cat "$work/bench-tables.md"
   [ -s "$work/attention.md" ] && { echo; cat "$work/attention.md"; }
   [ -s "$work/decode-lines.txt" ] && { echo; sed 's/^/    /' "$work/decode-lines.txt"; }
