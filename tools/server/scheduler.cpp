@@ -110,14 +110,31 @@ void Scheduler::emit(Slot& s, int32_t token) {
   j.cv.notify_all();
 }
 
+// The gauges /metrics reports (running, cache), before a finished job's client is woken, so that
+// what it reads next includes its own request.
+void Scheduler::publish() {
+  std::lock_guard<std::mutex> lk(mu_);
+  stats_.running =
+      std::count_if(slots_.begin(), slots_.end(), [](const auto& s) { return s->job != nullptr; });
+  stats_.cache_bytes = cache_.bytes();
+  stats_.cache_sessions = cache_.sessions();
+  stats_.cache_evictions = cache_.evictions();
+  stats_.cache_hits = cache_.hits();
+  stats_.state_bytes_running = size_t(stats_.running) * state_bytes();
+}
+
 void Scheduler::finish(Slot& s, const std::string& reason, const std::string& error) {
-  Job& j = *s.job;
+  const std::shared_ptr<Job> job = std::move(s.job);
+  Job& j = *job;
   if (reason != "error") {
     try {
       cache_.put(*s.st);
     } catch (const std::exception&) {  // out of memory for the copy: simply not kept
     }
   }
+  s.sampler.reset();
+  s.pending.clear();
+  publish();
   {
     std::lock_guard<std::mutex> lk(j.mu);
     j.finish_reason = reason;
@@ -126,9 +143,6 @@ void Scheduler::finish(Slot& s, const std::string& reason, const std::string& er
     j.done = true;
   }
   j.cv.notify_all();
-  s.job.reset();
-  s.sampler.reset();
-  s.pending.clear();
 }
 
 void Scheduler::loop() {
@@ -227,7 +241,13 @@ void Scheduler::loop() {
         for (Slot* s : rows) finish(*s, "error", e.what());
         rows.clear();
       }
-      const double sec = t.ms() / 1000;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        stats_.decode_steps += 1;
+        stats_.decode_rows += int64_t(rows.size());
+        stats_.completion_tokens += int64_t(rows.size());
+        stats_.decode_seconds += t.ms() / 1000;
+      }
       for (size_t i = 0; i < rows.size(); ++i) {
         Slot& s = *rows[i];
         bool stop_hit, full;
@@ -241,20 +261,8 @@ void Scheduler::loop() {
         else if (full)
           finish(s, "length");
       }
-      std::lock_guard<std::mutex> lk(mu_);
-      stats_.decode_steps += 1;
-      stats_.decode_rows += int64_t(tokens.size());
-      stats_.completion_tokens += int64_t(tokens.size());
-      stats_.decode_seconds += sec;
     }
-    std::lock_guard<std::mutex> lk(mu_);
-    stats_.running =
-        std::count_if(slots_.begin(), slots_.end(), [](const auto& s) { return s->job != nullptr; });
-    stats_.cache_bytes = cache_.bytes();
-    stats_.cache_sessions = cache_.sessions();
-    stats_.cache_evictions = cache_.evictions();
-    stats_.cache_hits = cache_.hits();
-    stats_.state_bytes_running = size_t(stats_.running) * state_bytes();
+    publish();
   }
 }
 

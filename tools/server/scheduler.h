@@ -84,6 +84,7 @@ class Scheduler {
   void admit(Slot& s, std::shared_ptr<Job> job);
   void finish(Slot& s, const std::string& reason, const std::string& error = "");
   void emit(Slot& s, int32_t token);
+  void publish();
 
   const Model& model_;
   const data::Tokenizer& tok_;
