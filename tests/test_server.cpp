@@ -13,13 +13,19 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
+#include <cstring>
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "server/session_cache.h"
 #include "testutil.h"
+#include "wersa/io/checkpoint.h"
+#include "wersa/model/generate.h"
 
+using namespace wersa;
 using namespace wersa::test;
 using nlohmann::json;
 
@@ -41,13 +47,44 @@ const std::string& checkpoint() {
   return run;
 }
 
+// A byte-level model of random weights, large enough (init_std 0.3) that every bit of the state
+// and every position moves the next token's distribution: a wrong state or position changes
+// sampled text, which the barely trained model above may not show.
+ModelConfig random_config(const std::string& type) {
+  ModelConfig m;
+  m.dim = 32;
+  m.layers = 2;
+  m.heads = 4;
+  m.kv_heads = 2;
+  m.ffn_dim = 64;
+  m.init_std = 0.3;
+  m.attention.type = attention_kind_from_name(type);
+  m.attention.features = 16;
+  m.attention.conv_width = 9;
+  return m;
+}
+const std::string& random_checkpoint() {
+  static const TempDir dir("server-random");
+  static const std::string path = [] {
+    Config cfg;
+    cfg.model = random_config("wersa");
+    cfg.train.seq_len = 64;
+    Model m(cfg.model, DType::F32, Device::CPU, false);
+    m.init(5);
+    io::save_checkpoint(dir / "ckpt", 1,
+                        {&m, nullptr, nullptr, config_to_json(cfg), io::CheckpointState{1, 0, 0, 0}, ""});
+    return dir / "ckpt";
+  }();
+  return path;
+}
+
 // A running wersa-server; killed at the end unless the test stopped it.
 struct Server {
   TempDir dir{"server"};
   pid_t pid = -1;
   int port = 0;
-  explicit Server(std::vector<std::string> args) {
-    args.insert(args.begin(), {"-m", checkpoint(), "--port", "0", "-t", "1"});
+  explicit Server(std::vector<std::string> args, const std::string& model = checkpoint()) {
+    args.insert(args.begin(), {"-m", model, "--port", "0", "-t", "1"});
     pid = start_tool("wersa-server", args, dir / "out", dir / "err");
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (std::chrono::steady_clock::now() < until) {
@@ -107,6 +144,11 @@ Reply post(const Server& s, const std::string& path, const std::string& body, co
 }
 
 Reply complete(const Server& s, const json& req) { return post(s, "/v1/completions", req.dump()); }
+
+std::string tokens_of(const Reply& r) {
+  EXPECT_EQ(r.status, 200) << r.raw;
+  return r.status == 200 ? r.body["choices"][0]["tokens"].dump() : std::string();
+}
 
 std::string text_of(const Reply& r) {
   EXPECT_EQ(r.status, 200) << r.raw;
@@ -195,19 +237,20 @@ TEST(Server, CompletionsEqualWersaGenerate) {
 }
 
 TEST(Server, ConcurrentRequestsEqualTheSameRequestsAlone) {
-  Server s({"--parallel", "4", "--cache-mib", "0"});
+  Server s({"--parallel", "4", "--cache-mib", "0"}, random_checkpoint());
   std::vector<json> reqs;
   for (int i = 0; i < 6; ++i)
     reqs.push_back({{"prompt", real_text(2000).substr(size_t(100 * i), size_t(20 + 37 * i))},
                     {"max_tokens", 30 + 5 * i},
-                    {"temperature", 0.8},
-                    {"seed", i}});
+                    {"temperature", 1.0},
+                    {"seed", i},
+                    {"return_tokens", true}});
   std::vector<std::string> alone;
-  for (const json& r : reqs) alone.push_back(text_of(complete(s, r)));
+  for (const json& r : reqs) alone.push_back(tokens_of(complete(s, r)));
   const double rows0 = metric(s, "wersa_decode_rows_total"), steps0 = metric(s, "wersa_decode_steps_total");
   std::vector<std::future<std::string>> together;
   for (const json& r : reqs)
-    together.push_back(std::async(std::launch::async, [&s, r] { return text_of(complete(s, r)); }));
+    together.push_back(std::async(std::launch::async, [&s, r] { return tokens_of(complete(s, r)); }));
   for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(together[i].get(), alone[i]) << "request " << i;
   // They did run together: more rows than steps.
   EXPECT_GT(metric(s, "wersa_decode_rows_total") - rows0,
@@ -215,22 +258,31 @@ TEST(Server, ConcurrentRequestsEqualTheSameRequestsAlone) {
 }
 
 TEST(Server, PromptExtendingAKeptSessionEqualsAColdRun) {
-  Server warm({"--parallel", "2"}), cold({"--parallel", "2", "--cache-mib", "0"});
-  const std::string p1 = real_text(3000).substr(1000, 300);
-  const json r1 = {{"prompt", p1}, {"max_tokens", 20}, {"temperature", 0.8}, {"seed", 3}};
+  Server warm({"--parallel", "2"}, random_checkpoint());
+  Server cold({"--parallel", "2", "--cache-mib", "0"}, random_checkpoint());
+  // Token-id prompts: the random model's bytes are not UTF-8 text, so the ids come back as ids.
+  std::vector<int32_t> p1;
+  for (unsigned char c : real_text(3000).substr(1000, 300)) p1.push_back(c);
+  const json r1 = {
+      {"prompt", p1}, {"max_tokens", 20}, {"temperature", 1.0}, {"seed", 3}, {"return_tokens", true}};
   const Reply a = complete(warm, r1);
-  ASSERT_EQ(a.body["choices"][0]["finish_reason"], "length") << a.raw;
-  const std::string p2 = p1 + text_of(a) + " And then";
-  const json r2 = {{"prompt", p2}, {"max_tokens", 40}, {"temperature", 0.8}, {"seed", 4}};
+  ASSERT_EQ(a.status, 200) << a.raw;
+  ASSERT_EQ(a.body["choices"][0]["tokens"].size(), 20u) << a.raw;
+  std::vector<int32_t> p2 = p1;
+  for (const json& t : a.body["choices"][0]["tokens"]) p2.push_back(t.get<int32_t>());
+  for (unsigned char c : std::string(" And then")) p2.push_back(c);
+  const json r2 = {
+      {"prompt", p2}, {"max_tokens", 40}, {"temperature", 1.0}, {"seed", 4}, {"return_tokens", true}};
   const Reply resumed = complete(warm, r2);
-  // The kept state held EOS, the first prompt and the 20 tokens generated (all fed).
-  EXPECT_EQ(resumed.body["usage"]["prompt_tokens_details"]["cached_tokens"], 1 + 300 + 20) << resumed.raw;
-  EXPECT_EQ(metric(warm, "wersa_prompt_tokens_cached_total"), 321);
+  // The kept state held the first prompt and the 20 tokens generated (all fed).
+  EXPECT_EQ(resumed.body["usage"]["prompt_tokens_details"]["cached_tokens"], 300 + 20) << resumed.raw;
+  EXPECT_EQ(metric(warm, "wersa_prompt_tokens_cached_total"), 320);
   EXPECT_EQ(metric(warm, "wersa_sessions_cached"), 2);
   EXPECT_GT(metric(warm, "wersa_session_cache_bytes"), 0);
   const Reply fresh = complete(cold, r2);
   EXPECT_EQ(fresh.body["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
-  EXPECT_EQ(text_of(resumed), text_of(fresh));
+  EXPECT_EQ(resumed.body["choices"][0]["tokens"], fresh.body["choices"][0]["tokens"]);
+  EXPECT_EQ(resumed.body["choices"][0]["text"], fresh.body["choices"][0]["text"]);
   EXPECT_EQ(metric(cold, "wersa_sessions_cached"), 0);
 }
 
@@ -390,4 +442,75 @@ TEST(Server, BadCommandLinesAreOneLineErrors) {
   const ToolRun help = run_tool("wersa-server --help");
   EXPECT_EQ(help.status, 0);
   EXPECT_NE(help.out.find("--cache-mib"), std::string::npos);
+}
+
+// The session cache itself: a restored state is the kept one bit for bit (a KV cache: its used
+// rows), continues like a cold prefill within fp32 rounding, the longest kept prefix wins, and
+// least recently used sessions go first when the bytes run out. WERSA's kept bytes do not grow
+// with the length (only its token list does); softmax's grow with its KV cache.
+TEST(SessionCache, RestoresTheKeptStateAndEvictsTheLeastRecentlyUsed) {
+  for (const char* type : {"wersa", "softmax"}) {
+    Model m(random_config(type), DType::F32, Device::CPU, false);
+    m.init(9);
+    const DecodeOptions opt{256, 32};
+    std::vector<int32_t> toks;
+    for (int i = 0; i < 200; ++i) toks.push_back(int32_t(rng_bits(4, 1, uint64_t(i)) % 259));
+    auto head = [&](size_t n) { return std::vector<int32_t>(toks.begin(), toks.begin() + long(n)); };
+    DecodeState a(m, opt), b(m, opt), cold(m, opt);
+    server::SessionCache cache(size_t(1) << 30);
+    prefill(m, a, head(30));
+    cache.put(a);
+    const size_t bytes30 = cache.bytes();
+    prefill(m, a, std::vector<int32_t>(toks.begin() + 30, toks.begin() + 120));
+    cache.put(a);
+    const size_t bytes120 = cache.bytes() - bytes30;
+    if (std::string(type) == "wersa")
+      EXPECT_EQ(bytes120 - bytes30, 90 * sizeof(int32_t)) << "a WERSA session grows only by its token ids";
+    else
+      EXPECT_GT(bytes120 - bytes30, 90 * 2 * size_t(m.config().dim) / 2)
+          << "a softmax session keeps its KV rows";
+    EXPECT_EQ(cache.restore(toks, b), 120);  // the longest kept prefix
+    EXPECT_EQ(b.tokens(), head(120));
+    for (size_t i = 0; i < a.state_tensors().size(); ++i) {
+      Tensor x = a.state_tensors()[i], y = b.state_tensors()[i];
+      if (a.per_position(i)) x = x.rows(0, 120), y = y.rows(0, 120);
+      EXPECT_EQ(std::memcmp(x.data, y.data, x.bytes()), 0) << type << " " << x.name;
+    }
+    EXPECT_EQ(std::memcmp(a.logits().data, b.logits().data, a.logits().bytes()), 0);
+    prefill(m, b, std::vector<int32_t>(toks.begin() + 120, toks.end()));
+    prefill(m, cold, toks);
+    double err = 0, scale = 1e-30;
+    for (int64_t v = 0; v < 259; ++v) {
+      err = std::max(err,
+                     std::fabs(double(b.logits().host<float>()[v]) - double(cold.logits().host<float>()[v])));
+      scale = std::max(scale, std::fabs(double(cold.logits().host<float>()[v])));
+    }
+    EXPECT_LT(err / scale, 1e-5) << type;
+    std::vector<int32_t> other = head(50);
+    other[10] = (other[10] + 1) % 259;
+    EXPECT_EQ(cache.restore(other, b), 0);  // no kept sequence is a prefix of it
+    EXPECT_EQ(b.pos(), 0);
+    // Room for two sessions of 120 tokens: a third evicts the least recently used (the 30-token one
+    // was used least recently: the 120-token one was just restored).
+    server::SessionCache small(2 * bytes120 + bytes120 / 2);
+    DecodeState c(m, opt);
+    prefill(m, c, head(120));
+    small.put(c);
+    std::vector<int32_t> t2 = other;
+    t2.resize(120, 7);
+    DecodeState d(m, opt);
+    prefill(m, d, t2);
+    small.put(d);
+    EXPECT_EQ(small.restore(toks, b), 120);  // c is now the most recently used
+    std::vector<int32_t> t3 = t2;
+    t3[0] = (t3[0] + 1) % 259;
+    DecodeState e(m, opt);
+    prefill(m, e, t3);
+    small.put(e);
+    EXPECT_EQ(small.evictions(), 1);
+    EXPECT_EQ(small.sessions(), 2u);
+    EXPECT_LE(small.bytes(), small.max_bytes());
+    EXPECT_EQ(small.restore(t2, b), 0) << "the least recently used session was evicted";
+    EXPECT_EQ(small.restore(toks, b), 120);
+  }
 }

@@ -134,6 +134,7 @@ CompletionRequest parse_completion(std::string_view body, const Limits& lim) {
   }
   if (const json* v = field(j, "stream")) r.stream = get_bool(*v, "stream");
   if (const json* v = field(j, "echo")) r.echo = get_bool(*v, "echo");
+  if (const json* v = field(j, "return_tokens")) r.return_tokens = get_bool(*v, "return_tokens");
   if (const json* v = field(j, "n"))
     if (get_int(*v, "n", 1, 1 << 30) != 1) throw bad("n", "only n = 1 is supported");
   if (const json* v = field(j, "best_of"))
@@ -179,9 +180,11 @@ size_t utf8_complete_prefix(std::string_view s) {
 }
 
 json completion_json(const std::string& id, int64_t created, const std::string& model,
-                     const std::string& text, const std::string& finish_reason, const Usage* usage) {
+                     const std::string& text, const std::string& finish_reason, const Usage* usage,
+                     const std::vector<int32_t>* tokens) {
   json choice = {{"text", text}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
   if (!finish_reason.empty()) choice["finish_reason"] = finish_reason;
+  if (tokens) choice["tokens"] = *tokens;
   json j = {{"id", id},
             {"object", "text_completion"},
             {"created", created},

@@ -49,6 +49,7 @@ struct CompletionRequest {
   uint64_t seed = 0;
   std::vector<std::string> stop;  // up to 4 non-empty strings
   bool stream = false, echo = false;
+  bool return_tokens = false;  // an extension (as llama-server's): the generated ids in "tokens"
 };
 
 // Parses and checks a /v1/completions body (ApiError 400 naming the parameter; unknown keys are
@@ -79,6 +80,7 @@ struct Usage {
   int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
 };
 nlohmann::json completion_json(const std::string& id, int64_t created, const std::string& model,
-                               const std::string& text, const std::string& finish_reason, const Usage* usage);
+                               const std::string& text, const std::string& finish_reason, const Usage* usage,
+                               const std::vector<int32_t>* tokens = nullptr);
 
 }  // namespace wersa::server

@@ -92,7 +92,8 @@ void complete(ServerContext& ctx, const httplib::Request& req, httplib::Response
       throw ApiError(503, "the server is shutting down: request cancelled", "", "server_error",
                      "shutting_down");
     const Usage u = usage_of(*job);
-    send_json(res, completion_json(id, created, ctx.model_name, echo + job->text, job->finish_reason, &u));
+    send_json(res, completion_json(id, created, ctx.model_name, echo + job->text, job->finish_reason, &u,
+                                   r.return_tokens ? &job->tokens : nullptr));
     return;
   }
   auto sent = std::make_shared<size_t>(0);

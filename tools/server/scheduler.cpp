@@ -84,6 +84,7 @@ void Scheduler::emit(Slot& s, int32_t token) {
   Job& j = *s.job;
   std::lock_guard<std::mutex> lk(j.mu);
   ++j.generated;
+  j.tokens.push_back(token);
   if (token == tok_.eos_id() || token >= tok_.vocab_size()) return;  // no text
   const size_t old = j.text.size();
   j.text += tok_.piece_bytes(token);

@@ -40,9 +40,10 @@ struct Job {
   std::condition_variable cv;
   std::string text;   // generated text (cut before a stop string)
   size_t stable = 0;  // bytes of text that can be sent: no stop string and no character can still change them
-  int64_t generated = 0;  // tokens generated
-  int64_t cached = 0;     // prompt tokens resumed from the session cache
-  bool started = false;   // it holds a slot
+  std::vector<int32_t> tokens;  // the generated ids (EOS included)
+  int64_t generated = 0;        // tokens generated
+  int64_t cached = 0;           // prompt tokens resumed from the session cache
+  bool started = false;         // it holds a slot
   bool done = false;
   std::string finish_reason;  // "stop", "length"; "timeout", "cancelled", "error" (error: message)
   std::string error;
