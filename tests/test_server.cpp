@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "server/api.h"
 #include "server/session_cache.h"
 #include "testutil.h"
 #include "wersa/io/checkpoint.h"
@@ -414,6 +415,18 @@ TEST(Server, AClientThatDisconnectsFreesItsSlot) {
   EXPECT_EQ(metric(s, "wersa_running"), 0);
 }
 
+// --timeout ends a request that runs too long, with what it generated so far.
+TEST(Server, ARequestEndsAtItsTimeout) {
+  Server s({"--timeout", "1", "--max-tokens", "100000000"});
+  const auto t0 = std::chrono::steady_clock::now();
+  const Reply r = complete(s, {{"prompt", "a"}, {"max_tokens", 100000000}, {"temperature", 0}});
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30.0);
+  ASSERT_EQ(r.status, 200) << r.raw;
+  EXPECT_EQ(r.body["choices"][0]["finish_reason"], "timeout");
+  EXPECT_GT(r.body["usage"]["completion_tokens"], 0);
+  EXPECT_LT(r.body["usage"]["completion_tokens"], 100000000);
+}
+
 TEST(Server, SigtermFinishesTheRunningRequestAndExitsZero) {
   Server s({});
   auto running = std::async(std::launch::async, [&] {
@@ -513,4 +526,25 @@ TEST(SessionCache, RestoresTheKeptStateAndEvictsTheLeastRecentlyUsed) {
     EXPECT_EQ(small.restore(t2, b), 0) << "the least recently used session was evicted";
     EXPECT_EQ(small.restore(toks, b), 120);
   }
+}
+
+// Stop strings over a growing text: the cut at the earliest stop string, even one that began in
+// an earlier piece; a tail that may still become a stop string, or half a UTF-8 character, is
+// held back from a stream.
+TEST(ServerApi, StopStringsAndWhatAStreamMaySend) {
+  using server::scan_stops;
+  const std::vector<std::string> stops = {"END", "\n\n"};
+  EXPECT_EQ(scan_stops("hello", 0, stops).cut, std::string::npos);
+  EXPECT_EQ(scan_stops("hello", 0, stops).stable, 5u);
+  EXPECT_EQ(scan_stops("hello E", 6, stops).stable, 6u);    // "E" may begin END
+  EXPECT_EQ(scan_stops("hello EN", 7, stops).stable, 6u);   // "EN" too
+  EXPECT_EQ(scan_stops("hello ENX", 8, stops).stable, 9u);  // not any more
+  const auto s = scan_stops("hello END more", 7, stops);    // END began before the new piece
+  EXPECT_EQ(s.cut, 6u);
+  EXPECT_EQ(s.stable, 6u);
+  EXPECT_EQ(scan_stops("a\n\nb END", 1, stops).cut, 1u);  // the earliest wins
+  EXPECT_EQ(scan_stops("x\n", 1, stops).stable, 1u);
+  EXPECT_EQ(scan_stops("caf\xc3", 3, {}).stable, 3u);  // half of "é"
+  EXPECT_EQ(scan_stops("caf\xc3\xa9", 4, {}).stable, 5u);
+  EXPECT_EQ(scan_stops("\xe2\x82", 0, {}).stable, 0u);  // two of the three bytes of "€"
 }

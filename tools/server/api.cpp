@@ -1,6 +1,7 @@
 // Parsing and checking of wersa-server's request bodies and the JSON of its answers (api.h).
 #include "api.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "wersa/common/error.h"
@@ -177,6 +178,27 @@ size_t utf8_complete_prefix(std::string_view s) {
     return need > back ? n - back : n;
   }
   return n;
+}
+
+StopScan scan_stops(const std::string& text, size_t old, const std::vector<std::string>& stops) {
+  StopScan r;
+  for (const std::string& stop : stops) {
+    const size_t from = old >= stop.size() ? old - stop.size() + 1 : 0;
+    r.cut = std::min(r.cut, text.find(stop, from));
+  }
+  if (r.cut != std::string::npos) {
+    r.stable = r.cut;
+    return r;
+  }
+  size_t hold = 0;
+  for (const std::string& stop : stops)
+    for (size_t k = std::min(stop.size() - 1, text.size()); k > hold; --k)
+      if (text.compare(text.size() - k, k, stop, 0, k) == 0) {
+        hold = k;
+        break;
+      }
+  r.stable = utf8_complete_prefix(std::string_view(text).substr(0, text.size() - hold));
+  return r;
 }
 
 json completion_json(const std::string& id, int64_t created, const std::string& model,

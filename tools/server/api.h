@@ -73,6 +73,16 @@ std::string dump(const nlohmann::json& j);
 // and keeps the rest until the character is complete.
 size_t utf8_complete_prefix(std::string_view s);
 
+// Stop strings over a growing text: after `text` grew from `old` bytes, where the earliest stop
+// string now starts (cut; npos: none) and how many leading bytes a stream may send (stable: all
+// of them up to a cut; otherwise none of a tail that could still become a stop string, nor an
+// unfinished UTF-8 character).
+struct StopScan {
+  size_t cut = std::string::npos;
+  size_t stable = 0;
+};
+StopScan scan_stops(const std::string& text, size_t old, const std::vector<std::string>& stops);
+
 // The body (whole or one stream chunk) of a completion: {"id", "object": "text_completion",
 // "created", "model", "choices": [{"text", "index": 0, "logprobs": null, "finish_reason"}]} with
 // "usage" when given (finish_reason null when empty).

@@ -88,26 +88,12 @@ void Scheduler::emit(Slot& s, int32_t token) {
   if (token == tok_.eos_id() || token >= tok_.vocab_size()) return;  // no text
   const size_t old = j.text.size();
   j.text += tok_.piece_bytes(token);
-  size_t cut = std::string::npos;
-  for (const std::string& stop : j.stop) {
-    const size_t from = old >= stop.size() ? old - stop.size() + 1 : 0;
-    cut = std::min(cut, j.text.find(stop, from));
-  }
-  if (cut != std::string::npos) {
-    j.text.resize(cut);
+  const StopScan scan = scan_stops(j.text, old, j.stop);
+  if (scan.cut != std::string::npos) {
+    j.text.resize(scan.cut);
     j.finish_reason = "stop";  // finish() ends it after this step
-    j.stable = j.text.size();
-    return;
   }
-  // Hold back a tail that may still become a stop string, and an unfinished character.
-  size_t hold = 0;
-  for (const std::string& stop : j.stop)
-    for (size_t k = std::min(stop.size() - 1, j.text.size()); k > hold; --k)
-      if (j.text.compare(j.text.size() - k, k, stop, 0, k) == 0) {
-        hold = k;
-        break;
-      }
-  j.stable = utf8_complete_prefix(std::string_view(j.text).substr(0, j.text.size() - hold));
+  j.stable = scan.stable;
   j.cv.notify_all();
 }
 
