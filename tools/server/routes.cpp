@@ -2,6 +2,7 @@
 // handler's thread waits for it and answers whole, or streams its text as it grows.
 #include "routes.h"
 
+#include <algorithm>
 #include <ctime>
 #include <iomanip>
 #include <sstream>
@@ -112,8 +113,8 @@ void complete(ServerContext& ctx, const httplib::Request& req, httplib::Response
           std::unique_lock<std::mutex> lk(job->mu);
           job->cv.wait_for(lk, std::chrono::milliseconds(200),
                            [&] { return job->done || job->stable > *sent; });
-          piece = job->text.substr(*sent, job->stable - *sent);
-          *sent = job->stable;
+          if (job->stable > *sent) piece = job->text.substr(*sent, job->stable - *sent);
+          *sent = std::max(*sent, job->stable);
           done = job->done;
           reason = job->finish_reason;
           error = job->error;
