@@ -1,5 +1,5 @@
-// Batched decoding (DecodeBatch): for WERSA, linear and softmax attention, sequences at different
-// positions that join and leave the batch between steps get, every step, the logits decode_step
+// Batched decoding (DecodeBatch): for WERSA (f32 and bf16 weights), linear and softmax attention, sequences
+// at different positions that join and leave the batch between steps get, every step, the logits decode_step
 // gives them alone (within 1e-5 relative) and the same greedy tokens; the batch's checks reject
 // bad input before changing any state.
 #include <cmath>
@@ -127,8 +127,9 @@ Trace batched(const Model& m, const DecodeOptions& opt) {
 }  // namespace
 
 TEST(DecodeBatch, EachSequenceGetsItsLogitsAlone) {
-  for (const char* type : {"wersa", "linear", "softmax"}) {
-    auto m = make_model(type);
+  for (const char* type : {"wersa", "linear", "softmax", "wersa-bf16"}) {
+    auto m = make_model(std::string(type).substr(0, 5) == "wersa" ? "wersa" : type);
+    if (std::string(type) == "wersa-bf16") m = std::make_unique<Model>(*m, DType::BF16);  // bf16 weights
     const DecodeOptions opt{64, 16};
     const Trace a = alone(*m, opt), b = batched(*m, opt);
     for (int i = 0; i < kSeqs; ++i) {
