@@ -17,6 +17,7 @@
 #include <cstring>
 #include <fstream>
 #include <future>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -64,19 +65,20 @@ ModelConfig random_config(const std::string& type) {
   m.attention.conv_width = 9;
   return m;
 }
-const std::string& random_checkpoint() {
+std::string random_checkpoint(const std::string& type = "wersa") {
   static const TempDir dir("server-random");
-  static const std::string path = [] {
+  static std::map<std::string, std::string> made;
+  if (!made.count(type)) {
     Config cfg;
-    cfg.model = random_config("wersa");
-    cfg.train.seq_len = 64;
+    cfg.model = random_config(type);
+    cfg.train.seq_len = 64;  // a softmax model's context (its KV cache's rows)
     Model m(cfg.model, DType::F32, Device::CPU, false);
     m.init(5);
-    io::save_checkpoint(dir / "ckpt", 1,
+    io::save_checkpoint(dir / type, 1,
                         {&m, nullptr, nullptr, config_to_json(cfg), io::CheckpointState{1, 0, 0, 0}, ""});
-    return dir / "ckpt";
-  }();
-  return path;
+    made[type] = dir / type;
+  }
+  return made[type];
 }
 
 // A running wersa-server; killed at the end unless the test stopped it.
@@ -105,6 +107,8 @@ struct Server {
     EXPECT_GT(port, 0) << "the server did not start: " << read_file(dir / "err");
   }
   ~Server() {
+    if (::testing::Test::HasFailure())
+      std::fprintf(stderr, "server's stderr:\n%s\n", read_file(dir / "err").c_str());
     if (pid > 0) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
@@ -413,6 +417,34 @@ TEST(Server, AClientThatDisconnectsFreesItsSlot) {
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 20.0);
   EXPECT_LT(metric(s, "wersa_completion_tokens_total"), 500000);
   EXPECT_EQ(metric(s, "wersa_running"), 0);
+}
+
+// A softmax model serves through the same slots, batch and cache with its KV cache: concurrent
+// requests equal the same requests alone, a prompt that leaves no room in its context (64 tokens)
+// is a 400, and a generation that fills the context ends with "length".
+TEST(Server, SoftmaxModelsServeWithinTheirContext) {
+  Server s({"--parallel", "3", "--max-tokens", "1000"}, random_checkpoint("softmax"));
+  std::vector<json> reqs;
+  for (int i = 0; i < 3; ++i)
+    reqs.push_back({{"prompt", real_text(500).substr(size_t(50 * i), size_t(5 + 9 * i))},
+                    {"max_tokens", 12 + 3 * i},
+                    {"temperature", 1.0},
+                    {"seed", 20 + i},
+                    {"return_tokens", true}});
+  std::vector<std::string> alone;
+  for (const json& r : reqs) alone.push_back(tokens_of(complete(s, r)));
+  std::vector<std::future<std::string>> together;
+  for (const json& r : reqs)
+    together.push_back(std::async(std::launch::async, [&s, r] { return tokens_of(complete(s, r)); }));
+  for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(together[i].get(), alone[i]) << "request " << i;
+  const Reply full = complete(s, {{"prompt", std::vector<int>(64, 65)}, {"max_tokens", 5}});
+  expect_error(full, 400, "prompt");
+  EXPECT_EQ(full.body["error"]["code"], "context_length_exceeded");
+  const Reply fills =
+      complete(s, {{"prompt", std::vector<int>(60, 65)}, {"max_tokens", 1000}, {"temperature", 0}});
+  ASSERT_EQ(fills.status, 200) << fills.raw;
+  EXPECT_EQ(fills.body["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(fills.body["usage"]["completion_tokens"], 4);  // 60 + 4 = the context
 }
 
 // --timeout ends a request that runs too long, with what it generated so far.

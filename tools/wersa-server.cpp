@@ -120,6 +120,7 @@ int main(int argc, char** argv) {
     so.context = ctx;
     so.prefill_chunk = f.batch;
     so.cache_bytes = size_t(f.cache_mib) << 20;
+    so.threads = nthreads;
     wersa::server::Scheduler scheduler(*model, *tok, so);
 
     wersa::server::ServerContext sc;

@@ -16,18 +16,22 @@ DecodeBatch::DecodeBatch(const Model& m, int64_t max_rows, const DecodeOptions& 
   RunSpec spec{1, max_rows, false, true};
   spec.keep_logits = true;  // [max_rows, V]: one row of logits per sequence
   ws_ = std::make_unique<Workspace>(m, spec);
-  // Plan with every row at the last position the context allows (the scratch of a KV-cache
-  // kernel grows with the position); a state of each row, not touched while planning.
+  // Plan every row count (the kernels differ with it: one row takes a GEMV, a few rows small
+  // GEMM kernels, more rows BLAS), each row at the last position the context allows (the scratch
+  // of a KV-cache kernel grows with the position); a state for the rows, not touched by planning.
   DecodeState probe(m, opt);
   const int64_t pos = opt.context > 0 ? opt.context - 1 : 0;
   std::vector<detail::Segment> segs;
   for (int64_t i = 0; i < max_rows; ++i) segs.push_back({i, 1, pos, &probe.layers_});
-  ws_->ctx().plan([&] {
-    detail::Pass pass;
-    pass.T = max_rows, pass.segments = &segs;
-    detail::trunk_fwd(ws_->ctx(), m, *ws_, pass);
-    detail::lm_head_logits(ws_->ctx(), m, ws_->xf.rows(0, max_rows), ws_->logits.rows(0, max_rows));
-  });
+  for (int64_t n = 1; n <= max_rows; ++n) {
+    const std::vector<detail::Segment> first(segs.begin(), segs.begin() + n);
+    ws_->ctx().plan([&] {
+      detail::Pass pass;
+      pass.T = n, pass.segments = &first;
+      detail::trunk_fwd(ws_->ctx(), m, *ws_, pass);
+      detail::lm_head_logits(ws_->ctx(), m, ws_->xf.rows(0, n), ws_->logits.rows(0, n));
+    });
+  }
 }
 
 DecodeBatch::~DecodeBatch() = default;

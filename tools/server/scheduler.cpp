@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "api.h"
+#include "wersa/backend/backend.h"
 #include "wersa/common/timer.h"
 
 namespace wersa::server {
@@ -133,6 +134,7 @@ void Scheduler::finish(Slot& s, const std::string& reason, const std::string& er
 }
 
 void Scheduler::loop() {
+  set_cpu_threads(opt_.threads);  // OpenMP's count is per thread: this one starts at the default
   for (;;) {
     std::vector<std::pair<Slot*, std::shared_ptr<Job>>> joining;
     std::vector<std::shared_ptr<Job>> dropped;

@@ -6,7 +6,8 @@
 // never stalls the others for more than a chunk. A request leaves its slot at a token boundary
 // when it ends (EOS, a stop string, max_tokens, a full context, its deadline, a cancel), and its
 // state goes to the session cache. Sampling is per request (its own Sampler and seed, the draws
-// indexed by position), so a request's tokens do not depend on what else runs with it.
+// indexed by position), so what else runs with a request changes its logits only by rounding
+// (one row takes a GEMV, several a GEMM).
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -55,6 +56,9 @@ struct SchedulerOptions {
   int64_t context = 0;          // DecodeOptions::context (softmax: the KV cache's rows)
   int64_t prefill_chunk = 128;  // prompt tokens per scheduler iteration
   size_t cache_bytes = size_t(256) << 20;
+  // CPU threads of the scheduler thread (set_cpu_threads' count, as in the thread that built the
+  // states: OpenMP's thread count is per thread, and the states' scratch was planned with it).
+  int threads = 1;
 };
 
 struct SchedulerStats {

@@ -1,10 +1,10 @@
 // wersa-server's session cache: after a request, the generation state of its sequence (the
 // attention kind's state, the logits and the tokens it stands for), kept by its tokens. A new
 // prompt resumes from the longest kept sequence that is a prefix of it, so only the new tokens
-// are prefilled; the result equals a cold run (the state is the same numbers). A WERSA state is a
-// few hundred KiB whatever the length; a softmax state keeps the KV cache's used rows, so it grows
-// with the length. The bytes are bounded (least recently used first out). Not thread-safe: the
-// scheduler thread owns it.
+// are prefilled; the state is restored bit for bit, so the result is a cold run's up to the
+// rounding of a different prefill split. A WERSA state has the same size whatever the length; a
+// softmax state keeps the KV cache's used rows, so it grows with the length. The bytes are
+// bounded (least recently used first out). Not thread-safe: the scheduler thread owns it.
 #pragma once
 #include <cstdint>
 #include <list>
