@@ -34,15 +34,15 @@ using wersa::test::run_tool;
 namespace {
 
 const std::vector<std::string> kTools = {"wersa-train",    "wersa-eval",  "wersa-tokenize",
-                                         "wersa-generate", "wersa-bench", "wersa-experiment"};
+                                         "wersa-generate", "wersa-bench", "wersa-experiment",
+                                         "wersa-server"};
 
 // The tool a page is about, for flags whose paragraph and heading name none.
 std::string page_tool(const std::string& rel) {
-  static const std::map<std::string, std::string> m = {{"docs/training.md", "wersa-train"},
-                                                       {"docs/classification.md", "wersa-train"},
-                                                       {"docs/generation.md", "wersa-generate"},
-                                                       {"docs/experiments.md", "wersa-experiment"},
-                                                       {"docs/performance.md", "wersa-bench"}};
+  static const std::map<std::string, std::string> m = {
+      {"docs/training.md", "wersa-train"},      {"docs/classification.md", "wersa-train"},
+      {"docs/generation.md", "wersa-generate"}, {"docs/experiments.md", "wersa-experiment"},
+      {"docs/performance.md", "wersa-bench"},   {"docs/server.md", "wersa-server"}};
   const auto it = m.find(rel);
   return it == m.end() ? "" : it->second;
 }

@@ -64,6 +64,26 @@ AttnCall attn_call(const Model& m, const Dims& s, int layer, const LayerActs& a,
   return call;
 }
 
+// RoPE on q and k at the pass's positions, then the attention kind: (u, q, k, v) -> o.
+void attn_fwd(Ctx& ctx, const Model& m, const Dims& s, int layer, const LayerActs& a, const Pass& pass) {
+  const ModelConfig& c = m.config();
+  if (c.rope_theta > 0) {
+    const Tensor q4 = a.q.view({pass.B, pass.T, s.H, s.d}), k4 = a.k.view({pass.B, pass.T, s.Hkv, s.d});
+    rope_fwd(ctx, {q4, q4, c.rope_theta, pass.pos0});
+    rope_fwd(ctx, {k4, k4, c.rope_theta, pass.pos0});
+  }
+  m.attention().fwd(ctx, attn_call(m, s, layer, a, pass, nullptr));
+}
+
+// Rows [r0, r1) of what the attention reads and writes (a segment of a batched pass).
+LayerActs segment_acts(const LayerActs& a, int64_t r0, int64_t r1) {
+  auto r = [&](const Tensor& t) { return t.defined() ? t.rows(r0, r1) : t; };
+  LayerActs o;
+  o.u = r(a.u), o.q = r(a.q), o.k = r(a.k), o.v = r(a.v), o.o = r(a.o);
+  for (int i = 0; i < Slots::kMax; ++i) o.attn[i] = r(a.attn[i]);
+  return o;
+}
+
 // x = a.x -> y (y may be a.x itself: it is written last). y undefined: the activations only (the
 // recomputation before a backward, which needs no output).
 void block_fwd(Ctx& ctx, const Model& m, const Dims& s, int layer, const LayerActs& a, const Tensor& y,
@@ -76,12 +96,15 @@ void block_fwd(Ctx& ctx, const Model& m, const Dims& s, int layer, const LayerAc
   matmul_fwd(ctx, {a.q, a.u, w.wq, p.bq, false, bf});
   matmul_fwd(ctx, {a.k, a.u, w.wk, p.bk, false, bf});
   matmul_fwd(ctx, {a.v, a.u, w.wv, p.bv, false, bf});
-  if (c.rope_theta > 0) {
-    const Tensor q4 = a.q.view({pass.B, pass.T, s.H, s.d}), k4 = a.k.view({pass.B, pass.T, s.Hkv, s.d});
-    rope_fwd(ctx, {q4, q4, c.rope_theta, pass.pos0});
-    rope_fwd(ctx, {k4, k4, c.rope_theta, pass.pos0});
+  if (pass.segments) {
+    for (const Segment& sg : *pass.segments) {
+      Pass one;
+      one.T = sg.T, one.pos0 = sg.pos0, one.state = sg.state;
+      attn_fwd(ctx, m, s, layer, segment_acts(a, sg.r0, sg.r0 + sg.T), one);
+    }
+  } else {
+    attn_fwd(ctx, m, s, layer, a, pass);
   }
-  m.attention().fwd(ctx, attn_call(m, s, layer, a, pass, nullptr));
   copy_fwd(ctx, {a.h, a.x});
   matmul_fwd(ctx, {a.h, a.o, w.wo, {}, true, bf});
   for_row_tiles(pass.N(), [&](int64_t r0, int64_t r1) {

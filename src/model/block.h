@@ -9,11 +9,22 @@
 
 namespace wersa::detail {
 
+// Batched decoding (DecodeBatch): one sequence's rows [r0, r0 + T) of a pass over several
+// sequences, continuing its own state at its own position.
+struct Segment {
+  int64_t r0 = 0, T = 1, pos0 = 0;
+  std::vector<Slots>* state = nullptr;
+};
+
 struct Pass {
   int64_t B = 1, T = 1;
   int64_t pos0 = 0;                     // position of each sequence's first row
   std::vector<Slots>* state = nullptr;  // per layer: the attention kind's generation state
   Tensor lengths{};  // classifier: [B] i32 device lengths (ws.lengths); undefined for the LM
+  // When set (with B = 1, T = the rows of all segments, no state): the row-local ops (norms,
+  // projections, FFN) run over all rows at once, RoPE and the attention once per segment with its
+  // state and position.
+  const std::vector<Segment>* segments = nullptr;
   int64_t N() const { return B * T; }
 };
 

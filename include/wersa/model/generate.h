@@ -80,7 +80,8 @@ class DecodeState {
   friend const Tensor& decode_step(const Model& m, DecodeState& s, int32_t token);
   friend const Tensor& prefill(const Model& m, DecodeState& s, const std::vector<int32_t>& tokens,
                                const Tensor& all_logits);
-  Workspace& chunk();  // the prefill workspace, built and planned on first use
+  friend class DecodeBatch;  // decode_batch.h: steps of several states in one forward
+  Workspace& chunk();        // the prefill workspace, built and planned on first use
   void plan(Workspace& ws, int64_t rows);
   const Model* model_;
   DecodeOptions opt_;
