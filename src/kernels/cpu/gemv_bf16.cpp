@@ -6,18 +6,16 @@
 // in chunks of kChunk elements on the stack. Each output is computed by one thread in a fixed
 // order (even then odd products per block, lanes added in order, then the scalar tail), whatever
 // the thread count. Cloned per instruction set like gemv.cpp.
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 
 #include "gemv.h"
+#include "team.h"
+#include "wersa/backend/backend.h"
 
 namespace wersa::cpu {
 namespace {
-
-constexpr int64_t kParallelMacs = int64_t(1) << 19;  // as gemv.cpp
-constexpr int64_t kChunk = 8192;                     // x elements permuted at a time (32 KiB)
+constexpr int64_t kChunk = 8192;  // x elements permuted at a time (32 KiB)
 
 typedef float VecF __attribute__((vector_size(64)));
 typedef uint32_t VecU __attribute__((vector_size(64)));
@@ -83,7 +81,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void range_bf16(int
 void gemv_rows(int64_t O, int64_t I, const bf16* w, int64_t ldw, const float* x, const float* b,
                bool accumulate, float* y, bool threads) {
   alignas(64) float xp[kChunk];
-  const bool parallel = threads && O * I >= kParallelMacs && omp_get_max_threads() > 1 && !omp_in_parallel();
+  const int64_t nblk = (O + 3) / 4;
+  const bool parallel = threads && nblk >= 2 && O * I * int64_t(sizeof(bf16)) >= gemv_split_bytes();
   // Columns in chunks: the first adds the bias (and y when accumulating), the others add to y.
   for (int64_t c0 = 0; c0 == 0 || c0 < I; c0 += kChunk) {
     const int64_t n = std::min(kChunk, I - c0);
@@ -94,12 +93,11 @@ void gemv_rows(int64_t O, int64_t I, const bf16* w, int64_t ldw, const float* x,
       range_bf16(0, O, n, w + c0, ldw, xp, x + c0, bc, acc, y);
       continue;
     }
-#pragma omp parallel
-    {
-      const int64_t nt = omp_get_num_threads(), tid = omp_get_thread_num(), nblk = (O + 3) / 4;
-      const int64_t o0 = std::min(O, nblk * tid / nt * 4), o1 = std::min(O, nblk * (tid + 1) / nt * 4);
+    auto part = [&](int p, int np) {  // contiguous ranges of whole blocks of four rows per chunk
+      const int64_t o0 = std::min(O, nblk * p / np * 4), o1 = std::min(O, nblk * (p + 1) / np * 4);
       if (o0 < o1) range_bf16(o0, o1, n, w + c0, ldw, xp, x + c0, bc, acc, y);
-    }
+    };
+    team_run(gemv_chunks(nblk, O * I * int64_t(sizeof(bf16))), part);
   }
 }
 
