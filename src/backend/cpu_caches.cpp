@@ -47,7 +47,7 @@ int64_t default_split_bytes() {
     const long long v = std::strtoll(e, &end, 10);
     if (*end == '\0' && v >= 0) return v;  // a bad value: the cache-based default
   }
-  return int64_t(cpu_cache_bytes(1));
+  return int64_t(cpu_cache_bytes(2));
 }
 
 std::atomic<int64_t> g_split{-1};  // -1: not chosen yet

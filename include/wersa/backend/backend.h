@@ -93,8 +93,9 @@ int cpu_threads();  // the count in effect now
 inline constexpr size_t kFallbackL1Bytes = size_t(32) << 10, kFallbackL2Bytes = size_t(512) << 10;
 size_t cpu_cache_bytes(int level);
 // A one-row GEMV (decode) whose weights take at least this many bytes splits its rows over the CPU
-// threads; a smaller one runs on the calling thread. Default: the level-1 data cache of a core
-// (cpu_cache_bytes(1)), or WERSA_GEMV_SPLIT_BYTES when that is set. set_gemv_split_bytes(b) sets it
+// threads; a smaller one runs on the calling thread. Default: a core's level-2 cache
+// (cpu_cache_bytes(2): a matrix it holds is read faster by one core than it is handed out), or
+// WERSA_GEMV_SPLIT_BYTES when that is set. set_gemv_split_bytes(b) sets it
 // (0: always split; a negative value restores the default). Results do not depend on it.
 int64_t gemv_split_bytes();
 void set_gemv_split_bytes(int64_t bytes);

@@ -2,7 +2,7 @@
 // a row's arithmetic is the same whether it is in a block of four or alone, so the split of the
 // rows between threads does not change any result. The rows are split over the decode team
 // (team.h, whose workers spin between the GEMVs of a step) when the weights take at least
-// gemv_split_bytes() (backend.h: a core's L1 data cache unless set). The row kernel is cloned per
+// gemv_split_bytes() (backend.h: a core's L2 cache unless set). The row kernel is cloned per
 // instruction set (target_clones picks one at load time).
 #include "gemv.h"
 

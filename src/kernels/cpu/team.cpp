@@ -35,7 +35,10 @@ thread_local bool t_in_job = false;
 
 int read_spin_us() {
   const char* e = std::getenv("WERSA_TEAM_SPIN_US");
-  if (e == nullptr || *e == '\0') return kTeamSpinUs;
+  if (e == nullptr || *e == '\0') {  // passive OpenMP waits asked for: the team sleeps at once too
+    const char* w = std::getenv("OMP_WAIT_POLICY");
+    return w != nullptr && (w[0] == 'p' || w[0] == 'P') ? 0 : kTeamSpinUs;
+  }
   char* end = nullptr;
   const long v = std::strtol(e, &end, 10);
   return (*end == '\0' && v >= 0 && v <= 1000000) ? int(v) : kTeamSpinUs;  // a bad value: the default

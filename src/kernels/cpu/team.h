@@ -48,8 +48,10 @@ void team_for(int64_t n, bool parallel, F&& f) {
 int team_part();
 
 // How long a worker spins after a job before it sleeps, in microseconds: WERSA_TEAM_SPIN_US if set
-// (0 = sleep at once), else kTeamSpinUs. Read when the team starts.
-constexpr int kTeamSpinUs = 100;
+// (0 = sleep at once), else 0 under OMP_WAIT_POLICY=passive, else kTeamSpinUs (long enough to
+// cover the single-threaded ops between two GEMVs of a step, short enough that the team sleeps
+// while the caller samples or runs OpenMP work). Read when the team starts.
+constexpr int kTeamSpinUs = 20;
 int team_spin_us();
 
 }  // namespace wersa::cpu
