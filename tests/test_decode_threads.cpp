@@ -61,7 +61,25 @@ TEST(DecodeTeam, EveryChunkRunsOnceOnSeveralThreads) {
       if (job % 50 == 49)
         std::this_thread::sleep_for(std::chrono::microseconds(2 * cpu::team_spin_us() + 1000));
     }
-    EXPECT_GT(on_worker.load(), 0) << threads << " threads: no chunk ran on a worker";
+    // Back-to-back jobs of growing chunk counts and no work: a claim must never reach into the job
+    // published next (a chunk run twice or lost).
+    for (int job = 0; job < 20000; ++job) {
+      const int chunks = 2 + job % 36;
+      for (int c = 0; c < chunks; ++c) runs[c].store(0, std::memory_order_relaxed);
+      auto g = [&](int c, int) { runs[c].fetch_add(1, std::memory_order_relaxed); };
+      cpu::team_run(chunks, g);
+      for (int c = 0; c < chunks; ++c) ASSERT_EQ(runs[c].load(), 1) << "stress job " << job << " chunk " << c;
+    }
+    // A worker takes part: the caller's chunk waits (up to 10 s) until another thread ran one.
+    on_worker.store(0);
+    auto wait_for_worker = [&](int, int) {
+      if (cpu::team_part() != 0) return void(on_worker.fetch_add(1));
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (on_worker.load() == 0 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    };
+    std::this_thread::sleep_for(std::chrono::microseconds(2 * cpu::team_spin_us() + 1000));  // workers asleep
+    cpu::team_run(2, wait_for_worker);
+    EXPECT_GE(on_worker.load(), 1) << threads << " threads: no chunk ran on a worker";
   }
 }
 
@@ -121,20 +139,20 @@ TEST(DecodeTeam, GemvOnOneThreadAndSplitMatchDoubleAndEachOther) {
 
 namespace {
 
-// Large enough heads (H m d = 4 x 96 x 48 > 2^16 multiply-adds) that the linear attention's decode
-// step goes to the team too.
+// Large enough heads (H m d = 4 x 384 x 64 > 2^16 multiply-adds) that the linear attention's
+// decode step goes to the team too, one chunk per kv head.
 ModelConfig split_model(const std::string& type) {
   ModelConfig m;
   m.vocab_size = 53;
-  m.dim = 192;
+  m.dim = 256;
   m.layers = 2;
   m.heads = 4;
-  m.kv_heads = 2;
+  m.kv_heads = 4;
   m.ffn_dim = 160;
   m.rope_theta = 10000.0;
   m.init_std = 0.1;
   m.attention.type = attention_kind_from_name(type);
-  m.attention.features = 96;
+  m.attention.features = 384;
   m.attention.levels = 2;
   m.attention.conv_width = 5;
   m.attention.chunk = 16;

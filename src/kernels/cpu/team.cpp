@@ -1,7 +1,9 @@
-// The decode team (team.h). A job is published as one 64-bit word, (job number << 32) | next
-// chunk; the caller and the workers claim chunks by compare-and-swap on it, so a claim succeeds
-// only while that job is current, and the caller returns once the count of finished chunks reaches
-// the job's chunks (it never waits for a worker that claimed nothing). Workers spin on the word for
+// The decode team (team.h). A job is published as one 64-bit word, (job number << 32) | (chunks
+// << 16) | next chunk; the caller and the workers claim chunks by compare-and-swap on it, so a
+// claim succeeds only while that job is current and has a chunk left (both read from the word
+// itself: a separate chunk count could already hold the next job's while the word still holds
+// this one's), and the caller returns once the count of finished chunks reaches the job's chunks
+// (it never waits for a worker that claimed nothing). Workers spin on the word for
 // team_spin_us() after their last job, then sleep on a condition variable; a publisher that sees a
 // sleeper wakes them (the word and the sleeper count are sequentially consistent, so a worker
 // about to sleep either sees the new job or is counted and woken). The team object is never freed:
@@ -30,7 +32,8 @@
 namespace wersa::cpu {
 namespace {
 
-thread_local int t_id = 0;  // this thread's number in the team (the caller's is 0)
+constexpr int kMaxChunks = 0xffff;  // chunks of one team job (16 bits of the job word)
+thread_local int t_id = 0;          // this thread's number in the team (the caller's is 0)
 thread_local bool t_in_job = false;
 
 int read_spin_us() {
@@ -59,11 +62,11 @@ class Team {
     }
     fn_.store(f, std::memory_order_relaxed);
     ctx_.store(ctx, std::memory_order_relaxed);
-    chunks_.store(chunks, std::memory_order_relaxed);
     max_id_.store(threads - 1, std::memory_order_relaxed);
     finished_.store(0, std::memory_order_relaxed);
     ++job_;
-    next_.store(job_ << 32, std::memory_order_seq_cst);  // publishes the fields above
+    next_.store(job_ << 32 | uint64_t(chunks) << 16,
+                std::memory_order_seq_cst);  // publishes the fields above
     if (sleepers_.load(std::memory_order_seq_cst) > 0) {
       { const std::lock_guard<std::mutex> l(sleep_m_); }
       wake_.notify_all();
@@ -81,14 +84,14 @@ class Team {
   // Claims and runs chunks of job j until none are left or another job is current.
   void claim_and_run(uint64_t j) {
     uint64_t v = next_.load(std::memory_order_acquire);
-    while ((v >> 32) == j && uint32_t(v) < uint32_t(chunks_.load(std::memory_order_relaxed))) {
+    while ((v >> 32) == j && (v & 0xffff) < ((v >> 16) & 0xffff)) {
       if (!next_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire))
         continue;
       // The claim succeeded while job j was current, and the caller does not publish another job
       // before this chunk finishes, so the fields are job j's.
       t_in_job = true;
-      fn_.load(std::memory_order_relaxed)(ctx_.load(std::memory_order_relaxed), int(uint32_t(v)),
-                                          chunks_.load(std::memory_order_relaxed));
+      fn_.load(std::memory_order_relaxed)(ctx_.load(std::memory_order_relaxed), int(v & 0xffff),
+                                          int((v >> 16) & 0xffff));
       t_in_job = false;
       finished_.fetch_add(1, std::memory_order_release);
       v = next_.load(std::memory_order_acquire);
@@ -120,7 +123,7 @@ class Team {
   uint64_t job_ = 0;  // the caller's count of published jobs
   std::atomic<TeamFn> fn_{nullptr};
   std::atomic<void*> ctx_{nullptr};
-  std::atomic<int> chunks_{0}, max_id_{0};
+  std::atomic<int> max_id_{0};
   alignas(64) std::atomic<uint64_t> next_{0};
   alignas(64) std::atomic<int> finished_{0};
   alignas(64) std::atomic<int> sleepers_{0};
@@ -148,7 +151,7 @@ Team& team() {
 void team_run(int chunks, TeamFn f, void* ctx) {
   const int threads = omp_get_max_threads();
   if (chunks <= 0) return;
-  if (chunks == 1 || threads <= 1 || t_in_job || omp_in_parallel()) {
+  if (chunks == 1 || chunks > kMaxChunks || threads <= 1 || t_in_job || omp_in_parallel()) {
     for (int c = 0; c < chunks; ++c) f(ctx, c, chunks);
     return;
   }

@@ -13,7 +13,8 @@ namespace wersa::cpu {
 
 using TeamFn = void (*)(void* ctx, int chunk, int chunks);
 
-// Calls f(ctx, c, chunks) once for every chunk c in [0, chunks) and returns when all are done. The
+// Calls f(ctx, c, chunks) once for every chunk c in [0, chunks) and returns when all are done (on
+// the calling thread alone beyond 65535 chunks). The
 // chunks are claimed one at a time by the calling thread and the team's workers (at most CPU
 // threads - 1 of them), so a worker that is asleep or descheduled (a busy machine) leaves its
 // share to the others instead of holding the caller up; a chunk's result must therefore not
