@@ -1,5 +1,6 @@
 // The thread-count paths of decoding (issue #38): the decode team runs every chunk of a job exactly
-// once, on more than one thread, also after its workers went to sleep; a one-row GEMV (f32, f64,
+// once (also over 20,000 back-to-back jobs, where a claim could reach into the next job), on more
+// than one thread, also after its workers went to sleep; a one-row GEMV (f32, f64,
 // bf16 weights) forced onto one thread and forced to split over the team (set_gemv_split_bytes)
 // both match a double-precision reference and each other bit for bit, at shapes with row and
 // column tails and at 2 and 3 threads; a model whose GEMVs and linear-attention step run split

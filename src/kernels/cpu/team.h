@@ -13,14 +13,13 @@ namespace wersa::cpu {
 
 using TeamFn = void (*)(void* ctx, int chunk, int chunks);
 
-// Calls f(ctx, c, chunks) once for every chunk c in [0, chunks) and returns when all are done (on
-// the calling thread alone beyond 65535 chunks). The
-// chunks are claimed one at a time by the calling thread and the team's workers (at most CPU
+// Calls f(ctx, c, chunks) once for every chunk c in [0, chunks) and returns when all are done.
+// The chunks are claimed one at a time by the calling thread and the team's workers (at most CPU
 // threads - 1 of them), so a worker that is asleep or descheduled (a busy machine) leaves its
 // share to the others instead of holding the caller up; a chunk's result must therefore not
 // depend on the thread that runs it. One thread when the CPU thread count is 1, inside an OpenMP
-// region, inside a team job, or while another thread holds the team. Allocates only when it
-// starts threads (the first call at a higher thread count).
+// region, inside a team job, while another thread holds the team, or beyond 65535 chunks.
+// Allocates only when it starts threads (the first call at a higher thread count).
 void team_run(int chunks, TeamFn f, void* ctx);
 
 template <class F>
