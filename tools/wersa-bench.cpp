@@ -3,13 +3,15 @@
 // context of that many tokens before each test), repeated, mean +- standard deviation; a
 // markdown table and optionally JSON. In the same run it measures the memory bandwidth (a
 // streaming read of a buffer much larger than the last-level cache, all threads) and reports the
-// bound it puts on decoding (bandwidth / bytes of weights read per token) and the share reached.
+// bound it puts on decoding (bandwidth / bytes of weights read per token) and the share reached;
+// --ops times every op call of one more run of each tg test (time per token beside its ops).
 // `wersa-bench train`: training steps and forward passes of configs at sequence lengths, as
 // tokens/s, model GFLOP/s and a share of the sgemm rate measured in the same run
 // (wersa/train/bench.h).
 #include <omp.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -105,6 +107,10 @@ struct Row {
   std::string model, attention, weights, test;
   int64_t params, n, depth;
   std::vector<double> ts;
+  // --ops, tg tests: one more run with every op call of its decode steps timed: its wall time
+  // and the sum of its ops' times per token, and the ops by time (ms per token).
+  double ops_run_ms = 0, ops_sum_ms = 0;
+  std::vector<std::pair<std::string, double>> ops;
 };
 
 // ---- wersa-bench train ----------------------------------------------------------------------
@@ -237,6 +243,7 @@ int main(int argc, char** argv) {
               device_s = "cpu";
   int reps = 5, threads = 0;
   int64_t batch = 512, bw_mib = 1024;
+  bool ops = false;
   uint64_t seed = 1234;
   app.add_option("-m,--model", ckpts, "checkpoint or run directory (repeatable)")->check(existing_dir());
   app.add_option("--config", configs, "JSON config: a randomly initialised model of that shape (repeatable)")
@@ -273,6 +280,9 @@ int main(int argc, char** argv) {
   app.add_option("--bw-mib", bw_mib, "buffer for the bandwidth measurement in MiB (0 = skip)")
       ->check(integer(0, 1 << 20))
       ->capture_default_str();
+  app.add_flag("--ops", ops,
+               "tg tests: one more run with every op call timed; prints the time per token beside the "
+               "sum of its ops' times and the ops by time");
   app.add_option("--seed", seed, "seed of the random models and tokens")
       ->check(integer(0))
       ->capture_default_str();
@@ -396,6 +406,22 @@ int main(int argc, char** argv) {
             for (int32_t tk : toks) wersa::decode_step(model, work, tk);
             if (rep >= 0) r.ts.push_back(1000.0 * double(n) / t.ms());
           }
+          if (ops && dev == wersa::Device::CPU) {
+            work.copy_from(base);
+            const auto toks = random_tokens(n);
+            wersa::OpTimes times;
+            work.set_op_times(&times);
+            const wersa::Timer t;
+            for (int32_t tk : toks) wersa::decode_step(model, work, tk);
+            r.ops_run_ms = t.ms() / double(n);
+            work.set_op_times(nullptr);
+            r.ops_sum_ms = 1e3 * times.total_seconds() / double(n);
+            std::sort(times.entries.begin(), times.entries.end(),
+                      [](const wersa::OpTimes::Entry& a, const wersa::OpTimes::Entry& b) {
+                        return a.seconds > b.seconds;
+                      });
+            for (const auto& e : times.entries) r.ops.emplace_back(e.op, 1e3 * e.seconds / double(n));
+          }
           rows.push_back(r);
         }
       }
@@ -427,6 +453,13 @@ int main(int argc, char** argv) {
                        {"samples_ts", r.ts},
                        {"avg_ts", s.mean},
                        {"stddev_ts", s.sd}});
+      if (!r.ops.empty()) {
+        nlohmann::json jo = nlohmann::json::array();
+        for (const auto& [op, ms] : r.ops) jo.push_back({{"op", op}, {"ms_per_token", ms}});
+        jrows.back()["ops_run_ms_per_token"] = r.ops_run_ms;
+        jrows.back()["ops_sum_ms_per_token"] = r.ops_sum_ms;
+        jrows.back()["ops"] = jo;
+      }
     }
     // Bandwidth bound and depth ratios of decoding.
     std::printf("\n");
@@ -468,6 +501,17 @@ int main(int argc, char** argv) {
           std::printf("\n");
         }
       }
+    }
+    // --ops: the time per token beside the sum of its ops (what no op accounts for is the model's
+    // glue between them).
+    for (const Row& r : rows) {
+      if (r.ops.empty()) continue;
+      std::printf(
+          "%s (%s, %s) %s @ d%lld, ops timed: %.3f ms/token, ops %.3f ms/token (%.1f%%):", r.model.c_str(),
+          r.attention.c_str(), r.weights.c_str(), r.test.c_str(), static_cast<long long>(r.depth),
+          r.ops_run_ms, r.ops_sum_ms, 100.0 * r.ops_sum_ms / r.ops_run_ms);
+      for (const auto& [op, ms] : r.ops) std::printf(" %s %.3f", op.c_str(), ms);
+      std::printf("\n");
     }
     // Same run, same model: bf16 weights against f32, test by test.
     for (const Row& r : rows) {

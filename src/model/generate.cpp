@@ -90,6 +90,8 @@ int64_t DecodeState::room() const {
 
 size_t DecodeState::state_bytes() const { return state_->bytes(); }
 
+void DecodeState::set_op_times(OpTimes* t) { step_->ctx().set_op_times(t); }
+
 const std::deque<Tensor>& DecodeState::state_tensors() const { return state_->tensors(); }
 
 void DecodeState::copy_from(const DecodeState& o) {

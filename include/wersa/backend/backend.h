@@ -88,6 +88,18 @@ void blas_destroy(void* handle);
 int set_cpu_threads(int n);
 int cpu_threads();  // the count in effect now
 
+// Size in bytes of one core's level-1 data cache or level-2 cache (level 1 or 2): sysconf, then
+// /sys/devices/system/cpu/cpu0/cache, then kFallbackL1Bytes / kFallbackL2Bytes; 0 for another level.
+inline constexpr size_t kFallbackL1Bytes = size_t(32) << 10, kFallbackL2Bytes = size_t(512) << 10;
+size_t cpu_cache_bytes(int level);
+// A one-row GEMV (decode) whose weights take at least this many bytes splits its rows over the CPU
+// threads; a smaller one runs on the calling thread. Default: a core's level-2 cache
+// (cpu_cache_bytes(2): a matrix it holds is read faster by one core than it is handed out), or
+// WERSA_GEMV_SPLIT_BYTES when that is set. set_gemv_split_bytes(b) sets it
+// (0: always split; a negative value restores the default). Results do not depend on it.
+int64_t gemv_split_bytes();
+void set_gemv_split_bytes(int64_t bytes);
+
 // Process-wide CPU runtime settings that the libraries read only when they load, so this sets
 // them in the environment and re-executes the program once (call first thing in main()):
 // - OpenMP waiting: libgomp lets an idle thread spin ~300,000 times at every barrier before it

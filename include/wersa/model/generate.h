@@ -75,6 +75,9 @@ class DecodeState {
   // stand for.
   void restore_tokens(std::vector<int32_t> tokens) { tokens_ = std::move(tokens); }
   const Model& model() const { return *model_; }
+  // Op calls of the decode steps add their times to `t` from now on (nullptr: stop; OpTimes,
+  // wersa/tensor/context.h): wersa-bench --ops.
+  void set_op_times(OpTimes* t);
 
  private:
   friend const Tensor& decode_step(const Model& m, DecodeState& s, int32_t token);

@@ -1,24 +1,19 @@
 // One-row linear layer (see gemv.h). Rows go four at a time so each load of x serves four rows;
 // a row's arithmetic is the same whether it is in a block of four or alone, so the split of the
-// rows between threads (only when the matrix is large enough to pay for a parallel region) does
-// not change any result. The row kernel is cloned per instruction set (target_clones picks one
-// at load time); the parallel region stays outside it, since OpenMP outlines its body into one
-// function that the clones would share.
+// rows between threads does not change any result. The rows are split over the decode team
+// (team.h, whose workers spin between the GEMVs of a step) when the weights take at least
+// gemv_split_bytes() (backend.h: a core's L2 cache unless set). The row kernel is cloned per
+// instruction set (target_clones picks one at load time).
 #include "gemv.h"
-
-#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
 
+#include "team.h"
+#include "wersa/backend/backend.h"
+
 namespace wersa::cpu {
 namespace {
-
-// Below this many multiply-adds a GEMV stays on the calling thread. Waking the second thread of a
-// decode step is costly (its other kernels run on one thread, so the team sleeps between GEMVs) and
-// must be repaid by the work split: at 2^18, the FFN's stacked gate and up matrices of
-// configs/small.json (1536 x 256) went parallel and decoding slowed down.
-constexpr int64_t kParallelMacs = int64_t(1) << 19;
 
 // 64-byte vectors (GCC vector extension): one AVX-512 register, two AVX2 or four SSE registers,
 // so the accumulators stay in registers in every clone.
@@ -35,28 +30,48 @@ struct Vec<double> {
   using type = VecD;
 };
 
-// R rows: acc[r] gathers lanes i mod NL, the tail of I goes into the lanes in order, then the
-// lanes are added in order.
+// 32-byte halves of the 64-byte vectors: the row kernel keeps its lanes as two halves (lanes
+// [0, NL/2) and [NL/2, NL)) and reads them by subscript, never through memory, so that its
+// accumulators stay in registers on AVX2 too (whole 64-byte vectors, copied out with memcpy, were
+// spilled to the stack at every step). Same lanes, same sums: the results are unchanged.
+typedef float HalfF __attribute__((vector_size(32)));
+typedef double HalfD __attribute__((vector_size(32)));
+template <class T>
+struct Half;
+template <>
+struct Half<float> {
+  using type = HalfF;
+};
+template <>
+struct Half<double> {
+  using type = HalfD;
+};
+
+// R rows: lanes i mod NL of row r gather in lo[r] and hi[r], the tail of I goes into the lanes in
+// order, then the lanes are added in order.
 template <class T, int R>
 __attribute__((always_inline)) inline void rows_block(int64_t I, const T* w, int64_t ldw, const T* x,
                                                       const T* b, bool acc_y, T* y) {
-  using V = typename Vec<T>::type;
-  constexpr int NL = int(sizeof(V) / sizeof(T));
-  V acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = V{};
+  using H = typename Half<T>::type;
+  constexpr int HL = int(sizeof(H) / sizeof(T)), NL = 2 * HL;
+  H lo[R], hi[R];
+  for (int r = 0; r < R; ++r) lo[r] = H{}, hi[r] = H{};
   const int64_t In = I / NL * NL;
   for (int64_t i = 0; i < In; i += NL) {
-    V xv;
-    std::memcpy(&xv, x + i, sizeof(V));
+    H xl, xh;
+    std::memcpy(&xl, x + i, sizeof(H));
+    std::memcpy(&xh, x + i + HL, sizeof(H));
     for (int r = 0; r < R; ++r) {
-      V wv;
-      std::memcpy(&wv, w + r * ldw + i, sizeof(V));
-      acc[r] += wv * xv;
+      H wl, wh;
+      std::memcpy(&wl, w + r * ldw + i, sizeof(H));
+      std::memcpy(&wh, w + r * ldw + i + HL, sizeof(H));
+      lo[r] += wl * xl;
+      hi[r] += wh * xh;
     }
   }
   for (int r = 0; r < R; ++r) {
     T lanes[NL];
-    std::memcpy(lanes, &acc[r], sizeof(V));
+    for (int j = 0; j < HL; ++j) lanes[j] = lo[r][j], lanes[HL + j] = hi[r][j];
     const T* wr = w + r * ldw;
     for (int64_t i = In; i < I; ++i) lanes[i - In] += wr[i] * x[i];
     T s = T(0);
@@ -224,17 +239,16 @@ void range(int64_t o0, int64_t o1, int64_t I, const double* w, int64_t ldw, cons
 template <class T>
 void gemv(int64_t O, int64_t I, const T* w, int64_t ldw, const T* x, const T* b, bool acc_y, T* y,
           bool threads) {
-  if (!threads || O * I < kParallelMacs || omp_get_max_threads() == 1 || omp_in_parallel()) {
+  const int64_t nblk = (O + 3) / 4;
+  if (!threads || nblk < 2 || O * I * int64_t(sizeof(T)) < gemv_split_bytes()) {
     range(0, O, I, w, ldw, x, b, acc_y, y);
     return;
   }
-#pragma omp parallel
-  {
-    // Contiguous ranges of whole blocks of four rows, one per thread.
-    const int64_t nt = omp_get_num_threads(), tid = omp_get_thread_num(), nblk = (O + 3) / 4;
-    const int64_t o0 = std::min(O, nblk * tid / nt * 4), o1 = std::min(O, nblk * (tid + 1) / nt * 4);
+  auto part = [&](int p, int np) {  // contiguous ranges of whole blocks of four rows per chunk
+    const int64_t o0 = std::min(O, nblk * p / np * 4), o1 = std::min(O, nblk * (p + 1) / np * 4);
     if (o0 < o1) range(o0, o1, I, w, ldw, x, b, acc_y, y);
-  }
+  };
+  team_run(gemv_chunks(nblk, O * I * int64_t(sizeof(T))), part);
 }
 
 }  // namespace

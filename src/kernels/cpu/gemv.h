@@ -4,14 +4,27 @@
 // computed by one thread in a fixed order (64-byte vector lanes over i, then the lanes added in
 // order), whatever the thread count.
 #pragma once
+#include <omp.h>
+
+#include <algorithm>
 #include <cstdint>
 
 #include "wersa/tensor/bf16.h"
 
 namespace wersa::cpu {
 
+// Chunks of a split GEMV's nblk blocks of four rows (`bytes` of weights): each at least
+// kGemvChunkBytes, at most 8 per thread (the team's threads claim them one at a time, so a thread
+// that falls behind on a busy machine leaves the rest to the others).
+constexpr int64_t kGemvChunkBytes = int64_t(32) << 10;
+inline int gemv_chunks(int64_t nblk, int64_t bytes) {
+  const int64_t cap = std::min<int64_t>(nblk, 8 * int64_t(omp_get_max_threads()));
+  return int(std::max<int64_t>(1, std::min(cap, bytes / kGemvChunkBytes)));
+}
+
 // y[o] = sum_i w[o * ldw + i] x[i] (+ b[o]) (+ y[o] when accumulate), o < O, i < I; b may be null.
-// Splits the rows between threads when the product is large and `threads` allows it.
+// Splits the rows over the decode team (team.h) when the weights take at least gemv_split_bytes()
+// (backend.h) and `threads` allows it.
 void gemv_rows(int64_t O, int64_t I, const float* w, int64_t ldw, const float* x, const float* b,
                bool accumulate, float* y, bool threads = true);
 void gemv_rows(int64_t O, int64_t I, const double* w, int64_t ldw, const double* x, const double* b,

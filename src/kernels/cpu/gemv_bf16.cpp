@@ -6,22 +6,22 @@
 // in chunks of kChunk elements on the stack. Each output is computed by one thread in a fixed
 // order (even then odd products per block, lanes added in order, then the scalar tail), whatever
 // the thread count. Cloned per instruction set like gemv.cpp.
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 
 #include "gemv.h"
+#include "team.h"
+#include "wersa/backend/backend.h"
 
 namespace wersa::cpu {
 namespace {
+constexpr int64_t kChunk = 8192;  // x elements permuted at a time (32 KiB)
 
-constexpr int64_t kParallelMacs = int64_t(1) << 19;  // as gemv.cpp
-constexpr int64_t kChunk = 8192;                     // x elements permuted at a time (32 KiB)
-
-typedef float VecF __attribute__((vector_size(64)));
-typedef uint32_t VecU __attribute__((vector_size(64)));
-constexpr int kLanes = 16, kBlock = 32;
+// 32-byte halves of the 64-byte block (lanes [0, 8) and [8, 16)), read by subscript: accumulators
+// in registers on AVX2 too (see gemv.cpp).
+typedef float HalfF __attribute__((vector_size(32)));
+typedef uint32_t HalfU __attribute__((vector_size(32)));
+constexpr int kLanes = 16, kHalf = 8, kBlock = 32;
 
 // x[0, n) (n a multiple of 32) in the order the kernel reads it.
 void permute(const float* x, int64_t n, float* xp) {
@@ -32,35 +32,41 @@ void permute(const float* x, int64_t n, float* xp) {
     }
 }
 
+// One half (8 lanes, 16 weights) of a block: acc += even * xe, then acc += odd * xo.
+__attribute__((always_inline)) inline void half_step(const bf16* w, const float* xe, const float* xo,
+                                                     HalfF& acc) {
+  HalfU u;
+  std::memcpy(&u, w, sizeof u);
+  const HalfU ue = u << 16, uo = u & (HalfU{} + 0xffff0000u);
+  HalfF we, wo, e, o;
+  std::memcpy(&we, &ue, sizeof we);
+  std::memcpy(&wo, &uo, sizeof wo);
+  std::memcpy(&e, xe, sizeof e);
+  std::memcpy(&o, xo, sizeof o);
+  acc += we * e;
+  acc += wo * o;
+}
+
 // R rows over one chunk of n columns: xp is the permuted x of its first n / 32 * 32 columns, x the
 // chunk itself (for the tail).
 template <int R>
 __attribute__((always_inline)) inline void rows_block(int64_t n, const bf16* w, int64_t ldw, const float* xp,
                                                       const float* x, const float* b, bool acc_y, float* y) {
-  VecF acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = VecF{};
+  HalfF lo[R], hi[R];
+  for (int r = 0; r < R; ++r) lo[r] = HalfF{}, hi[r] = HalfF{};
   const int64_t nb = n / kBlock * kBlock;
-  const VecU high = VecU{} + 0xffff0000u;
   for (int64_t i = 0; i < nb; i += kBlock) {
-    VecF xe, xo;
-    std::memcpy(&xe, xp + i, sizeof xe);
-    std::memcpy(&xo, xp + i + kLanes, sizeof xo);
+    // Lanes [0, 8) hold weights 0..15 of the block (even: xp[i, i+8), odd: xp[i+16, i+24)),
+    // lanes [8, 16) weights 16..31.
     for (int r = 0; r < R; ++r) {
-      VecU u;
-      std::memcpy(&u, w + r * ldw + i, sizeof u);
-      const VecU ue = u << 16, uo = u & high;
-      VecF we, wo;
-      std::memcpy(&we, &ue, sizeof we);
-      std::memcpy(&wo, &uo, sizeof wo);
-      acc[r] += we * xe;
-      acc[r] += wo * xo;
+      half_step(w + r * ldw + i, xp + i, xp + i + kLanes, lo[r]);
+      half_step(w + r * ldw + i + kLanes, xp + i + kHalf, xp + i + kLanes + kHalf, hi[r]);
     }
   }
   for (int r = 0; r < R; ++r) {
-    float lanes[kLanes];
-    std::memcpy(lanes, &acc[r], sizeof lanes);
     float s = 0.f;
-    for (int j = 0; j < kLanes; ++j) s += lanes[j];
+    for (int j = 0; j < kHalf; ++j) s += lo[r][j];
+    for (int j = 0; j < kHalf; ++j) s += hi[r][j];
     const bf16* wr = w + r * ldw;
     for (int64_t i = nb; i < n; ++i) s += bf16_to_float(wr[i]) * x[i];
     if (b) s += b[r];
@@ -83,7 +89,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void range_bf16(int
 void gemv_rows(int64_t O, int64_t I, const bf16* w, int64_t ldw, const float* x, const float* b,
                bool accumulate, float* y, bool threads) {
   alignas(64) float xp[kChunk];
-  const bool parallel = threads && O * I >= kParallelMacs && omp_get_max_threads() > 1 && !omp_in_parallel();
+  const int64_t nblk = (O + 3) / 4;
+  const bool parallel = threads && nblk >= 2 && O * I * int64_t(sizeof(bf16)) >= gemv_split_bytes();
   // Columns in chunks: the first adds the bias (and y when accumulating), the others add to y.
   for (int64_t c0 = 0; c0 == 0 || c0 < I; c0 += kChunk) {
     const int64_t n = std::min(kChunk, I - c0);
@@ -94,12 +101,11 @@ void gemv_rows(int64_t O, int64_t I, const bf16* w, int64_t ldw, const float* x,
       range_bf16(0, O, n, w + c0, ldw, xp, x + c0, bc, acc, y);
       continue;
     }
-#pragma omp parallel
-    {
-      const int64_t nt = omp_get_num_threads(), tid = omp_get_thread_num(), nblk = (O + 3) / 4;
-      const int64_t o0 = std::min(O, nblk * tid / nt * 4), o1 = std::min(O, nblk * (tid + 1) / nt * 4);
+    auto part = [&](int p, int np) {  // contiguous ranges of whole blocks of four rows per chunk
+      const int64_t o0 = std::min(O, nblk * p / np * 4), o1 = std::min(O, nblk * (p + 1) / np * 4);
       if (o0 < o1) range_bf16(o0, o1, n, w + c0, ldw, xp, x + c0, bc, acc, y);
-    }
+    };
+    team_run(gemv_chunks(nblk, O * I * int64_t(sizeof(bf16))), part);
   }
 }
 

@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include "../op_args.h"
+#include "team.h"
 
 namespace wersa::cpu {
 
@@ -14,10 +15,12 @@ namespace wersa::cpu {
 #include "../ops.inc"
 #undef WERSA_OP
 
-// The calling OpenMP thread's slice of per-thread scratch.
+// The calling thread's slice of per-thread scratch: its OpenMP thread number, or its part in a
+// decode-team job (team.h; the two never nest).
 template <class T>
 T* mine(const PerThread<T>& p) {
-  return p.get(omp_get_thread_num());
+  const int part = team_part();
+  return p.get(part > 0 ? part : omp_get_thread_num());
 }
 
 }  // namespace wersa::cpu

@@ -245,30 +245,30 @@ void linear_attention_step(Ctx& ctx, const LinearAttnStep& a) {
   const T* phik = a.phik.ptr<T>();
   const T* v = a.v.ptr<T>();
   T* den = a.den.defined() ? a.den.ptr<T>() : nullptr;
-  const bool par = H * m * d > kParallelWork;
-  parallel_for(Hkv, par, [&](int64_t g) {
+  // One decode-team job (team.h) per step: each kv group's state update, then its query heads'
+  // read-out of the updated state.
+  team_for(Hkv, H * m * d > kParallelWork, [&](int64_t g) {
     const T* kr = phik + g * m;
     for (int64_t kk = 0; kk < m; ++kk) {
       if (kr[kk] == T(0)) continue;
       axpy_row(d, kr[kk], v + g * d, S + (g * m + kk) * d);
       z[g * m + kk] += kr[kk];
     }
-  });
-  parallel_for(H, par, [&](int64_t h) {
-    const int64_t g = h / rep;
-    const T* q = a.phiq.ptr<T>() + h * m;
-    T* num = mine(nums);
-    std::fill(num, num + d, T(0));
-    T dn = T(0);
-    for (int64_t kk = 0; kk < m; ++kk) {
-      if (q[kk] == T(0)) continue;
-      axpy_row(d, q[kk], S + (g * m + kk) * d, num);
-      dn += q[kk] * z[g * m + kk];
+    for (int64_t h = g * rep; h < (g + 1) * rep; ++h) {
+      const T* q = a.phiq.ptr<T>() + h * m;
+      T* num = mine(nums);
+      std::fill(num, num + d, T(0));
+      T dn = T(0);
+      for (int64_t kk = 0; kk < m; ++kk) {
+        if (q[kk] == T(0)) continue;
+        axpy_row(d, q[kk], S + (g * m + kk) * d, num);
+        dn += q[kk] * z[g * m + kk];
+      }
+      dn += T(a.eps);
+      if (den) den[h] = dn;
+      T* o = a.o.ptr<T>() + h * d;
+      for (int64_t e = 0; e < d; ++e) o[e] = num[e] / dn;
     }
-    dn += T(a.eps);
-    if (den) den[h] = dn;
-    T* o = a.o.ptr<T>() + h * d;
-    for (int64_t e = 0; e < d; ++e) o[e] = num[e] / dn;
   });
 }
 
