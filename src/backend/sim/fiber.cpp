@@ -102,7 +102,9 @@ void Fiber::reset(Entry entry, void* arg) {
   entry_ = entry;
   arg_ = arg;
   const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  bool fresh = false;
   if (!stack_) {
+    fresh = true;
     mapped_ = stack_bytes() + page;
     stack_ =
         ::mmap(nullptr, mapped_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -111,9 +113,15 @@ void Fiber::reset(Entry entry, void* arg) {
   }
   char* lo = static_cast<char*>(stack_) + page;
 #ifdef WERSA_SIM_ASAN
-  // A fiber abandoned mid-kernel leaves its frames' redzones poisoned.
-  __asan_unpoison_memory_region(lo, stack_bytes());
+  // A fiber abandoned mid-kernel leaves its frames' redzones poisoned (and a new mapping may
+  // reuse poisoned shadow). A fiber that finished left a clean stack: its frames returned, and
+  // the noreturn call to finish() unpoisoned the rest, so the 64 KiB of shadow per fiber and
+  // launch are cleared only when needed (that clearing was most of a sanitized model test).
+  if (fresh || !clean_) __asan_unpoison_memory_region(lo, stack_bytes());
+#else
+  (void)fresh;
 #endif
+  clean_ = true;
 #if defined(__x86_64__)
   auto* top = reinterpret_cast<uint64_t*>(reinterpret_cast<uintptr_t>(lo + stack_bytes()) & ~uintptr_t(15));
   uint64_t* sp = top - 10;  // 16-byte aligned; after the 8 words popped below, calls see ABI alignment
@@ -140,6 +148,7 @@ void Fiber::reset(Entry entry, void* arg) {
 }
 
 void Fiber::resume() {
+  clean_ = false;
   void* fake = nullptr;
   start_switch(&fake, static_cast<char*>(stack_) + (mapped_ - stack_bytes()), stack_bytes());
 #if defined(__x86_64__)
@@ -162,6 +171,7 @@ void Fiber::yield() {
 }
 
 void Fiber::finish() {
+  clean_ = true;
   start_switch(nullptr, caller_bottom_, caller_size_);  // null: this stack's fake frames are dropped
 #if defined(__x86_64__)
   wersa_sim_switch(&sp_, caller_sp_);

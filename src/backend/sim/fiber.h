@@ -60,6 +60,9 @@ class Fiber {
   size_t caller_size_ = 0;
   Entry entry_ = nullptr;
   void* arg_ = nullptr;
+  // False from the first resume() of a run until finish(): a fiber reset while false was
+  // abandoned mid-kernel, and its stack may hold poisoned frames (under ASan).
+  bool clean_ = true;
   static void start(Fiber* f);
   friend void fiber_trampoline_entry(Fiber* f);
 };
