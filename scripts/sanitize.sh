@@ -38,6 +38,10 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:print_stackt
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$root/scripts/lsan.supp:print_suppressions=0}"
 export OMP_WAIT_POLICY=PASSIVE
+# The simulator's threads in launch order: with the sanitizers this is CI's seq-schedule run of the
+# CUDA tests (.ci/run runs the rand and rev schedules in scripts/sim-test.sh).
+export WERSA_SIM_SCHEDULE=${WERSA_SIM_SCHEDULE:-seq}
+echo "sanitize: CUDA simulator schedule $WERSA_SIM_SCHEDULE"
 
 t0=$SECONDS
 exclude=${WERSA_SAN_EXCLUDE-CudaTraining(Resume)?\.|CudaTools\.}

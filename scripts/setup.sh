@@ -5,6 +5,7 @@ pkgs=(build-essential cmake ninja-build pkg-config nlohmann-json3-dev libcli11-d
   libfmt-dev libsentencepiece-dev libopenblas-dev libopenblas-openmp-dev libgtest-dev libgmock-dev xz-utils zlib1g-dev
   liblzma-dev libcpp-httplib-dev clang-format gnuplot-nox  # gnuplot: wersa-experiment plots
   clang libclang-rt-14-dev libomp-dev llvm)  # scripts/sanitize.sh: sanitizer/libFuzzer runtimes, clang's OpenMP, llvm-symbolizer
+pkgs+=(ccache)   # shared objects between build directories and rebuilds (CMake's WERSA_CCACHE)
 pkgs+=(python3)  # scripts/attention-compare.py, scripts/gpu-targets.py and its test (tests/scripts)
 missing=()
 for p in "${pkgs[@]}"; do
