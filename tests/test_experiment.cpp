@@ -15,6 +15,7 @@
 #include "testutil.h"
 #include "trainutil.h"
 #include "wersa/common/json.h"
+#include "wersa/io/checkpoint.h"
 #include "wersa/model/flops.h"
 #include "wersa/train/experiment.h"
 #include "wersa/train/memory.h"
@@ -103,9 +104,17 @@ TEST(ExperimentSpec, ParsesAndRefusesWithOneLineErrors) {
   EXPECT_EQ(s.budget_steps, 4);
   EXPECT_EQ(s.eval_every, 2);
   EXPECT_EQ(s.eval_max_tokens, 2000);
+  EXPECT_EQ(s.time_limit_s, 0);
+  const ExperimentSpec limited = parse(edited(good, "time_limit", {{"seconds", 90.5}}));
+  EXPECT_EQ(limited.time_limit_s, 90.5);
+  EXPECT_EQ(limited.probe_steps, 4);
 
   const std::vector<std::pair<json, std::string>> bad = {
       {edited(good, "lenghts", json::array({1})), "spec.json: unknown key 'lenghts'"},
+      {edited(good, "time_limit", {{"probe_steps", 3}}), "spec.json: time_limit.seconds: is missing"},
+      {edited(good, "time_limit", {{"seconds", -1}}), "spec.json: time_limit.seconds: expected"},
+      {edited(good, "time_limit", {{"seconds", 60}, {"probe_steps", 1}}), "time_limit.probe_steps: expected"},
+      {edited(good, "time_limit", {{"seconds", 60}, {"probes", 3}}), "unknown key 'time_limit.probes'"},
       {edited(good, "mode", "regress"), "spec.json: mode: expected \"classify\" or \"lm\""},
       {edited(good, "mode", nullptr), "spec.json: mode: is missing"},
       {edited(good, "base", 3), "spec.json: base: expected a non-empty string"},
@@ -585,6 +594,61 @@ TEST(Experiment, TimedRunTrainsTheStepsOfItsBudgetRunsRate) {
   EXPECT_NE(read_file(out + "/runs/wersa-32-s0.5/log.txt").find("--set train.steps=" + std::to_string(steps)),
             std::string::npos);
   EXPECT_NE(r.err.find("tokens/s of wersa-32)"), std::string::npos) << r.err;
+}
+
+// time_limit: a run whose extrapolated training time exceeds the limit stops after its probe and
+// its row says "too slow" with the time per step measured on its steps 2..probe_steps (from its
+// own metrics.jsonl); a rerun keeps the row, and a higher limit continues the run from its
+// checkpoint to the end.
+TEST(Experiment, TooSlowRunsStopAfterTheProbeAndContinueUnderAHigherLimit) {
+  TempDir dir("exp_slow");
+  const std::string train = write_text(dir.path, 0, 60000), val = write_text(dir.path, 60000, 8000);
+  json j = lm_spec(train, val);
+  j["variants"] = {{{"name", "wersa"}, {"set", json::array()}}};
+  j["lengths"] = {32};
+  j["budget"] = {{"steps", 2000}};
+  j["eval"] = {{"data", val}, {"max_tokens", 500}};
+  j["time_limit"] = {{"seconds", 0.001}, {"probe_steps", 3}};
+  write_file(dir / "spec.json", j.dump(2));
+  const std::string out = dir / "out", run = out + "/runs/wersa-32";
+  const std::string cmd = "wersa-experiment " + (dir / "spec.json") + " -o " + out + " --progress-every 0";
+  const ToolRun r = run_tool(cmd);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const json rr = read_json_file(run + "/result.json");
+  ASSERT_EQ(rr.at("status"), "too_slow") << rr.dump();
+  double ms = 0;
+  for (const json& m : read_metrics(run))
+    if (m.contains("loss") && (m["step"] == 2 || m["step"] == 3)) ms += m.at("ms").get<double>();
+  const double s_per_step = ms / 2 / 1000;
+  EXPECT_NEAR(rr.at("s_per_step").get<double>(), s_per_step, 1e-12 * s_per_step);
+  EXPECT_NEAR(rr.at("extrapolated_s").get<double>(), 2000 * s_per_step, 1e-9 * s_per_step);
+  EXPECT_EQ(rr.at("time_limit_s").get<double>(), 0.001);
+  const int64_t stopped = rr.at("steps_done").get<int64_t>();
+  EXPECT_GE(stopped, 3);
+  EXPECT_LT(stopped, 2000);
+  EXPECT_NE(io::find_latest_checkpoint(run), "");
+  const std::string md = read_file(out + "/results.md");
+  EXPECT_NE(md.find("too slow ("), std::string::npos) << md;
+  EXPECT_NE(md.find(" s/step measured, est. "), std::string::npos) << md;
+  EXPECT_NE(r.err.find("too slow: "), std::string::npos) << r.err;
+  const ToolRun dry = run_tool("wersa-experiment " + (dir / "spec.json") + " --dry-run");
+  EXPECT_NE(dry.out.find("time limit: "), std::string::npos) << dry.out;
+
+  // The same limit: the row stands, nothing is trained.
+  const ToolRun again = run_tool(cmd);
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_NE(again.err.find("too slow before"), std::string::npos) << again.err;
+  EXPECT_EQ(read_json_file(run + "/result.json").at("steps_done").get<int64_t>(), stopped);
+
+  // A limit it fits in: the run continues from its checkpoint (no re-probe) and finishes.
+  j["time_limit"] = {{"seconds", 1e6}, {"probe_steps", 3}};
+  write_file(dir / "spec.json", j.dump(2));
+  const ToolRun more = run_tool(cmd);
+  ASSERT_EQ(more.status, 0) << more.err;
+  EXPECT_NE(more.err.find("from step "), std::string::npos) << more.err;
+  const json ok = read_json_file(run + "/result.json");
+  EXPECT_EQ(ok.at("status"), "ok") << ok.dump();
+  EXPECT_EQ(step_lines(run), 2000);
 }
 
 TEST(Experiment, ClassifyWithPretrainingEndToEnd) {

@@ -202,7 +202,9 @@ struct Runner {
     std::error_code ec;
     if (force || !fs::is_regular_file(f, ec)) return false;
     results[i] = run_result_from_json(read_json_file(f.string()), f.string());
-    return results[i].status == "ok";
+    // A too-slow row stands while the limit it exceeded does; a higher limit continues the run.
+    return results[i].status == "ok" || (results[i].status == "too_slow" && spec.time_limit_s > 0 &&
+                                         results[i].time_limit_s == spec.time_limit_s);
   }
 
   // Time left: `current_left_s` of run i, then the later runs (timed ones take spec.seconds, the others
@@ -259,7 +261,8 @@ struct Runner {
       return;
     }
     if (finished(i)) {
-      note(i, "done before (" + run_dir(i).string() + "/result.json), skipped");
+      note(i, std::string(r.status == "ok" ? "done" : "too slow") + " before (" + run_dir(i).string() +
+                  "/result.json), skipped");
       return;
     }
     const PlannedRun* pre = p.pretrain >= 0 ? &plan.runs[size_t(p.pretrain)] : nullptr;
@@ -324,8 +327,30 @@ struct Runner {
     const int64_t first = std::max<int64_t>(from, 0);
     int64_t last_step = first;
     const fs::path metrics = dir / "metrics.jsonl";
+    // time_limit: an attempt that starts before the probe's end measures steps first+2 ..
+    // probe_steps (its first step, with the warm-up, is left out), extrapolates the whole run, and
+    // is stopped at the probe's end when that exceeds the limit.
+    bool probing = spec.time_limit_s > 0 && !p.timed && first + 1 < spec.probe_steps;
+    bool too_slow = false;
+    double s_per_step = 0;
+    Clock::time_point last_probe = t0;
     const Poll poll = [&](pid_t pid) {
       std::error_code ec;
+      if (probing && since(last_probe) >= 0.1) {
+        last_probe = Clock::now();
+        double ms = 0;
+        int64_t n = 0;
+        for (const json& m : read_metrics(dir.string()))
+          if (m.contains("ms") && m.value("step", int64_t(0)) > first + 1 &&
+              m.value("step", int64_t(0)) <= spec.probe_steps)
+            ms += m["ms"].get<double>(), ++n;
+        if (n >= spec.probe_steps - first - 1) {
+          probing = false;
+          s_per_step = ms / 1000.0 / double(n);
+          too_slow = s_per_step * double(steps) > spec.time_limit_s;
+          if (too_slow) return true;
+        }
+      }
       if (since(last_record) >= 10) {  // this attempt and its time so far, should the runner be killed
         last_record = Clock::now();
         record_attempts(dir, attempts, json{{"wall_s", since(t0)}, {"peak_rss", peak_rss_of(pid)}});
@@ -370,6 +395,20 @@ struct Runner {
       r.wall_s += a.value("wall_s", 0.0), r.peak_rss = std::max(r.peak_rss, a.value("peak_rss", int64_t(0)));
     const bool ok = c.status == 0 || (p.timed && c.status == 128 + SIGINT);
     summarize_metrics(p, read_metrics(dir.string()), r);
+    if (too_slow && c.status == 128 + SIGINT) {
+      r.status = "too_slow", r.s_per_step = s_per_step, r.time_limit_s = spec.time_limit_s;
+      r.extrapolated_s = s_per_step * double(steps);
+      char buf[200];
+      std::snprintf(buf, sizeof buf,
+                    "too slow: %.3g s per step over steps %lld-%lld, %s for its %lld steps > %s", s_per_step,
+                    static_cast<long long>(first + 2), static_cast<long long>(spec.probe_steps),
+                    format_seconds(r.extrapolated_s).c_str(), static_cast<long long>(steps),
+                    format_seconds(spec.time_limit_s).c_str());
+      r.error = buf;
+      write_file((dir / "result.json").string(), run_result_to_json(r).dump(2) + "\n");
+      note(i, r.error + "; stopped at step " + std::to_string(r.steps_done) + " (checkpoint kept)");
+      return;
+    }
     if (!ok) {
       r.status = "failed", r.error = last_error_line((dir / "log.txt").string());
       note(i, "failed (exit " + std::to_string(c.status) + "): " + r.error);

@@ -94,7 +94,7 @@ int64_t ceil_div(double a, double b) { return int64_t(std::ceil(a / b - 1e-9)); 
 ExperimentSpec experiment_spec_from_json(const json& j, const std::string& src) {
   const Obj top(j, src, "",
                 {"mode", "title", "base", "set", "variants", "lengths", "seeds", "batch_tokens", "budget",
-                 "pretrain", "eval", "max_memory", "threads", "reference"});
+                 "pretrain", "eval", "max_memory", "time_limit", "threads", "reference"});
   ExperimentSpec s;
   s.path = src;
   s.raw = j;
@@ -198,6 +198,12 @@ ExperimentSpec experiment_spec_from_json(const json& j, const std::string& src) 
   if (top.has("max_memory")) {
     s.max_memory_text = top.str("max_memory");
     s.max_memory = parse_bytes(s.max_memory_text, src + ": max_memory");
+  }
+  if (top.has("time_limit")) {
+    const Obj t(j.at("time_limit"), src, "time_limit", {"seconds", "probe_steps"});
+    WERSA_CHECK(t.has("seconds"), src, ": time_limit.seconds: is missing");
+    s.time_limit_s = t.number("seconds", true);
+    if (t.has("probe_steps")) s.probe_steps = t.integer("probe_steps", 2, 1000);
   }
   if (top.has("threads")) s.threads = int(top.integer("threads", 0, 4096));
   if (top.has("reference")) {
@@ -372,6 +378,10 @@ std::string describe_plan(const ExperimentSpec& spec, const ExperimentPlan& plan
   if (!plan.encode_input.empty())
     os << "pretraining corpus: " << plan.encode_input << " -> shards in " << plan.encode_dir << "\n";
   os << "memory limit: " << (spec.max_memory ? format_bytes(spec.max_memory) : std::string("none")) << "\n";
+  if (spec.time_limit_s > 0)
+    os << "time limit: " << format_seconds(spec.time_limit_s)
+       << " of training per run, extrapolated from steps 2-" << spec.probe_steps
+       << " (too slow: stopped there)\n";
   int i = 0;
   for (const PlannedRun& r : plan.runs) {
     // A timed run's steps come from its budget run's rate, known only when that run has finished.
@@ -397,10 +407,19 @@ std::string describe_plan(const ExperimentSpec& spec, const ExperimentPlan& plan
 // ---- results of one run -------------------------------------------------------------------------
 
 json run_result_to_json(const RunResult& r) {
-  return {{"status", r.status}, {"exit_code", r.exit_code}, {"error", r.error},
-          {"wall_s", r.wall_s}, {"peak_rss", r.peak_rss},   {"steps_done", r.steps_done},
-          {"tokens", r.tokens}, {"flops", r.flops},         {"tok_per_s", r.tok_per_s},
-          {"eval", r.eval}};
+  return {{"status", r.status},
+          {"exit_code", r.exit_code},
+          {"error", r.error},
+          {"wall_s", r.wall_s},
+          {"peak_rss", r.peak_rss},
+          {"steps_done", r.steps_done},
+          {"tokens", r.tokens},
+          {"flops", r.flops},
+          {"tok_per_s", r.tok_per_s},
+          {"eval", r.eval},
+          {"s_per_step", r.s_per_step},
+          {"extrapolated_s", r.extrapolated_s},
+          {"time_limit_s", r.time_limit_s}};
 }
 
 RunResult run_result_from_json(const json& j, const std::string& src) {
@@ -416,6 +435,9 @@ RunResult run_result_from_json(const json& j, const std::string& src) {
     r.flops = j.at("flops").get<double>();
     r.tok_per_s = j.at("tok_per_s").get<double>();
     r.eval = j.at("eval");
+    r.s_per_step = j.value("s_per_step", 0.0);  // absent from the files of earlier versions
+    r.extrapolated_s = j.value("extrapolated_s", 0.0);
+    r.time_limit_s = j.value("time_limit_s", 0.0);
   } catch (const json::exception& e) {
     WERSA_FAIL(src, ": not a result file of wersa-experiment (", e.what(), ")");
   }

@@ -55,6 +55,12 @@ double num(const json& j, const char* key) {
 std::string status_text(const PlannedRun& p, const RunResult& r) {
   if (r.status == "ok") return "ok";
   if (r.status == "oom") return "OOM (est. " + format_bytes(p.memory.total) + ")";
+  if (r.status == "too_slow") {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.3g", r.s_per_step);
+    return std::string("too slow (") + buf + " s/step measured, est. " + format_seconds(r.extrapolated_s) +
+           " for " + std::to_string(p.steps) + " steps)";
+  }
   if (r.status == "failed") return "failed (exit " + std::to_string(r.exit_code) + ")";
   return "not run";
 }

@@ -27,6 +27,10 @@
 //              steps during training; lm: {"data": val data (default data.val), "every": N,
 //              "max_tokens": N}
 //   max_memory "16G": runs whose estimate_train_memory exceeds it are not started (OOM rows)
+//   time_limit {"seconds": S, "probe_steps": N (default 4)}: a training run's whole time is
+//              extrapolated from its steps 2..N (the mean of their measured times x its steps);
+//              over S it is stopped after step N (SIGINT: a checkpoint is written) and its row
+//              says "too slow" with the measured time per step and the extrapolation
 //   threads    CPU threads of every child (0 = all cores)
 //   reference  classify, optional: {"name": ..., "accuracy": x, "macro_f1": x, "macro_auc": x}
 //   title      optional heading of results.md
@@ -69,6 +73,8 @@ struct ExperimentSpec {
   int eval_every = 0;               // 0 = the config's train.eval_every
   int64_t eval_max_tokens = -1;     // lm
   size_t max_memory = 0;            // 0 = no limit
+  double time_limit_s = 0;          // 0 = no limit
+  int64_t probe_steps = 4;          // steps measured (the first excluded) against time_limit_s
   std::string max_memory_text;
   int threads = 0;
   nlohmann::json reference;  // null or an object
@@ -122,7 +128,7 @@ std::string describe_plan(const ExperimentSpec& spec, const ExperimentPlan& plan
 
 // What one run produced (OUT/runs/NAME/result.json), see run_result_to_json.
 struct RunResult {
-  std::string status = "pending";  // ok | oom | failed | pending
+  std::string status = "pending";  // ok | oom | too_slow | failed | pending
   int exit_code = 0;
   std::string error;       // last "error:" line of the log when failed
   double wall_s = 0;       // wall time of wersa-train (pretraining included for its users)
@@ -131,7 +137,10 @@ struct RunResult {
   double tokens = 0;       // real tokens trained (metrics.jsonl)
   double flops = 0;        // model FLOPs of the training (pretraining included)
   double tok_per_s = 0;    // training throughput (steps after the first)
-  nlohmann::json eval;     // classify: wersa-eval --metrics-json; lm: mean_loss, perplexity, by_position
+  // too_slow: the mean time of the measured steps, the whole training's extrapolated time, and
+  // the time limit it exceeded (a rerun with a higher limit continues the run)
+  double s_per_step = 0, extrapolated_s = 0, time_limit_s = 0;
+  nlohmann::json eval;  // classify: wersa-eval --metrics-json; lm: mean_loss, perplexity, by_position
 };
 nlohmann::json run_result_to_json(const RunResult& r);
 RunResult run_result_from_json(const nlohmann::json& j, const std::string& source);
