@@ -1,12 +1,12 @@
 // Linear layer for one row or a few rows of x (decoding; see gemv.h): y = x w^T (+ b) (+ y).
 // Rows of w go four at a time, each block read once for all rows of x (one row: each load of x
-// serves four rows of w; several: 2 x 2 tiles of two rows of w by two of x), and the next block is
-// prefetched while one is computed. An output's arithmetic (16 lanes over i, the lanes added as a
-// fixed tree, the tail, the bias) is the same in every tile and alone, so neither the split of the
-// rows between threads nor the other rows of x change any result. The rows are split over the
-// decode team (team.h, whose workers spin between the GEMVs of a step) when the weights' bytes
-// times the rows of x reach gemv_split_bytes() (backend.h: a core's L2 cache unless set). The row
-// kernel comes in AVX-512, AVX2 and x86-64 versions, picked once by the CPU.
+// serves four rows of w; several: 2 x 2 tiles of two rows of w by two of x, which fetch the next
+// block as they go). An output's arithmetic (16 lanes over i, the lanes added as a fixed tree,
+// the tail, the bias) is the same in every tile and alone, so neither the split of the rows
+// between threads nor the other rows of x change any result. The rows are split over the decode
+// team (team.h, whose workers spin between the GEMVs of a step) when the weights' bytes times the
+// rows of x reach gemv_split_bytes() (backend.h: a core's L2 cache unless set). The row kernel
+// comes in AVX-512, AVX2 and x86-64 versions, picked once by the CPU.
 #include "gemv.h"
 
 #include <algorithm>
@@ -114,16 +114,20 @@ __attribute__((always_inline)) inline void pin(V& v) {
 }
 
 // Rows w, w + ldw times rows x, x + ldx: rows_block<T, 2, 2> with its operands and accumulators
-// in named registers (8 accumulators, 4 x halves and 2 w halves of AVX2's 16).
+// in named registers (8 accumulators, 4 x halves and 2 w halves of AVX2's 16); prefetches rows
+// pf, pf + ldw meanwhile unless pf is null.
 template <class T, bool Pin>
 __attribute__((always_inline)) inline void tile_2x2(int64_t I, const T* w, int64_t ldw, const T* x,
-                                                    int64_t ldx, const T* b, bool acc_y, T* y, int64_t ldy) {
+                                                    int64_t ldx, const T* b, bool acc_y, T* y, int64_t ldy,
+                                                    const T* pf) {
   using H = typename Half<T>::type;
   constexpr int HL = int(sizeof(H) / sizeof(T)), NL = 2 * HL;
+  static_assert(NL * sizeof(T) == 64, "a step takes one cache line of each row");
   H l00{}, h00{}, l01{}, h01{}, l10{}, h10{}, l11{}, h11{};  // l<r><k>: row r of w, row k of x
   const int64_t In = I / NL * NL;
   const T *w1 = w + ldw, *x1 = x + ldx;
   for (int64_t i = 0; i < In; i += NL) {
+    if (pf) __builtin_prefetch(pf + i, 0, 3), __builtin_prefetch(pf + ldw + i, 0, 3);
     H xl0, xh0, xl1, xh1, wl, wh;
     std::memcpy(&xl0, x + i, sizeof(H));
     std::memcpy(&xh0, x + i + HL, sizeof(H));
@@ -155,13 +159,15 @@ __attribute__((always_inline)) inline void rows_range(int64_t o0, int64_t o1, in
   int64_t o = o0;
   for (; o + 4 <= o1; o += 4) {
     const T* wo = w + o * ldw;
-    if (o + 8 <= o1)  // the next block's rows, fetched while this one is computed
-      for (int r = 4; r < 8; ++r)
-        for (int64_t i = 0; i < I; i += 64 / int64_t(sizeof(T))) __builtin_prefetch(wo + r * ldw + i, 0, 3);
+    // The first tiles over a pair of rows also fetch the pair four rows further (the next block),
+    // a line per row as they consume one.
+    const T* next = o + 8 <= o1 ? wo + 4 * ldw : nullptr;
     int64_t k = 0;
     for (; k + 2 <= nx; k += 2) {
-      tile_2x2<T, Pin>(I, wo, ldw, x + k * ldx, ldx, bias(o), acc_y, y + k * ldy + o, ldy);
-      tile_2x2<T, Pin>(I, wo + 2 * ldw, ldw, x + k * ldx, ldx, bias(o + 2), acc_y, y + k * ldy + o + 2, ldy);
+      tile_2x2<T, Pin>(I, wo, ldw, x + k * ldx, ldx, bias(o), acc_y, y + k * ldy + o, ldy,
+                       k ? nullptr : next);
+      tile_2x2<T, Pin>(I, wo + 2 * ldw, ldw, x + k * ldx, ldx, bias(o + 2), acc_y, y + k * ldy + o + 2, ldy,
+                       k || !next ? nullptr : next + 2 * ldw);
     }
     if (k < nx) rows_block<T, 4, 1>(I, wo, ldw, x + k * ldx, ldx, bias(o), acc_y, y + k * ldy + o, ldy);
   }

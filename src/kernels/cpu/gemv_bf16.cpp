@@ -82,23 +82,28 @@ __attribute__((always_inline)) inline void finish(const HalfF& lo, const HalfF& 
 template <int R, int NX, bool Pin>
 __attribute__((always_inline)) inline void rows_block(int64_t n, const bf16* w, int64_t ldw, const float* xp,
                                                       int64_t ldp, const float* x, int64_t ldx,
-                                                      const float* b, bool acc_y, float* y, int64_t ldy) {
+                                                      const float* b, bool acc_y, float* y, int64_t ldy,
+                                                      const bf16* pf = nullptr) {
   HalfF lo[R][NX], hi[R][NX];
   for (int r = 0; r < R; ++r)
     for (int k = 0; k < NX; ++k) lo[r][k] = HalfF{}, hi[r][k] = HalfF{};
   const int64_t nb = n / kBlock * kBlock;
+  // Lanes [0, 8) hold weights 0..15 of a block (even: xp[i, i+8), odd: xp[i+16, i+24)), lanes
+  // [8, 16) weights 16..31. A tile of several rows of x goes one half at a time (it holds 4
+  // vectors of x), a column of rows of w row by row (the order of an output's sums is the same).
+  auto half = [&](int r, int64_t i, int h) {
+    HalfF we, wo;
+    widen<Pin>(w + r * ldw + i + h * kLanes, we, wo);
+    for (int k = 0; k < NX; ++k) madd<Pin>(we, wo, xp + k * ldp + i + h * kHalf, h ? hi[r][k] : lo[r][k]);
+  };
   for (int64_t i = 0; i < nb; i += kBlock) {
-    // Lanes [0, 8) hold weights 0..15 of the block (even: xp[i, i+8), odd: xp[i+16, i+24)),
-    // lanes [8, 16) weights 16..31. One half at a time, so that a 2 x 2 tile holds 4 vectors of x.
-    for (int r = 0; r < R; ++r) {
-      HalfF we, wo;
-      widen<Pin>(w + r * ldw + i, we, wo);
-      for (int k = 0; k < NX; ++k) madd<Pin>(we, wo, xp + k * ldp + i, lo[r][k]);
-    }
-    for (int r = 0; r < R; ++r) {
-      HalfF we, wo;
-      widen<Pin>(w + r * ldw + i + kLanes, we, wo);
-      for (int k = 0; k < NX; ++k) madd<Pin>(we, wo, xp + k * ldp + i + kHalf, hi[r][k]);
+    if (pf)  // rows pf, pf + ldw, ... (the next block): a line of each as a line of each is used
+      for (int r = 0; r < R; ++r) __builtin_prefetch(pf + r * ldw + i, 0, 3);
+    if (NX > 1) {
+      for (int r = 0; r < R; ++r) half(r, i, 0);
+      for (int r = 0; r < R; ++r) half(r, i, 1);
+    } else {
+      for (int r = 0; r < R; ++r) half(r, i, 0), half(r, i, 1);
     }
   }
   for (int r = 0; r < R; ++r)
@@ -107,7 +112,8 @@ __attribute__((always_inline)) inline void rows_block(int64_t n, const bf16* w, 
 }
 
 // Rows [o0, o1) of w for the nx rows of x: blocks of four rows of w, each read once for all rows
-// of x (in 2 x 2 tiles, the rest as 4 x 1 and 1 x 1), the next block prefetched meanwhile.
+// of x (in 2 x 2 tiles, the rest as 4 x 1 and 1 x 1); the first tiles over a pair of rows fetch
+// the pair four rows further meanwhile.
 template <bool Pin>
 __attribute__((always_inline)) inline void rows_range(int64_t o0, int64_t o1, int64_t n, const bf16* w,
                                                       int64_t ldw, const float* xp, int64_t ldp,
@@ -117,14 +123,12 @@ __attribute__((always_inline)) inline void rows_range(int64_t o0, int64_t o1, in
   int64_t o = o0;
   for (; o + 4 <= o1; o += 4) {
     const bf16* wo = w + o * ldw;
-    if (o + 8 <= o1)
-      for (int r = 4; r < 8; ++r)
-        for (int64_t i = 0; i < n; i += 32) __builtin_prefetch(wo + r * ldw + i, 0, 3);
+    const bf16* next = o + 8 <= o1 ? wo + 4 * ldw : nullptr;
     int64_t k = 0;
     for (; k + 2 <= nx; k += 2)
       for (int r = 0; r < 4; r += 2)
         rows_block<2, 2, Pin>(n, wo + r * ldw, ldw, xp + k * ldp, ldp, x + k * ldx, ldx, bias(o + r), acc_y,
-                              y + k * ldy + o + r, ldy);
+                              y + k * ldy + o + r, ldy, k || !next ? nullptr : next + r * ldw);
     if (k < nx)
       rows_block<4, 1, false>(n, wo, ldw, xp + k * ldp, ldp, x + k * ldx, ldx, bias(o), acc_y,
                               y + k * ldy + o, ldy);
