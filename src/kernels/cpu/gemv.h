@@ -35,7 +35,8 @@ void gemv_rows(int64_t O, int64_t I, const double* w, int64_t ldw, const double*
 // all nx rows of x, and every output is computed exactly as gemv_rows computes it for its row of
 // x alone (the same lanes, the same order): a row's results are bitwise those of the one-row GEMV,
 // whatever nx, the other rows and the thread count. Splits over the decode team when the weights'
-// bytes times nx reach gemv_split_bytes(). matmul_fwd takes it for up to kGemvMaxRows rows.
+// bytes times nx reach gemv_split_bytes(). matmul_fwd takes it for up to kGemvMaxRows rows (on
+// the 2-core EPYC VM it beats sgemm up to 24 rows, docs/performance.md; 16 leaves a margin).
 constexpr int64_t kGemvMaxRows = 16;
 void gemv_rows_multi(int64_t nx, int64_t O, int64_t I, const float* w, int64_t ldw, const float* x,
                      int64_t ldx, const float* b, bool accumulate, float* y, int64_t ldy,
