@@ -2,8 +2,9 @@
 // its FLOPs are the config's count, a case over the memory limit is an OOM row that runs nothing,
 // the sgemm measurement is positive and repeated beside every timed step, a step's share of it is
 // taken against the probe after it, the log line's utilisation and ETA follow from the step
-// times, and the tool prints its table. About correctness, not speed: no figure is compared with
-// a threshold of time.
+// times, and the tool prints its table; its decode mode with --streams prints a row and a line
+// per count of sequences decoded together. About correctness, not speed: no figure is compared
+// with a threshold of time.
 #include <algorithm>
 #include <cmath>
 
@@ -220,4 +221,15 @@ TEST(BenchTrain, OpTimesOfTheTrainingSteps) {
   // Without the option there are none.
   opt.ops = false;
   EXPECT_TRUE(bench_train_case("tiny", tiny("wersa"), opt).train_ops.empty());
+}
+
+TEST(BenchDecode, StreamsPrintABatchedRowAndLineEach) {
+  const std::string cfg = source_dir() + "/configs/tiny.json";
+  const ToolRun r = run_tool("wersa-bench --config " + cfg + " -p 0 -n 3 -r 1 -t 1 --bw-mib 0 --streams 1,3");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("| tg3 |"), std::string::npos) << r.out;  // decode_step, as without --streams
+  EXPECT_NE(r.out.find("| tg3 x1 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| tg3 x3 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("3 streams: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("t/s aggregate = "), std::string::npos) << r.out;
 }

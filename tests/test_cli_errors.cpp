@@ -200,6 +200,8 @@ TEST(CliErrors, Bench) {
       {cfg + "-n -1", "-n,--n-gen"},
       {cfg + "-d ,", "-d,--n-depth"},
       {cfg + "--bw-mib -1", "--bw-mib"},
+      {cfg + "--streams 0", "--streams"},
+      {cfg + "--streams 2,x", "--streams"},
       {cfg + "--seed -1", "--seed"},
       {cfg + "--json " + f.dir / "no/such/dir/b.json", "--json"},
       {cfg + "--json " + f.sub, "--json"},

@@ -1,7 +1,7 @@
 // Batched decoding (DecodeBatch): for WERSA (f32 and bf16 weights), linear and softmax attention, sequences
 // at different positions that join and leave the batch between steps get, every step, the logits decode_step
-// gives them alone (within 1e-5 relative) and the same greedy tokens; the batch's checks reject
-// bad input before changing any state.
+// gives them alone (bit for bit, on one thread, two, and with every GEMV split over two) and the
+// same greedy tokens; the batch's checks reject bad input before changing any state.
 #include <cmath>
 
 #include "testutil.h"
@@ -18,11 +18,11 @@ namespace {
 ModelConfig batch_model(const std::string& type) {
   ModelConfig m;
   m.vocab_size = 41;
-  m.dim = 32;
+  m.dim = 64;  // rows of several 32-column blocks of the bf16 GEMV (plus a tail in the FFN's)
   m.layers = 2;
   m.heads = 4;
   m.kv_heads = 2;
-  m.ffn_dim = 48;
+  m.ffn_dim = 80;
   m.rope_theta = 10000.0;
   m.init_std = 0.2;  // large enough that every path moves the logits
   m.attention.type = attention_kind_from_name(type);
@@ -129,10 +129,13 @@ Trace batched(const Model& m, const DecodeOptions& opt) {
 
 TEST(DecodeBatch, EachSequenceGetsItsLogitsAlone) {
   // One thread and two: the kernels' scratch differs with the thread count and the row count,
-  // and a step over fewer rows than planned must find what it needs.
-  for (int threads : {1, 2})
+  // and a step over fewer rows than planned must find what it needs. With two threads also every
+  // GEMV split over the decode team (set_gemv_split_bytes(0)). The few-row GEMV computes each row
+  // as the one-row GEMV does, so the logits are the same bits alone and batched.
+  for (const auto& [threads, split] : std::vector<std::pair<int, int64_t>>{{1, -1}, {2, -1}, {2, 0}})
     for (const char* type : {"wersa", "linear", "softmax", "wersa-bf16"}) {
       set_cpu_threads(threads);
+      set_gemv_split_bytes(split);
       auto m = make_model(std::string(type).substr(0, 5) == "wersa" ? "wersa" : type);
       if (std::string(type) == "wersa-bf16") m = std::make_unique<Model>(*m, DType::BF16);  // bf16 weights
       const DecodeOptions opt{64, 16};
@@ -144,10 +147,13 @@ TEST(DecodeBatch, EachSequenceGetsItsLogitsAlone) {
         double worst = 0;
         for (size_t k = 0; k < a.logits[size_t(i)].size(); ++k)
           worst = std::max(worst, rel_err(b.logits[size_t(i)][k], a.logits[size_t(i)][k]));
-        EXPECT_LT(worst, 1e-5) << type << " sequence " << i;
+        EXPECT_EQ(worst, 0.0) << type << " sequence " << i << ", " << threads << " threads, split " << split
+                              << ": batched logits differ from the sequence's alone (relative " << worst
+                              << ")";
       }
     }
   set_cpu_threads(0);  // all cores again
+  set_gemv_split_bytes(-1);
 }
 
 TEST(DecodeBatch, BadInputIsAnErrorBeforeAnyStateChanges) {

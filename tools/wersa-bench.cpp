@@ -25,6 +25,7 @@
 #include "wersa/common/stats.h"
 #include "wersa/common/timer.h"
 #include "wersa/io/checkpoint.h"
+#include "wersa/model/decode_batch.h"
 #include "wersa/model/generate.h"
 #include "wersa/train/bench.h"
 #include "wersa/train/memory.h"
@@ -110,8 +111,38 @@ struct Row {
   // --ops, tg tests: one more run with every op call of its decode steps timed: its wall time
   // and the sum of its ops' times per token, and the ops by time (ms per token).
   double ops_run_ms = 0, ops_sum_ms = 0;
-  std::vector<std::pair<std::string, double>> ops;
+  std::vector<std::pair<std::string, double>> ops{};
+  int64_t streams = 0;  // --streams rows: sequences decoded together (ts: their aggregate t/s)
 };
+
+// --streams: `ns` sequences, each continuing `base`, decoded together for n steps (one DecodeBatch
+// step feeds a token to each): the aggregate t/s (ns * n tokens over the time), after a warm-up.
+Row batched_tg(const wersa::Model& model, const wersa::DecodeState& base, const ModelSpec& sp,
+               const std::string& attn, int64_t n, int64_t ns, int64_t depth, int reps, uint64_t seed) {
+  Row r{sp.name, attn, sp.weights, "tg" + std::to_string(n), model.num_params(), n, depth, {}};
+  r.streams = ns;
+  const int64_t V = model.config().vocab_size;
+  const wersa::DecodeOptions opt{base.context(), base.prefill_chunk()};
+  wersa::DecodeBatch batch(model, ns, opt);
+  std::vector<std::unique_ptr<wersa::DecodeState>> st;
+  std::vector<wersa::DecodeState*> ptrs;
+  for (int64_t i = 0; i < ns; ++i) {
+    st.push_back(std::make_unique<wersa::DecodeState>(model, opt));
+    ptrs.push_back(st.back().get());
+  }
+  uint64_t draw = 0;
+  std::vector<int32_t> toks(static_cast<size_t>(ns));
+  for (int rep = -1; rep < reps; ++rep) {  // rep -1: warm-up
+    for (auto& s : st) s->copy_from(base);
+    const wersa::Timer t;
+    for (int64_t step = 0; step < n; ++step) {
+      for (int32_t& x : toks) x = int32_t(wersa::rng_bits(seed, 98, draw++) % uint64_t(V));
+      batch.step(ptrs, toks);
+    }
+    if (rep >= 0) r.ts.push_back(1000.0 * double(n * ns) / t.ms());
+  }
+  return r;
+}
 
 // ---- wersa-bench train ----------------------------------------------------------------------
 
@@ -240,7 +271,7 @@ int main(int argc, char** argv) {
                "wersa-bench"};
   std::vector<std::string> ckpts, configs, sets;
   std::string pp_s = "512", tg_s = "128", depth_s = "0", attn_s, json_path, weights_s = "f32",
-              device_s = "cpu";
+              device_s = "cpu", streams_s;
   int reps = 5, threads = 0;
   int64_t batch = 512, bw_mib = 1024;
   bool ops = false;
@@ -267,6 +298,10 @@ int main(int argc, char** argv) {
   app.add_option("-d,--n-depth", depth_s, "context depths, comma list")
       ->check(integer_list(0))
       ->capture_default_str();
+  app.add_option("--streams", streams_s,
+                 "tg tests: also decode this many sequences together (DecodeBatch, as wersa-server), "
+                 "comma list, e.g. 1,2,4,8,16; prints ms per step and the aggregate t/s")
+      ->check(integer_list(1));
   app.add_option("-r,--repetitions", reps, "repetitions of each test")
       ->check(integer(1, 1000))
       ->capture_default_str();
@@ -302,6 +337,7 @@ int main(int argc, char** argv) {
     if (ckpts.empty() && configs.empty())
       wersa::usage_error(app, "give a model: -m CHECKPOINT or --config FILE");
     const auto pps = parse_list(pp_s, "-p"), tgs = parse_list(tg_s, "-n"), depths = parse_list(depth_s, "-d");
+    const auto streams = streams_s.empty() ? std::vector<int64_t>{} : parse_list(streams_s, "--streams");
     const int nthreads = wersa::set_cpu_threads(threads);
     const wersa::Device dev = device_s == "cuda" ? wersa::Device::CUDA : wersa::Device::CPU;
     WERSA_CHECK(dev == wersa::Device::CPU || wersa::cuda_available(),
@@ -423,6 +459,9 @@ int main(int argc, char** argv) {
             for (const auto& e : times.entries) r.ops.emplace_back(e.op, 1e3 * e.seconds / double(n));
           }
           rows.push_back(r);
+          for (int64_t ns : streams)
+            if (dev == wersa::Device::CPU)
+              rows.push_back(batched_tg(model, base, sp, attn, n, ns, depth, reps, seed));
         }
       }
       jmodels.push_back({{"model", sp.name},
@@ -439,7 +478,8 @@ int main(int argc, char** argv) {
     nlohmann::json jrows = nlohmann::json::array();
     for (const Row& r : rows) {
       const wersa::MeanSd s = wersa::mean_sd(r.ts);
-      const std::string test = r.depth > 0 ? r.test + " @ d" + std::to_string(r.depth) : r.test;
+      std::string test = r.depth > 0 ? r.test + " @ d" + std::to_string(r.depth) : r.test;
+      if (r.streams > 0) test += " x" + std::to_string(r.streams);
       std::printf("| %s | %s | %s | %.2f M | %d | %s | %.2f ± %.2f |\n", r.model.c_str(), r.attention.c_str(),
                   r.weights.c_str(), double(r.params) / 1e6, nthreads, test.c_str(), s.mean, s.sd);
       jrows.push_back({{"model", r.model},
@@ -452,7 +492,8 @@ int main(int argc, char** argv) {
                        {"depth", r.depth},
                        {"samples_ts", r.ts},
                        {"avg_ts", s.mean},
-                       {"stddev_ts", s.sd}});
+                       {"stddev_ts", s.sd},
+                       {"streams", r.streams}});
       if (!r.ops.empty()) {
         nlohmann::json jo = nlohmann::json::array();
         for (const auto& [op, ms] : r.ops) jo.push_back({{"op", op}, {"ms_per_token", ms}});
@@ -483,7 +524,8 @@ int main(int argc, char** argv) {
         if (n == 0) continue;
         double at0 = 0;
         for (const Row& r : rows) {
-          if (r.model != name || r.attention != attn || r.weights != wf || r.test != "tg" + std::to_string(n))
+          if (r.model != name || r.attention != attn || r.weights != wf ||
+              r.test != "tg" + std::to_string(n) || r.streams > 0)
             continue;
           const double ts = wersa::mean_sd(r.ts).mean;
           if (r.depth == depths.front()) at0 = ts;
@@ -513,12 +555,28 @@ int main(int argc, char** argv) {
       for (const auto& [op, ms] : r.ops) std::printf(" %s %.3f", op.c_str(), ms);
       std::printf("\n");
     }
+    // --streams: each batch against one stream of the same run (the x1 row, else the plain tg row).
+    for (const Row& r : rows) {
+      if (r.streams == 0) continue;
+      double one = 0;
+      for (const Row& f : rows)
+        if (f.model == r.model && f.attention == r.attention && f.weights == r.weights && f.test == r.test &&
+            f.depth == r.depth && (f.streams == 1 || (f.streams == 0 && one == 0)))
+          one = wersa::mean_sd(f.ts).mean;
+      const double agg = wersa::mean_sd(r.ts).mean, per = agg / double(r.streams);
+      std::printf(
+          "%s (%s, %s) %s @ d%lld, %lld streams: %.3f ms per step, %.1f t/s aggregate = %.2fx one stream, "
+          "%.1f t/s per stream = %.0f%% of one stream (%.1f t/s)\n",
+          r.model.c_str(), r.attention.c_str(), r.weights.c_str(), r.test.c_str(),
+          static_cast<long long>(r.depth), static_cast<long long>(r.streams),
+          1000.0 * double(r.streams) / agg, agg, agg / one, per, 100.0 * per / one, one);
+    }
     // Same run, same model: bf16 weights against f32, test by test.
     for (const Row& r : rows) {
       if (r.weights != "bf16") continue;
       for (const Row& f : rows)
         if (f.weights == "f32" && f.model == r.model && f.attention == r.attention && f.test == r.test &&
-            f.depth == r.depth)
+            f.depth == r.depth && f.streams == r.streams && r.streams == 0)
           std::printf("%s (%s) %s @ d%lld: bf16 %.1f t/s = %.2fx f32 %.1f t/s\n", r.model.c_str(),
                       r.attention.c_str(), r.test.c_str(), static_cast<long long>(r.depth),
                       wersa::mean_sd(r.ts).mean, wersa::mean_sd(r.ts).mean / wersa::mean_sd(f.ts).mean,

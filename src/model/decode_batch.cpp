@@ -16,9 +16,10 @@ DecodeBatch::DecodeBatch(const Model& m, int64_t max_rows, const DecodeOptions& 
   RunSpec spec{1, max_rows, false, true};
   spec.keep_logits = true;  // [max_rows, V]: one row of logits per sequence
   ws_ = std::make_unique<Workspace>(m, spec);
-  // Plan every row count (the kernels differ with it: one row takes a GEMV, a few rows small
-  // GEMM kernels, more rows BLAS), each row at the last position the context allows (the scratch
-  // of a KV-cache kernel grows with the position); a state for the rows, not touched by planning.
+  // Plan every row count (the kernels differ with it: up to 16 rows take the GEMV kernel, whose
+  // bf16 version takes scratch by the rows, more rows BLAS), each row at the last position the
+  // context allows (the scratch of a KV-cache kernel grows with the position); a state for the
+  // rows, not touched by planning.
   DecodeState probe(m, opt);
   const int64_t pos = opt.context > 0 ? opt.context - 1 : 0;
   std::vector<detail::Segment> segs;

@@ -3,8 +3,10 @@
 // states may change from one step to the next). The row-local work (norms, the q/k/v, output and
 // FFN projections, the LM head) runs as one GEMM per weight over the n rows instead of n GEMVs;
 // RoPE and the attention run per row, with that row's state (WERSA's window, Haar rings and
-// (S, z); a softmax KV cache). A row's results do not depend on the other rows beyond rounding:
-// each state's logits equal those of decode_step within fp32 rounding of the GEMMs.
+// (S, z); a softmax KV cache). A row's results do not depend on the other rows: up to 16 rows
+// (cpu kGemvMaxRows) the projections take the few-row GEMV, which computes each row as the
+// one-row GEMV does, so each state's logits are bitwise those of decode_step; with more rows
+// BLAS GEMMs, and the logits equal decode_step's within their fp32 rounding.
 #pragma once
 #include <cstdint>
 #include <memory>

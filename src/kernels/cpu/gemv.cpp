@@ -1,9 +1,12 @@
-// One-row linear layer (see gemv.h). Rows go four at a time so each load of x serves four rows;
-// a row's arithmetic is the same whether it is in a block of four or alone, so the split of the
-// rows between threads does not change any result. The rows are split over the decode team
-// (team.h, whose workers spin between the GEMVs of a step) when the weights take at least
-// gemv_split_bytes() (backend.h: a core's L2 cache unless set). The row kernel is cloned per
-// instruction set (target_clones picks one at load time).
+// Linear layer for one row or a few rows of x (decoding; see gemv.h): y = x w^T (+ b) (+ y).
+// Rows of w go four at a time, each block read once for all rows of x (one row: each load of x
+// serves four rows of w; several: 2 x 2 tiles of two rows of w by two of x, which fetch the next
+// block as they go). An output's arithmetic (16 lanes over i, the lanes added as a fixed tree,
+// the tail, the bias) is the same in every tile and alone, so neither the split of the rows
+// between threads nor the other rows of x change any result. The rows are split over the decode
+// team (team.h, whose workers spin between the GEMVs of a step) when the weights' bytes times the
+// rows of x reach gemv_split_bytes() (backend.h: a core's L2 cache unless set). The row kernel
+// comes in AVX-512, AVX2 and x86-64 versions, picked once by the CPU.
 #include "gemv.h"
 
 #include <algorithm>
@@ -47,47 +50,134 @@ struct Half<double> {
   using type = HalfD;
 };
 
-// R rows: lanes i mod NL of row r gather in lo[r] and hi[r], the tail of I goes into the lanes in
-// order, then the lanes are added in order.
-template <class T, int R>
+// The end of output (r, k) of a tile: its lanes lo + hi, added as a fixed tree (half + half, ...),
+// plus the tail of I in order, then the bias and y.
+template <class T, class H>
+__attribute__((always_inline)) inline void finish(const H& lo, const H& hi, int64_t I, const T* wr,
+                                                  const T* xk, const T* b, bool acc_y, T& out) {
+  constexpr int HL = int(sizeof(H) / sizeof(T)), NL = 2 * HL;
+  const int64_t In = I / NL * NL;
+  const H v = lo + hi;
+  T l[HL];
+  std::memcpy(l, &v, sizeof(H));
+  for (int w = HL / 2; w >= 1; w /= 2)
+    for (int j = 0; j < w; ++j) l[j] += l[j + w];
+  T s = l[0];
+  for (int64_t i = In; i < I; ++i) s += wr[i] * xk[i];
+  if (b) s += *b;
+  out = acc_y ? out + s : s;
+}
+
+// R rows of w times NX rows of x (ldx apart; y rows ldy apart): lanes i mod NL of output (r, k)
+// gather in lo[r][k] and hi[r][k] (i ascending), then finish(). An output's arithmetic does not
+// depend on the tile, its place in it or the other rows: every tile (tile_2x2 too) computes it as
+// the one-row GEMV (R = 4 or 1, NX = 1) does, bit for bit.
+template <class T, int R, int NX>
 __attribute__((always_inline)) inline void rows_block(int64_t I, const T* w, int64_t ldw, const T* x,
-                                                      const T* b, bool acc_y, T* y) {
+                                                      int64_t ldx, const T* b, bool acc_y, T* y,
+                                                      int64_t ldy) {
   using H = typename Half<T>::type;
   constexpr int HL = int(sizeof(H) / sizeof(T)), NL = 2 * HL;
-  H lo[R], hi[R];
-  for (int r = 0; r < R; ++r) lo[r] = H{}, hi[r] = H{};
+  H lo[R][NX], hi[R][NX];
+  for (int r = 0; r < R; ++r)
+    for (int k = 0; k < NX; ++k) lo[r][k] = H{}, hi[r][k] = H{};
   const int64_t In = I / NL * NL;
   for (int64_t i = 0; i < In; i += NL) {
-    H xl, xh;
-    std::memcpy(&xl, x + i, sizeof(H));
-    std::memcpy(&xh, x + i + HL, sizeof(H));
+    H xl[NX], xh[NX];
+    for (int k = 0; k < NX; ++k) {
+      std::memcpy(&xl[k], x + k * ldx + i, sizeof(H));
+      std::memcpy(&xh[k], x + k * ldx + i + HL, sizeof(H));
+    }
     for (int r = 0; r < R; ++r) {
       H wl, wh;
       std::memcpy(&wl, w + r * ldw + i, sizeof(H));
       std::memcpy(&wh, w + r * ldw + i + HL, sizeof(H));
-      lo[r] += wl * xl;
-      hi[r] += wh * xh;
+      for (int k = 0; k < NX; ++k) {
+        lo[r][k] += wl * xl[k];
+        hi[r][k] += wh * xh[k];
+      }
     }
   }
-  for (int r = 0; r < R; ++r) {
-    T lanes[NL];
-    for (int j = 0; j < HL; ++j) lanes[j] = lo[r][j], lanes[HL + j] = hi[r][j];
-    const T* wr = w + r * ldw;
-    for (int64_t i = In; i < I; ++i) lanes[i - In] += wr[i] * x[i];
-    T s = T(0);
-    for (int j = 0; j < NL; ++j) s += lanes[j];
-    if (b) s += b[r];
-    y[r] = acc_y ? y[r] + s : s;
-  }
+  for (int r = 0; r < R; ++r)
+    for (int k = 0; k < NX; ++k)
+      finish(lo[r][k], hi[r][k], I, w + r * ldw, x + k * ldx, b ? b + r : nullptr, acc_y, y[k * ldy + r]);
 }
 
-// Rows [o0, o1).
-template <class T>
+// Keeps v in a register: without it GCC folds the loads into the products and reloads each
+// operand of the 2 x 2 tile for every product it takes part in (16 loads per 8 products instead of
+// 8), which on a CPU with one 32-byte load per cycle (Zen 1) halves the tile's rate. Only where the
+// vectors fit a register (the AVX2 and AVX-512 versions); it changes the instructions, not the
+// arithmetic.
+template <bool Pin, class V>
+__attribute__((always_inline)) inline void pin(V& v) {
+  if constexpr (Pin) __asm__("" : "+x"(v));
+}
+
+// Rows w, w + ldw times rows x, x + ldx: rows_block<T, 2, 2> with its operands and accumulators
+// in named registers (8 accumulators, 4 x halves and 2 w halves of AVX2's 16); prefetches rows
+// pf, pf + ldw meanwhile unless pf is null.
+template <class T, bool Pin>
+__attribute__((always_inline)) inline void tile_2x2(int64_t I, const T* w, int64_t ldw, const T* x,
+                                                    int64_t ldx, const T* b, bool acc_y, T* y, int64_t ldy,
+                                                    const T* pf) {
+  using H = typename Half<T>::type;
+  constexpr int HL = int(sizeof(H) / sizeof(T)), NL = 2 * HL;
+  static_assert(NL * sizeof(T) == 64, "a step takes one cache line of each row");
+  H l00{}, h00{}, l01{}, h01{}, l10{}, h10{}, l11{}, h11{};  // l<r><k>: row r of w, row k of x
+  const int64_t In = I / NL * NL;
+  const T *w1 = w + ldw, *x1 = x + ldx;
+  for (int64_t i = 0; i < In; i += NL) {
+    if (pf) __builtin_prefetch(pf + i, 0, 3), __builtin_prefetch(pf + ldw + i, 0, 3);
+    H xl0, xh0, xl1, xh1, wl, wh;
+    std::memcpy(&xl0, x + i, sizeof(H));
+    std::memcpy(&xh0, x + i + HL, sizeof(H));
+    std::memcpy(&xl1, x1 + i, sizeof(H));
+    std::memcpy(&xh1, x1 + i + HL, sizeof(H));
+    pin<Pin>(xl0), pin<Pin>(xh0), pin<Pin>(xl1), pin<Pin>(xh1);
+    std::memcpy(&wl, w + i, sizeof(H));
+    std::memcpy(&wh, w + i + HL, sizeof(H));
+    pin<Pin>(wl), pin<Pin>(wh);
+    l00 += wl * xl0, h00 += wh * xh0, l01 += wl * xl1, h01 += wh * xh1;
+    std::memcpy(&wl, w1 + i, sizeof(H));
+    std::memcpy(&wh, w1 + i + HL, sizeof(H));
+    pin<Pin>(wl), pin<Pin>(wh);
+    l10 += wl * xl0, h10 += wh * xh0, l11 += wl * xl1, h11 += wh * xh1;
+  }
+  finish(l00, h00, I, w, x, b, acc_y, y[0]);
+  finish(l01, h01, I, w, x1, b, acc_y, y[ldy]);
+  finish(l10, h10, I, w1, x, b ? b + 1 : nullptr, acc_y, y[1]);
+  finish(l11, h11, I, w1, x1, b ? b + 1 : nullptr, acc_y, y[ldy + 1]);
+}
+
+// Rows [o0, o1) of w for the nx rows of x: blocks of four rows of w, each read once for all rows
+// of x (two of them at a time, as 2 x 2 tiles: eight accumulator pairs fit AVX2's registers).
+template <class T, bool Pin>
 __attribute__((always_inline)) inline void rows_range(int64_t o0, int64_t o1, int64_t I, const T* w,
-                                                      int64_t ldw, const T* x, const T* b, bool acc_y, T* y) {
+                                                      int64_t ldw, const T* x, int64_t ldx, int64_t nx,
+                                                      const T* b, bool acc_y, T* y, int64_t ldy) {
+  auto bias = [&](int64_t o) { return b ? b + o : nullptr; };
   int64_t o = o0;
-  for (; o + 4 <= o1; o += 4) rows_block<T, 4>(I, w + o * ldw, ldw, x, b ? b + o : nullptr, acc_y, y + o);
-  for (; o < o1; ++o) rows_block<T, 1>(I, w + o * ldw, ldw, x, b ? b + o : nullptr, acc_y, y + o);
+  for (; o + 4 <= o1; o += 4) {
+    const T* wo = w + o * ldw;
+    // The first tiles over a pair of rows also fetch the pair four rows further (the next block),
+    // a line per row as they consume one.
+    const T* next = o + 8 <= o1 ? wo + 4 * ldw : nullptr;
+    int64_t k = 0;
+    for (; k + 2 <= nx; k += 2) {
+      tile_2x2<T, Pin>(I, wo, ldw, x + k * ldx, ldx, bias(o), acc_y, y + k * ldy + o, ldy,
+                       k ? nullptr : next);
+      tile_2x2<T, Pin>(I, wo + 2 * ldw, ldw, x + k * ldx, ldx, bias(o + 2), acc_y, y + k * ldy + o + 2, ldy,
+                       k || !next ? nullptr : next + 2 * ldw);
+    }
+    if (k < nx) rows_block<T, 4, 1>(I, wo, ldw, x + k * ldx, ldx, bias(o), acc_y, y + k * ldy + o, ldy);
+  }
+  for (; o < o1; ++o) {
+    int64_t k = 0;
+    for (; k + 2 <= nx; k += 2)
+      rows_block<T, 1, 2>(I, w + o * ldw, ldw, x + k * ldx, ldx, bias(o), acc_y, y + k * ldy + o, ldy);
+    if (k < nx)
+      rows_block<T, 1, 1>(I, w + o * ldw, ldw, x + k * ldx, ldx, bias(o), acc_y, y + k * ldy + o, ldy);
+  }
 }
 
 template <class T>
@@ -193,15 +283,30 @@ __attribute__((always_inline)) inline void gemv_t_multi_any(int64_t O, int64_t I
   for (; k < nx; ++k) gemv_t_multi_body<T, 1>(O, I, w, ldw, P + k * O, Y + k * I);
 }
 
+// The row kernel in three versions, picked once by the CPU (as target_clones would, which cannot
+// give the vector versions their register pins).
+#define WERSA_RANGE(NAME, T, ATTR, PIN)                                                               \
+  ATTR void NAME(int64_t o0, int64_t o1, int64_t I, const T* w, int64_t ldw, const T* x, int64_t ldx, \
+                 int64_t nx, const T* b, bool acc_y, T* y, int64_t ldy) {                             \
+    rows_range<T, PIN>(o0, o1, I, w, ldw, x, ldx, nx, b, acc_y, y, ldy);                              \
+  }
+WERSA_RANGE(range_f32_avx512, float, __attribute__((target("avx512f"))), true)
+WERSA_RANGE(range_f32_avx2, float, __attribute__((target("avx2"))), true)
+WERSA_RANGE(range_f32_base, float, , false)
+WERSA_RANGE(range_f64_avx512, double, __attribute__((target("avx512f"))), true)
+WERSA_RANGE(range_f64_avx2, double, __attribute__((target("avx2"))), true)
+WERSA_RANGE(range_f64_base, double, , false)
+#undef WERSA_RANGE
+template <class T>
+using RangeFn = void (*)(int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, int64_t, const T*,
+                         bool, T*, int64_t);
+template <class T>
+RangeFn<T> pick_range(RangeFn<T> avx512, RangeFn<T> avx2, RangeFn<T> base) {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") ? avx512 : __builtin_cpu_supports("avx2") ? avx2 : base;
+}
+
 #define WERSA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-WERSA_CLONES void range_f32(int64_t o0, int64_t o1, int64_t I, const float* w, int64_t ldw, const float* x,
-                            const float* b, bool acc_y, float* y) {
-  rows_range(o0, o1, I, w, ldw, x, b, acc_y, y);
-}
-WERSA_CLONES void range_f64(int64_t o0, int64_t o1, int64_t I, const double* w, int64_t ldw, const double* x,
-                            const double* b, bool acc_y, double* y) {
-  rows_range(o0, o1, I, w, ldw, x, b, acc_y, y);
-}
 WERSA_CLONES void transposed_f32(int64_t O, int64_t I, const float* w, int64_t ldw, const float* p,
                                  float* y) {
   transposed(O, I, w, ldw, p, y);
@@ -227,28 +332,30 @@ WERSA_CLONES void tmulti_f64(int64_t O, int64_t I, const double* w, int64_t ldw,
   gemv_t_multi_any(O, I, w, ldw, P, nx, Y);
 }
 #undef WERSA_CLONES
-void range(int64_t o0, int64_t o1, int64_t I, const float* w, int64_t ldw, const float* x, const float* b,
-           bool a, float* y) {
-  range_f32(o0, o1, I, w, ldw, x, b, a, y);
+void range(int64_t o0, int64_t o1, int64_t I, const float* w, int64_t ldw, const float* x, int64_t ldx,
+           int64_t nx, const float* b, bool a, float* y, int64_t ldy) {
+  static const RangeFn<float> f = pick_range<float>(range_f32_avx512, range_f32_avx2, range_f32_base);
+  f(o0, o1, I, w, ldw, x, ldx, nx, b, a, y, ldy);
 }
-void range(int64_t o0, int64_t o1, int64_t I, const double* w, int64_t ldw, const double* x, const double* b,
-           bool a, double* y) {
-  range_f64(o0, o1, I, w, ldw, x, b, a, y);
+void range(int64_t o0, int64_t o1, int64_t I, const double* w, int64_t ldw, const double* x, int64_t ldx,
+           int64_t nx, const double* b, bool a, double* y, int64_t ldy) {
+  static const RangeFn<double> f = pick_range<double>(range_f64_avx512, range_f64_avx2, range_f64_base);
+  f(o0, o1, I, w, ldw, x, ldx, nx, b, a, y, ldy);
 }
 
 template <class T>
-void gemv(int64_t O, int64_t I, const T* w, int64_t ldw, const T* x, const T* b, bool acc_y, T* y,
-          bool threads) {
-  const int64_t nblk = (O + 3) / 4;
-  if (!threads || nblk < 2 || O * I * int64_t(sizeof(T)) < gemv_split_bytes()) {
-    range(0, O, I, w, ldw, x, b, acc_y, y);
+void gemv(int64_t nx, int64_t O, int64_t I, const T* w, int64_t ldw, const T* x, int64_t ldx, const T* b,
+          bool acc_y, T* y, int64_t ldy, bool threads) {
+  const int64_t nblk = (O + 3) / 4, work = O * I * int64_t(sizeof(T)) * nx;
+  if (!threads || nblk < 2 || work < gemv_split_bytes()) {
+    range(0, O, I, w, ldw, x, ldx, nx, b, acc_y, y, ldy);
     return;
   }
   auto part = [&](int p, int np) {  // contiguous ranges of whole blocks of four rows per chunk
     const int64_t o0 = std::min(O, nblk * p / np * 4), o1 = std::min(O, nblk * (p + 1) / np * 4);
-    if (o0 < o1) range(o0, o1, I, w, ldw, x, b, acc_y, y);
+    if (o0 < o1) range(o0, o1, I, w, ldw, x, ldx, nx, b, acc_y, y, ldy);
   };
-  team_run(gemv_chunks(nblk, O * I * int64_t(sizeof(T))), part);
+  team_run(gemv_chunks(nblk, work), part);
 }
 
 }  // namespace
@@ -268,11 +375,19 @@ void gemv_t_multi(int64_t O, int64_t I, const double* w, int64_t ldw, const doub
 
 void gemv_rows(int64_t O, int64_t I, const float* w, int64_t ldw, const float* x, const float* b,
                bool accumulate, float* y, bool threads) {
-  gemv(O, I, w, ldw, x, b, accumulate, y, threads);
+  gemv(1, O, I, w, ldw, x, I, b, accumulate, y, O, threads);
 }
 void gemv_rows(int64_t O, int64_t I, const double* w, int64_t ldw, const double* x, const double* b,
                bool accumulate, double* y, bool threads) {
-  gemv(O, I, w, ldw, x, b, accumulate, y, threads);
+  gemv(1, O, I, w, ldw, x, I, b, accumulate, y, O, threads);
+}
+void gemv_rows_multi(int64_t nx, int64_t O, int64_t I, const float* w, int64_t ldw, const float* x,
+                     int64_t ldx, const float* b, bool accumulate, float* y, int64_t ldy, bool threads) {
+  gemv(nx, O, I, w, ldw, x, ldx, b, accumulate, y, ldy, threads);
+}
+void gemv_rows_multi(int64_t nx, int64_t O, int64_t I, const double* w, int64_t ldw, const double* x,
+                     int64_t ldx, const double* b, bool accumulate, double* y, int64_t ldy, bool threads) {
+  gemv(nx, O, I, w, ldw, x, ldx, b, accumulate, y, ldy, threads);
 }
 void gemv_t(int64_t O, int64_t I, const float* w, int64_t ldw, const float* p, float* y) {
   transposed_f32(O, I, w, ldw, p, y);

@@ -1,11 +1,12 @@
-// One-row linear layer over bf16 weights (see gemv.h): half the bytes of fp32 per weight, which
-// is what a decode step is bound by. Widening costs two integer ops per 32 weights: 64 bytes load
-// as sixteen 32-bit lanes, lane j holding weights 2j (low half) and 2j+1 (high half), so
-// `lane << 16` is the even weights and `lane & 0xffff0000` the odd ones as floats, exactly. x is
-// permuted to match once per call (per block of 32: its 16 even elements, then its 16 odd ones),
-// in chunks of kChunk elements on the stack. Each output is computed by one thread in a fixed
-// order (even then odd products per block, lanes added in order, then the scalar tail), whatever
-// the thread count. Cloned per instruction set like gemv.cpp.
+// Linear layer over bf16 weights for one row or a few rows of x (see gemv.h): half the bytes of
+// fp32 per weight, which is what a decode step is bound by. Widening costs two integer ops per 32
+// weights: 64 bytes load as sixteen 32-bit lanes, lane j holding weights 2j (low half) and 2j+1
+// (high half), so `lane << 16` is the even weights and `lane & 0xffff0000` the odd ones as floats,
+// exactly. x is permuted to match once per call (per block of 32: its 16 even elements, then its
+// 16 odd ones), in chunks of kGemvBf16Chunk columns. Each output is computed by one thread in a
+// fixed order (per block, its even then its odd products into 16 lanes; per chunk, the lanes
+// added as a fixed tree, then the scalar tail), whatever the thread count, the number of rows of
+// x and the tile it falls in: a row of x gets the same bits alone as beside others.
 #include <algorithm>
 #include <cstring>
 
@@ -15,7 +16,7 @@
 
 namespace wersa::cpu {
 namespace {
-constexpr int64_t kChunk = 8192;  // x elements permuted at a time (32 KiB)
+constexpr int64_t kChunk = kGemvBf16Chunk;
 
 // 32-byte halves of the 64-byte block (lanes [0, 8) and [8, 16)), read by subscript: accumulators
 // in registers on AVX2 too (see gemv.cpp).
@@ -32,56 +33,155 @@ void permute(const float* x, int64_t n, float* xp) {
     }
 }
 
-// One half (8 lanes, 16 weights) of a block: acc += even * xe, then acc += odd * xo.
-__attribute__((always_inline)) inline void half_step(const bf16* w, const float* xe, const float* xo,
-                                                     HalfF& acc) {
+// Keeps v in a register (as in gemv.cpp: GCC would reload the tile's operands for every product).
+template <bool Pin, class V>
+__attribute__((always_inline)) inline void pin(V& v) {
+  if constexpr (Pin) __asm__("" : "+x"(v));
+}
+
+// One half (8 lanes, 16 weights) of a block, widened: the even and the odd weights.
+template <bool Pin>
+__attribute__((always_inline)) inline void widen(const bf16* w, HalfF& we, HalfF& wo) {
   HalfU u;
   std::memcpy(&u, w, sizeof u);
+  pin<Pin>(u);
   const HalfU ue = u << 16, uo = u & (HalfU{} + 0xffff0000u);
-  HalfF we, wo, e, o;
   std::memcpy(&we, &ue, sizeof we);
   std::memcpy(&wo, &uo, sizeof wo);
-  std::memcpy(&e, xe, sizeof e);
-  std::memcpy(&o, xo, sizeof o);
+}
+// acc += we * x[0, 8), then acc += wo * x[16, 24) (x: the permuted half's even elements; its odd
+// ones 16 further).
+template <bool Pin>
+__attribute__((always_inline)) inline void madd(const HalfF& we, const HalfF& wo, const float* x,
+                                                HalfF& acc) {
+  HalfF e, o;
+  std::memcpy(&e, x, sizeof e);
+  std::memcpy(&o, x + kLanes, sizeof o);
+  pin<Pin>(e), pin<Pin>(o);
   acc += we * e;
   acc += wo * o;
 }
 
-// R rows over one chunk of n columns: xp is the permuted x of its first n / 32 * 32 columns, x the
-// chunk itself (for the tail).
-template <int R>
-__attribute__((always_inline)) inline void rows_block(int64_t n, const bf16* w, int64_t ldw, const float* xp,
-                                                      const float* x, const float* b, bool acc_y, float* y) {
-  HalfF lo[R], hi[R];
-  for (int r = 0; r < R; ++r) lo[r] = HalfF{}, hi[r] = HalfF{};
-  const int64_t nb = n / kBlock * kBlock;
-  for (int64_t i = 0; i < nb; i += kBlock) {
-    // Lanes [0, 8) hold weights 0..15 of the block (even: xp[i, i+8), odd: xp[i+16, i+24)),
-    // lanes [8, 16) weights 16..31.
-    for (int r = 0; r < R; ++r) {
-      half_step(w + r * ldw + i, xp + i, xp + i + kLanes, lo[r]);
-      half_step(w + r * ldw + i + kLanes, xp + i + kHalf, xp + i + kLanes + kHalf, hi[r]);
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    float s = 0.f;
-    for (int j = 0; j < kHalf; ++j) s += lo[r][j];
-    for (int j = 0; j < kHalf; ++j) s += hi[r][j];
-    const bf16* wr = w + r * ldw;
-    for (int64_t i = nb; i < n; ++i) s += bf16_to_float(wr[i]) * x[i];
-    if (b) s += b[r];
-    y[r] = acc_y ? y[r] + s : s;
-  }
+// The end of one output over a chunk of n columns: lanes lo + hi as a fixed tree, the tail of the
+// chunk in order (x: the chunk itself, unpermuted), then the bias and y.
+__attribute__((always_inline)) inline void finish(const HalfF& lo, const HalfF& hi, int64_t n, const bf16* wr,
+                                                  const float* x, const float* b, bool acc_y, float& out) {
+  const HalfF v = lo + hi;
+  float l[kHalf];
+  std::memcpy(l, &v, sizeof v);
+  for (int w = kHalf / 2; w >= 1; w /= 2)
+    for (int j = 0; j < w; ++j) l[j] += l[j + w];
+  float s = l[0];
+  for (int64_t i = n / kBlock * kBlock; i < n; ++i) s += bf16_to_float(wr[i]) * x[i];
+  if (b) s += *b;
+  out = acc_y ? out + s : s;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void range_bf16(int64_t o0, int64_t o1,
-                                                                             int64_t n, const bf16* w,
-                                                                             int64_t ldw, const float* xp,
-                                                                             const float* x, const float* b,
-                                                                             bool acc_y, float* y) {
+// R rows of w times NX rows of x over one chunk of n columns: xp holds the permuted chunks of the
+// rows of x (ldp apart), x the chunks themselves (ldx apart, for the tails); y rows ldy apart.
+template <int R, int NX, bool Pin>
+__attribute__((always_inline)) inline void rows_block(int64_t n, const bf16* w, int64_t ldw, const float* xp,
+                                                      int64_t ldp, const float* x, int64_t ldx,
+                                                      const float* b, bool acc_y, float* y, int64_t ldy,
+                                                      const bf16* pf = nullptr) {
+  HalfF lo[R][NX], hi[R][NX];
+  for (int r = 0; r < R; ++r)
+    for (int k = 0; k < NX; ++k) lo[r][k] = HalfF{}, hi[r][k] = HalfF{};
+  const int64_t nb = n / kBlock * kBlock;
+  // Lanes [0, 8) hold weights 0..15 of a block (even: xp[i, i+8), odd: xp[i+16, i+24)), lanes
+  // [8, 16) weights 16..31. A tile of several rows of x goes one half at a time (it holds 4
+  // vectors of x), a column of rows of w row by row (the order of an output's sums is the same).
+  auto half = [&](int r, int64_t i, int h) {
+    HalfF we, wo;
+    widen<Pin>(w + r * ldw + i + h * kLanes, we, wo);
+    for (int k = 0; k < NX; ++k) madd<Pin>(we, wo, xp + k * ldp + i + h * kHalf, h ? hi[r][k] : lo[r][k]);
+  };
+  for (int64_t i = 0; i < nb; i += kBlock) {
+    if (pf)  // rows pf, pf + ldw, ... (the next block): a line of each as a line of each is used
+      for (int r = 0; r < R; ++r) __builtin_prefetch(pf + r * ldw + i, 0, 3);
+    if (NX > 1) {
+      for (int r = 0; r < R; ++r) half(r, i, 0);
+      for (int r = 0; r < R; ++r) half(r, i, 1);
+    } else {
+      for (int r = 0; r < R; ++r) half(r, i, 0), half(r, i, 1);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int k = 0; k < NX; ++k)
+      finish(lo[r][k], hi[r][k], n, w + r * ldw, x + k * ldx, b ? b + r : nullptr, acc_y, y[k * ldy + r]);
+}
+
+// Rows [o0, o1) of w for the nx rows of x: blocks of four rows of w, each read once for all rows
+// of x (in 2 x 2 tiles, the rest as 4 x 1 and 1 x 1); the first tiles over a pair of rows fetch
+// the pair four rows further meanwhile.
+template <bool Pin>
+__attribute__((always_inline)) inline void rows_range(int64_t o0, int64_t o1, int64_t n, const bf16* w,
+                                                      int64_t ldw, const float* xp, int64_t ldp,
+                                                      const float* x, int64_t ldx, int64_t nx, const float* b,
+                                                      bool acc_y, float* y, int64_t ldy) {
+  auto bias = [&](int64_t o) { return b ? b + o : nullptr; };
   int64_t o = o0;
-  for (; o + 4 <= o1; o += 4) rows_block<4>(n, w + o * ldw, ldw, xp, x, b ? b + o : nullptr, acc_y, y + o);
-  for (; o < o1; ++o) rows_block<1>(n, w + o * ldw, ldw, xp, x, b ? b + o : nullptr, acc_y, y + o);
+  for (; o + 4 <= o1; o += 4) {
+    const bf16* wo = w + o * ldw;
+    const bf16* next = o + 8 <= o1 ? wo + 4 * ldw : nullptr;
+    int64_t k = 0;
+    for (; k + 2 <= nx; k += 2)
+      for (int r = 0; r < 4; r += 2)
+        rows_block<2, 2, Pin>(n, wo + r * ldw, ldw, xp + k * ldp, ldp, x + k * ldx, ldx, bias(o + r), acc_y,
+                              y + k * ldy + o + r, ldy, k || !next ? nullptr : next + r * ldw);
+    if (k < nx)
+      rows_block<4, 1, false>(n, wo, ldw, xp + k * ldp, ldp, x + k * ldx, ldx, bias(o), acc_y,
+                              y + k * ldy + o, ldy);
+  }
+  for (; o < o1; ++o)
+    for (int64_t k = 0; k < nx; ++k)
+      rows_block<1, 1, false>(n, w + o * ldw, ldw, xp + k * ldp, ldp, x + k * ldx, ldx, bias(o), acc_y,
+                              y + k * ldy + o, ldy);
+}
+
+// The row kernel in three versions, picked once by the CPU (see gemv.cpp).
+#define WERSA_RANGE(NAME, ATTR, PIN)                                                                         \
+  ATTR void NAME(int64_t o0, int64_t o1, int64_t n, const bf16* w, int64_t ldw, const float* xp,             \
+                 int64_t ldp, const float* x, int64_t ldx, int64_t nx, const float* b, bool acc_y, float* y, \
+                 int64_t ldy) {                                                                              \
+    rows_range<PIN>(o0, o1, n, w, ldw, xp, ldp, x, ldx, nx, b, acc_y, y, ldy);                               \
+  }
+WERSA_RANGE(range_avx512, __attribute__((target("avx512f"))), true)
+WERSA_RANGE(range_avx2, __attribute__((target("avx2"))), true)
+WERSA_RANGE(range_base, , false)
+#undef WERSA_RANGE
+using RangeFn = void (*)(int64_t, int64_t, int64_t, const bf16*, int64_t, const float*, int64_t, const float*,
+                         int64_t, int64_t, const float*, bool, float*, int64_t);
+RangeFn pick_range() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") ? range_avx512
+         : __builtin_cpu_supports("avx2")  ? range_avx2
+                                           : range_base;
+}
+
+// xp: nx * min(I, kChunk) floats.
+void gemv_bf16(int64_t nx, int64_t O, int64_t I, const bf16* w, int64_t ldw, const float* x, int64_t ldx,
+               const float* b, bool accumulate, float* y, int64_t ldy, bool threads, float* xp) {
+  static const RangeFn range = pick_range();
+  const int64_t nblk = (O + 3) / 4, work = O * I * int64_t(sizeof(bf16)) * nx;
+  const bool parallel = threads && nblk >= 2 && work >= gemv_split_bytes();
+  const int64_t ldp = std::min(I, kChunk);
+  // Columns in chunks: the first adds the bias (and y when accumulating), the others add to y.
+  for (int64_t c0 = 0; c0 == 0 || c0 < I; c0 += kChunk) {
+    const int64_t n = std::min(kChunk, I - c0);
+    for (int64_t k = 0; k < nx; ++k) permute(x + k * ldx + c0, n / kBlock * kBlock, xp + k * ldp);
+    const float* bc = c0 == 0 ? b : nullptr;
+    const bool acc = accumulate || c0 > 0;
+    if (!parallel) {
+      range(0, O, n, w + c0, ldw, xp, ldp, x + c0, ldx, nx, bc, acc, y, ldy);
+      continue;
+    }
+    auto part = [&](int p, int np) {  // contiguous ranges of whole blocks of four rows per chunk
+      const int64_t o0 = std::min(O, nblk * p / np * 4), o1 = std::min(O, nblk * (p + 1) / np * 4);
+      if (o0 < o1) range(o0, o1, n, w + c0, ldw, xp, ldp, x + c0, ldx, nx, bc, acc, y, ldy);
+    };
+    team_run(gemv_chunks(nblk, work), part);
+  }
 }
 
 }  // namespace
@@ -89,24 +189,13 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void range_bf16(int
 void gemv_rows(int64_t O, int64_t I, const bf16* w, int64_t ldw, const float* x, const float* b,
                bool accumulate, float* y, bool threads) {
   alignas(64) float xp[kChunk];
-  const int64_t nblk = (O + 3) / 4;
-  const bool parallel = threads && nblk >= 2 && O * I * int64_t(sizeof(bf16)) >= gemv_split_bytes();
-  // Columns in chunks: the first adds the bias (and y when accumulating), the others add to y.
-  for (int64_t c0 = 0; c0 == 0 || c0 < I; c0 += kChunk) {
-    const int64_t n = std::min(kChunk, I - c0);
-    permute(x + c0, n / kBlock * kBlock, xp);
-    const float* bc = c0 == 0 ? b : nullptr;
-    const bool acc = accumulate || c0 > 0;
-    if (!parallel) {
-      range_bf16(0, O, n, w + c0, ldw, xp, x + c0, bc, acc, y);
-      continue;
-    }
-    auto part = [&](int p, int np) {  // contiguous ranges of whole blocks of four rows per chunk
-      const int64_t o0 = std::min(O, nblk * p / np * 4), o1 = std::min(O, nblk * (p + 1) / np * 4);
-      if (o0 < o1) range_bf16(o0, o1, n, w + c0, ldw, xp, x + c0, bc, acc, y);
-    };
-    team_run(gemv_chunks(nblk, O * I * int64_t(sizeof(bf16))), part);
-  }
+  gemv_bf16(1, O, I, w, ldw, x, I, b, accumulate, y, O, threads, xp);
+}
+
+void gemv_rows_multi(int64_t nx, int64_t O, int64_t I, const bf16* w, int64_t ldw, const float* x,
+                     int64_t ldx, const float* b, bool accumulate, float* y, int64_t ldy, float* scratch,
+                     bool threads) {
+  gemv_bf16(nx, O, I, w, ldw, x, ldx, b, accumulate, y, ldy, threads, scratch);
 }
 
 }  // namespace wersa::cpu

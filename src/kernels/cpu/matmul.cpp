@@ -15,8 +15,11 @@ void matmul_fwd(Ctx&, const MatmulFwd& a) {
   const int N = int(a.x.dim(0)), I = int(a.x.dim(1)), O = int(a.w.dim(0));
   T* y = a.y.ptr<T>();
   if (N == 0) return;
-  if (N == 1) {  // one row (generation): a deterministic GEMV, no parallel region for small layers
-    gemv_rows(O, I, a.w.ptr<T>(), I, a.x.ptr<T>(), a.b.defined() ? a.b.ptr<T>() : nullptr, a.accumulate_y, y);
+  // Decoding (one row, or a few sequences together): the GEMV kernel, each weight row read once for
+  // all rows, every row's result bitwise that of the row alone.
+  if (N <= kGemvMaxRows) {
+    gemv_rows_multi(N, O, I, a.w.ptr<T>(), I, a.x.ptr<T>(), I, a.b.defined() ? a.b.ptr<T>() : nullptr,
+                    a.accumulate_y, y, O);
     return;
   }
   if (a.b.defined() && !a.accumulate_y) {

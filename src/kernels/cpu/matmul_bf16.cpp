@@ -1,7 +1,8 @@
 // CPU linear layer over bf16 weights (forward only): y = x widen(w)^T + b.
-// One row (a decode step): the bf16 GEMV, reading 2 bytes per weight. More rows (prefill,
-// evaluation): w is widened kTile rows at a time into planned scratch and each tile goes through
-// BLAS, so a prefill keeps the speed of sgemm at the cost of one widening pass over w.
+// Up to kGemvMaxRows rows (decode steps, one sequence or several together): the bf16 GEMV, reading
+// 2 bytes per weight once for all rows. More rows (prefill, evaluation): w is widened kTile rows at a time
+// into planned scratch and each tile goes through BLAS, so a prefill keeps the speed of sgemm at the cost of
+// one widening pass over w.
 #include <algorithm>
 
 #include "blas.h"
@@ -20,10 +21,14 @@ void matmul_fwd_bf16w(Ctx& ctx, const MatmulFwd& a) {
   const int64_t N = a.x.dim(0), I = a.x.dim(1), O = a.w.dim(0);
   const bf16* w = a.w.ptr<bf16>();
   if constexpr (std::is_same<T, float>::value) {
-    if (N == 1) {
-      if (ctx.planning()) return;
-      gemv_rows(O, I, w, I, a.x.ptr<float>(), a.b.defined() ? a.b.ptr<float>() : nullptr, a.accumulate_y,
-                a.y.ptr<float>());
+    if (N <= kGemvMaxRows) {  // decoding: each row's result that of the one-row GEMV, bit for bit
+      float* xp = N > 1 ? ctx.take<float>(N * std::min(I, kGemvBf16Chunk)) : nullptr;
+      if (ctx.planning() || N == 0) return;
+      const float* b = a.b.defined() ? a.b.ptr<float>() : nullptr;
+      if (N == 1)
+        gemv_rows(O, I, w, I, a.x.ptr<float>(), b, a.accumulate_y, a.y.ptr<float>());
+      else
+        gemv_rows_multi(N, O, I, w, I, a.x.ptr<float>(), I, b, a.accumulate_y, a.y.ptr<float>(), O, xp);
       return;
     }
   }
