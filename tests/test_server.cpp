@@ -24,6 +24,7 @@
 #include "server/api.h"
 #include "server/session_cache.h"
 #include "testutil.h"
+#include "wersa/data/tokenizer.h"
 #include "wersa/io/checkpoint.h"
 #include "wersa/model/generate.h"
 
@@ -192,6 +193,11 @@ std::string generate(const std::string& prompt, int n, const std::string& sampli
   return r.out.empty() ? r.out : r.out.substr(0, r.out.size() - 1);
 }
 
+// A string as a JSON answer carries it: invalid UTF-8 as U+FFFD.
+std::string as_sent(const std::string& s) {
+  return json::parse(json(s).dump(-1, ' ', false, json::error_handler_t::replace)).get<std::string>();
+}
+
 // The events of a stream: its data lines in order.
 std::vector<std::string> stream(const Server& s, const json& req) {
   std::string all;
@@ -325,6 +331,81 @@ TEST(Server, StreamingSendsTheSameTextAsEvents) {
   EXPECT_EQ(json::parse(sev[sev.size() - 2])["choices"][0]["finish_reason"], "stop");
 }
 
+// logprobs: each generated token's log-probability and the top k are the log-softmax of the
+// logits that the model API gives for the same tokens (computed here in double), whole and
+// streamed; the tokens' texts make up the text, at their text_offset.
+TEST(Server, LogprobsAreTheLogSoftmaxOfTheModelsLogits) {
+  Server s({});
+  const std::string prompt = "It was a dark and stormy night";
+  const json req = {{"prompt", prompt}, {"max_tokens", 24}, {"temperature", 0.9},
+                    {"seed", 5},        {"logprobs", 3},    {"return_tokens", true}};
+  const Reply r = complete(s, req);
+  ASSERT_EQ(r.status, 200) << r.raw;
+  const json& choice = r.body["choices"][0];
+  const json& lp = choice["logprobs"];
+  const std::string dir = io::find_latest_checkpoint(checkpoint());
+  const Config cfg = io::load_checkpoint_config(dir);
+  const auto model = io::load_inference_model(dir, cfg, "f32", "cpu");
+  const auto tok = data::load_tokenizer(io::checkpoint_tokenizer(dir));
+  DecodeState st(*model, {0, 128});
+  std::vector<int32_t> ids = {tok->eos_id()};
+  for (int32_t t : tok->encode(prompt)) ids.push_back(t);
+  prefill(*model, st, ids);
+  const json& gen = choice["tokens"];
+  ASSERT_EQ(gen.size(), 24u);
+  ASSERT_EQ(lp["tokens"].size(), 24u) << lp.dump();  // no EOS, no stop: one entry per token
+  std::string text;
+  for (size_t i = 0; i < gen.size(); ++i) {
+    const int32_t t = gen[i].get<int32_t>();
+    const float* x = st.logits().host<float>();
+    const int64_t V = st.logits().numel();
+    double mx = -1e300, sum = 0;
+    for (int64_t v = 0; v < V; ++v) mx = std::max(mx, double(x[v]));
+    for (int64_t v = 0; v < V; ++v) sum += std::exp(double(x[v]) - mx);
+    auto logp = [&](int64_t v) { return double(x[v]) - mx - std::log(sum); };
+    EXPECT_NEAR(lp["token_logprobs"][i].get<double>(), logp(t), 1e-4) << "token " << i;
+    EXPECT_EQ(lp["tokens"][i], as_sent(tok->piece_bytes(t)));
+    EXPECT_EQ(lp["text_offset"][i], text.size());
+    text += tok->piece_bytes(t);
+    std::vector<int64_t> order(size_t(V), 0);
+    for (int64_t v = 0; v < V; ++v) order[size_t(v)] = v;
+    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return x[a] > x[b]; });
+    // The 3 likeliest by their text as sent (tokens of one text, U+FFFD: the likeliest of them).
+    json want = json::object();
+    for (int k = 0; k < 3; ++k) {
+      const std::string key = as_sent(tok->piece_bytes(int32_t(order[size_t(k)])));
+      if (!want.contains(key)) want[key] = logp(order[size_t(k)]);
+    }
+    const json& top = lp["top_logprobs"][i];
+    ASSERT_EQ(top.size(), want.size()) << top.dump() << " vs " << want.dump();
+    for (const auto& [key, v] : want.items()) {
+      ASSERT_TRUE(top.contains(key)) << "token " << i << ": " << top.dump() << " lacks '" << key << "'";
+      EXPECT_NEAR(top[key].get<double>(), v.get<double>(), 1e-4);
+    }
+    decode_step(*model, st, t);
+  }
+  EXPECT_EQ(choice["text"], as_sent(text));
+  // Streamed: the same entries, spread over the chunks.
+  json sreq = req;
+  sreq["stream"] = true;
+  json all = {{"tokens", json::array()}, {"token_logprobs", json::array()}, {"top_logprobs", json::array()}};
+  for (const std::string& e : stream(s, sreq)) {
+    if (e == "[DONE]") break;
+    const json c = json::parse(e)["choices"][0]["logprobs"];
+    if (c.is_null()) continue;
+    for (const char* k : {"tokens", "token_logprobs", "top_logprobs"})
+      for (const json& v : c[k]) all[k].push_back(v);
+  }
+  for (const char* k : {"tokens", "token_logprobs", "top_logprobs"}) EXPECT_EQ(all[k], lp[k]) << k;
+  // logprobs 0: the tokens' own, no alternatives; without logprobs: null.
+  json zero = req;
+  zero["logprobs"] = 0;
+  const Reply z = complete(s, zero);
+  EXPECT_EQ(z.body["choices"][0]["logprobs"]["token_logprobs"], lp["token_logprobs"]);
+  EXPECT_EQ(z.body["choices"][0]["logprobs"]["top_logprobs"][0], json::object());
+  EXPECT_TRUE(complete(s, {{"prompt", "x"}, {"max_tokens", 2}}).body["choices"][0]["logprobs"].is_null());
+}
+
 TEST(Server, EveryErrorIsAnOpenAiErrorObject) {
   Server s({"--max-body", "4096", "--max-tokens", "64", "--max-prompt", "100"});
   expect_error(complete(s, {{"prompt", "x"}, {"max_tokens", 65}}), 400, "max_tokens");
@@ -334,7 +415,8 @@ TEST(Server, EveryErrorIsAnOpenAiErrorObject) {
   expect_error(complete(s, {{"prompt", {1, 2, 999}}}), 400, "prompt");
   expect_error(complete(s, {{"prompt", std::string(200, 'a')}}), 400, "prompt");
   expect_error(complete(s, {{"prompt", "x"}, {"stop", {"a", ""}}}), 400, "stop");
-  expect_error(complete(s, {{"prompt", "x"}, {"logprobs", 2}}), 400, "logprobs");
+  expect_error(complete(s, {{"prompt", "x"}, {"logprobs", 21}}), 400, "logprobs");
+  expect_error(complete(s, {{"prompt", "x"}, {"logprobs", 2}, {"echo", true}}), 400, "logprobs");
   expect_error(post(s, "/v1/completions", "{\"prompt\": "), 400);
   expect_error(post(s, "/v1/completions", "[1, 2]"), 400);
   expect_error(post(s, "/tokenize", "{}"), 400, "content");
@@ -346,7 +428,7 @@ TEST(Server, EveryErrorIsAnOpenAiErrorObject) {
   expect_error(post(s, "/v1/completions", json{{"prompt", std::string(10000, 'a')}}.dump()), 413);
   // The server still answers.
   EXPECT_EQ(complete(s, {{"prompt", "x"}, {"max_tokens", 2}}).status, 200);
-  EXPECT_EQ(metric(s, "wersa_http_responses_total{status=\"400\"}"), 12);
+  EXPECT_EQ(metric(s, "wersa_http_responses_total{status=\"400\"}"), 13);
   EXPECT_EQ(metric(s, "wersa_http_responses_total{status=\"413\"}"), 1);
 
   Server keyed({"--api-key", "sekret"});

@@ -45,6 +45,7 @@ std::shared_ptr<Job> make_job(ServerContext& ctx, const CompletionRequest& r, st
   so.seed = r.has_seed ? r.seed : (uint64_t(std::time(nullptr)) << 20) ^ uint64_t(ctx.next_id.load());
   job->max_tokens = r.max_tokens;
   job->stop = r.stop;
+  job->logprobs = r.logprobs;
   job->deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(int64_t(ctx.timeout_s * 1000));
   return job;
 }
@@ -73,6 +74,25 @@ std::vector<int32_t> prompt_ids(const ServerContext& ctx, const CompletionReques
   return ids;
 }
 
+// How many of a job's logprob entries belong to its first `upto` bytes of text: those whose text
+// starts there (at the end, `done`, also a last token without text). Called under the job's lock.
+size_t lp_count(const Job& j, size_t upto, bool done) {
+  size_t n = 0;
+  while (n < j.lp.size() &&
+         (j.lp[n].offset < upto || (done && j.lp[n].token.empty() && j.lp[n].offset <= upto)))
+    ++n;
+  return n;
+}
+
+// The logprobs object of entries [from, to), each token's text cut where the text ends (a stop
+// string). Called under the job's lock.
+json lp_json(const Job& j, size_t from, size_t to) {
+  std::vector<LogprobEntry> e(j.lp.begin() + long(from), j.lp.begin() + long(to));
+  for (LogprobEntry& x : e)
+    x.token.resize(std::min(x.token.size(), j.text.size() - std::min(x.offset, j.text.size())));
+  return logprobs_json(e, 0, e.size());
+}
+
 Usage usage_of(const Job& j) { return Usage{int64_t(j.prompt.size()), j.generated, j.cached}; }
 
 void complete(ServerContext& ctx, const httplib::Request& req, httplib::Response& res) {
@@ -93,21 +113,26 @@ void complete(ServerContext& ctx, const httplib::Request& req, httplib::Response
       throw ApiError(503, "the server is shutting down: request cancelled", "", "server_error",
                      "shutting_down");
     const Usage u = usage_of(*job);
-    send_json(res, completion_json(id, created, ctx.model_name, echo + job->text, job->finish_reason, &u,
-                                   r.return_tokens ? &job->tokens : nullptr));
+    const json lp = r.logprobs >= 0 ? lp_json(*job, 0, lp_count(*job, job->text.size(), true)) : json();
+    send_json(res,
+              completion_json(id, created, ctx.model_name, echo + job->text, job->finish_reason, &u,
+                              r.return_tokens ? &job->tokens : nullptr, r.logprobs >= 0 ? &lp : nullptr));
     return;
   }
   auto sent = std::make_shared<size_t>(0);
   auto first = std::make_shared<bool>(true);
+  auto lp_sent = std::make_shared<size_t>(0);  // logprob entries sent
+  const bool logprobs = r.logprobs >= 0;
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [&ctx, job, sent, first, id, created, echo](size_t, httplib::DataSink& sink) {
+      [&ctx, job, sent, first, lp_sent, logprobs, id, created, echo](size_t, httplib::DataSink& sink) {
         auto event = [&](const json& j) {
           const std::string s = "data: " + dump(j) + "\n\n";
           return sink.write(s.data(), s.size());
         };
         std::string piece, reason, error;
+        json lp;
         bool done;
         {
           std::unique_lock<std::mutex> lk(job->mu);
@@ -118,11 +143,17 @@ void complete(ServerContext& ctx, const httplib::Request& req, httplib::Response
           done = job->done;
           reason = job->finish_reason;
           error = job->error;
+          if (logprobs && !piece.empty()) {
+            const size_t to = lp_count(*job, *sent, done);
+            lp = lp_json(*job, *lp_sent, to);
+            *lp_sent = to;
+          }
         }
         if (*first && !echo.empty()) piece = echo + piece;
         if (!piece.empty() || (*first && done)) {
           *first = false;
-          if (!event(completion_json(id, created, ctx.model_name, piece, "", nullptr))) {
+          if (!event(completion_json(id, created, ctx.model_name, piece, "", nullptr, nullptr,
+                                     lp.is_null() ? nullptr : &lp))) {
             job->cancelled = true;  // the client went away: free its slot
             return false;
           }
@@ -142,11 +173,15 @@ void complete(ServerContext& ctx, const httplib::Request& req, httplib::Response
           sink.write(s.data(), s.size());
         } else {
           Usage u;
+          json rest;  // entries of tokens without text at the end
           {
             std::lock_guard<std::mutex> lk(job->mu);
             u = usage_of(*job);
+            const size_t to = lp_count(*job, job->text.size(), true);
+            if (logprobs && to > *lp_sent) rest = lp_json(*job, *lp_sent, to);
           }
-          event(completion_json(id, created, ctx.model_name, "", reason, &u));
+          event(completion_json(id, created, ctx.model_name, "", reason, &u, nullptr,
+                                rest.is_null() ? nullptr : &rest));
         }
         const std::string end = "data: [DONE]\n\n";
         sink.write(end.data(), end.size());

@@ -88,7 +88,17 @@ void Scheduler::emit(Slot& s, int32_t token) {
   j.tokens.push_back(token);
   if (token == tok_.eos_id() || token >= tok_.vocab_size()) return;  // no text
   const size_t old = j.text.size();
-  j.text += tok_.piece_bytes(token);
+  const std::string piece = tok_.piece_bytes(token);
+  if (j.logprobs >= 0) {
+    const Tensor& lg = s.st->logits();  // before the token is fed: the distribution it was drawn from
+    const TokenLogprobs tl = token_logprobs(lg.host<float>(), lg.numel(), token, j.logprobs);
+    LogprobEntry e{piece, old, tl.logprob, {}};
+    for (const auto& [id, lp] : tl.top)
+      if (id < tok_.vocab_size())
+        e.top.emplace_back(id == tok_.eos_id() ? "<|endoftext|>" : tok_.piece_bytes(id), lp);
+    j.lp.push_back(std::move(e));
+  }
+  j.text += piece;
   const StopScan scan = scan_stops(j.text, old, j.stop);
   if (scan.cut != std::string::npos) {
     j.text.resize(scan.cut);

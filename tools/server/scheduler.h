@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "api.h"
 #include "session_cache.h"
 #include "wersa/data/tokenizer.h"
 #include "wersa/model/decode_batch.h"
@@ -34,6 +35,7 @@ struct Job {
   int64_t max_tokens = 16;
   std::vector<std::string> stop;
   std::chrono::steady_clock::time_point deadline;
+  int logprobs = -1;  // >= 0: record each generated token's log-probability and this many alternatives
   std::atomic<bool> cancelled{false};  // the client went away: the scheduler drops it
 
   // Written by the scheduler under mu; the handler waits on cv.
@@ -41,10 +43,11 @@ struct Job {
   std::condition_variable cv;
   std::string text;   // generated text (cut before a stop string)
   size_t stable = 0;  // bytes of text that can be sent: no stop string and no character can still change them
-  std::vector<int32_t> tokens;  // the generated ids (EOS included)
-  int64_t generated = 0;        // tokens generated
-  int64_t cached = 0;           // prompt tokens resumed from the session cache
-  bool started = false;         // it holds a slot
+  std::vector<int32_t> tokens;   // the generated ids (EOS included)
+  std::vector<LogprobEntry> lp;  // logprobs >= 0: one per generated token with text (not EOS)
+  int64_t generated = 0;         // tokens generated
+  int64_t cached = 0;            // prompt tokens resumed from the session cache
+  bool started = false;          // it holds a slot
   bool done = false;
   std::string finish_reason;  // "stop", "length"; "timeout", "cancelled", "error" (error: message)
   std::string error;
