@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <map>
@@ -295,6 +296,65 @@ TEST(Server, PromptExtendingAKeptSessionEqualsAColdRun) {
   EXPECT_EQ(resumed.body["choices"][0]["tokens"], fresh.body["choices"][0]["tokens"]);
   EXPECT_EQ(resumed.body["choices"][0]["text"], fresh.body["choices"][0]["text"]);
   EXPECT_EQ(metric(cold, "wersa_sessions_cached"), 0);
+}
+
+// --sessions-dir: the kept sessions are written at shutdown and read at the next start; a request
+// that extends a restored session resumes from it and returns what the server that never stopped
+// returned: the same tokens, the same log-probabilities to the bit. A file that is not a state
+// file is skipped with a warning.
+TEST(Server, SessionsSavedAtShutdownContinueAsNeverSaved) {
+  const TempDir d("server-sessions");
+  const std::string dir = d / "sessions";
+  const std::vector<std::string> args = {"--parallel", "2", "--sessions-dir", dir};
+  std::vector<int32_t> p1;
+  for (unsigned char c : real_text(3000).substr(500, 300)) p1.push_back(c);
+  const json r1 = {
+      {"prompt", p1}, {"max_tokens", 20}, {"temperature", 1.0}, {"seed", 3}, {"return_tokens", true}};
+  Server a(args, random_checkpoint());
+  const Reply a1 = complete(a, r1);
+  ASSERT_EQ(a1.status, 200) << a1.raw;
+  std::vector<int32_t> p2 = p1;
+  for (const json& t : a1.body["choices"][0]["tokens"]) p2.push_back(t.get<int32_t>());
+  for (unsigned char c : std::string(" And then")) p2.push_back(c);
+  const json r2 = {{"prompt", p2}, {"max_tokens", 30}, {"temperature", 1.0},
+                   {"seed", 4},    {"logprobs", 2},    {"return_tokens", true}};
+  const Reply never_saved = complete(a, r2);
+  ASSERT_EQ(never_saved.status, 200) << never_saved.raw;
+  EXPECT_EQ(never_saved.body["usage"]["prompt_tokens_details"]["cached_tokens"], 320);
+  // A prompt that is exactly a kept session: its first token comes from the kept logits.
+  json r3 = r2;
+  r3["prompt"] = std::vector<int32_t>(p2.begin(), p2.begin() + 320);
+  const Reply never_saved3 = complete(a, r3);
+  EXPECT_EQ(never_saved3.body["usage"]["prompt_tokens_details"]["cached_tokens"], 320);
+  const ToolRun stopped = a.terminate();
+  EXPECT_EQ(stopped.status, 0) << stopped.err;
+  EXPECT_NE(stopped.err.find("3 sessions saved"), std::string::npos) << stopped.err;
+  std::ofstream(dir + "/session-damaged.state") << "not a state file";
+
+  Server b(args, random_checkpoint());
+  EXPECT_NE(read_file(b.dir / "err").find("3 sessions restored"), std::string::npos)
+      << read_file(b.dir / "err");
+  EXPECT_NE(read_file(b.dir / "err").find("session-damaged.state"), std::string::npos);
+  EXPECT_EQ(metric(b, "wersa_sessions_cached"), 3);
+  const Reply restored = complete(b, r2);
+  ASSERT_EQ(restored.status, 200) << restored.raw;
+  EXPECT_EQ(restored.body["usage"]["prompt_tokens_details"]["cached_tokens"], 320);
+  EXPECT_EQ(restored.body["choices"][0]["tokens"], never_saved.body["choices"][0]["tokens"]);
+  EXPECT_EQ(restored.body["choices"][0]["logprobs"]["token_logprobs"],
+            never_saved.body["choices"][0]["logprobs"]["token_logprobs"]);
+  const Reply restored3 = complete(b, r3);
+  EXPECT_EQ(restored3.body["usage"]["prompt_tokens_details"]["cached_tokens"], 320);
+  EXPECT_EQ(restored3.body["choices"][0]["tokens"], never_saved3.body["choices"][0]["tokens"]);
+  EXPECT_EQ(restored3.body["choices"][0]["logprobs"]["token_logprobs"],
+            never_saved3.body["choices"][0]["logprobs"]["token_logprobs"]);
+  // Another model's server skips them all, still serves, and leaves them alone.
+  Server other(args, random_checkpoint("softmax"));
+  EXPECT_NE(read_file(other.dir / "err").find("0 sessions restored"), std::string::npos);
+  EXPECT_EQ(complete(other, {{"prompt", {1, 2, 3}}, {"max_tokens", 2}}).status, 200);
+  EXPECT_EQ(other.terminate().status, 0);
+  int files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) files += e.path().extension() == ".state";
+  EXPECT_EQ(files, 5);  // 3 of the first model, 1 of the softmax model, the damaged one
 }
 
 TEST(Server, StreamingSendsTheSameTextAsEvents) {

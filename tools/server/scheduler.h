@@ -62,6 +62,9 @@ struct SchedulerOptions {
   // CPU threads of the scheduler thread (set_cpu_threads' count, as in the thread that built the
   // states: OpenMP's thread count is per thread, and the states' scratch was planned with it).
   int threads = 1;
+  // Non-empty: kept sessions are read from this directory's session-*.state files (state files,
+  // io/state_file.h) at start and written back there when the scheduler stops.
+  std::string sessions_dir;
 };
 
 struct SchedulerStats {
@@ -85,6 +88,9 @@ class Scheduler {
   SchedulerStats stats() const;
   // Bytes of one slot's state (what the session cache keeps per session, for WERSA).
   size_t state_bytes() const;
+  // Sessions read from --sessions-dir at start, and files skipped (another model's, damaged).
+  int64_t sessions_loaded() const { return sessions_loaded_; }
+  int64_t sessions_skipped() const { return sessions_skipped_; }
 
  private:
   struct Slot;
@@ -93,6 +99,8 @@ class Scheduler {
   void finish(Slot& s, const std::string& reason, const std::string& error = "");
   void emit(Slot& s, int32_t token);
   void publish();
+  void load_sessions();
+  void save_sessions();
 
   const Model& model_;
   const data::Tokenizer& tok_;
@@ -107,6 +115,9 @@ class Scheduler {
   bool stopping_ = false, cancel_running_ = false;
   SchedulerStats stats_;
   size_t next_prefill_ = 0;
+  int64_t sessions_loaded_ = 0, sessions_skipped_ = 0;
+  bool saved_ = false;
+  std::vector<std::string> loaded_files_;  // names of the session files read at start
   std::thread thread_;
 };
 

@@ -48,6 +48,27 @@ void SessionCache::put(const DecodeState& s) {
   }
 }
 
+// The tensors in put()'s order; pos rows of each KV cache.
+void SessionCache::load(const Entry& e, DecodeState& s) {
+  s.reset();
+  s.restore_tokens(e.tokens);
+  size_t off = 0;
+  for (size_t i = 0; i < s.state_tensors().size(); ++i) {
+    const Tensor t = used(s, i);
+    tensor_copy(t, host_view(const_cast<unsigned char*>(e.state.data()) + off, t));
+    off += t.bytes();
+  }
+  tensor_copy(s.logits(), host_view(const_cast<unsigned char*>(e.logits.data()), s.logits()));
+}
+
+void SessionCache::for_each(DecodeState& scratch, const std::function<void(const DecodeState&)>& f) const {
+  for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) {
+    if (scratch.context() > 0 && int64_t(it->tokens.size()) > scratch.context()) continue;
+    load(*it, scratch);
+    f(scratch);
+  }
+}
+
 int64_t SessionCache::restore(const std::vector<int32_t>& prompt, DecodeState& s) {
   s.reset();
   auto best = entries_.end();
@@ -59,15 +80,7 @@ int64_t SessionCache::restore(const std::vector<int32_t>& prompt, DecodeState& s
   if (best == entries_.end()) return 0;
   const int64_t pos = int64_t(best->tokens.size());
   if (s.context() > 0 && pos > s.context()) return 0;
-  // The tensors in put()'s order; pos rows of each KV cache.
-  s.restore_tokens(best->tokens);
-  size_t off = 0;
-  for (size_t i = 0; i < s.state_tensors().size(); ++i) {
-    const Tensor t = used(s, i);
-    tensor_copy(t, host_view(best->state.data() + off, t));
-    off += t.bytes();
-  }
-  tensor_copy(s.logits(), host_view(best->logits.data(), s.logits()));
+  load(*best, s);
   entries_.splice(entries_.begin(), entries_, best);  // most recently used
   ++hits_;
   return pos;

@@ -7,6 +7,7 @@
 // bounded (least recently used first out). Not thread-safe: the scheduler thread owns it.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <vector>
 
@@ -24,6 +25,10 @@ class SessionCache {
   // and returns its length; 0 (s reset) when none.
   int64_t restore(const std::vector<int32_t>& prompt, DecodeState& s);
 
+  // Calls f with each kept session restored into `scratch`, least recently used first (as put()
+  // in this order rebuilds the cache); the cache itself is unchanged.
+  void for_each(DecodeState& scratch, const std::function<void(const DecodeState&)>& f) const;
+
   size_t bytes() const { return bytes_; }
   size_t max_bytes() const { return max_bytes_; }
   size_t sessions() const { return entries_.size(); }
@@ -36,6 +41,7 @@ class SessionCache {
     std::vector<unsigned char> state, logits;  // the state tensors (KV caches: used rows), in order
     size_t bytes() const { return state.size() + logits.size() + tokens.size() * sizeof(int32_t); }
   };
+  static void load(const Entry& e, DecodeState& s);
   std::list<Entry> entries_;  // most recently used first
   size_t max_bytes_, bytes_ = 0;
   int64_t evictions_ = 0, hits_ = 0;
