@@ -194,6 +194,27 @@ std::string generate(const std::string& prompt, int n, const std::string& sampli
   return r.out.empty() ? r.out : r.out.substr(0, r.out.size() - 1);
 }
 
+// A raw HTTP/1.1 connection to the server with one POST /v1/completions sent: its socket (-1 on
+// failure), for a test that closes it.
+int send_raw(int port, const json& req) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(uint16_t(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const std::string body = req.dump();
+  const std::string head =
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::write(fd, head.data(), head.size()) != ssize_t(head.size())) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 // A string as a JSON answer carries it: invalid UTF-8 as U+FFFD.
 std::string as_sent(const std::string& s) {
   return json::parse(json(s).dump(-1, ' ', false, json::error_handler_t::replace)).get<std::string>();
@@ -532,19 +553,9 @@ TEST(Server, AFullQueueIs503) {
 // served although the first asked for a million tokens.
 TEST(Server, AClientThatDisconnectsFreesItsSlot) {
   Server s({"--parallel", "1", "--max-tokens", "1000000"});
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int fd =
+      send_raw(s.port, json{{"prompt", "a"}, {"max_tokens", 1000000}, {"temperature", 0}, {"stream", true}});
   ASSERT_GE(fd, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(uint16_t(s.port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  const std::string body =
-      json{{"prompt", "a"}, {"max_tokens", 1000000}, {"temperature", 0}, {"stream", true}}.dump();
-  const std::string req =
-      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-      std::to_string(body.size()) + "\r\n\r\n" + body;
-  ASSERT_EQ(::write(fd, req.data(), req.size()), ssize_t(req.size()));
   char buf[4096];
   std::string got;
   while (got.find("data: ") == std::string::npos) {
@@ -552,6 +563,24 @@ TEST(Server, AClientThatDisconnectsFreesItsSlot) {
     ASSERT_GT(n, 0);
     got.append(buf, size_t(n));
   }
+  ::close(fd);
+  const auto t0 = std::chrono::steady_clock::now();
+  const Reply next = complete(s, {{"prompt", "b"}, {"max_tokens", 4}, {"temperature", 0}});
+  EXPECT_EQ(next.status, 200);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 20.0);
+  EXPECT_LT(metric(s, "wersa_completion_tokens_total"), 500000);
+  EXPECT_EQ(metric(s, "wersa_running"), 0);
+}
+
+// The same for a request that is not streamed: nothing is written to the client until the end,
+// so the server watches the connection while it waits, and cancels the request when it closes.
+TEST(Server, AClientThatDisconnectsFromAWholeRequestFreesItsSlot) {
+  Server s({"--parallel", "1", "--max-tokens", "1000000"});
+  const int fd = send_raw(s.port, json{{"prompt", "a"}, {"max_tokens", 1000000}, {"temperature", 0}});
+  ASSERT_GE(fd, 0);
+  for (int i = 0; i < 500 && metric(s, "wersa_completion_tokens_total") < 20; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(metric(s, "wersa_running"), 1);
   ::close(fd);
   const auto t0 = std::chrono::steady_clock::now();
   const Reply next = complete(s, {{"prompt", "b"}, {"max_tokens", 4}, {"temperature", 0}});

@@ -2,8 +2,14 @@
 // handler's thread waits for it and answers whole, or streams its text as it grows.
 #include "routes.h"
 
+#include <arpa/inet.h>
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <iomanip>
 #include <sstream>
 
@@ -93,6 +99,56 @@ json lp_json(const Job& j, size_t from, size_t to) {
   return logprobs_json(e, 0, e.size());
 }
 
+// The socket of the connection a handler serves, or -1: cpp-httplib 0.11 does not give it to
+// handlers, so it is found among the process's descriptors by its two ends (the request's
+// remote and local address and port). The connection's thread holds it open until the handler
+// returns, so the number stays valid meanwhile.
+int connection_socket(const httplib::Request& req) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    char* end = nullptr;
+    const std::string name = e.path().filename().string();
+    const long fd = std::strtol(name.c_str(), &end, 10);
+    if (end == name.c_str() || *end != '\0') continue;
+    sockaddr_storage peer{}, self{};
+    socklen_t pl = sizeof peer, sl = sizeof self;
+    if (::getpeername(int(fd), reinterpret_cast<sockaddr*>(&peer), &pl) != 0 ||
+        ::getsockname(int(fd), reinterpret_cast<sockaddr*>(&self), &sl) != 0)
+      continue;
+    auto ends = [](const sockaddr_storage& a, std::string& addr) {
+      char buf[INET6_ADDRSTRLEN] = {};
+      if (a.ss_family == AF_INET) {
+        const auto* v4 = reinterpret_cast<const sockaddr_in*>(&a);
+        ::inet_ntop(AF_INET, &v4->sin_addr, buf, sizeof buf);
+        addr = buf;
+        return int(ntohs(v4->sin_port));
+      }
+      if (a.ss_family == AF_INET6) {
+        const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&a);
+        ::inet_ntop(AF_INET6, &v6->sin6_addr, buf, sizeof buf);
+        addr = buf;
+        return int(ntohs(v6->sin6_port));
+      }
+      return -1;
+    };
+    std::string peer_addr, self_addr;
+    if (ends(peer, peer_addr) == req.remote_port && peer_addr == req.remote_addr &&
+        ends(self, self_addr) == req.local_port && self_addr == req.local_addr)
+      return int(fd);
+  }
+  return -1;
+}
+
+// Whether the client has gone away: the socket hung up or failed, or it reads end of file (a
+// pipelined request's bytes are left unread: peeked only).
+bool client_gone(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 0) <= 0) return false;
+  if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) return true;
+  char c;
+  return (p.revents & POLLIN) && ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 Usage usage_of(const Job& j) { return Usage{int64_t(j.prompt.size()), j.generated, j.cached}; }
 
 void complete(ServerContext& ctx, const httplib::Request& req, httplib::Response& res) {
@@ -105,8 +161,12 @@ void complete(ServerContext& ctx, const httplib::Request& req, httplib::Response
   const int64_t created = int64_t(std::time(nullptr));
   const std::string echo = r.echo ? r.prompt_text : std::string();
   if (!r.stream) {
+    // While it runs, the connection is watched: a client that went away cancels it (its slot is
+    // freed at the next token).
+    const int fd = connection_socket(req);
     std::unique_lock<std::mutex> lk(job->mu);
-    job->cv.wait(lk, [&] { return job->done; });
+    while (!job->cv.wait_for(lk, std::chrono::milliseconds(100), [&] { return job->done; }))
+      if (fd >= 0 && !job->cancelled && client_gone(fd)) job->cancelled = true;
     if (job->finish_reason == "error")
       throw ApiError(500, "generation failed: " + job->error, "", "server_error");
     if (job->finish_reason == "cancelled")
