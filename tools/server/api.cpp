@@ -136,6 +136,7 @@ CompletionRequest parse_completion(std::string_view body, const Limits& lim) {
   if (const json* v = field(j, "stream")) r.stream = get_bool(*v, "stream");
   if (const json* v = field(j, "echo")) r.echo = get_bool(*v, "echo");
   if (const json* v = field(j, "return_tokens")) r.return_tokens = get_bool(*v, "return_tokens");
+  if (const json* v = field(j, "ignore_eos")) r.ignore_eos = get_bool(*v, "ignore_eos");
   if (const json* v = field(j, "n"))
     if (get_int(*v, "n", 1, 1 << 30) != 1) throw bad("n", "only n = 1 is supported");
   if (const json* v = field(j, "best_of"))

@@ -50,6 +50,7 @@ struct CompletionRequest {
   std::vector<std::string> stop;  // up to 4 non-empty strings
   bool stream = false, echo = false;
   bool return_tokens = false;  // an extension (as llama-server's): the generated ids in "tokens"
+  bool ignore_eos = false;     // an extension (llama-server's, vLLM's): EOS does not end it (benchmarks)
   int logprobs = -1;           // -1: off; k >= 0: each token's log-probability and the k likeliest
 };
 

@@ -52,6 +52,7 @@ std::shared_ptr<Job> make_job(ServerContext& ctx, const CompletionRequest& r, st
   job->max_tokens = r.max_tokens;
   job->stop = r.stop;
   job->logprobs = r.logprobs;
+  job->ignore_eos = r.ignore_eos;
   job->deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(int64_t(ctx.timeout_s * 1000));
   return job;
 }

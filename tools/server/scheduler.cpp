@@ -335,7 +335,7 @@ void Scheduler::loop() {
           stop_hit = s.job->finish_reason == "stop";
           full = s.job->generated >= s.job->max_tokens;
         }
-        if (tokens[i] == tok_.eos_id() || stop_hit)
+        if ((tokens[i] == tok_.eos_id() && !s.job->ignore_eos) || stop_hit)
           finish(s, "stop");
         else if (full)
           finish(s, "length");

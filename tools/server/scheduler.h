@@ -35,7 +35,8 @@ struct Job {
   int64_t max_tokens = 16;
   std::vector<std::string> stop;
   std::chrono::steady_clock::time_point deadline;
-  int logprobs = -1;  // >= 0: record each generated token's log-probability and this many alternatives
+  bool ignore_eos = false;  // EOS is a token like the others: the request runs to max_tokens
+  int logprobs = -1;        // >= 0: record each generated token's log-probability and this many alternatives
   std::atomic<bool> cancelled{false};  // the client went away: the scheduler drops it
 
   // Written by the scheduler under mu; the handler waits on cv.
