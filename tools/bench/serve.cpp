@@ -227,6 +227,10 @@ json run_load(const Target& t, const ServeFlags& f) {
            {"seed", c * 1000 + r},
            {"ignore_eos", true},
            {"stream", true}});
+  // Unmeasured requests first: the server's first prefill and decode step plan their workspaces.
+  for (int w = 0; w < f.warmup; ++w)
+    post(t, "/v1/completions",
+         {{"prompt", make_prompt(t, "warmup " + std::to_string(w) + ": ", f.prompt)}, {"max_tokens", 8}});
   const auto m0 = metrics(t);
   std::vector<std::vector<Stream>> got(size_t(f.clients));
   const auto t0 = Clock::now();
@@ -289,8 +293,11 @@ json run_memory(const Target& t, const std::vector<int64_t>& lengths) {
     const std::vector<int32_t> prompt = make_prompt(t, "memory " + std::to_string(n) + ": ", n);
     const auto m0 = metrics(t);
     const auto start = Clock::now();
-    post(t, "/v1/completions",
-         {{"prompt", prompt}, {"max_tokens", 1}, {"temperature", 0}, {"ignore_eos", true}});
+    const json r = post(t, "/v1/completions",
+                        {{"prompt", prompt}, {"max_tokens", 1}, {"temperature", 0}, {"ignore_eos", true}});
+    WERSA_CHECK(r["choices"][0]["finish_reason"] == "length" && r["usage"]["completion_tokens"] == 1,
+                "the request of ", n, " prompt tokens ended with ", r["choices"][0]["finish_reason"].dump(),
+                " (the server's --timeout?): its session is not of ", n + 1, " tokens");
     const double s = seconds(start, Clock::now());
     const auto m1 = metrics(t);
     const double sessions = m1.at("wersa_sessions_cached") - m0.at("wersa_sessions_cached");
@@ -338,6 +345,9 @@ CLI::App* add_serve_command(CLI::App& app, ServeFlags& f) {
   c->add_option("-p,--prompt", f.prompt, "prompt tokens per request")
       ->check(integer(1, 1 << 20))
       ->capture_default_str();
+  c->add_option("--warmup", f.warmup, "unmeasured requests before the run (8 tokens each)")
+      ->check(integer(0, 1000))
+      ->capture_default_str();
   c->add_option("--temp", f.temperature, "sampling temperature (0 = greedy)")
       ->check(number(0, 2))
       ->capture_default_str();
@@ -370,7 +380,8 @@ int run_serve(const ServeFlags& f) {
                                      "--max-tokens", std::to_string(std::max<int64_t>(f.tokens, 512)),
                                      "--max-prompt", std::to_string(longest + 64),
                                      "--max-body",   std::to_string(int64_t(64) << 20),
-                                     "--queue",      std::to_string(f.clients + 64)};
+                                     "--queue",      std::to_string(f.clients + 64),
+                                     "--timeout",    "1000000"};
     if (!lengths.empty()) args.insert(args.end(), {"-c", std::to_string(longest + 64)});
     args.insert(args.end(), f.server_args.begin(), f.server_args.end());
     spawn_server(server, args);

@@ -16,7 +16,7 @@ namespace wersa::bench {
 struct ServeFlags {
   std::string url, model, json_path, context;
   std::vector<std::string> server_args;  // more flags of the started server
-  int clients = 8, requests = 1, threads = 0;
+  int clients = 8, requests = 1, threads = 0, warmup = 1;
   int64_t tokens = 128, prompt = 32, parallel = 0;
   double temperature = 0;
 };
