@@ -3,7 +3,9 @@
 // equal wersa-generate's text; concurrent requests equal the same requests alone; a prompt that
 // extends a kept session resumes from it and equals a cold run; streaming sends the same text as
 // server-sent events ending in [DONE]; every error status is an OpenAI error object; a client
-// that disconnects mid-stream frees its slot; SIGTERM finishes the running request and exits 0.
+// that disconnects, streamed or not, frees its slot; SIGTERM finishes the running request and
+// exits 0; logprobs are the log-softmax of the model API's logits; sessions saved with
+// --sessions-dir continue after a restart as if never saved.
 #include <arpa/inet.h>
 #include <httplib.h>
 #include <netinet/in.h>
