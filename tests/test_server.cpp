@@ -375,9 +375,17 @@ TEST(Server, SessionsSavedAtShutdownContinueAsNeverSaved) {
   EXPECT_NE(read_file(other.dir / "err").find("0 sessions restored"), std::string::npos);
   EXPECT_EQ(complete(other, {{"prompt", {1, 2, 3}}, {"max_tokens", 2}}).status, 200);
   EXPECT_EQ(other.terminate().status, 0);
-  int files = 0;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) files += e.path().extension() == ".state";
-  EXPECT_EQ(files, 5);  // 3 of the first model, 1 of the softmax model, the damaged one
+  auto files = [&] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) n += e.path().extension() == ".state";
+    return n;
+  };
+  EXPECT_EQ(files(), 5);  // 3 of the first model, 1 of the softmax model, the damaged one
+  // A server that keeps no sessions (--cache-mib 0) restores none and removes none.
+  Server none({"--sessions-dir", dir, "--cache-mib", "0"}, random_checkpoint());
+  EXPECT_NE(read_file(none.dir / "err").find("0 sessions restored"), std::string::npos);
+  EXPECT_EQ(none.terminate().status, 0);
+  EXPECT_EQ(files(), 5);
 }
 
 TEST(Server, StreamingSendsTheSameTextAsEvents) {

@@ -101,9 +101,10 @@ void Scheduler::load_sessions() {
   for (const auto& [t, path] : files) {
     try {
       load_decode_state(model_, scratch, path.string());
-      cache_.put(scratch);
-      loaded_files_.push_back(path.filename().string());
-      ++sessions_loaded_;
+      if (cache_.put(scratch)) {  // else larger than --cache-mib: not kept, its file left alone
+        loaded_files_.push_back(path.filename().string());
+        ++sessions_loaded_;
+      }
     } catch (const std::exception& e) {
       std::fprintf(stderr, "wersa-server: skipping the session file %s\n", e.what());
       ++sessions_skipped_;

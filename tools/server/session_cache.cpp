@@ -17,8 +17,8 @@ Tensor host_view(unsigned char* p, const Tensor& like) {
 }
 }  // namespace
 
-void SessionCache::put(const DecodeState& s) {
-  if (s.pos() == 0) return;
+bool SessionCache::put(const DecodeState& s) {
+  if (s.pos() == 0) return false;
   for (auto it = entries_.begin(); it != entries_.end(); ++it)
     if (it->tokens == s.tokens()) {
       bytes_ -= it->bytes();
@@ -29,7 +29,7 @@ void SessionCache::put(const DecodeState& s) {
   e.tokens = s.tokens();
   size_t n = 0;
   for (size_t i = 0; i < s.state_tensors().size(); ++i) n += used(s, i).bytes();
-  if (n + s.logits().bytes() + e.tokens.size() * sizeof(int32_t) > max_bytes_) return;
+  if (n + s.logits().bytes() + e.tokens.size() * sizeof(int32_t) > max_bytes_) return false;
   e.state.resize(n);
   size_t off = 0;
   for (size_t i = 0; i < s.state_tensors().size(); ++i) {
@@ -46,6 +46,7 @@ void SessionCache::put(const DecodeState& s) {
     entries_.pop_back();
     ++evictions_;
   }
+  return true;
 }
 
 // The tensors in put()'s order; pos rows of each KV cache.

@@ -19,8 +19,9 @@ class SessionCache {
  public:
   explicit SessionCache(size_t max_bytes) : max_bytes_(max_bytes) {}
   // Keeps a copy of s (replacing a kept copy of the same tokens), then evicts the least recently
-  // used until the bytes fit. A state larger than the whole budget is not kept.
-  void put(const DecodeState& s);
+  // used until the bytes fit. A state larger than the whole budget (or of no tokens) is not kept:
+  // false.
+  bool put(const DecodeState& s);
   // Restores into s the longest kept sequence that is a prefix of `prompt` (all of it at most)
   // and returns its length; 0 (s reset) when none.
   int64_t restore(const std::vector<int32_t>& prompt, DecodeState& s);
