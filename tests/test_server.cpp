@@ -3,7 +3,9 @@
 // equal wersa-generate's text; concurrent requests equal the same requests alone; a prompt that
 // extends a kept session resumes from it and equals a cold run; streaming sends the same text as
 // server-sent events ending in [DONE]; every error status is an OpenAI error object; a client
-// that disconnects mid-stream frees its slot; SIGTERM finishes the running request and exits 0.
+// that disconnects, streamed or not, frees its slot; SIGTERM finishes the running request and
+// exits 0; logprobs are the log-softmax of the model API's logits; sessions saved with
+// --sessions-dir continue after a restart as if never saved.
 #include <arpa/inet.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -15,6 +17,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <map>
@@ -24,6 +27,7 @@
 #include "server/api.h"
 #include "server/session_cache.h"
 #include "testutil.h"
+#include "wersa/data/tokenizer.h"
 #include "wersa/io/checkpoint.h"
 #include "wersa/model/generate.h"
 
@@ -192,6 +196,32 @@ std::string generate(const std::string& prompt, int n, const std::string& sampli
   return r.out.empty() ? r.out : r.out.substr(0, r.out.size() - 1);
 }
 
+// A raw HTTP/1.1 connection to the server with one POST /v1/completions sent: its socket (-1 on
+// failure), for a test that closes it.
+int send_raw(int port, const json& req) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(uint16_t(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const std::string body = req.dump();
+  const std::string head =
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::write(fd, head.data(), head.size()) != ssize_t(head.size())) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// A string as a JSON answer carries it: invalid UTF-8 as U+FFFD.
+std::string as_sent(const std::string& s) {
+  return json::parse(json(s).dump(-1, ' ', false, json::error_handler_t::replace)).get<std::string>();
+}
+
 // The events of a stream: its data lines in order.
 std::vector<std::string> stream(const Server& s, const json& req) {
   std::string all;
@@ -291,6 +321,73 @@ TEST(Server, PromptExtendingAKeptSessionEqualsAColdRun) {
   EXPECT_EQ(metric(cold, "wersa_sessions_cached"), 0);
 }
 
+// --sessions-dir: the kept sessions are written at shutdown and read at the next start; a request
+// that extends a restored session resumes from it and returns what the server that never stopped
+// returned: the same tokens, the same log-probabilities to the bit. A file that is not a state
+// file is skipped with a warning.
+TEST(Server, SessionsSavedAtShutdownContinueAsNeverSaved) {
+  const TempDir d("server-sessions");
+  const std::string dir = d / "sessions";
+  const std::vector<std::string> args = {"--parallel", "2", "--sessions-dir", dir};
+  std::vector<int32_t> p1;
+  for (unsigned char c : real_text(3000).substr(500, 300)) p1.push_back(c);
+  const json r1 = {
+      {"prompt", p1}, {"max_tokens", 20}, {"temperature", 1.0}, {"seed", 3}, {"return_tokens", true}};
+  Server a(args, random_checkpoint());
+  const Reply a1 = complete(a, r1);
+  ASSERT_EQ(a1.status, 200) << a1.raw;
+  std::vector<int32_t> p2 = p1;
+  for (const json& t : a1.body["choices"][0]["tokens"]) p2.push_back(t.get<int32_t>());
+  for (unsigned char c : std::string(" And then")) p2.push_back(c);
+  const json r2 = {{"prompt", p2}, {"max_tokens", 30}, {"temperature", 1.0},
+                   {"seed", 4},    {"logprobs", 2},    {"return_tokens", true}};
+  const Reply never_saved = complete(a, r2);
+  ASSERT_EQ(never_saved.status, 200) << never_saved.raw;
+  EXPECT_EQ(never_saved.body["usage"]["prompt_tokens_details"]["cached_tokens"], 320);
+  // A prompt that is exactly a kept session: its first token comes from the kept logits.
+  json r3 = r2;
+  r3["prompt"] = std::vector<int32_t>(p2.begin(), p2.begin() + 320);
+  const Reply never_saved3 = complete(a, r3);
+  EXPECT_EQ(never_saved3.body["usage"]["prompt_tokens_details"]["cached_tokens"], 320);
+  const ToolRun stopped = a.terminate();
+  EXPECT_EQ(stopped.status, 0) << stopped.err;
+  EXPECT_NE(stopped.err.find("3 sessions saved"), std::string::npos) << stopped.err;
+  std::ofstream(dir + "/session-damaged.state") << "not a state file";
+
+  Server b(args, random_checkpoint());
+  EXPECT_NE(read_file(b.dir / "err").find("3 sessions restored"), std::string::npos)
+      << read_file(b.dir / "err");
+  EXPECT_NE(read_file(b.dir / "err").find("session-damaged.state"), std::string::npos);
+  EXPECT_EQ(metric(b, "wersa_sessions_cached"), 3);
+  const Reply restored = complete(b, r2);
+  ASSERT_EQ(restored.status, 200) << restored.raw;
+  EXPECT_EQ(restored.body["usage"]["prompt_tokens_details"]["cached_tokens"], 320);
+  EXPECT_EQ(restored.body["choices"][0]["tokens"], never_saved.body["choices"][0]["tokens"]);
+  EXPECT_EQ(restored.body["choices"][0]["logprobs"]["token_logprobs"],
+            never_saved.body["choices"][0]["logprobs"]["token_logprobs"]);
+  const Reply restored3 = complete(b, r3);
+  EXPECT_EQ(restored3.body["usage"]["prompt_tokens_details"]["cached_tokens"], 320);
+  EXPECT_EQ(restored3.body["choices"][0]["tokens"], never_saved3.body["choices"][0]["tokens"]);
+  EXPECT_EQ(restored3.body["choices"][0]["logprobs"]["token_logprobs"],
+            never_saved3.body["choices"][0]["logprobs"]["token_logprobs"]);
+  // Another model's server skips them all, still serves, and leaves them alone.
+  Server other(args, random_checkpoint("softmax"));
+  EXPECT_NE(read_file(other.dir / "err").find("0 sessions restored"), std::string::npos);
+  EXPECT_EQ(complete(other, {{"prompt", {1, 2, 3}}, {"max_tokens", 2}}).status, 200);
+  EXPECT_EQ(other.terminate().status, 0);
+  auto files = [&] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) n += e.path().extension() == ".state";
+    return n;
+  };
+  EXPECT_EQ(files(), 5);  // 3 of the first model, 1 of the softmax model, the damaged one
+  // A server that keeps no sessions (--cache-mib 0) restores none and removes none.
+  Server none({"--sessions-dir", dir, "--cache-mib", "0"}, random_checkpoint());
+  EXPECT_NE(read_file(none.dir / "err").find("0 sessions restored"), std::string::npos);
+  EXPECT_EQ(none.terminate().status, 0);
+  EXPECT_EQ(files(), 5);
+}
+
 TEST(Server, StreamingSendsTheSameTextAsEvents) {
   Server s({});
   const json req = {{"prompt", "The house"}, {"max_tokens", 32}, {"temperature", 0.8}, {"seed", 11}};
@@ -325,6 +422,81 @@ TEST(Server, StreamingSendsTheSameTextAsEvents) {
   EXPECT_EQ(json::parse(sev[sev.size() - 2])["choices"][0]["finish_reason"], "stop");
 }
 
+// logprobs: each generated token's log-probability and the top k are the log-softmax of the
+// logits that the model API gives for the same tokens (computed here in double), whole and
+// streamed; the tokens' texts make up the text, at their text_offset.
+TEST(Server, LogprobsAreTheLogSoftmaxOfTheModelsLogits) {
+  Server s({});
+  const std::string prompt = "It was a dark and stormy night";
+  const json req = {{"prompt", prompt}, {"max_tokens", 24}, {"temperature", 0.9},
+                    {"seed", 5},        {"logprobs", 3},    {"return_tokens", true}};
+  const Reply r = complete(s, req);
+  ASSERT_EQ(r.status, 200) << r.raw;
+  const json& choice = r.body["choices"][0];
+  const json& lp = choice["logprobs"];
+  const std::string dir = io::find_latest_checkpoint(checkpoint());
+  const Config cfg = io::load_checkpoint_config(dir);
+  const auto model = io::load_inference_model(dir, cfg, "f32", "cpu");
+  const auto tok = data::load_tokenizer(io::checkpoint_tokenizer(dir));
+  DecodeState st(*model, {0, 128});
+  std::vector<int32_t> ids = {tok->eos_id()};
+  for (int32_t t : tok->encode(prompt)) ids.push_back(t);
+  prefill(*model, st, ids);
+  const json& gen = choice["tokens"];
+  ASSERT_EQ(gen.size(), 24u);
+  ASSERT_EQ(lp["tokens"].size(), 24u) << lp.dump();  // no EOS, no stop: one entry per token
+  std::string text;
+  for (size_t i = 0; i < gen.size(); ++i) {
+    const int32_t t = gen[i].get<int32_t>();
+    const float* x = st.logits().host<float>();
+    const int64_t V = st.logits().numel();
+    double mx = -1e300, sum = 0;
+    for (int64_t v = 0; v < V; ++v) mx = std::max(mx, double(x[v]));
+    for (int64_t v = 0; v < V; ++v) sum += std::exp(double(x[v]) - mx);
+    auto logp = [&](int64_t v) { return double(x[v]) - mx - std::log(sum); };
+    EXPECT_NEAR(lp["token_logprobs"][i].get<double>(), logp(t), 1e-4) << "token " << i;
+    EXPECT_EQ(lp["tokens"][i], as_sent(tok->piece_bytes(t)));
+    EXPECT_EQ(lp["text_offset"][i], text.size());
+    text += tok->piece_bytes(t);
+    std::vector<int64_t> order(size_t(V), 0);
+    for (int64_t v = 0; v < V; ++v) order[size_t(v)] = v;
+    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return x[a] > x[b]; });
+    // The 3 likeliest by their text as sent (tokens of one text, U+FFFD: the likeliest of them).
+    json want = json::object();
+    for (int k = 0; k < 3; ++k) {
+      const std::string key = as_sent(tok->piece_bytes(int32_t(order[size_t(k)])));
+      if (!want.contains(key)) want[key] = logp(order[size_t(k)]);
+    }
+    const json& top = lp["top_logprobs"][i];
+    ASSERT_EQ(top.size(), want.size()) << top.dump() << " vs " << want.dump();
+    for (const auto& [key, v] : want.items()) {
+      ASSERT_TRUE(top.contains(key)) << "token " << i << ": " << top.dump() << " lacks '" << key << "'";
+      EXPECT_NEAR(top[key].get<double>(), v.get<double>(), 1e-4);
+    }
+    decode_step(*model, st, t);
+  }
+  EXPECT_EQ(choice["text"], as_sent(text));
+  // Streamed: the same entries, spread over the chunks.
+  json sreq = req;
+  sreq["stream"] = true;
+  json all = {{"tokens", json::array()}, {"token_logprobs", json::array()}, {"top_logprobs", json::array()}};
+  for (const std::string& e : stream(s, sreq)) {
+    if (e == "[DONE]") break;
+    const json c = json::parse(e)["choices"][0]["logprobs"];
+    if (c.is_null()) continue;
+    for (const char* k : {"tokens", "token_logprobs", "top_logprobs"})
+      for (const json& v : c[k]) all[k].push_back(v);
+  }
+  for (const char* k : {"tokens", "token_logprobs", "top_logprobs"}) EXPECT_EQ(all[k], lp[k]) << k;
+  // logprobs 0: the tokens' own, no alternatives; without logprobs: null.
+  json zero = req;
+  zero["logprobs"] = 0;
+  const Reply z = complete(s, zero);
+  EXPECT_EQ(z.body["choices"][0]["logprobs"]["token_logprobs"], lp["token_logprobs"]);
+  EXPECT_EQ(z.body["choices"][0]["logprobs"]["top_logprobs"][0], json::object());
+  EXPECT_TRUE(complete(s, {{"prompt", "x"}, {"max_tokens", 2}}).body["choices"][0]["logprobs"].is_null());
+}
+
 TEST(Server, EveryErrorIsAnOpenAiErrorObject) {
   Server s({"--max-body", "4096", "--max-tokens", "64", "--max-prompt", "100"});
   expect_error(complete(s, {{"prompt", "x"}, {"max_tokens", 65}}), 400, "max_tokens");
@@ -334,7 +506,8 @@ TEST(Server, EveryErrorIsAnOpenAiErrorObject) {
   expect_error(complete(s, {{"prompt", {1, 2, 999}}}), 400, "prompt");
   expect_error(complete(s, {{"prompt", std::string(200, 'a')}}), 400, "prompt");
   expect_error(complete(s, {{"prompt", "x"}, {"stop", {"a", ""}}}), 400, "stop");
-  expect_error(complete(s, {{"prompt", "x"}, {"logprobs", 2}}), 400, "logprobs");
+  expect_error(complete(s, {{"prompt", "x"}, {"logprobs", 21}}), 400, "logprobs");
+  expect_error(complete(s, {{"prompt", "x"}, {"logprobs", 2}, {"echo", true}}), 400, "logprobs");
   expect_error(post(s, "/v1/completions", "{\"prompt\": "), 400);
   expect_error(post(s, "/v1/completions", "[1, 2]"), 400);
   expect_error(post(s, "/tokenize", "{}"), 400, "content");
@@ -346,7 +519,7 @@ TEST(Server, EveryErrorIsAnOpenAiErrorObject) {
   expect_error(post(s, "/v1/completions", json{{"prompt", std::string(10000, 'a')}}.dump()), 413);
   // The server still answers.
   EXPECT_EQ(complete(s, {{"prompt", "x"}, {"max_tokens", 2}}).status, 200);
-  EXPECT_EQ(metric(s, "wersa_http_responses_total{status=\"400\"}"), 12);
+  EXPECT_EQ(metric(s, "wersa_http_responses_total{status=\"400\"}"), 13);
   EXPECT_EQ(metric(s, "wersa_http_responses_total{status=\"413\"}"), 1);
 
   Server keyed({"--api-key", "sekret"});
@@ -390,19 +563,9 @@ TEST(Server, AFullQueueIs503) {
 // served although the first asked for a million tokens.
 TEST(Server, AClientThatDisconnectsFreesItsSlot) {
   Server s({"--parallel", "1", "--max-tokens", "1000000"});
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int fd =
+      send_raw(s.port, json{{"prompt", "a"}, {"max_tokens", 1000000}, {"temperature", 0}, {"stream", true}});
   ASSERT_GE(fd, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(uint16_t(s.port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  const std::string body =
-      json{{"prompt", "a"}, {"max_tokens", 1000000}, {"temperature", 0}, {"stream", true}}.dump();
-  const std::string req =
-      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-      std::to_string(body.size()) + "\r\n\r\n" + body;
-  ASSERT_EQ(::write(fd, req.data(), req.size()), ssize_t(req.size()));
   char buf[4096];
   std::string got;
   while (got.find("data: ") == std::string::npos) {
@@ -410,6 +573,24 @@ TEST(Server, AClientThatDisconnectsFreesItsSlot) {
     ASSERT_GT(n, 0);
     got.append(buf, size_t(n));
   }
+  ::close(fd);
+  const auto t0 = std::chrono::steady_clock::now();
+  const Reply next = complete(s, {{"prompt", "b"}, {"max_tokens", 4}, {"temperature", 0}});
+  EXPECT_EQ(next.status, 200);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 20.0);
+  EXPECT_LT(metric(s, "wersa_completion_tokens_total"), 500000);
+  EXPECT_EQ(metric(s, "wersa_running"), 0);
+}
+
+// The same for a request that is not streamed: nothing is written to the client until the end,
+// so the server watches the connection while it waits, and cancels the request when it closes.
+TEST(Server, AClientThatDisconnectsFromAWholeRequestFreesItsSlot) {
+  Server s({"--parallel", "1", "--max-tokens", "1000000"});
+  const int fd = send_raw(s.port, json{{"prompt", "a"}, {"max_tokens", 1000000}, {"temperature", 0}});
+  ASSERT_GE(fd, 0);
+  for (int i = 0; i < 500 && metric(s, "wersa_completion_tokens_total") < 20; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(metric(s, "wersa_running"), 1);
   ::close(fd);
   const auto t0 = std::chrono::steady_clock::now();
   const Reply next = complete(s, {{"prompt", "b"}, {"max_tokens", 4}, {"temperature", 0}});

@@ -7,7 +7,7 @@
 // --ops times every op call of one more run of each tg test (time per token beside its ops).
 // `wersa-bench train`: training steps and forward passes of configs at sequence lengths, as
 // tokens/s, model GFLOP/s and a share of the sgemm rate measured in the same run
-// (wersa/train/bench.h).
+// (wersa/train/bench.h). `wersa-bench serve`: a load benchmark of wersa-server (bench/serve.h).
 #include <omp.h>
 
 #include <CLI/CLI.hpp>
@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "bench/serve.h"
 #include "wersa/backend/backend.h"
 #include "wersa/common/cli.h"
 #include "wersa/common/rng.h"
@@ -327,6 +328,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   TrainFlags tf;
   CLI::App* train_cmd = add_train_command(app, tf);
+  wersa::bench::ServeFlags sf;
+  CLI::App* serve_cmd = wersa::bench::add_serve_command(app, sf);
   return wersa::run_cli([&] {
     std::string help;
     if (wersa::parse_flags(app, argc, argv, &help)) {
@@ -334,6 +337,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (train_cmd->parsed()) return run_train(*train_cmd, tf);
+    if (serve_cmd->parsed()) return wersa::bench::run_serve(sf);
     if (ckpts.empty() && configs.empty())
       wersa::usage_error(app, "give a model: -m CHECKPOINT or --config FILE");
     const auto pps = parse_list(pp_s, "-p"), tgs = parse_list(tg_s, "-n"), depths = parse_list(depth_s, "-d");

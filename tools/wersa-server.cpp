@@ -20,7 +20,7 @@
 namespace {
 
 struct Flags {
-  std::string model_dir, host = "127.0.0.1", api_key, weights = "f32", name;
+  std::string model_dir, host = "127.0.0.1", api_key, weights = "f32", name, sessions_dir;
   int port = 8080, threads = 0;
   int64_t parallel = 4, queue = 64, ctx = 0, batch = 128, cache_mib = 256, max_tokens = 512,
           max_prompt = 8192;
@@ -71,6 +71,9 @@ int main(int argc, char** argv) {
     app.add_option("--cache-mib", f.cache_mib, "MiB of kept session states (0 = no session cache)")
         ->check(integer(0, int64_t(1) << 30))
         ->capture_default_str();
+    app.add_option("--sessions-dir", f.sessions_dir,
+                   "keep sessions across restarts: read this directory's session files at start, write the "
+                   "kept sessions there at shutdown (state files, as wersa-generate --save-state)");
     app.add_option("--max-tokens", f.max_tokens, "ceiling of a request's max_tokens")
         ->check(integer(1, int64_t(1) << 30))
         ->capture_default_str();
@@ -121,6 +124,7 @@ int main(int argc, char** argv) {
     so.prefill_chunk = f.batch;
     so.cache_bytes = size_t(f.cache_mib) << 20;
     so.threads = nthreads;
+    so.sessions_dir = f.sessions_dir;
     wersa::server::Scheduler scheduler(*model, *tok, so);
 
     wersa::server::ServerContext sc;
@@ -166,6 +170,10 @@ int main(int argc, char** argv) {
       scheduler.stop(false);
       http.stop();
     });
+    if (!f.sessions_dir.empty())
+      std::fprintf(stderr, "wersa-server: %lld sessions restored from %s (%lld files skipped)\n",
+                   static_cast<long long>(scheduler.sessions_loaded()), f.sessions_dir.c_str(),
+                   static_cast<long long>(scheduler.sessions_skipped()));
     std::fprintf(stdout, "listening on http://%s:%d\n", f.host.c_str(), port);
     std::fflush(stdout);
     std::fprintf(

@@ -136,11 +136,14 @@ CompletionRequest parse_completion(std::string_view body, const Limits& lim) {
   if (const json* v = field(j, "stream")) r.stream = get_bool(*v, "stream");
   if (const json* v = field(j, "echo")) r.echo = get_bool(*v, "echo");
   if (const json* v = field(j, "return_tokens")) r.return_tokens = get_bool(*v, "return_tokens");
+  if (const json* v = field(j, "ignore_eos")) r.ignore_eos = get_bool(*v, "ignore_eos");
   if (const json* v = field(j, "n"))
     if (get_int(*v, "n", 1, 1 << 30) != 1) throw bad("n", "only n = 1 is supported");
   if (const json* v = field(j, "best_of"))
     if (get_int(*v, "best_of", 1, 1 << 30) != 1) throw bad("best_of", "only best_of = 1 is supported");
-  if (field(j, "logprobs")) throw bad("logprobs", "not supported (send null or leave it out)");
+  if (const json* v = field(j, "logprobs")) r.logprobs = int(get_int(*v, "logprobs", 0, 20));
+  if (r.logprobs >= 0 && r.echo)
+    throw bad("logprobs", "not supported with echo (the prompt's log-probabilities are not computed)");
   if (r.echo && !r.prompt_is_text) throw bad("echo", "only supported with a text prompt");
   return r;
 }
@@ -201,10 +204,46 @@ StopScan scan_stops(const std::string& text, size_t old, const std::vector<std::
   return r;
 }
 
+TokenLogprobs token_logprobs(const float* logits, int64_t n, int32_t token, int k) {
+  double mx = -HUGE_VAL;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, double(logits[i]));
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(double(logits[i]) - mx);
+  const double lse = mx + std::log(sum);
+  TokenLogprobs r;
+  r.logprob = token >= 0 && token < n ? float(double(logits[token]) - lse) : -INFINITY;
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) ids[size_t(i)] = int32_t(i);
+  const size_t kk = std::min(size_t(std::max(k, 0)), size_t(n));
+  std::partial_sort(ids.begin(), ids.begin() + long(kk), ids.end(), [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  for (size_t i = 0; i < kk; ++i) r.top.emplace_back(ids[i], float(double(logits[ids[i]]) - lse));
+  return r;
+}
+
+json logprobs_json(const std::vector<LogprobEntry>& e, size_t from, size_t to) {
+  json tokens = json::array(), lps = json::array(), tops = json::array(), offsets = json::array();
+  for (size_t i = from; i < to && i < e.size(); ++i) {
+    tokens.push_back(e[i].token);
+    lps.push_back(e[i].logprob);
+    json top = json::object();
+    for (const auto& [text, lp] : e[i].top) {
+      // Keys as sent (invalid UTF-8 as U+FFFD); two tokens of one key: the likelier (the first).
+      const std::string key = json::parse(dump(json(text))).get<std::string>();
+      if (!top.contains(key)) top[key] = lp;
+    }
+    tops.push_back(top);
+    offsets.push_back(e[i].offset);
+  }
+  return json{{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
+
 json completion_json(const std::string& id, int64_t created, const std::string& model,
                      const std::string& text, const std::string& finish_reason, const Usage* usage,
-                     const std::vector<int32_t>* tokens) {
+                     const std::vector<int32_t>* tokens, const json* logprobs) {
   json choice = {{"text", text}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
+  if (logprobs) choice["logprobs"] = *logprobs;
   if (!finish_reason.empty()) choice["finish_reason"] = finish_reason;
   if (tokens) choice["tokens"] = *tokens;
   json j = {{"id", id},

@@ -50,6 +50,8 @@ struct CompletionRequest {
   std::vector<std::string> stop;  // up to 4 non-empty strings
   bool stream = false, echo = false;
   bool return_tokens = false;  // an extension (as llama-server's): the generated ids in "tokens"
+  bool ignore_eos = false;     // an extension (llama-server's, vLLM's): EOS does not end it (benchmarks)
+  int logprobs = -1;           // -1: off; k >= 0: each token's log-probability and the k likeliest
 };
 
 // Parses and checks a /v1/completions body (ApiError 400 naming the parameter; unknown keys are
@@ -84,13 +86,33 @@ struct StopScan {
 StopScan scan_stops(const std::string& text, size_t old, const std::vector<std::string>& stops);
 
 // The body (whole or one stream chunk) of a completion: {"id", "object": "text_completion",
-// "created", "model", "choices": [{"text", "index": 0, "logprobs": null, "finish_reason"}]} with
-// "usage" when given (finish_reason null when empty).
+// "created", "model", "choices": [{"text", "index": 0, "logprobs", "finish_reason"}]} with
+// "usage" when given (finish_reason null when empty; logprobs null unless given).
+// logprobs: a generated token's log-probability under the model (log-softmax of its logits, before
+// temperature and truncation) and the k likeliest tokens' (ids, descending; ties: lower id first).
+struct TokenLogprobs {
+  float logprob = 0;
+  std::vector<std::pair<int32_t, float>> top;
+};
+TokenLogprobs token_logprobs(const float* logits, int64_t n, int32_t token, int k);
+
+// One generated token's entry of OpenAI's completions "logprobs" object: its text, where that
+// text starts in the completion (bytes), its log-probability and the top alternatives by text.
+struct LogprobEntry {
+  std::string token;
+  size_t offset = 0;
+  float logprob = 0;
+  std::vector<std::pair<std::string, float>> top;
+};
+// {"tokens", "token_logprobs", "top_logprobs", "text_offset"} of entries [from, to).
+nlohmann::json logprobs_json(const std::vector<LogprobEntry>& e, size_t from, size_t to);
+
 struct Usage {
   int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
 };
 nlohmann::json completion_json(const std::string& id, int64_t created, const std::string& model,
                                const std::string& text, const std::string& finish_reason, const Usage* usage,
-                               const std::vector<int32_t>* tokens = nullptr);
+                               const std::vector<int32_t>* tokens = nullptr,
+                               const nlohmann::json* logprobs = nullptr);
 
 }  // namespace wersa::server

@@ -2,8 +2,14 @@
 // handler's thread waits for it and answers whole, or streams its text as it grows.
 #include "routes.h"
 
+#include <arpa/inet.h>
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <iomanip>
 #include <sstream>
 
@@ -45,6 +51,8 @@ std::shared_ptr<Job> make_job(ServerContext& ctx, const CompletionRequest& r, st
   so.seed = r.has_seed ? r.seed : (uint64_t(std::time(nullptr)) << 20) ^ uint64_t(ctx.next_id.load());
   job->max_tokens = r.max_tokens;
   job->stop = r.stop;
+  job->logprobs = r.logprobs;
+  job->ignore_eos = r.ignore_eos;
   job->deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(int64_t(ctx.timeout_s * 1000));
   return job;
 }
@@ -73,6 +81,75 @@ std::vector<int32_t> prompt_ids(const ServerContext& ctx, const CompletionReques
   return ids;
 }
 
+// How many of a job's logprob entries belong to its first `upto` bytes of text: those whose text
+// starts there (at the end, `done`, also a last token without text). Called under the job's lock.
+size_t lp_count(const Job& j, size_t upto, bool done) {
+  size_t n = 0;
+  while (n < j.lp.size() &&
+         (j.lp[n].offset < upto || (done && j.lp[n].token.empty() && j.lp[n].offset <= upto)))
+    ++n;
+  return n;
+}
+
+// The logprobs object of entries [from, to), each token's text cut where the text ends (a stop
+// string). Called under the job's lock.
+json lp_json(const Job& j, size_t from, size_t to) {
+  std::vector<LogprobEntry> e(j.lp.begin() + long(from), j.lp.begin() + long(to));
+  for (LogprobEntry& x : e)
+    x.token.resize(std::min(x.token.size(), j.text.size() - std::min(x.offset, j.text.size())));
+  return logprobs_json(e, 0, e.size());
+}
+
+// The socket of the connection a handler serves, or -1: cpp-httplib 0.11 does not give it to
+// handlers, so it is found among the process's descriptors by its two ends (the request's
+// remote and local address and port). The connection's thread holds it open until the handler
+// returns, so the number stays valid meanwhile.
+int connection_socket(const httplib::Request& req) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    char* end = nullptr;
+    const std::string name = e.path().filename().string();
+    const long fd = std::strtol(name.c_str(), &end, 10);
+    if (end == name.c_str() || *end != '\0') continue;
+    sockaddr_storage peer{}, self{};
+    socklen_t pl = sizeof peer, sl = sizeof self;
+    if (::getpeername(int(fd), reinterpret_cast<sockaddr*>(&peer), &pl) != 0 ||
+        ::getsockname(int(fd), reinterpret_cast<sockaddr*>(&self), &sl) != 0)
+      continue;
+    auto ends = [](const sockaddr_storage& a, std::string& addr) {
+      char buf[INET6_ADDRSTRLEN] = {};
+      if (a.ss_family == AF_INET) {
+        const auto* v4 = reinterpret_cast<const sockaddr_in*>(&a);
+        ::inet_ntop(AF_INET, &v4->sin_addr, buf, sizeof buf);
+        addr = buf;
+        return int(ntohs(v4->sin_port));
+      }
+      if (a.ss_family == AF_INET6) {
+        const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&a);
+        ::inet_ntop(AF_INET6, &v6->sin6_addr, buf, sizeof buf);
+        addr = buf;
+        return int(ntohs(v6->sin6_port));
+      }
+      return -1;
+    };
+    std::string peer_addr, self_addr;
+    if (ends(peer, peer_addr) == req.remote_port && peer_addr == req.remote_addr &&
+        ends(self, self_addr) == req.local_port && self_addr == req.local_addr)
+      return int(fd);
+  }
+  return -1;
+}
+
+// Whether the client has gone away: the socket hung up or failed, or it reads end of file (a
+// pipelined request's bytes are left unread: peeked only).
+bool client_gone(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 0) <= 0) return false;
+  if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) return true;
+  char c;
+  return (p.revents & POLLIN) && ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 Usage usage_of(const Job& j) { return Usage{int64_t(j.prompt.size()), j.generated, j.cached}; }
 
 void complete(ServerContext& ctx, const httplib::Request& req, httplib::Response& res) {
@@ -85,29 +162,38 @@ void complete(ServerContext& ctx, const httplib::Request& req, httplib::Response
   const int64_t created = int64_t(std::time(nullptr));
   const std::string echo = r.echo ? r.prompt_text : std::string();
   if (!r.stream) {
+    // While it runs, the connection is watched: a client that went away cancels it (its slot is
+    // freed at the next token).
+    const int fd = connection_socket(req);
     std::unique_lock<std::mutex> lk(job->mu);
-    job->cv.wait(lk, [&] { return job->done; });
+    while (!job->cv.wait_for(lk, std::chrono::milliseconds(100), [&] { return job->done; }))
+      if (fd >= 0 && !job->cancelled && client_gone(fd)) job->cancelled = true;
     if (job->finish_reason == "error")
       throw ApiError(500, "generation failed: " + job->error, "", "server_error");
     if (job->finish_reason == "cancelled")
       throw ApiError(503, "the server is shutting down: request cancelled", "", "server_error",
                      "shutting_down");
     const Usage u = usage_of(*job);
-    send_json(res, completion_json(id, created, ctx.model_name, echo + job->text, job->finish_reason, &u,
-                                   r.return_tokens ? &job->tokens : nullptr));
+    const json lp = r.logprobs >= 0 ? lp_json(*job, 0, lp_count(*job, job->text.size(), true)) : json();
+    send_json(res,
+              completion_json(id, created, ctx.model_name, echo + job->text, job->finish_reason, &u,
+                              r.return_tokens ? &job->tokens : nullptr, r.logprobs >= 0 ? &lp : nullptr));
     return;
   }
   auto sent = std::make_shared<size_t>(0);
   auto first = std::make_shared<bool>(true);
+  auto lp_sent = std::make_shared<size_t>(0);  // logprob entries sent
+  const bool logprobs = r.logprobs >= 0;
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [&ctx, job, sent, first, id, created, echo](size_t, httplib::DataSink& sink) {
+      [&ctx, job, sent, first, lp_sent, logprobs, id, created, echo](size_t, httplib::DataSink& sink) {
         auto event = [&](const json& j) {
           const std::string s = "data: " + dump(j) + "\n\n";
           return sink.write(s.data(), s.size());
         };
         std::string piece, reason, error;
+        json lp;
         bool done;
         {
           std::unique_lock<std::mutex> lk(job->mu);
@@ -118,11 +204,17 @@ void complete(ServerContext& ctx, const httplib::Request& req, httplib::Response
           done = job->done;
           reason = job->finish_reason;
           error = job->error;
+          if (logprobs && !piece.empty()) {
+            const size_t to = lp_count(*job, *sent, done);
+            lp = lp_json(*job, *lp_sent, to);
+            *lp_sent = to;
+          }
         }
         if (*first && !echo.empty()) piece = echo + piece;
         if (!piece.empty() || (*first && done)) {
           *first = false;
-          if (!event(completion_json(id, created, ctx.model_name, piece, "", nullptr))) {
+          if (!event(completion_json(id, created, ctx.model_name, piece, "", nullptr, nullptr,
+                                     lp.is_null() ? nullptr : &lp))) {
             job->cancelled = true;  // the client went away: free its slot
             return false;
           }
@@ -142,11 +234,15 @@ void complete(ServerContext& ctx, const httplib::Request& req, httplib::Response
           sink.write(s.data(), s.size());
         } else {
           Usage u;
+          json rest;  // entries of tokens without text at the end
           {
             std::lock_guard<std::mutex> lk(job->mu);
             u = usage_of(*job);
+            const size_t to = lp_count(*job, job->text.size(), true);
+            if (logprobs && to > *lp_sent) rest = lp_json(*job, *lp_sent, to);
           }
-          event(completion_json(id, created, ctx.model_name, "", reason, &u));
+          event(completion_json(id, created, ctx.model_name, "", reason, &u, nullptr,
+                                rest.is_null() ? nullptr : &rest));
         }
         const std::string end = "data: [DONE]\n\n";
         sink.write(end.data(), end.size());

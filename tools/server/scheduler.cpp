@@ -3,10 +3,15 @@
 #include "scheduler.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <set>
 
 #include "api.h"
 #include "wersa/backend/backend.h"
+#include "wersa/common/error.h"
 #include "wersa/common/timer.h"
+#include "wersa/io/state_file.h"
 
 namespace wersa::server {
 
@@ -29,6 +34,8 @@ Scheduler::Scheduler(const Model& m, const data::Tokenizer& tok, const Scheduler
   }
   batch_ = std::make_unique<DecodeBatch>(m, opt.parallel, dopt);
   stats_.cache_max_bytes = opt.cache_bytes;
+  if (!opt.sessions_dir.empty()) load_sessions();
+  publish();
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -54,6 +61,80 @@ void Scheduler::stop(bool cancel_running) {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (!opt_.sessions_dir.empty() && !saved_) {
+    saved_ = true;
+    save_sessions();
+  }
+}
+
+namespace {
+namespace fs = std::filesystem;
+
+bool is_session_file(const fs::path& p) {
+  const std::string n = p.filename().string();
+  return n.rfind("session-", 0) == 0 && p.extension() == ".state";
+}
+
+// A session's file name: FNV-1a of its tokens (the file itself holds the tokens).
+std::string session_file(const std::vector<int32_t>& tokens) {
+  uint64_t h = 1469598103934665603ull;
+  for (int32_t t : tokens)
+    for (int b = 0; b < 4; ++b) h = (h ^ ((uint32_t(t) >> (8 * b)) & 0xFF)) * 1099511628211ull;
+  char name[40];
+  std::snprintf(name, sizeof name, "session-%016llx.state", static_cast<unsigned long long>(h));
+  return name;
+}
+}  // namespace
+
+// Oldest file first, so that the newest end up the most recently used (and the last evicted
+// when they do not all fit). A file that does not load (another model's, damaged) is skipped
+// with a warning.
+void Scheduler::load_sessions() {
+  std::error_code ec;
+  fs::create_directories(opt_.sessions_dir, ec);
+  if (ec) throw Error("--sessions-dir " + opt_.sessions_dir + ": cannot create it: " + ec.message());
+  std::vector<std::pair<fs::file_time_type, fs::path>> files;
+  for (const auto& e : fs::directory_iterator(opt_.sessions_dir))
+    if (e.is_regular_file() && is_session_file(e.path())) files.emplace_back(e.last_write_time(), e.path());
+  std::sort(files.begin(), files.end());
+  DecodeState& scratch = *slots_[0]->st;
+  for (const auto& [t, path] : files) {
+    try {
+      load_decode_state(model_, scratch, path.string());
+      if (cache_.put(scratch)) {  // else larger than --cache-mib: not kept, its file left alone
+        loaded_files_.push_back(path.filename().string());
+        ++sessions_loaded_;
+      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "wersa-server: skipping the session file %s\n", e.what());
+      ++sessions_skipped_;
+    }
+  }
+  scratch.reset();
+}
+
+// Every kept session to its file (written aside, then renamed); the files read at start whose
+// sessions were evicted since are removed. Other files (another model's) are left alone.
+void Scheduler::save_sessions() {
+  std::set<std::string> written;
+  int64_t failed = 0;
+  const fs::path dir(opt_.sessions_dir);
+  cache_.for_each(*slots_[0]->st, [&](const DecodeState& s) {
+    const std::string name = session_file(s.tokens());
+    try {
+      save_decode_state(model_, s, (dir / (name + ".tmp")).string());
+      fs::rename(dir / (name + ".tmp"), dir / name);
+      written.insert(name);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "wersa-server: cannot save a session: %s\n", e.what());
+      ++failed;
+    }
+  });
+  std::error_code ec;
+  if (failed == 0)
+    for (const std::string& name : loaded_files_)
+      if (!written.count(name)) fs::remove(dir / name, ec);  // evicted since
+  std::fprintf(stderr, "wersa-server: %zu sessions saved to %s\n", written.size(), opt_.sessions_dir.c_str());
 }
 
 SchedulerStats Scheduler::stats() const {
@@ -88,7 +169,17 @@ void Scheduler::emit(Slot& s, int32_t token) {
   j.tokens.push_back(token);
   if (token == tok_.eos_id() || token >= tok_.vocab_size()) return;  // no text
   const size_t old = j.text.size();
-  j.text += tok_.piece_bytes(token);
+  const std::string piece = tok_.piece_bytes(token);
+  if (j.logprobs >= 0) {
+    const Tensor& lg = s.st->logits();  // before the token is fed: the distribution it was drawn from
+    const TokenLogprobs tl = token_logprobs(lg.host<float>(), lg.numel(), token, j.logprobs);
+    LogprobEntry e{piece, old, tl.logprob, {}};
+    for (const auto& [id, lp] : tl.top)
+      if (id < tok_.vocab_size())
+        e.top.emplace_back(id == tok_.eos_id() ? "<|endoftext|>" : tok_.piece_bytes(id), lp);
+    j.lp.push_back(std::move(e));
+  }
+  j.text += piece;
   const StopScan scan = scan_stops(j.text, old, j.stop);
   if (scan.cut != std::string::npos) {
     j.text.resize(scan.cut);
@@ -245,7 +336,7 @@ void Scheduler::loop() {
           stop_hit = s.job->finish_reason == "stop";
           full = s.job->generated >= s.job->max_tokens;
         }
-        if (tokens[i] == tok_.eos_id() || stop_hit)
+        if ((tokens[i] == tok_.eos_id() && !s.job->ignore_eos) || stop_hit)
           finish(s, "stop");
         else if (full)
           finish(s, "length");

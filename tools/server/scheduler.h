@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "api.h"
 #include "session_cache.h"
 #include "wersa/data/tokenizer.h"
 #include "wersa/model/decode_batch.h"
@@ -34,6 +35,8 @@ struct Job {
   int64_t max_tokens = 16;
   std::vector<std::string> stop;
   std::chrono::steady_clock::time_point deadline;
+  bool ignore_eos = false;  // EOS is a token like the others: the request runs to max_tokens
+  int logprobs = -1;        // >= 0: record each generated token's log-probability and this many alternatives
   std::atomic<bool> cancelled{false};  // the client went away: the scheduler drops it
 
   // Written by the scheduler under mu; the handler waits on cv.
@@ -41,10 +44,11 @@ struct Job {
   std::condition_variable cv;
   std::string text;   // generated text (cut before a stop string)
   size_t stable = 0;  // bytes of text that can be sent: no stop string and no character can still change them
-  std::vector<int32_t> tokens;  // the generated ids (EOS included)
-  int64_t generated = 0;        // tokens generated
-  int64_t cached = 0;           // prompt tokens resumed from the session cache
-  bool started = false;         // it holds a slot
+  std::vector<int32_t> tokens;   // the generated ids (EOS included)
+  std::vector<LogprobEntry> lp;  // logprobs >= 0: one per generated token with text (not EOS)
+  int64_t generated = 0;         // tokens generated
+  int64_t cached = 0;            // prompt tokens resumed from the session cache
+  bool started = false;          // it holds a slot
   bool done = false;
   std::string finish_reason;  // "stop", "length"; "timeout", "cancelled", "error" (error: message)
   std::string error;
@@ -59,6 +63,9 @@ struct SchedulerOptions {
   // CPU threads of the scheduler thread (set_cpu_threads' count, as in the thread that built the
   // states: OpenMP's thread count is per thread, and the states' scratch was planned with it).
   int threads = 1;
+  // Non-empty: kept sessions are read from this directory's session-*.state files (state files,
+  // io/state_file.h) at start and written back there when the scheduler stops.
+  std::string sessions_dir;
 };
 
 struct SchedulerStats {
@@ -82,6 +89,9 @@ class Scheduler {
   SchedulerStats stats() const;
   // Bytes of one slot's state (what the session cache keeps per session, for WERSA).
   size_t state_bytes() const;
+  // Sessions read from --sessions-dir at start, and files skipped (another model's, damaged).
+  int64_t sessions_loaded() const { return sessions_loaded_; }
+  int64_t sessions_skipped() const { return sessions_skipped_; }
 
  private:
   struct Slot;
@@ -90,6 +100,8 @@ class Scheduler {
   void finish(Slot& s, const std::string& reason, const std::string& error = "");
   void emit(Slot& s, int32_t token);
   void publish();
+  void load_sessions();
+  void save_sessions();
 
   const Model& model_;
   const data::Tokenizer& tok_;
@@ -104,6 +116,9 @@ class Scheduler {
   bool stopping_ = false, cancel_running_ = false;
   SchedulerStats stats_;
   size_t next_prefill_ = 0;
+  int64_t sessions_loaded_ = 0, sessions_skipped_ = 0;
+  bool saved_ = false;
+  std::vector<std::string> loaded_files_;  // names of the session files read at start
   std::thread thread_;
 };
 

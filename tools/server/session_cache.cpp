@@ -17,8 +17,8 @@ Tensor host_view(unsigned char* p, const Tensor& like) {
 }
 }  // namespace
 
-void SessionCache::put(const DecodeState& s) {
-  if (s.pos() == 0) return;
+bool SessionCache::put(const DecodeState& s) {
+  if (s.pos() == 0) return false;
   for (auto it = entries_.begin(); it != entries_.end(); ++it)
     if (it->tokens == s.tokens()) {
       bytes_ -= it->bytes();
@@ -29,7 +29,7 @@ void SessionCache::put(const DecodeState& s) {
   e.tokens = s.tokens();
   size_t n = 0;
   for (size_t i = 0; i < s.state_tensors().size(); ++i) n += used(s, i).bytes();
-  if (n + s.logits().bytes() + e.tokens.size() * sizeof(int32_t) > max_bytes_) return;
+  if (n + s.logits().bytes() + e.tokens.size() * sizeof(int32_t) > max_bytes_) return false;
   e.state.resize(n);
   size_t off = 0;
   for (size_t i = 0; i < s.state_tensors().size(); ++i) {
@@ -46,6 +46,28 @@ void SessionCache::put(const DecodeState& s) {
     entries_.pop_back();
     ++evictions_;
   }
+  return true;
+}
+
+// The tensors in put()'s order; pos rows of each KV cache.
+void SessionCache::load(const Entry& e, DecodeState& s) {
+  s.reset();
+  s.restore_tokens(e.tokens);
+  size_t off = 0;
+  for (size_t i = 0; i < s.state_tensors().size(); ++i) {
+    const Tensor t = used(s, i);
+    tensor_copy(t, host_view(const_cast<unsigned char*>(e.state.data()) + off, t));
+    off += t.bytes();
+  }
+  tensor_copy(s.logits(), host_view(const_cast<unsigned char*>(e.logits.data()), s.logits()));
+}
+
+void SessionCache::for_each(DecodeState& scratch, const std::function<void(const DecodeState&)>& f) const {
+  for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) {
+    if (scratch.context() > 0 && int64_t(it->tokens.size()) > scratch.context()) continue;
+    load(*it, scratch);
+    f(scratch);
+  }
 }
 
 int64_t SessionCache::restore(const std::vector<int32_t>& prompt, DecodeState& s) {
@@ -59,15 +81,7 @@ int64_t SessionCache::restore(const std::vector<int32_t>& prompt, DecodeState& s
   if (best == entries_.end()) return 0;
   const int64_t pos = int64_t(best->tokens.size());
   if (s.context() > 0 && pos > s.context()) return 0;
-  // The tensors in put()'s order; pos rows of each KV cache.
-  s.restore_tokens(best->tokens);
-  size_t off = 0;
-  for (size_t i = 0; i < s.state_tensors().size(); ++i) {
-    const Tensor t = used(s, i);
-    tensor_copy(t, host_view(best->state.data() + off, t));
-    off += t.bytes();
-  }
-  tensor_copy(s.logits(), host_view(best->logits.data(), s.logits()));
+  load(*best, s);
   entries_.splice(entries_.begin(), entries_, best);  // most recently used
   ++hits_;
   return pos;

@@ -7,6 +7,7 @@
 // bounded (least recently used first out). Not thread-safe: the scheduler thread owns it.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <vector>
 
@@ -18,11 +19,16 @@ class SessionCache {
  public:
   explicit SessionCache(size_t max_bytes) : max_bytes_(max_bytes) {}
   // Keeps a copy of s (replacing a kept copy of the same tokens), then evicts the least recently
-  // used until the bytes fit. A state larger than the whole budget is not kept.
-  void put(const DecodeState& s);
+  // used until the bytes fit. A state larger than the whole budget (or of no tokens) is not kept:
+  // false.
+  bool put(const DecodeState& s);
   // Restores into s the longest kept sequence that is a prefix of `prompt` (all of it at most)
   // and returns its length; 0 (s reset) when none.
   int64_t restore(const std::vector<int32_t>& prompt, DecodeState& s);
+
+  // Calls f with each kept session restored into `scratch`, least recently used first (as put()
+  // in this order rebuilds the cache); the cache itself is unchanged.
+  void for_each(DecodeState& scratch, const std::function<void(const DecodeState&)>& f) const;
 
   size_t bytes() const { return bytes_; }
   size_t max_bytes() const { return max_bytes_; }
@@ -36,6 +42,7 @@ class SessionCache {
     std::vector<unsigned char> state, logits;  // the state tensors (KV caches: used rows), in order
     size_t bytes() const { return state.size() + logits.size() + tokens.size() * sizeof(int32_t); }
   };
+  static void load(const Entry& e, DecodeState& s);
   std::list<Entry> entries_;  // most recently used first
   size_t max_bytes_, bytes_ = 0;
   int64_t evictions_ = 0, hits_ = 0;
