@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "../src/kernels/cpu/gemv.h"
+#include "decode_threads.h"
 #include "testutil.h"
 #include "wersa/backend/backend.h"
 #include "wersa/ops/matmul.h"
@@ -20,19 +21,6 @@ using namespace wersa::test;
 namespace {
 
 constexpr int64_t kNeverSplit = int64_t(1) << 62;
-
-// The CPU thread count and the GEMV split size for one scope.
-struct Threads {
-  int before = omp_get_max_threads();
-  Threads(int n, int64_t split_bytes) {
-    omp_set_num_threads(n);
-    set_gemv_split_bytes(split_bytes);
-  }
-  ~Threads() {
-    omp_set_num_threads(before);
-    set_gemv_split_bytes(-1);
-  }
-};
 
 struct Case {
   int64_t N, O, I;
