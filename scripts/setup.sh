@@ -26,5 +26,8 @@ fi
 node_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/node"
 if [ ! -f "$node_dir/node_modules/openai/package.json" ]; then
   echo "setup: npm ci in $node_dir"
-  (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  # Only test_openai_client needs it: without the npm registry the engine still builds and that
+  # one test fails, saying to run this script.
+  (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error) ||
+    echo "setup: warning: npm ci in $node_dir failed (is the npm registry reachable?); test_openai_client will fail" >&2
 fi
