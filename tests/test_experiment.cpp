@@ -552,6 +552,24 @@ TEST(Experiment, LanguageModelEndToEndAndSkipOnRerun) {
   EXPECT_EQ(read_file(out + "/results.md"), md);
   EXPECT_EQ(csv_lines(read_file(out + "/results.csv")), csv);
 
+  // --import: a new output directory takes the finished rows of the first one's results.json (as
+  // when OUT was lost and its tables were kept), trains nothing and reports the same table; rows
+  // of a run planned otherwise are refused.
+  const std::string out2 = dir / "out2";
+  const ToolRun imp = run_tool("wersa-experiment " + (dir / "spec.json") + " -o " + out2 +
+                               " --progress-every 0 --import " + out + "/results.json");
+  ASSERT_EQ(imp.status, 0) << imp.err;
+  EXPECT_EQ(read_file(out2 + "/results.md"), md);
+  EXPECT_FALSE(fs::exists(out2 + "/runs/softmax-32/metrics.jsonl"));
+  EXPECT_NE(imp.err.find("softmax T=32: finished in " + out + "/results.json: imported"), std::string::npos)
+      << imp.err;
+  json other = j;
+  other["set"].push_back("train.weight_decay=0.05");
+  write_file(dir / "other.json", other.dump());
+  expect_one_line_error(run_tool("wersa-experiment " + (dir / "other.json") + " -o " + (dir / "out3") +
+                                 " --import " + out + "/results.json"),
+                        "/results.json: run 'softmax-32' was trained otherwise than");
+
   // --dry-run prints the plan and runs nothing.
   const ToolRun dry = run_tool("wersa-experiment " + (dir / "spec.json") + " --dry-run");
   EXPECT_EQ(dry.status, 0) << dry.err;

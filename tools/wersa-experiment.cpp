@@ -207,6 +207,45 @@ struct Runner {
                                          results[i].time_limit_s == spec.time_limit_s);
   }
 
+  // --import FILE: the finished rows (ok, too slow) of an earlier invocation's results.json, from
+  // this machine or another, become OUT/runs/NAME/result.json where that run has none, so that a
+  // protocol whose output directory was lost continues from its kept (e.g. committed) tables. A
+  // row is taken only for a run of this plan trained with the same T, steps and --set list; a row
+  // of the same name trained otherwise is an error, so rows of another protocol never mix in.
+  void import_results(const std::string& file) {
+    const json j = read_json_file(file);
+    WERSA_CHECK(j.is_object() && j.contains("runs") && j["runs"].is_array(), file,
+                ": not the results.json of a wersa-experiment (no list 'runs')");
+    for (const json& row : j["runs"]) {
+      WERSA_CHECK(row.is_object() && row.contains("name") && row.contains("result"), file,
+                  ": a row of 'runs' without its name or result");
+      const std::string name = row["name"].get<std::string>();
+      size_t i = 0;
+      while (i < plan.runs.size() && plan.runs[i].name != name) ++i;
+      if (i == plan.runs.size()) {
+        std::fprintf(stderr, "--import %s: %s is not a run of this spec, ignored\n", file.c_str(),
+                     name.c_str());
+        continue;
+      }
+      const PlannedRun& p = plan.runs[i];
+      const RunResult res = run_result_from_json(row["result"], file);
+      if (res.status != "ok" && res.status != "too_slow") continue;
+      WERSA_CHECK(row.value("T", int64_t(-1)) == p.T && row.value("steps", int64_t(-1)) == p.steps &&
+                      row.value("set", json()) == json(p.sets),
+                  file, ": run '", name, "' was trained otherwise than ", spec.path,
+                  " plans it (T, steps or --set differ); rows of another protocol are not imported");
+      const fs::path dir = run_dir(i), f = dir / "result.json";
+      std::error_code ec;
+      if (fs::exists(f, ec)) {
+        note(i, "has its own " + f.string() + "; the row of " + file + " is not used");
+        continue;
+      }
+      fs::create_directories(dir);
+      write_file(f.string(), row["result"].dump(2) + "\n");
+      note(i, std::string(res.status == "ok" ? "finished" : "too slow") + " in " + file + ": imported");
+    }
+  }
+
   // Time left: `current_left_s` of run i, then the later runs (timed ones take spec.seconds, the others
   // their planned tokens at the rate of the runs finished so far), plus `current_left_tokens`.
   std::string experiment_eta(size_t i, double current_left_tokens, double current_left_s) const {
@@ -580,6 +619,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> only;
   double progress_every = 10;
   std::string device = "cpu";
+  std::vector<std::string> imports;
   app.add_option("spec", spec_path, "experiment spec (JSON; see configs/experiments/)")
       ->required()
       ->check(existing_file());
@@ -597,6 +637,10 @@ int main(int argc, char** argv) {
   app.add_option("--progress-every", progress_every, "seconds between progress lines of a running child")
       ->check(number(0, 1e6))
       ->capture_default_str();
+  app.add_option("--import", imports,
+                 "results.json of an earlier invocation of this spec (kept or committed, from any machine): "
+                 "its finished rows count as finished here (repeatable)")
+      ->check(existing_file());
   app.add_option(
          "--device", device,
          "where every run trains and is evaluated: cpu or cuda (sets train.device; wersa-eval --device)")
@@ -641,6 +685,7 @@ int main(int argc, char** argv) {
     r.results.assign(r.plan.runs.size(), RunResult{});
     fs::create_directories(r.out / "runs");
     const DirLock lock(r.out.string(), ".lock", "wersa-experiment");
+    for (const std::string& f : imports) r.import_results(f);
     struct sigaction sa {};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
