@@ -13,6 +13,7 @@
 #include "wersa/ops/cross_entropy.h"
 #include "wersa/ops/elementwise.h"
 #include "wersa/ops/embedding.h"
+#include "wersa/ops/lanes.h"
 #include "wersa/ops/matmul.h"
 #include "wersa/ops/pool.h"
 #include "wersa/ops/rmsnorm.h"
@@ -84,6 +85,14 @@ LayerActs segment_acts(const LayerActs& a, int64_t r0, int64_t r1) {
   return o;
 }
 
+// RoPE and the attention of one segment of a batched pass, with its state at its position.
+void segment_attn_fwd(Ctx& ctx, const Model& m, const Dims& s, int layer, const LayerActs& a,
+                      const Segment& sg) {
+  Pass one;
+  one.T = sg.T, one.pos0 = sg.pos0, one.state = sg.state;
+  attn_fwd(ctx, m, s, layer, segment_acts(a, sg.r0, sg.r0 + sg.T), one);
+}
+
 // x = a.x -> y (y may be a.x itself: it is written last). y undefined: the activations only (the
 // recomputation before a backward, which needs no output).
 void block_fwd(Ctx& ctx, const Model& m, const Dims& s, int layer, const LayerActs& a, const Tensor& y,
@@ -97,11 +106,11 @@ void block_fwd(Ctx& ctx, const Model& m, const Dims& s, int layer, const LayerAc
   matmul_fwd(ctx, {a.k, a.u, w.wk, p.bk, false, bf});
   matmul_fwd(ctx, {a.v, a.u, w.wv, p.bv, false, bf});
   if (pass.segments) {
-    for (const Segment& sg : *pass.segments) {
-      Pass one;
-      one.T = sg.T, one.pos0 = sg.pos0, one.state = sg.state;
-      attn_fwd(ctx, m, s, layer, segment_acts(a, sg.r0, sg.r0 + sg.T), one);
-    }
+    static const std::vector<Ctx*> none;
+    auto segment = [&](int64_t i, Ctx& c) {
+      segment_attn_fwd(c, m, s, layer, a, (*pass.segments)[size_t(i)]);
+    };
+    run_lanes(ctx, pass.lanes ? *pass.lanes : none, int64_t(pass.segments->size()), segment);
   } else {
     attn_fwd(ctx, m, s, layer, a, pass);
   }
@@ -174,6 +183,13 @@ LayerActs layer_acts(const Workspace& ws, int64_t L, int i, int64_t N) {
   return a;
 }
 }  // namespace
+
+void plan_segment_attention(Ctx& lane, const Model& m, Workspace& ws, const Segment& sg) {
+  WERSA_ASSERT(lane.planning(), "plan_segment_attention outside Ctx::plan");
+  const int64_t L = m.config().layers, N = sg.r0 + sg.T;
+  const Dims s(m.config());
+  for (int i = 0; i < L; ++i) segment_attn_fwd(lane, m, s, i, layer_acts(ws, L, i, N), sg);
+}
 
 void trunk_fwd(Ctx& ctx, const Model& m, Workspace& ws, const Pass& pass) {
   const int64_t N = pass.N(), L = m.config().layers;

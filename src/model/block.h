@@ -25,8 +25,15 @@ struct Pass {
   // projections, FFN) run over all rows at once, RoPE and the attention once per segment with its
   // state and position.
   const std::vector<Segment>* segments = nullptr;
+  // With segments: the contexts of the other CPU threads, which run segments beside the caller's
+  // (ops/lanes.h; each planned by plan_segment_attention); null: the segments one after the other.
+  const std::vector<Ctx*>* lanes = nullptr;
   int64_t N() const { return B * T; }
 };
+
+// Plans `lane` (inside lane.plan) for what run_lanes hands it in a pass with segments: RoPE and
+// the attention of one segment like sg, in every layer of a workspace planned for the pass.
+void plan_segment_attention(Ctx& lane, const Model& m, Workspace& ws, const Segment& sg);
 
 // Embedding, every block, final RMSNorm: ws.tokens (first N rows) -> ws.xf.
 void trunk_fwd(Ctx& ctx, const Model& m, Workspace& ws, const Pass& pass);

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "block.h"
+#include "wersa/ops/lanes.h"
 
 namespace wersa {
 
@@ -33,11 +34,23 @@ DecodeBatch::DecodeBatch(const Model& m, int64_t max_rows, const DecodeOptions& 
       detail::lm_head_logits(ws_->ctx(), m, ws_->xf.rows(0, n), ws_->logits.rows(0, n));
     });
   }
+  // A context for each other CPU thread, which runs rows' attention beside the caller's
+  // (ops/lanes.h), planned for one row at that position.
+  for (int k = 0; k < extra_lanes(ws_->ctx()); ++k) {
+    lane_ctx_.push_back(std::make_unique<Ctx>(Device::CPU));
+    Ctx& lane = *lane_ctx_.back();
+    lane.plan([&] { detail::plan_segment_attention(lane, m, *ws_, segs[0]); });
+    lanes_.push_back(&lane);
+  }
 }
 
 DecodeBatch::~DecodeBatch() = default;
 
-size_t DecodeBatch::workspace_bytes() const { return ws_->bytes() + ws_->scratch_bytes(); }
+size_t DecodeBatch::workspace_bytes() const {
+  size_t b = ws_->bytes() + ws_->scratch_bytes();
+  for (const auto& c : lane_ctx_) b += c->scratch_bytes();
+  return b;
+}
 
 void DecodeBatch::step(const std::vector<DecodeState*>& states, const std::vector<int32_t>& tokens) {
   const Model& m = *model_;
@@ -64,7 +77,7 @@ void DecodeBatch::step(const std::vector<DecodeState*>& states, const std::vecto
   }
   w.upload_ids();
   detail::Pass pass;
-  pass.T = n, pass.segments = &segs;
+  pass.T = n, pass.segments = &segs, pass.lanes = &lanes_;
   detail::trunk_fwd(w.ctx(), m, w, pass);
   detail::lm_head_logits(w.ctx(), m, w.xf.rows(0, n), w.logits.rows(0, n));
   for (int64_t i = 0; i < n; ++i) {

@@ -3,7 +3,8 @@
 // states may change from one step to the next). The row-local work (norms, the q/k/v, output and
 // FFN projections, the LM head) runs as one GEMM per weight over the n rows instead of n GEMVs;
 // RoPE and the attention run per row, with that row's state (WERSA's window, Haar rings and
-// (S, z); a softmax KV cache). A row's results do not depend on the other rows: up to 16 rows
+// (S, z); a softmax KV cache), the rows spread over the CPU threads (each thread with a context of
+// its own, ops/lanes.h). A row's results do not depend on the other rows: up to 16 rows
 // (cpu kGemvMaxRows) the projections take the few-row GEMV, which computes each row as the
 // one-row GEMV does, so each state's logits are bitwise those of decode_step; with more rows
 // BLAS GEMMs, and the logits equal decode_step's within their fp32 rounding.
@@ -38,6 +39,8 @@ class DecodeBatch {
   DecodeOptions opt_;
   int64_t max_rows_;
   std::unique_ptr<Workspace> ws_;
+  std::vector<std::unique_ptr<Ctx>> lane_ctx_;  // the other CPU threads' contexts (ops/lanes.h)
+  std::vector<Ctx*> lanes_;
 };
 
 }  // namespace wersa
