@@ -26,6 +26,7 @@
 
 #include "server/api.h"
 #include "server/session_cache.h"
+#include "server_util.h"
 #include "testutil.h"
 #include "wersa/data/tokenizer.h"
 #include "wersa/io/checkpoint.h"
@@ -84,75 +85,6 @@ std::string random_checkpoint(const std::string& type = "wersa") {
   }
   return made[type];
 }
-
-// A running wersa-server; killed at the end unless the test stopped it.
-struct Server {
-  TempDir dir{"server"};
-  pid_t pid = -1;
-  int port = 0;
-  explicit Server(std::vector<std::string> args, const std::string& model = checkpoint()) {
-    args.insert(args.begin(), {"-m", model, "--port", "0", "-t", "1"});
-    pid = start_tool("wersa-server", args, dir / "out", dir / "err");
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (std::chrono::steady_clock::now() < until) {
-      const std::string out = read_file(dir / "out");
-      const size_t at = out.find("listening on http://127.0.0.1:");
-      if (at != std::string::npos && out.find('\n', at) != std::string::npos) {
-        port = std::stoi(out.substr(at + 30));
-        break;
-      }
-      int st;
-      if (::waitpid(pid, &st, WNOHANG) == pid) {
-        pid = -1;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    EXPECT_GT(port, 0) << "the server did not start: " << read_file(dir / "err");
-  }
-  ~Server() {
-    if (::testing::Test::HasFailure())
-      std::fprintf(stderr, "server's stderr:\n%s\n", read_file(dir / "err").c_str());
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-  }
-  httplib::Client client(const std::string& key = "") const {
-    httplib::Client c("127.0.0.1", port);
-    c.set_read_timeout(120, 0);
-    if (!key.empty()) c.set_bearer_token_auth(key);
-    return c;
-  }
-  // SIGTERM, then its end.
-  ToolRun terminate() {
-    ::kill(pid, SIGTERM);
-    const ToolRun r = wait_tool(pid, dir / "out", dir / "err");
-    pid = -1;
-    return r;
-  }
-};
-
-struct Reply {
-  int status = 0;
-  json body;
-  std::string raw;
-};
-
-Reply post(const Server& s, const std::string& path, const std::string& body, const std::string& key = "") {
-  auto res = s.client(key).Post(path.c_str(), body, "application/json");
-  Reply r;
-  if (!res) {
-    ADD_FAILURE() << "POST " << path << ": no response (" << httplib::to_string(res.error()) << ")";
-    return r;
-  }
-  r.status = res->status;
-  r.raw = res->body;
-  if (res->get_header_value("Content-Type") == "application/json") r.body = json::parse(res->body);
-  return r;
-}
-
-Reply complete(const Server& s, const json& req) { return post(s, "/v1/completions", req.dump()); }
 
 std::string tokens_of(const Reply& r) {
   EXPECT_EQ(r.status, 200) << r.raw;
@@ -245,7 +177,7 @@ std::vector<std::string> stream(const Server& s, const json& req) {
 }  // namespace
 
 TEST(Server, CompletionsEqualWersaGenerate) {
-  Server s({"--parallel", "2"});
+  Server s({"--parallel", "2"}, checkpoint());
   const std::string prompt = "It was a dark and stormy night";
   const Reply greedy = complete(s, {{"prompt", prompt}, {"max_tokens", 24}, {"temperature", 0}});
   EXPECT_EQ(text_of(greedy), generate(prompt, 24, "--temp 0"));
@@ -389,7 +321,7 @@ TEST(Server, SessionsSavedAtShutdownContinueAsNeverSaved) {
 }
 
 TEST(Server, StreamingSendsTheSameTextAsEvents) {
-  Server s({});
+  Server s({}, checkpoint());
   const json req = {{"prompt", "The house"}, {"max_tokens", 32}, {"temperature", 0.8}, {"seed", 11}};
   const std::string whole = text_of(complete(s, req));
   json sreq = req;
@@ -426,7 +358,7 @@ TEST(Server, StreamingSendsTheSameTextAsEvents) {
 // logits that the model API gives for the same tokens (computed here in double), whole and
 // streamed; the tokens' texts make up the text, at their text_offset.
 TEST(Server, LogprobsAreTheLogSoftmaxOfTheModelsLogits) {
-  Server s({});
+  Server s({}, checkpoint());
   const std::string prompt = "It was a dark and stormy night";
   const json req = {{"prompt", prompt}, {"max_tokens", 24}, {"temperature", 0.9},
                     {"seed", 5},        {"logprobs", 3},    {"return_tokens", true}};
@@ -498,7 +430,7 @@ TEST(Server, LogprobsAreTheLogSoftmaxOfTheModelsLogits) {
 }
 
 TEST(Server, EveryErrorIsAnOpenAiErrorObject) {
-  Server s({"--max-body", "4096", "--max-tokens", "64", "--max-prompt", "100"});
+  Server s({"--max-body", "4096", "--max-tokens", "64", "--max-prompt", "100"}, checkpoint());
   expect_error(complete(s, {{"prompt", "x"}, {"max_tokens", 65}}), 400, "max_tokens");
   expect_error(complete(s, {{"prompt", "x"}, {"temperature", "hot"}}), 400, "temperature");
   expect_error(complete(s, {{"prompt", "x"}, {"top_p", 0}}), 400, "top_p");
@@ -522,7 +454,7 @@ TEST(Server, EveryErrorIsAnOpenAiErrorObject) {
   EXPECT_EQ(metric(s, "wersa_http_responses_total{status=\"400\"}"), 13);
   EXPECT_EQ(metric(s, "wersa_http_responses_total{status=\"413\"}"), 1);
 
-  Server keyed({"--api-key", "sekret"});
+  Server keyed({"--api-key", "sekret"}, checkpoint());
   expect_error(complete(keyed, {{"prompt", "x"}, {"max_tokens", 2}}), 401);
   expect_error(post(keyed, "/v1/completions", json{{"prompt", "x"}}.dump(), "wrong"), 401);
   EXPECT_EQ(post(keyed, "/v1/completions", json{{"prompt", "x"}, {"max_tokens", 2}}.dump(), "sekret").status,
@@ -535,7 +467,7 @@ TEST(Server, EveryErrorIsAnOpenAiErrorObject) {
 // One slot, a queue of one: a long stream holds the slot, a second request waits, a third is
 // refused with 503 at once.
 TEST(Server, AFullQueueIs503) {
-  Server s({"--parallel", "1", "--queue", "1", "--max-tokens", "1000000"});
+  Server s({"--parallel", "1", "--queue", "1", "--max-tokens", "1000000"}, checkpoint());
   std::thread holder([&] {
     auto c = s.client();
     httplib::Headers h;
@@ -575,7 +507,7 @@ void expect_slot_freed(Server& s) {
 // A client that goes away mid-stream frees its slot at once: with one slot, the next request is
 // served although the first asked for a million tokens.
 TEST(Server, AClientThatDisconnectsFreesItsSlot) {
-  Server s({"--parallel", "1", "--max-tokens", "1000000"});
+  Server s({"--parallel", "1", "--max-tokens", "1000000"}, checkpoint());
   const int fd =
       send_raw(s.port, json{{"prompt", "a"}, {"max_tokens", 1000000}, {"temperature", 0}, {"stream", true}});
   ASSERT_GE(fd, 0);
@@ -593,7 +525,7 @@ TEST(Server, AClientThatDisconnectsFreesItsSlot) {
 // The same for a request that is not streamed: nothing is written to the client until the end,
 // so the server watches the connection while it waits, and cancels the request when it closes.
 TEST(Server, AClientThatDisconnectsFromAWholeRequestFreesItsSlot) {
-  Server s({"--parallel", "1", "--max-tokens", "1000000"});
+  Server s({"--parallel", "1", "--max-tokens", "1000000"}, checkpoint());
   const int fd = send_raw(s.port, json{{"prompt", "a"}, {"max_tokens", 1000000}, {"temperature", 0}});
   ASSERT_GE(fd, 0);
   for (int i = 0; i < 500 && metric(s, "wersa_completion_tokens_total") < 20; ++i)
@@ -633,7 +565,7 @@ TEST(Server, SoftmaxModelsServeWithinTheirContext) {
 
 // --timeout ends a request that runs too long, with what it generated so far.
 TEST(Server, ARequestEndsAtItsTimeout) {
-  Server s({"--timeout", "1", "--max-tokens", "100000000"});
+  Server s({"--timeout", "1", "--max-tokens", "100000000"}, checkpoint());
   const auto t0 = std::chrono::steady_clock::now();
   const Reply r = complete(s, {{"prompt", "a"}, {"max_tokens", 100000000}, {"temperature", 0}});
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30.0);
@@ -644,7 +576,7 @@ TEST(Server, ARequestEndsAtItsTimeout) {
 }
 
 TEST(Server, SigtermFinishesTheRunningRequestAndExitsZero) {
-  Server s({});
+  Server s({}, checkpoint());
   auto running = std::async(std::launch::async, [&] {
     return stream(s, {{"prompt", "It was"}, {"max_tokens", 300}, {"temperature", 0}, {"stream", true}});
   });

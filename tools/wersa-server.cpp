@@ -20,7 +20,7 @@
 namespace {
 
 struct Flags {
-  std::string model_dir, host = "127.0.0.1", api_key, weights = "f32", name, sessions_dir;
+  std::string model_dir, host = "127.0.0.1", api_key, weights = "f32", name, sessions_dir, device = "cpu";
   int port = 8080, threads = 0;
   int64_t parallel = 4, queue = 64, ctx = 0, batch = 128, cache_mib = 256, max_tokens = 512,
           max_prompt = 8192;
@@ -56,6 +56,11 @@ int main(int argc, char** argv) {
     app.add_option("--api-key", f.api_key, "require Authorization: Bearer KEY (all but /health)");
     app.add_option("--weights", f.weights, "f32, or bf16: linear-layer weights rounded once to bf16 at load")
         ->check(one_of({"f32", "bf16"}))
+        ->capture_default_str();
+    app.add_option("--device", f.device,
+                   "where the model and the sequences' states live: cpu or cuda (each step reads the logits "
+                   "back once)")
+        ->check(one_of({"cpu", "cuda"}))
         ->capture_default_str();
     app.add_option("-t,--threads", f.threads, "CPU threads (0 = all cores)")
         ->check(integer(0, 1 << 16))
@@ -113,7 +118,8 @@ int main(int argc, char** argv) {
     auto tok = wersa::data::load_tokenizer(wersa::io::checkpoint_tokenizer(dir));
     WERSA_CHECK(tok->vocab_size() <= cfg.model.vocab_size, dir, ": the tokenizer has ", tok->vocab_size(),
                 " ids but the model only ", cfg.model.vocab_size);
-    const std::unique_ptr<wersa::Model> model = wersa::io::load_inference_model(dir, cfg, f.weights, "cpu");
+    const std::unique_ptr<wersa::Model> model =
+        wersa::io::load_inference_model(dir, cfg, f.weights, f.device);
     int64_t ctx = f.ctx;
     if (model->generation_needs_context() && ctx == 0) ctx = cfg.train.seq_len;
 
@@ -178,10 +184,10 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     std::fprintf(
         stderr,
-        "wersa-server: %s (%s attention, %.2f M params, %s weights), %lld slots, context %s, state %s "
-        "per sequence, session cache %lld MiB, %d threads\n",
+        "wersa-server: %s (%s attention, %.2f M params, %s weights, on %s), %lld slots, context %s, state "
+        "%s per sequence, session cache %lld MiB, %d threads\n",
         dir.c_str(), wersa::attention_kind_name(cfg.model.attention.type), double(model->num_params()) / 1e6,
-        f.weights.c_str(), static_cast<long long>(f.parallel),
+        f.weights.c_str(), f.device.c_str(), static_cast<long long>(f.parallel),
         ctx > 0 ? std::to_string(ctx).c_str() : "unlimited",
         wersa::format_bytes(scheduler.state_bytes()).c_str(), static_cast<long long>(f.cache_mib), nthreads);
     const bool ok = http.listen_after_bind();

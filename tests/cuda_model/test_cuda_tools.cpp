@@ -1,6 +1,6 @@
 // Every command-line tool with --device cuda (CUDA builds: on a GPU, or on the simulator), at the
 // size of the quick start's first minutes: a short training run, its evaluation, generation, both
-// benchmarks and an experiment, each against the same command on the CPU where they compute the
+// benchmarks, an experiment and the server, each against the same command on the CPU where they compute the
 // same thing. The text is this repository's own documentation, so nothing depends on ../shared.
 #include <gtest/gtest.h>
 
@@ -8,11 +8,14 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "../server_util.h"
 #include "../testutil.h"
 #include "wersa/backend/backend.h"
 
@@ -180,4 +183,58 @@ TEST(CudaTools, ExperimentTrainsAndEvaluatesOnTheDevice) {
         << name;
   }
   EXPECT_EQ(ok, 2) << res["runs"].dump();
+}
+
+// wersa-server --device cuda: seeded completions (a 4-step model's greedy text is one repeated
+// byte; sampling reads every probability), alone and two at once (batched steps of two rows on
+// the device), are the tokens of the same server on the CPU; so is a prompt that extends a kept
+// session, whose state went from the device into the session cache and back.
+TEST(CudaTools, ServerOnTheDeviceAnswersAsOnTheCpu) {
+  NEED_CUDA();
+  const TempDir dir("cuda_server");
+  const std::string text = corpus(dir), ckpt = dir / "run";
+  const ToolRun t = run_tool(train_cmd(text, ckpt, "cpu"));
+  ASSERT_EQ(t.status, 0) << t.err;
+  Server gpu({"--device", "cuda", "--parallel", "2"}, ckpt), cpu({"--parallel", "2"}, ckpt);
+  ASSERT_TRUE(gpu.port > 0 && cpu.port > 0);
+  EXPECT_NE(read_file(gpu.dir / "err").find("on cuda"), std::string::npos) << read_file(gpu.dir / "err");
+  auto req = [](const std::string& prompt, int seed) {
+    return nlohmann::json{{"prompt", prompt},
+                          {"max_tokens", 24},
+                          {"temperature", 1.0},
+                          {"seed", seed},
+                          {"return_tokens", true}};
+  };
+  auto tokens = [](const Reply& r) {
+    EXPECT_EQ(r.status, 200) << r.raw;
+    return r.status == 200 ? r.body["choices"][0]["tokens"] : nlohmann::json();
+  };
+  // Token-id prompts (the byte tokenizer's: a byte's id is its value): sampled bytes need not be
+  // UTF-8, and the prompt that extends a kept session must be its exact tokens.
+  auto ids = [](const std::string& s) {
+    std::vector<int> v;
+    for (unsigned char ch : s) v.push_back(ch);
+    return v;
+  };
+  nlohmann::json a = req("", 1), b = req("Every op", 2);
+  a["prompt"] = ids("The engine");
+  const Reply first = complete(cpu, a);
+  ASSERT_EQ(tokens(first).size(), 24u) << first.raw;
+  std::set<int> distinct;
+  for (const auto& x : tokens(first)) distinct.insert(x.get<int>());
+  EXPECT_GE(distinct.size(), 6u) << first.raw;
+  EXPECT_EQ(tokens(complete(gpu, a)), tokens(first));
+  auto fa = std::async(std::launch::async, [&] { return complete(gpu, a); });
+  auto fb = std::async(std::launch::async, [&] { return complete(gpu, b); });
+  EXPECT_EQ(tokens(fa.get()), tokens(first));
+  EXPECT_EQ(tokens(fb.get()), tokens(complete(cpu, b)));
+  std::vector<int> longer = ids("The engine");
+  for (const auto& x : tokens(first)) longer.push_back(x.get<int>());
+  for (int x : ids(" and")) longer.push_back(x);
+  nlohmann::json c = req("", 3);
+  c["prompt"] = longer;
+  const Reply resumed = complete(gpu, c);
+  EXPECT_GE(resumed.body["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>(), 10 + 24)
+      << resumed.raw;
+  EXPECT_EQ(tokens(resumed), tokens(complete(cpu, c)));
 }
