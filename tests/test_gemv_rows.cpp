@@ -91,16 +91,34 @@ void check(DType wt, const Case& c) {
 
 }  // namespace
 
+// Each version of the row kernels this CPU runs (AVX-512, AVX2, x86-64): f(), then the best again.
+template <class F>
+void each_isa(F&& f) {
+  for (cpu::GemvIsa isa : {cpu::GemvIsa::Avx512, cpu::GemvIsa::Avx2, cpu::GemvIsa::Base}) {
+    cpu::gemv_limit_isa(isa);
+    if (cpu::gemv_isa() != isa) continue;  // not on this CPU
+    SCOPED_TRACE("kernel version " + std::to_string(int(isa)));
+    f();
+  }
+  cpu::gemv_limit_isa(cpu::GemvIsa::Avx512);
+}
+
 TEST(GemvRows, FewRowsEqualEachRowAloneBitwiseAndMatchDouble) {
-  const std::vector<Case> shapes = {{1, 1, 1},    {2, 3, 5},    {3, 9, 33},        {5, 37, 67}, {8, 130, 257},
-                                    {7, 515, 96}, {16, 64, 48}, {2, 6, 8192 + 72}, {3, 5, 16},  {17, 37, 67}};
-  for (DType wt : {DType::F32, DType::F64, DType::BF16})
-    for (const Case& c : shapes) check(wt, c);
+  // Every tile of the AVX-512 version (4 x 4 to 1 x 1: O mod 4 and N mod 4) and of the others.
+  const std::vector<Case> shapes = {
+      {1, 1, 1},  {2, 3, 5},         {3, 9, 33}, {5, 37, 67},   {8, 130, 257}, {7, 515, 96},  {16, 64, 48},
+      {4, 7, 40}, {2, 6, 8192 + 72}, {3, 5, 16}, {13, 11, 100}, {15, 14, 200}, {12, 12, 512}, {17, 37, 67}};
+  each_isa([&] {
+    for (DType wt : {DType::F32, DType::F64, DType::BF16})
+      for (const Case& c : shapes) check(wt, c);
+  });
 }
 
 TEST(GemvRows, TheRowsThresholdEdges) {
   // kGemvMaxRows rows take the kernel (each row bitwise alone), one more BLAS (the reference only).
-  for (DType wt : {DType::F32, DType::BF16})
-    for (int64_t N : {cpu::kGemvMaxRows - 1, cpu::kGemvMaxRows, cpu::kGemvMaxRows + 1})
-      check(wt, {N, 45, 131});
+  each_isa([] {
+    for (DType wt : {DType::F32, DType::BF16})
+      for (int64_t N : {cpu::kGemvMaxRows - 1, cpu::kGemvMaxRows, cpu::kGemvMaxRows + 1})
+        check(wt, {N, 45, 131});
+  });
 }
