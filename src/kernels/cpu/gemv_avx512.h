@@ -59,21 +59,20 @@ WERSA_AVX512_INLINE V16 lane_sums(const V16* a) {
          __builtin_shufflevector(u, t, 1, 3, 17, 19, 5, 7, 21, 23, 9, 11, 25, 27, 13, 15, 29, 31);
 }
 
-// The end of a 4 x 4 tile (output (r, k) = a[4 r + k]) without a column tail, as finish_sum() ends
-// each output: its sum (lane 4 k + r of s) plus the bias b[r], then y[k * ldy + r] plus that when
-// acc_y; four outputs at a time, y's rows stored whole.
-WERSA_AVX512_INLINE void finish_4x4(const V16& s, const float* b, bool acc_y, float* y, int64_t ldy) {
-  const V4 v[4] = {__builtin_shufflevector(s, s, 0, 1, 2, 3), __builtin_shufflevector(s, s, 4, 5, 6, 7),
-                   __builtin_shufflevector(s, s, 8, 9, 10, 11),
-                   __builtin_shufflevector(s, s, 12, 13, 14, 15)};
-  V4 bv{};
-  if (b) bv = load<V4>(b);
-  for (int k = 0; k < 4; ++k) {
-    V4 o = v[k];
-    if (b) o += bv;
-    if (acc_y) o = load<V4>(y + k * ldy) + o;
-    std::memcpy(y + k * ldy, &o, sizeof o);
-  }
+// The end of a tile of 4 rows of w by NX rows of x (output (r, k) = a[NX r + k]) without a column
+// tail, as finish_sum() ends each output: its sum plus the bias b[r], then y[k * ldy + r] plus
+// that when acc_y; the four outputs of a row of x at a time, stored whole.
+template <int NX, int K>
+WERSA_AVX512_INLINE V4 row_of(const V16& s) {  // outputs (0..3, K): lanes lane_of(NX r + K)
+  return __builtin_shufflevector(s, s, lane_of(K), lane_of(NX + K), lane_of(2 * NX + K), lane_of(3 * NX + K));
+}
+template <int NX, int K>
+WERSA_AVX512_INLINE void finish_row(const V16& s, const float* b, bool acc_y, float* y, int64_t ldy) {
+  V4 o = row_of<NX, K>(s);
+  if (b) o += load<V4>(b);
+  if (acc_y) o = load<V4>(y + K * ldy) + o;
+  std::memcpy(y + K * ldy, &o, sizeof o);
+  if constexpr (K + 1 < NX) finish_row<NX, K + 1>(s, b, acc_y, y, ldy);
 }
 
 }  // namespace wersa::cpu::avx512

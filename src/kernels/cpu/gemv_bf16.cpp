@@ -178,7 +178,7 @@ WERSA_AVX512_INLINE void tile512(int64_t n, const bf16* w, int64_t ldw, const fl
     }
   }
   const V16 sums = avx512::lane_sums<R * NX>(acc);
-  if (R == 4 && NX == 4 && nb == n) return avx512::finish_4x4(sums, b, acc_y, y, ldy);
+  if (R == 4 && nb == n) return avx512::finish_row<NX, 0>(sums, b, acc_y, y, ldy);
   float s[16];
   std::memcpy(s, &sums, sizeof s);
   for (int r = 0; r < R; ++r)
