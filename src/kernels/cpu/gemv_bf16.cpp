@@ -6,7 +6,9 @@
 // 16 odd ones), in chunks of kGemvBf16Chunk columns. Each output is computed by one thread in a
 // fixed order (per block, its even then its odd products into 16 lanes; per chunk, the lanes
 // added as a fixed tree, then the scalar tail), whatever the thread count, the number of rows of
-// x and the tile it falls in: a row of x gets the same bits alone as beside others.
+// x and the tile it falls in: a row of x gets the same bits alone as beside others. Tiles: on
+// AVX-512 four rows of w by up to four of x (tile512, one or many rows of x), elsewhere 2 x 2,
+// 4 x 1 and 1 x 1 of 32-byte halves.
 #include <algorithm>
 #include <cstring>
 
