@@ -3,8 +3,9 @@
 // so that a sequence decoded beside others gets the logits it gets alone. Shapes with row tails
 // (O mod 4), column tails (I mod 16 and mod 32) and more than one 8192-column chunk of the bf16
 // kernel; odd N (the 2 x 2 tiles' leftover row); with and without bias and accumulation; on one
-// thread and split over the decode team at 2 and 3 threads (bitwise the same); all against a
-// double-precision reference, and N = kGemvMaxRows + 1 (BLAS from there on) too.
+// thread and split over the decode team at 2 and 3 threads, in each kernel version the CPU runs
+// (gemv_limit_isa: AVX-512, AVX2, x86-64; all bitwise the same); all against a double-precision
+// reference, and N = kGemvMaxRows + 1 (BLAS from there on) too.
 #include <omp.h>
 
 #include <cmath>
@@ -45,6 +46,17 @@ std::vector<double> values(const Buf& b) {
   return v;
 }
 
+// Each version of the row kernels this CPU runs (AVX-512, AVX2, x86-64): f(), then the best again.
+template <class F>
+void each_isa(F&& f) {
+  for (cpu::GemvIsa isa : {cpu::GemvIsa::Avx512, cpu::GemvIsa::Avx2, cpu::GemvIsa::Base}) {
+    cpu::gemv_limit_isa(isa);
+    if (cpu::gemv_isa() != isa) continue;  // not on this CPU
+    f(isa);
+  }
+  cpu::gemv_limit_isa(cpu::GemvIsa::Avx512);
+}
+
 void check(DType wt, const Case& c) {
   const DType xt = wt == DType::F64 ? DType::F64 : DType::F32;
   Buf x(xt, {c.N, c.I}), w0(xt, {c.O, c.I}), b(xt, {c.O}), y0(xt, {c.N, c.O});
@@ -60,31 +72,36 @@ void check(DType wt, const Case& c) {
                                std::to_string(bias) + " acc " + std::to_string(acc);
       const std::vector<double> want = reference(c, x, wr, bias ? &b : nullptr, y0, acc);
       std::vector<std::vector<double>> runs;
-      for (const auto& [threads, split] :
-           std::vector<std::pair<int, int64_t>>{{1, kNeverSplit}, {2, kNeverSplit}, {2, 0}, {3, 0}}) {
-        const Threads th(threads, split);
-        Buf y(xt, {c.N, c.O});
-        y.copy_from(y0);
-        matmul_fwd(ctx(), {y, x, w, bias ? b.t : Tensor(), acc});
-        double worst = 0;
-        for (int64_t k = 0; k < c.N * c.O; ++k)
-          worst = std::max(worst, std::fabs(y.get(k) - want[size_t(k)]) / (1.0 + std::fabs(want[size_t(k)])));
-        EXPECT_LT(worst, xt == DType::F64 ? 1e-13 : 2e-5)
-            << what << " threads " << threads << " split " << split;
-        runs.push_back(values(y));
-        if (!few) continue;
-        // Each row alone (the one-row GEMV) under the same threads: the same bits.
-        for (int64_t n = 0; n < c.N; ++n) {
-          Buf y1(xt, {1, c.O});
-          for (int64_t o = 0; o < c.O; ++o) y1.set(o, y0.get(n * c.O + o));
-          matmul_fwd(ctx(), {y1, x.t.rows(n, n + 1), w, bias ? b.t : Tensor(), acc});
-          for (int64_t o = 0; o < c.O; ++o)
-            ASSERT_EQ(y.get(n * c.O + o), y1.get(o))
-                << what << " threads " << threads << " split " << split << ": row " << n << " output " << o
-                << " differs from the row alone";
+      each_isa([&](cpu::GemvIsa isa) {
+        for (const auto& [threads, split] :
+             std::vector<std::pair<int, int64_t>>{{1, kNeverSplit}, {2, kNeverSplit}, {2, 0}, {3, 0}}) {
+          const Threads th(threads, split);
+          Buf y(xt, {c.N, c.O});
+          y.copy_from(y0);
+          matmul_fwd(ctx(), {y, x, w, bias ? b.t : Tensor(), acc});
+          double worst = 0;
+          for (int64_t k = 0; k < c.N * c.O; ++k)
+            worst =
+                std::max(worst, std::fabs(y.get(k) - want[size_t(k)]) / (1.0 + std::fabs(want[size_t(k)])));
+          EXPECT_LT(worst, xt == DType::F64 ? 1e-13 : 2e-5)
+              << what << " threads " << threads << " split " << split;
+          runs.push_back(values(y));
+          if (!few) continue;
+          // Each row alone (the one-row GEMV) under the same threads: the same bits.
+          for (int64_t n = 0; n < c.N; ++n) {
+            Buf y1(xt, {1, c.O});
+            for (int64_t o = 0; o < c.O; ++o) y1.set(o, y0.get(n * c.O + o));
+            matmul_fwd(ctx(), {y1, x.t.rows(n, n + 1), w, bias ? b.t : Tensor(), acc});
+            for (int64_t o = 0; o < c.O; ++o)
+              ASSERT_EQ(y.get(n * c.O + o), y1.get(o))
+                  << what << " kernel version " << int(isa) << " threads " << threads << " split " << split
+                  << ": row " << n << " output " << o << " differs from the row alone";
+          }
         }
-      }
-      if (few)  // one thread or split, 2 or 3 threads: the same bits
+      });
+      // One thread or split, 2 or 3 threads, each kernel version (the same products and sums in the
+      // same order; no contraction to FMA): the same bits.
+      if (few)
         for (size_t r = 1; r < runs.size(); ++r) ASSERT_EQ(runs[r], runs[0]) << what << " run " << r;
     }
 }
@@ -92,8 +109,12 @@ void check(DType wt, const Case& c) {
 }  // namespace
 
 TEST(GemvRows, FewRowsEqualEachRowAloneBitwiseAndMatchDouble) {
-  const std::vector<Case> shapes = {{1, 1, 1},    {2, 3, 5},    {3, 9, 33},        {5, 37, 67}, {8, 130, 257},
-                                    {7, 515, 96}, {16, 64, 48}, {2, 6, 8192 + 72}, {3, 5, 16},  {17, 37, 67}};
+  // Every tile of the AVX-512 version (4 x 4 to 1 x 1: O mod 4 and N mod 4, with and without a
+  // column tail) and of the others.
+  const std::vector<Case> shapes = {{1, 1, 1},         {2, 3, 5},    {3, 9, 33},    {5, 37, 67},
+                                    {8, 130, 257},     {7, 515, 96}, {16, 64, 48},  {4, 7, 40},
+                                    {2, 6, 8192 + 72}, {3, 5, 16},   {13, 11, 100}, {15, 14, 200},
+                                    {12, 12, 512},     {2, 8, 64},   {6, 9, 160},   {17, 37, 67}};
   for (DType wt : {DType::F32, DType::F64, DType::BF16})
     for (const Case& c : shapes) check(wt, c);
 }

@@ -1,17 +1,21 @@
 // Linear layer for one row or a few rows of x (decoding; see gemv.h): y = x w^T (+ b) (+ y).
-// Rows of w go four at a time, each block read once for all rows of x (one row: each load of x
-// serves four rows of w; several: 2 x 2 tiles of two rows of w by two of x, which fetch the next
-// block as they go). An output's arithmetic (16 lanes over i, the lanes added as a fixed tree,
-// the tail, the bias) is the same in every tile and alone, so neither the split of the rows
-// between threads nor the other rows of x change any result. The rows are split over the decode
-// team (team.h, whose workers spin between the GEMVs of a step) when the weights' bytes times the
-// rows of x reach gemv_split_bytes() (backend.h: a core's L2 cache unless set). The row kernel
-// comes in AVX-512, AVX2 and x86-64 versions, picked once by the CPU.
+// Rows of w go four at a time, each block read once for all rows of x. AVX-512: 4 x 4 tiles (four
+// rows of w by up to four of x, an output's 16 lanes in one register, the lanes of all 16 outputs
+// summed together by shuffles); AVX2 and x86-64: one row of x as 4 x 1, several as 2 x 2 tiles of
+// 32-byte halves (AVX2's 16 registers). The first tiles over a block fetch the next block as they
+// go. An output's arithmetic (16 lanes over i, the lanes added as a fixed tree, the tail, the bias)
+// is the same in every tile and alone, so neither the split of the rows between threads nor the
+// other rows of x change any result. The rows are split over the decode team (team.h, whose
+// workers spin between the GEMVs of a step) when the weights' bytes times the rows of x reach
+// gemv_split_bytes() (backend.h: a core's L2 cache unless set). The version is picked by the CPU
+// (gemv_isa(); tests limit it to run each).
 #include "gemv.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
+#include "gemv_avx512.h"
 #include "team.h"
 #include "wersa/backend/backend.h"
 
@@ -50,22 +54,27 @@ struct Half<double> {
   using type = HalfD;
 };
 
+// The end of an output whose lanes add up to s: the tail of I from In in order, then the bias and y.
+template <class T>
+__attribute__((always_inline)) inline void finish_sum(T s, int64_t In, int64_t I, const T* wr, const T* xk,
+                                                      const T* b, bool acc_y, T& out) {
+  for (int64_t i = In; i < I; ++i) s += wr[i] * xk[i];
+  if (b) s += *b;
+  out = acc_y ? out + s : s;
+}
+
 // The end of output (r, k) of a tile: its lanes lo + hi, added as a fixed tree (half + half, ...),
 // plus the tail of I in order, then the bias and y.
 template <class T, class H>
 __attribute__((always_inline)) inline void finish(const H& lo, const H& hi, int64_t I, const T* wr,
                                                   const T* xk, const T* b, bool acc_y, T& out) {
   constexpr int HL = int(sizeof(H) / sizeof(T)), NL = 2 * HL;
-  const int64_t In = I / NL * NL;
   const H v = lo + hi;
   T l[HL];
   std::memcpy(l, &v, sizeof(H));
   for (int w = HL / 2; w >= 1; w /= 2)
     for (int j = 0; j < w; ++j) l[j] += l[j + w];
-  T s = l[0];
-  for (int64_t i = In; i < I; ++i) s += wr[i] * xk[i];
-  if (b) s += *b;
-  out = acc_y ? out + s : s;
+  finish_sum(l[0], I / NL * NL, I, wr, xk, b, acc_y, out);
 }
 
 // R rows of w times NX rows of x (ldx apart; y rows ldy apart): lanes i mod NL of output (r, k)
@@ -180,6 +189,69 @@ __attribute__((always_inline)) inline void rows_range(int64_t o0, int64_t o1, in
   }
 }
 
+// The AVX-512 version of the f32 kernel: tiles of R <= 4 rows of w by NX <= 4 rows of x, one
+// 64-byte accumulator per output (16 of the 32 registers; 4 hold x, 1 a row of w), their lanes
+// summed together (avx512::lane_sums). An output's arithmetic is that of finish(): the same bits.
+// Prefetches rows pf .. pf + (R - 1) ldw meanwhile unless pf is null.
+template <int R, int NX>
+WERSA_AVX512_INLINE void tile512(int64_t I, const float* w, int64_t ldw, const float* x, int64_t ldx,
+                                 const float* b, bool acc_y, float* y, int64_t ldy, const float* pf) {
+  using avx512::V16;
+  V16 acc[R * NX] = {};
+  const int64_t In = I / 16 * 16;
+  for (int64_t i = 0; i < In; i += 16) {
+    if (pf)
+      for (int r = 0; r < R; ++r) __builtin_prefetch(pf + r * ldw + i, 0, 3);
+    V16 xv[NX];
+    for (int k = 0; k < NX; ++k) xv[k] = avx512::load<V16>(x + k * ldx + i), avx512::pin(xv[k]);
+    for (int r = 0; r < R; ++r) {
+      V16 wv = avx512::load<V16>(w + r * ldw + i);
+      avx512::pin(wv);
+      for (int k = 0; k < NX; ++k) acc[r * NX + k] += wv * xv[k];
+    }
+  }
+  const V16 sums = avx512::lane_sums<R * NX>(acc);
+  if (R == 4 && In == I) return avx512::finish_row<NX, 0>(sums, b, acc_y, y, ldy);
+  float s[16];
+  std::memcpy(s, &sums, sizeof s);
+  for (int r = 0; r < R; ++r)
+    for (int k = 0; k < NX; ++k)
+      finish_sum(s[avx512::lane_of(r * NX + k)], In, I, w + r * ldw, x + k * ldx, b ? b + r : nullptr, acc_y,
+                 y[k * ldy + r]);
+}
+
+// R rows of w (o, o + 1, ...) for all nx rows of x, four at a time; the first tile fetches pf.
+template <int R>
+WERSA_AVX512_INLINE void rows512(int64_t I, const float* w, int64_t ldw, const float* x, int64_t ldx,
+                                 int64_t nx, const float* b, bool acc_y, float* y, int64_t ldy,
+                                 const float* pf) {
+  int64_t k = 0;
+  for (; k + 4 <= nx; k += 4, pf = nullptr)
+    tile512<R, 4>(I, w, ldw, x + k * ldx, ldx, b, acc_y, y + k * ldy, ldy, pf);
+  if (nx - k == 3) tile512<R, 3>(I, w, ldw, x + k * ldx, ldx, b, acc_y, y + k * ldy, ldy, pf);
+  if (nx - k == 2) tile512<R, 2>(I, w, ldw, x + k * ldx, ldx, b, acc_y, y + k * ldy, ldy, pf);
+  if (nx - k == 1) {  // a row of x alone: 32-byte halves, faster here than 64-byte vectors (34 vs 41 GFLOP/s)
+    if constexpr (R == 4)
+      rows_block<float, 4, 1>(I, w, ldw, x + k * ldx, ldx, b, acc_y, y + k * ldy, ldy);
+    else
+      tile512<R, 1>(I, w, ldw, x + k * ldx, ldx, b, acc_y, y + k * ldy, ldy, pf);
+  }
+}
+
+__attribute__((target("avx512f"))) void range_f32_avx512(int64_t o0, int64_t o1, int64_t I, const float* w,
+                                                         int64_t ldw, const float* x, int64_t ldx, int64_t nx,
+                                                         const float* b, bool acc_y, float* y, int64_t ldy) {
+  auto bias = [&](int64_t o) { return b ? b + o : nullptr; };
+  int64_t o = o0;
+  for (; o + 4 <= o1; o += 4)  // the first tile of a block fetches the next block
+    rows512<4>(I, w + o * ldw, ldw, x, ldx, nx, bias(o), acc_y, y + o, ldy,
+               o + 8 <= o1 ? w + (o + 4) * ldw : nullptr);
+  const float* wo = w + o * ldw;
+  if (o1 - o == 3) rows512<3>(I, wo, ldw, x, ldx, nx, bias(o), acc_y, y + o, ldy, nullptr);
+  if (o1 - o == 2) rows512<2>(I, wo, ldw, x, ldx, nx, bias(o), acc_y, y + o, ldy, nullptr);
+  if (o1 - o == 1) rows512<1>(I, wo, ldw, x, ldx, nx, bias(o), acc_y, y + o, ldy, nullptr);
+}
+
 template <class T>
 __attribute__((always_inline)) inline void transposed(int64_t O, int64_t I, const T* w, int64_t ldw,
                                                       const T* p, T* y) {
@@ -290,7 +362,6 @@ __attribute__((always_inline)) inline void gemv_t_multi_any(int64_t O, int64_t I
                  int64_t nx, const T* b, bool acc_y, T* y, int64_t ldy) {                             \
     rows_range<T, PIN>(o0, o1, I, w, ldw, x, ldx, nx, b, acc_y, y, ldy);                              \
   }
-WERSA_RANGE(range_f32_avx512, float, __attribute__((target("avx512f"))), true)
 WERSA_RANGE(range_f32_avx2, float, __attribute__((target("avx2"))), true)
 WERSA_RANGE(range_f32_base, float, , false)
 WERSA_RANGE(range_f64_avx512, double, __attribute__((target("avx512f"))), true)
@@ -300,11 +371,11 @@ WERSA_RANGE(range_f64_base, double, , false)
 template <class T>
 using RangeFn = void (*)(int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, int64_t, const T*,
                          bool, T*, int64_t);
-template <class T>
-RangeFn<T> pick_range(RangeFn<T> avx512, RangeFn<T> avx2, RangeFn<T> base) {
+int cpu_isa() {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") ? avx512 : __builtin_cpu_supports("avx2") ? avx2 : base;
+  return __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
 }
+std::atomic<int> g_isa_limit{2};
 
 #define WERSA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 WERSA_CLONES void transposed_f32(int64_t O, int64_t I, const float* w, int64_t ldw, const float* p,
@@ -334,13 +405,13 @@ WERSA_CLONES void tmulti_f64(int64_t O, int64_t I, const double* w, int64_t ldw,
 #undef WERSA_CLONES
 void range(int64_t o0, int64_t o1, int64_t I, const float* w, int64_t ldw, const float* x, int64_t ldx,
            int64_t nx, const float* b, bool a, float* y, int64_t ldy) {
-  static const RangeFn<float> f = pick_range<float>(range_f32_avx512, range_f32_avx2, range_f32_base);
-  f(o0, o1, I, w, ldw, x, ldx, nx, b, a, y, ldy);
+  static const RangeFn<float> f[3] = {range_f32_base, range_f32_avx2, range_f32_avx512};
+  f[int(gemv_isa())](o0, o1, I, w, ldw, x, ldx, nx, b, a, y, ldy);
 }
 void range(int64_t o0, int64_t o1, int64_t I, const double* w, int64_t ldw, const double* x, int64_t ldx,
            int64_t nx, const double* b, bool a, double* y, int64_t ldy) {
-  static const RangeFn<double> f = pick_range<double>(range_f64_avx512, range_f64_avx2, range_f64_base);
-  f(o0, o1, I, w, ldw, x, ldx, nx, b, a, y, ldy);
+  static const RangeFn<double> f[3] = {range_f64_base, range_f64_avx2, range_f64_avx512};
+  f[int(gemv_isa())](o0, o1, I, w, ldw, x, ldx, nx, b, a, y, ldy);
 }
 
 template <class T>
@@ -359,6 +430,12 @@ void gemv(int64_t nx, int64_t O, int64_t I, const T* w, int64_t ldw, const T* x,
 }
 
 }  // namespace
+
+GemvIsa gemv_isa() {
+  static const int cpu = cpu_isa();
+  return GemvIsa(std::min(cpu, g_isa_limit.load(std::memory_order_relaxed)));
+}
+GemvIsa gemv_limit_isa(GemvIsa most) { return GemvIsa(g_isa_limit.exchange(int(most))); }
 
 void dot_rows_multi(int64_t O, int64_t I, const float* w, int64_t ldw, const float* x, int nx, float* S) {
   dot_multi_f32(O, I, w, ldw, x, nx, S);

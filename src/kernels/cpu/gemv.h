@@ -57,6 +57,12 @@ void gemv_rows_multi(int64_t nx, int64_t O, int64_t I, const bf16* w, int64_t ld
                      int64_t ldx, const float* b, bool accumulate, float* y, int64_t ldy, float* scratch,
                      bool threads = true);
 
+// The versions of the row kernels above: the GEMVs take the best the CPU runs (gemv_isa()), at
+// most the one gemv_limit_isa() names (tests run each version the CPU has; returns the previous).
+enum class GemvIsa { Base = 0, Avx2 = 1, Avx512 = 2 };
+GemvIsa gemv_isa();
+GemvIsa gemv_limit_isa(GemvIsa most);
+
 // y[i] = sum_o p[o] w[o * ldw + i] (overwritten; o ascending, zero weights skipped). One thread.
 void gemv_t(int64_t O, int64_t I, const float* w, int64_t ldw, const float* p, float* y);
 void gemv_t(int64_t O, int64_t I, const double* w, int64_t ldw, const double* p, double* y);

@@ -6,11 +6,14 @@
 // 16 odd ones), in chunks of kGemvBf16Chunk columns. Each output is computed by one thread in a
 // fixed order (per block, its even then its odd products into 16 lanes; per chunk, the lanes
 // added as a fixed tree, then the scalar tail), whatever the thread count, the number of rows of
-// x and the tile it falls in: a row of x gets the same bits alone as beside others.
+// x and the tile it falls in: a row of x gets the same bits alone as beside others. Tiles: on
+// AVX-512 four rows of w by up to four of x (tile512, one or many rows of x), elsewhere 2 x 2,
+// 4 x 1 and 1 x 1 of 32-byte halves.
 #include <algorithm>
 #include <cstring>
 
 #include "gemv.h"
+#include "gemv_avx512.h"
 #include "team.h"
 #include "wersa/backend/backend.h"
 
@@ -62,6 +65,15 @@ __attribute__((always_inline)) inline void madd(const HalfF& we, const HalfF& wo
   acc += wo * o;
 }
 
+// The end of an output over a chunk of n columns whose lanes add up to s: the tail of the chunk in
+// order (x: the chunk itself, unpermuted), then the bias and y.
+__attribute__((always_inline)) inline void finish_sum(float s, int64_t n, const bf16* wr, const float* x,
+                                                      const float* b, bool acc_y, float& out) {
+  for (int64_t i = n / kBlock * kBlock; i < n; ++i) s += bf16_to_float(wr[i]) * x[i];
+  if (b) s += *b;
+  out = acc_y ? out + s : s;
+}
+
 // The end of one output over a chunk of n columns: lanes lo + hi as a fixed tree, the tail of the
 // chunk in order (x: the chunk itself, unpermuted), then the bias and y.
 __attribute__((always_inline)) inline void finish(const HalfF& lo, const HalfF& hi, int64_t n, const bf16* wr,
@@ -71,10 +83,7 @@ __attribute__((always_inline)) inline void finish(const HalfF& lo, const HalfF& 
   std::memcpy(l, &v, sizeof v);
   for (int w = kHalf / 2; w >= 1; w /= 2)
     for (int j = 0; j < w; ++j) l[j] += l[j + w];
-  float s = l[0];
-  for (int64_t i = n / kBlock * kBlock; i < n; ++i) s += bf16_to_float(wr[i]) * x[i];
-  if (b) s += *b;
-  out = acc_y ? out + s : s;
+  finish_sum(l[0], n, wr, x, b, acc_y, out);
 }
 
 // R rows of w times NX rows of x over one chunk of n columns: xp holds the permuted chunks of the
@@ -139,6 +148,78 @@ __attribute__((always_inline)) inline void rows_range(int64_t o0, int64_t o1, in
                               y + k * ldy + o, ldy);
 }
 
+// The AVX-512 version: tiles of R <= 4 rows of w by NX <= 4 rows of x, a whole block of 32 weights
+// a row at a time (64 bytes widen to the even weights of both halves in one register and the odd
+// ones in another: lanes [0, 8) and [8, 16) as in rows_block, so x's even elements are xp[i, i+16)
+// and its odd ones xp[i+16, i+32)), one 64-byte accumulator per output (16 registers; 8 hold x),
+// their lanes summed together (avx512::lane_sums, as finish() adds them): the same bits.
+template <int R, int NX>
+WERSA_AVX512_INLINE void tile512(int64_t n, const bf16* w, int64_t ldw, const float* xp, int64_t ldp,
+                                 const float* x, int64_t ldx, const float* b, bool acc_y, float* y,
+                                 int64_t ldy, const bf16* pf) {
+  using avx512::U16;
+  using avx512::V16;
+  V16 acc[R * NX] = {};
+  const int64_t nb = n / kBlock * kBlock;
+  for (int64_t i = 0; i < nb; i += kBlock) {
+    if (pf)
+      for (int r = 0; r < R; ++r) __builtin_prefetch(pf + r * ldw + i, 0, 3);
+    V16 xe[NX], xo[NX];
+    for (int k = 0; k < NX; ++k) {
+      xe[k] = avx512::load<V16>(xp + k * ldp + i), xo[k] = avx512::load<V16>(xp + k * ldp + i + kLanes);
+      avx512::pin(xe[k]), avx512::pin(xo[k]);
+    }
+    for (int r = 0; r < R; ++r) {
+      U16 u = avx512::load<U16>(w + r * ldw + i);
+      avx512::pin(u);
+      const V16 we = V16(u << 16), wo = V16(u & 0xffff0000u);
+      for (int k = 0; k < NX; ++k) {
+        acc[r * NX + k] += we * xe[k];
+        acc[r * NX + k] += wo * xo[k];
+      }
+    }
+  }
+  const V16 sums = avx512::lane_sums<R * NX>(acc);
+  if (R == 4 && nb == n) return avx512::finish_row<NX, 0>(sums, b, acc_y, y, ldy);
+  float s[16];
+  std::memcpy(s, &sums, sizeof s);
+  for (int r = 0; r < R; ++r)
+    for (int k = 0; k < NX; ++k)
+      finish_sum(s[avx512::lane_of(r * NX + k)], n, w + r * ldw, x + k * ldx, b ? b + r : nullptr, acc_y,
+                 y[k * ldy + r]);
+}
+
+// R rows of w for all nx rows of x, four at a time; the first tile fetches pf.
+template <int R>
+WERSA_AVX512_INLINE void rows512(int64_t n, const bf16* w, int64_t ldw, const float* xp, int64_t ldp,
+                                 const float* x, int64_t ldx, int64_t nx, const float* b, bool acc_y,
+                                 float* y, int64_t ldy, const bf16* pf) {
+  int64_t k = 0;
+  for (; k + 4 <= nx; k += 4, pf = nullptr)
+    tile512<R, 4>(n, w, ldw, xp + k * ldp, ldp, x + k * ldx, ldx, b, acc_y, y + k * ldy, ldy, pf);
+  if (nx - k == 3)
+    tile512<R, 3>(n, w, ldw, xp + k * ldp, ldp, x + k * ldx, ldx, b, acc_y, y + k * ldy, ldy, pf);
+  if (nx - k == 2)
+    tile512<R, 2>(n, w, ldw, xp + k * ldp, ldp, x + k * ldx, ldx, b, acc_y, y + k * ldy, ldy, pf);
+  if (nx - k == 1)
+    tile512<R, 1>(n, w, ldw, xp + k * ldp, ldp, x + k * ldx, ldx, b, acc_y, y + k * ldy, ldy, pf);
+}
+
+__attribute__((target("avx512f"))) void range_avx512(int64_t o0, int64_t o1, int64_t n, const bf16* w,
+                                                     int64_t ldw, const float* xp, int64_t ldp,
+                                                     const float* x, int64_t ldx, int64_t nx, const float* b,
+                                                     bool acc_y, float* y, int64_t ldy) {
+  auto bias = [&](int64_t o) { return b ? b + o : nullptr; };
+  int64_t o = o0;
+  for (; o + 4 <= o1; o += 4)  // the first tile of a block fetches the next block
+    rows512<4>(n, w + o * ldw, ldw, xp, ldp, x, ldx, nx, bias(o), acc_y, y + o, ldy,
+               o + 8 <= o1 ? w + (o + 4) * ldw : nullptr);
+  const bf16* wo = w + o * ldw;
+  if (o1 - o == 3) rows512<3>(n, wo, ldw, xp, ldp, x, ldx, nx, bias(o), acc_y, y + o, ldy, nullptr);
+  if (o1 - o == 2) rows512<2>(n, wo, ldw, xp, ldp, x, ldx, nx, bias(o), acc_y, y + o, ldy, nullptr);
+  if (o1 - o == 1) rows512<1>(n, wo, ldw, xp, ldp, x, ldx, nx, bias(o), acc_y, y + o, ldy, nullptr);
+}
+
 // The row kernel in three versions, picked once by the CPU (see gemv.cpp).
 #define WERSA_RANGE(NAME, ATTR, PIN)                                                                         \
   ATTR void NAME(int64_t o0, int64_t o1, int64_t n, const bf16* w, int64_t ldw, const float* xp,             \
@@ -146,23 +227,16 @@ __attribute__((always_inline)) inline void rows_range(int64_t o0, int64_t o1, in
                  int64_t ldy) {                                                                              \
     rows_range<PIN>(o0, o1, n, w, ldw, xp, ldp, x, ldx, nx, b, acc_y, y, ldy);                               \
   }
-WERSA_RANGE(range_avx512, __attribute__((target("avx512f"))), true)
 WERSA_RANGE(range_avx2, __attribute__((target("avx2"))), true)
 WERSA_RANGE(range_base, , false)
 #undef WERSA_RANGE
 using RangeFn = void (*)(int64_t, int64_t, int64_t, const bf16*, int64_t, const float*, int64_t, const float*,
                          int64_t, int64_t, const float*, bool, float*, int64_t);
-RangeFn pick_range() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") ? range_avx512
-         : __builtin_cpu_supports("avx2")  ? range_avx2
-                                           : range_base;
-}
-
 // xp: nx * min(I, kChunk) floats.
 void gemv_bf16(int64_t nx, int64_t O, int64_t I, const bf16* w, int64_t ldw, const float* x, int64_t ldx,
                const float* b, bool accumulate, float* y, int64_t ldy, bool threads, float* xp) {
-  static const RangeFn range = pick_range();
+  static const RangeFn fns[3] = {range_base, range_avx2, range_avx512};
+  const RangeFn range = fns[int(gemv_isa())];
   const int64_t nblk = (O + 3) / 4, work = O * I * int64_t(sizeof(bf16)) * nx;
   const bool parallel = threads && nblk >= 2 && work >= gemv_split_bytes();
   const int64_t ldp = std::min(I, kChunk);
