@@ -29,13 +29,13 @@ struct Record {
   explicit Record(int64_t n) : runs(size_t(n)), where(size_t(n)) {}
 };
 
-// n items; each waits (up to 2 s in all) until some item has run on a lane, so that a worker of
+// n items; each waits (up to 10 s in all) until some item has run on a lane, so that a worker of
 // the team, even one that was asleep, takes items before the caller has run them all.
 void run_items(Ctx& ctx, const std::vector<Ctx*>& lanes, Record& r, bool wait_for_lane) {
   const auto t0 = std::chrono::steady_clock::now();
   auto item = [&](int64_t i, Ctx& c) {
     if (&c != &ctx) r.on_lane++;
-    while (wait_for_lane && r.on_lane == 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2))
+    while (wait_for_lane && r.on_lane == 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10))
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     std::lock_guard<std::mutex> lk(r.mu);
     r.runs[size_t(i)]++;
