@@ -35,7 +35,8 @@ void run_items(Ctx& ctx, const std::vector<Ctx*>& lanes, Record& r, bool wait_fo
   const auto t0 = std::chrono::steady_clock::now();
   auto item = [&](int64_t i, Ctx& c) {
     if (&c != &ctx) r.on_lane++;
-    while (wait_for_lane && r.on_lane == 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10))
+    while (wait_for_lane && r.on_lane == 0 &&
+           std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10))
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     std::lock_guard<std::mutex> lk(r.mu);
     r.runs[size_t(i)]++;
