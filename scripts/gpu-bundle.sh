@@ -24,7 +24,7 @@ command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
 cmake -S . -B build-bundle "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DWERSA_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON -DCMAKE_INSTALL_RPATH='$ORIGIN/../lib' \
   -DCMAKE_EXE_LINKER_FLAGS=-Wl,--disable-new-dtags -DWERSA_TESTS=ON >/dev/null
-tools=(wersa-train wersa-eval wersa-generate wersa-bench)
+tools=(wersa-train wersa-eval wersa-generate wersa-bench wersa-server)
 tests=(test_backend_ops test_cuda_model)
 cmake --build build-bundle -j "$(nproc)" --target "${tools[@]}" "${tests[@]}"
 rm -rf gpu-bundle gpu-bundle.tar.xz

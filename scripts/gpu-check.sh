@@ -50,8 +50,8 @@ if [ $mode = sim ]; then
       exit 1
     }
   fi
-  cmake --build build-sim -j "$(nproc)" --target wersa-train wersa-eval wersa-bench test_backend_ops \
-    test_cuda_model >>"$logs/build.log" 2>&1 || {
+  cmake --build build-sim -j "$(nproc)" --target wersa-train wersa-eval wersa-bench wersa-server \
+    test_backend_ops test_cuda_model >>"$logs/build.log" 2>&1 || {
     tail -20 "$logs/build.log" >&2
     echo "error: building build-sim failed" >&2
     exit 1
@@ -171,6 +171,18 @@ else
   fi
   note+=("training: $nsteps steps of configs/tiny.json, CUDA vs CPU losses, largest relative difference $maxrel (limit 1e-4)")
 fi
+
+# 3b. The server on the device (wersa-server --device cuda, started by wersa-bench serve) under
+#     concurrent streaming clients, on the checkpoint the device just trained: every request must
+#     be answered (the benchmark exits 1 on an error); its throughput goes to the notes.
+if [ $mode = sim ]; then
+  serve_sets=(--clients 2 --requests 2 -n 16 -p 8)
+else
+  serve_sets=(--clients 8 --requests 2 -n 128 -p 32)
+fi
+step serve 120 "$bin/wersa-bench" serve -m "$work/run-cuda" "${serve_sets[@]}" --server-arg=--device=cuda \
+  --json "$logs/serve.json"
+note+=("server on the device ($(grep -o 'on cuda' "$logs/serve.log" | head -1)): $(grep -E '^aggregate' "$logs/serve.log" | head -1)")
 
 # 4. Training throughput and device memory: configs/base.json at T=4096, and per-token memory at
 #    long T (131,072 tokens in one sequence, recomputation), against the GEMM rate of the same run.
