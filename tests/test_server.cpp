@@ -429,6 +429,58 @@ TEST(Server, LogprobsAreTheLogSoftmaxOfTheModelsLogits) {
   EXPECT_TRUE(complete(s, {{"prompt", "x"}, {"max_tokens", 2}}).body["choices"][0]["logprobs"].is_null());
 }
 
+// echo with logprobs scores the prompt: each prompt token's entry is the log-softmax of the
+// logits after the tokens before it (taken here one decode step at a time, while the server
+// prefills in chunks of 8: the entries cross chunk boundaries), the generated tokens' entries
+// follow at offsets after the echoed prompt, and the request never resumes a kept session.
+TEST(Server, EchoWithLogprobsScoresThePrompt) {
+  Server s({"--batch-size", "8"}, checkpoint());
+  const std::string prompt = "It was a dark and stormy night";
+  const json req = {
+      {"prompt", prompt}, {"max_tokens", 4}, {"temperature", 0}, {"echo", true}, {"logprobs", 2}};
+  const Reply r = complete(s, req);
+  ASSERT_EQ(r.status, 200) << r.raw;
+  const json& choice = r.body["choices"][0];
+  const json& lp = choice["logprobs"];
+  const std::string dir = io::find_latest_checkpoint(checkpoint());
+  const Config cfg = io::load_checkpoint_config(dir);
+  const auto model = io::load_inference_model(dir, cfg, "f32", "cpu");
+  const auto tok = data::load_tokenizer(io::checkpoint_tokenizer(dir));
+  std::vector<int32_t> ids = {tok->eos_id()};
+  for (int32_t t : tok->encode(prompt)) ids.push_back(t);
+  const size_t np = ids.size() - 1;  // scored prompt tokens (not the leading EOS)
+  ASSERT_EQ(lp["tokens"].size(), np + 4) << lp.dump();
+  DecodeState st(*model, {0, 128});
+  std::string text;
+  for (size_t i = 0; i < np; ++i) {
+    decode_step(*model, st, ids[i]);
+    const float* x = st.logits().host<float>();
+    const int64_t V = st.logits().numel();
+    double mx = -1e300, sum = 0;
+    for (int64_t v = 0; v < V; ++v) mx = std::max(mx, double(x[v]));
+    for (int64_t v = 0; v < V; ++v) sum += std::exp(double(x[v]) - mx);
+    const int32_t t = ids[i + 1];
+    EXPECT_NEAR(lp["token_logprobs"][i].get<double>(), double(x[t]) - mx - std::log(sum), 1e-4)
+        << "token " << i;
+    EXPECT_EQ(lp["tokens"][i], as_sent(tok->piece_bytes(t)));
+    EXPECT_EQ(lp["text_offset"][i], text.size());
+    EXPECT_EQ(lp["top_logprobs"][i].size(), 2u);
+    text += tok->piece_bytes(t);
+  }
+  EXPECT_EQ(text, prompt);
+  const std::string out = choice["text"].get<std::string>();
+  ASSERT_EQ(out.rfind(prompt, 0), 0u) << out;
+  for (size_t i = np; i < np + 4; ++i) EXPECT_GE(lp["text_offset"][i].get<size_t>(), prompt.size());
+  // The same again: scored from scratch (the session kept by the first is not used), the same entries.
+  const Reply again = complete(s, req);
+  EXPECT_EQ(again.body["usage"]["prompt_tokens_details"]["cached_tokens"], 0) << again.raw;
+  EXPECT_EQ(again.body["choices"][0]["logprobs"], lp);
+  // Streamed, the prompt's scores are refused (400 naming echo).
+  json streamed = req;
+  streamed["stream"] = true;
+  expect_error(complete(s, streamed), 400, "echo");
+}
+
 TEST(Server, EveryErrorIsAnOpenAiErrorObject) {
   Server s({"--max-body", "4096", "--max-tokens", "64", "--max-prompt", "100"}, checkpoint());
   expect_error(complete(s, {{"prompt", "x"}, {"max_tokens", 65}}), 400, "max_tokens");
@@ -439,7 +491,8 @@ TEST(Server, EveryErrorIsAnOpenAiErrorObject) {
   expect_error(complete(s, {{"prompt", std::string(200, 'a')}}), 400, "prompt");
   expect_error(complete(s, {{"prompt", "x"}, {"stop", {"a", ""}}}), 400, "stop");
   expect_error(complete(s, {{"prompt", "x"}, {"logprobs", 21}}), 400, "logprobs");
-  expect_error(complete(s, {{"prompt", "x"}, {"logprobs", 2}, {"echo", true}}), 400, "logprobs");
+  expect_error(complete(s, {{"prompt", "x"}, {"logprobs", 2}, {"echo", true}, {"stream", true}}), 400,
+               "echo");
   expect_error(post(s, "/v1/completions", "{\"prompt\": "), 400);
   expect_error(post(s, "/v1/completions", "[1, 2]"), 400);
   expect_error(post(s, "/tokenize", "{}"), 400, "content");

@@ -142,8 +142,8 @@ CompletionRequest parse_completion(std::string_view body, const Limits& lim) {
   if (const json* v = field(j, "best_of"))
     if (get_int(*v, "best_of", 1, 1 << 30) != 1) throw bad("best_of", "only best_of = 1 is supported");
   if (const json* v = field(j, "logprobs")) r.logprobs = int(get_int(*v, "logprobs", 0, 20));
-  if (r.logprobs >= 0 && r.echo)
-    throw bad("logprobs", "not supported with echo (the prompt's log-probabilities are not computed)");
+  if (r.logprobs >= 0 && r.echo && r.stream)
+    throw bad("echo", "with logprobs (the prompt's log-probabilities) only without stream");
   if (r.echo && !r.prompt_is_text) throw bad("echo", "only supported with a text prompt");
   return r;
 }

@@ -52,6 +52,7 @@ std::shared_ptr<Job> make_job(ServerContext& ctx, const CompletionRequest& r, st
   job->max_tokens = r.max_tokens;
   job->stop = r.stop;
   job->logprobs = r.logprobs;
+  job->prompt_logprobs = r.logprobs >= 0 && r.echo;
   job->ignore_eos = r.ignore_eos;
   job->deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(int64_t(ctx.timeout_s * 1000));
   return job;
@@ -91,12 +92,16 @@ size_t lp_count(const Job& j, size_t upto, bool done) {
   return n;
 }
 
-// The logprobs object of entries [from, to), each token's text cut where the text ends (a stop
-// string). Called under the job's lock.
-json lp_json(const Job& j, size_t from, size_t to) {
+// Entries [from, to), each token's text cut where the text ends (a stop string), and their
+// logprobs object. Called under the job's lock.
+std::vector<LogprobEntry> lp_entries(const Job& j, size_t from, size_t to) {
   std::vector<LogprobEntry> e(j.lp.begin() + long(from), j.lp.begin() + long(to));
   for (LogprobEntry& x : e)
     x.token.resize(std::min(x.token.size(), j.text.size() - std::min(x.offset, j.text.size())));
+  return e;
+}
+json lp_json(const Job& j, size_t from, size_t to) {
+  const std::vector<LogprobEntry> e = lp_entries(j, from, to);
   return logprobs_json(e, 0, e.size());
 }
 
@@ -174,7 +179,15 @@ void complete(ServerContext& ctx, const httplib::Request& req, httplib::Response
       throw ApiError(503, "the server is shutting down: request cancelled", "", "server_error",
                      "shutting_down");
     const Usage u = usage_of(*job);
-    const json lp = r.logprobs >= 0 ? lp_json(*job, 0, lp_count(*job, job->text.size(), true)) : json();
+    json lp;
+    if (r.logprobs >= 0) {  // with echo, the prompt's entries first, then the generated ones after it
+      std::vector<LogprobEntry> all = job->prompt_lp;
+      for (LogprobEntry& e : lp_entries(*job, 0, lp_count(*job, job->text.size(), true))) {
+        e.offset += echo.size();
+        all.push_back(std::move(e));
+      }
+      lp = logprobs_json(all, 0, all.size());
+    }
     send_json(res,
               completion_json(id, created, ctx.model_name, echo + job->text, job->finish_reason, &u,
                               r.return_tokens ? &job->tokens : nullptr, r.logprobs >= 0 ? &lp : nullptr));

@@ -3,6 +3,7 @@
 #include "scheduler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <set>
@@ -12,6 +13,7 @@
 #include "wersa/common/error.h"
 #include "wersa/common/timer.h"
 #include "wersa/io/state_file.h"
+#include "wersa/tensor/arena.h"
 
 namespace wersa::server {
 
@@ -146,7 +148,12 @@ size_t Scheduler::state_bytes() const { return slots_[0]->st->state_bytes(); }
 
 void Scheduler::admit(Slot& s, std::shared_ptr<Job> job) {
   s.job = std::move(job);
-  const int64_t cached = cache_.restore(s.job->prompt, *s.st);  // resets the state when nothing matches
+  // Resets the state when nothing matches; a request that scores its prompt starts from scratch.
+  int64_t cached = 0;
+  if (s.job->prompt_logprobs)
+    s.st->reset();
+  else
+    cached = cache_.restore(s.job->prompt, *s.st);
   s.pending.assign(s.job->prompt.begin() + cached, s.job->prompt.end());
   s.pending_at = 0;
   s.sampler = std::make_unique<Sampler>(s.job->sampler);
@@ -187,6 +194,40 @@ void Scheduler::emit(Slot& s, int32_t token) {
   }
   j.stable = scan.stable;
   j.cv.notify_all();
+}
+
+// A prefill chunk of a request that scores its prompt: the logits of every row, each scoring the
+// prompt token after it (prompt positions pending_at + row + 1; the prompt is prefilled whole, no
+// cached part). A leading EOS (a text prompt's document start) is not scored, any other first
+// token gets a null log-probability (NaN: nothing precedes it).
+void Scheduler::prefill_scored(Slot& s, const std::vector<int32_t>& chunk) {
+  const int64_t n = int64_t(chunk.size()), V = model_.config().vocab_size;
+  WERSA_CHECK(model_.dtype() == DType::F32, "prompt logprobs need f32 logits");
+  Arena arena("prompt logits", model_.device());
+  const Tensor lg = arena.build([&](Arena& a) { return a.add("logits", DType::F32, {n, V}); });
+  prefill(model_, *s.st, chunk, lg);
+  std::vector<float> host(size_t(n * V));
+  tensor_copy(Tensor(host.data(), DType::F32, Device::CPU, Shape{n, V}, "logits"), lg);
+  Job& j = *s.job;
+  std::lock_guard<std::mutex> lk(j.mu);
+  size_t offset = j.prompt_lp.empty() ? 0 : j.prompt_lp.back().offset + j.prompt_lp.back().token.size();
+  auto piece = [&](int32_t t) { return t == tok_.eos_id() ? std::string() : tok_.piece_bytes(t); };
+  if (s.pending_at == 0 && !j.prompt.empty() && j.prompt[0] != tok_.eos_id()) {
+    j.prompt_lp.push_back({piece(j.prompt[0]), 0, std::nanf(""), {}});
+    offset = j.prompt_lp.back().token.size();
+  }
+  for (int64_t r = 0; r < n; ++r) {
+    const size_t next = s.pending_at + size_t(r) + 1;
+    if (next >= j.prompt.size()) break;
+    const int32_t t = j.prompt[next];
+    const TokenLogprobs tl = token_logprobs(host.data() + r * V, V, t, j.logprobs);
+    LogprobEntry e{piece(t), offset, tl.logprob, {}};
+    for (const auto& [id, lp] : tl.top)
+      if (id < tok_.vocab_size())
+        e.top.emplace_back(id == tok_.eos_id() ? "<|endoftext|>" : tok_.piece_bytes(id), lp);
+    offset += e.token.size();
+    j.prompt_lp.push_back(std::move(e));
+  }
 }
 
 // The gauges /metrics reports (running, cache), before a finished job's client is woken, so that
@@ -285,9 +326,12 @@ void Scheduler::loop() {
       const size_t n = std::min(s.pending.size() - s.pending_at, size_t(opt_.prefill_chunk));
       const Timer t;
       try {
-        prefill(model_, *s.st,
-                std::vector<int32_t>(s.pending.begin() + long(s.pending_at),
-                                     s.pending.begin() + long(s.pending_at + n)));
+        const std::vector<int32_t> chunk(s.pending.begin() + long(s.pending_at),
+                                         s.pending.begin() + long(s.pending_at + n));
+        if (s.job->prompt_logprobs)
+          prefill_scored(s, chunk);
+        else
+          prefill(model_, *s.st, chunk);
         s.pending_at += n;
       } catch (const std::exception& e) {
         finish(s, "error", e.what());

@@ -37,6 +37,10 @@ struct Job {
   std::chrono::steady_clock::time_point deadline;
   bool ignore_eos = false;  // EOS is a token like the others: the request runs to max_tokens
   int logprobs = -1;        // >= 0: record each generated token's log-probability and this many alternatives
+  // With logprobs: also score the prompt (echo): every prompt token but a leading EOS gets its
+  // log-probability given the tokens before it, in prompt_lp (offsets into the prompt's pieces).
+  // Such a request is prefilled from the start (no session-cache reuse: the cache keeps no logits).
+  bool prompt_logprobs = false;
   std::atomic<bool> cancelled{false};  // the client went away: the scheduler drops it
 
   // Written by the scheduler under mu; the handler waits on cv.
@@ -44,11 +48,12 @@ struct Job {
   std::condition_variable cv;
   std::string text;   // generated text (cut before a stop string)
   size_t stable = 0;  // bytes of text that can be sent: no stop string and no character can still change them
-  std::vector<int32_t> tokens;   // the generated ids (EOS included)
-  std::vector<LogprobEntry> lp;  // logprobs >= 0: one per generated token with text (not EOS)
-  int64_t generated = 0;         // tokens generated
-  int64_t cached = 0;            // prompt tokens resumed from the session cache
-  bool started = false;          // it holds a slot
+  std::vector<int32_t> tokens;          // the generated ids (EOS included)
+  std::vector<LogprobEntry> lp;         // logprobs >= 0: one per generated token with text (not EOS)
+  std::vector<LogprobEntry> prompt_lp;  // prompt_logprobs: one per scored prompt token
+  int64_t generated = 0;                // tokens generated
+  int64_t cached = 0;                   // prompt tokens resumed from the session cache
+  bool started = false;                 // it holds a slot
   bool done = false;
   std::string finish_reason;  // "stop", "length"; "timeout", "cancelled", "error" (error: message)
   std::string error;
@@ -99,6 +104,7 @@ class Scheduler {
   void admit(Slot& s, std::shared_ptr<Job> job);
   void finish(Slot& s, const std::string& reason, const std::string& error = "");
   void emit(Slot& s, int32_t token);
+  void prefill_scored(Slot& s, const std::vector<int32_t>& chunk);
   void publish();
   void load_sessions();
   void save_sessions();
