@@ -10,10 +10,12 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "synthdata.h"
 #include "testutil.h"
 #include "trainutil.h"
+#include "wersa/backend/backend.h"
 #include "wersa/common/json.h"
 #include "wersa/io/checkpoint.h"
 #include "wersa/model/flops.h"
@@ -510,6 +512,8 @@ TEST(Experiment, LanguageModelEndToEndAndSkipOnRerun) {
     EXPECT_GT(rr.at("peak_rss").get<int64_t>(), 1 << 20);
     EXPECT_LT(rr.at("peak_rss").get<int64_t>(), int64_t(8) << 30);
     EXPECT_GT(rr.at("wall_s").get<double>(), 0);
+    EXPECT_EQ(rr.at("machine").at("blas_kernels"), blas_kernel_name()) << rr.dump();
+    EXPECT_EQ(rr.at("machine").at("cores").get<unsigned>(), std::thread::hardware_concurrency());
     const double loss = rr.at("eval").at("mean_loss").get<double>();
     EXPECT_GT(loss, 0.5);
     EXPECT_LT(loss, 8);
@@ -531,6 +535,8 @@ TEST(Experiment, LanguageModelEndToEndAndSkipOnRerun) {
     for (const json& m : read_metrics(out + "/runs/" + name)) vals += m.contains("val_loss");
     EXPECT_EQ(vals, 2) << name;
   }
+  EXPECT_NE(md.find("\nTrained on: "), std::string::npos) << md;
+  EXPECT_NE(md.find("BLAS kernels " + blas_kernel_name() + ": softmax-32 ("), std::string::npos) << md;
   EXPECT_NE(r.err.find("[1/4] softmax T=32: training softmax-32"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("experiment ETA"), std::string::npos) << r.err;
   if (have_gnuplot()) {

@@ -135,6 +135,17 @@ std::string machine_cpu() {
   return "unknown";
 }
 
+// Where a run trained (RunResult::machine).
+json run_machine() {
+  char date[64];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S%z", std::localtime(&now));
+  return {{"cpu", machine_cpu()},
+          {"cores", std::thread::hardware_concurrency()},
+          {"blas_kernels", blas_kernel_name()},
+          {"date", date}};
+}
+
 json meta(int argc, char** argv) {
   std::string cmd;
   for (int i = 0; i < argc; ++i) cmd += (i ? " " : "") + std::string(argv[i]);
@@ -434,6 +445,7 @@ struct Runner {
       r.wall_s += a.value("wall_s", 0.0), r.peak_rss = std::max(r.peak_rss, a.value("peak_rss", int64_t(0)));
     const bool ok = c.status == 0 || (p.timed && c.status == 128 + SIGINT);
     summarize_metrics(p, read_metrics(dir.string()), r);
+    r.machine = run_machine();
     if (too_slow && c.status == 128 + SIGINT) {
       r.status = "too_slow", r.s_per_step = s_per_step, r.time_limit_s = spec.time_limit_s;
       r.extrapolated_s = s_per_step * double(steps);

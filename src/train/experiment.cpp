@@ -419,7 +419,8 @@ json run_result_to_json(const RunResult& r) {
           {"eval", r.eval},
           {"s_per_step", r.s_per_step},
           {"extrapolated_s", r.extrapolated_s},
-          {"time_limit_s", r.time_limit_s}};
+          {"time_limit_s", r.time_limit_s},
+          {"machine", r.machine}};
 }
 
 RunResult run_result_from_json(const json& j, const std::string& src) {
@@ -438,6 +439,7 @@ RunResult run_result_from_json(const json& j, const std::string& src) {
     r.s_per_step = j.value("s_per_step", 0.0);  // absent from the files of earlier versions
     r.extrapolated_s = j.value("extrapolated_s", 0.0);
     r.time_limit_s = j.value("time_limit_s", 0.0);
+    r.machine = j.value("machine", json());
   } catch (const json::exception& e) {
     WERSA_FAIL(src, ": not a result file of wersa-experiment (", e.what(), ")");
   }

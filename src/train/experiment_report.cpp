@@ -242,6 +242,25 @@ std::string results_markdown(const ExperimentSpec& spec, const ExperimentPlan& p
     if (spec.seconds > 0)
       os << "\nEach seed (equal wall clock):\n\n" << table(spec, plan, results, true, true);
   }
+  // Where the runs trained, when they name it: one line per machine with its runs.
+  std::vector<std::pair<std::string, std::vector<std::string>>> where;
+  for (size_t i = 0; i < plan.runs.size(); ++i) {
+    const json& m = results[i].machine;
+    if (!m.is_object() || plan.runs[i].kind == RunKind::Pretrain) continue;
+    const std::string d = m.value("cpu", std::string("?")) + ", " + std::to_string(m.value("cores", 0)) +
+                          " cores, BLAS kernels " + m.value("blas_kernels", std::string("?"));
+    auto it = std::find_if(where.begin(), where.end(), [&](const auto& w) { return w.first == d; });
+    if (it == where.end()) it = where.insert(where.end(), {d, {}});
+    it->second.push_back(plan.runs[i].name + " (" + m.value("date", std::string("?")).substr(0, 10) + ")");
+  }
+  if (!where.empty()) {
+    os << "\nTrained on:";
+    for (const auto& [d, runs] : where) {
+      os << (where.size() > 1 ? "\n- " : " ") << d << ":";
+      for (size_t k = 0; k < runs.size(); ++k) os << (k ? ", " : " ") << runs[k];
+    }
+    os << "\n";
+  }
   os << "\nTrain time: wall time of wersa-train; peak memory: its peak RSS; model FLOPs: 3 x forward FLOPs "
         "per "
         "token (a multiply-add = 2) x the tokens trained";

@@ -141,6 +141,10 @@ struct RunResult {
   // the time limit it exceeded (a rerun with a higher limit continues the run)
   double s_per_step = 0, extrapolated_s = 0, time_limit_s = 0;
   nlohmann::json eval;  // classify: wersa-eval --metrics-json; lm: mean_loss, perplexity, by_position
+  // Where it trained: {"cpu", "cores", "blas_kernels", "date"} of the runner when the run ended (null
+  // in files of earlier versions). Runs of one table can come from several machines (--import),
+  // whose kernels round differently: the tables then say which rows came from where.
+  nlohmann::json machine;
 };
 nlohmann::json run_result_to_json(const RunResult& r);
 RunResult run_result_from_json(const nlohmann::json& j, const std::string& source);
