@@ -357,6 +357,40 @@ TEST(Server, StreamingSendsTheSameTextAsEvents) {
 // logprobs: each generated token's log-probability and the top k are the log-softmax of the
 // logits that the model API gives for the same tokens (computed here in double), whole and
 // streamed; the tokens' texts make up the text, at their text_offset.
+namespace {
+
+// The checkpoint's own model and tokenizer, to recompute what the server reports.
+struct Reference {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<data::Tokenizer> tok;
+  Reference() {
+    const std::string dir = io::find_latest_checkpoint(checkpoint());
+    const Config cfg = io::load_checkpoint_config(dir);
+    model = io::load_inference_model(dir, cfg, "f32", "cpu");
+    tok = data::load_tokenizer(io::checkpoint_tokenizer(dir));
+  }
+  // A text prompt's ids as the server feeds them: EOS (the document start), then the text's.
+  std::vector<int32_t> prompt_ids(const std::string& text) const {
+    std::vector<int32_t> ids = {tok->eos_id()};
+    for (int32_t t : tok->encode(text)) ids.push_back(t);
+    return ids;
+  }
+};
+
+// The log-softmax of a state's logits, in double.
+std::vector<double> log_softmax(const DecodeState& st) {
+  const float* x = st.logits().host<float>();
+  const int64_t V = st.logits().numel();
+  double mx = -1e300, sum = 0;
+  for (int64_t v = 0; v < V; ++v) mx = std::max(mx, double(x[v]));
+  for (int64_t v = 0; v < V; ++v) sum += std::exp(double(x[v]) - mx);
+  std::vector<double> out(static_cast<size_t>(V));
+  for (int64_t v = 0; v < V; ++v) out[size_t(v)] = double(x[v]) - mx - std::log(sum);
+  return out;
+}
+
+}  // namespace
+
 TEST(Server, LogprobsAreTheLogSoftmaxOfTheModelsLogits) {
   Server s({}, checkpoint());
   const std::string prompt = "It was a dark and stormy night";
@@ -366,14 +400,11 @@ TEST(Server, LogprobsAreTheLogSoftmaxOfTheModelsLogits) {
   ASSERT_EQ(r.status, 200) << r.raw;
   const json& choice = r.body["choices"][0];
   const json& lp = choice["logprobs"];
-  const std::string dir = io::find_latest_checkpoint(checkpoint());
-  const Config cfg = io::load_checkpoint_config(dir);
-  const auto model = io::load_inference_model(dir, cfg, "f32", "cpu");
-  const auto tok = data::load_tokenizer(io::checkpoint_tokenizer(dir));
+  const Reference ref;
+  const auto& model = ref.model;
+  const auto& tok = ref.tok;
   DecodeState st(*model, {0, 128});
-  std::vector<int32_t> ids = {tok->eos_id()};
-  for (int32_t t : tok->encode(prompt)) ids.push_back(t);
-  prefill(*model, st, ids);
+  prefill(*model, st, ref.prompt_ids(prompt));
   const json& gen = choice["tokens"];
   ASSERT_EQ(gen.size(), 24u);
   ASSERT_EQ(lp["tokens"].size(), 24u) << lp.dump();  // no EOS, no stop: one entry per token
@@ -382,10 +413,8 @@ TEST(Server, LogprobsAreTheLogSoftmaxOfTheModelsLogits) {
     const int32_t t = gen[i].get<int32_t>();
     const float* x = st.logits().host<float>();
     const int64_t V = st.logits().numel();
-    double mx = -1e300, sum = 0;
-    for (int64_t v = 0; v < V; ++v) mx = std::max(mx, double(x[v]));
-    for (int64_t v = 0; v < V; ++v) sum += std::exp(double(x[v]) - mx);
-    auto logp = [&](int64_t v) { return double(x[v]) - mx - std::log(sum); };
+    const std::vector<double> ls = log_softmax(st);
+    auto logp = [&](int64_t v) { return ls[size_t(v)]; };
     EXPECT_NEAR(lp["token_logprobs"][i].get<double>(), logp(t), 1e-4) << "token " << i;
     EXPECT_EQ(lp["tokens"][i], as_sent(tok->piece_bytes(t)));
     EXPECT_EQ(lp["text_offset"][i], text.size());
@@ -442,26 +471,18 @@ TEST(Server, EchoWithLogprobsScoresThePrompt) {
   ASSERT_EQ(r.status, 200) << r.raw;
   const json& choice = r.body["choices"][0];
   const json& lp = choice["logprobs"];
-  const std::string dir = io::find_latest_checkpoint(checkpoint());
-  const Config cfg = io::load_checkpoint_config(dir);
-  const auto model = io::load_inference_model(dir, cfg, "f32", "cpu");
-  const auto tok = data::load_tokenizer(io::checkpoint_tokenizer(dir));
-  std::vector<int32_t> ids = {tok->eos_id()};
-  for (int32_t t : tok->encode(prompt)) ids.push_back(t);
+  const Reference ref;
+  const auto& model = ref.model;
+  const auto& tok = ref.tok;
+  const std::vector<int32_t> ids = ref.prompt_ids(prompt);
   const size_t np = ids.size() - 1;  // scored prompt tokens (not the leading EOS)
   ASSERT_EQ(lp["tokens"].size(), np + 4) << lp.dump();
   DecodeState st(*model, {0, 128});
   std::string text;
   for (size_t i = 0; i < np; ++i) {
     decode_step(*model, st, ids[i]);
-    const float* x = st.logits().host<float>();
-    const int64_t V = st.logits().numel();
-    double mx = -1e300, sum = 0;
-    for (int64_t v = 0; v < V; ++v) mx = std::max(mx, double(x[v]));
-    for (int64_t v = 0; v < V; ++v) sum += std::exp(double(x[v]) - mx);
     const int32_t t = ids[i + 1];
-    EXPECT_NEAR(lp["token_logprobs"][i].get<double>(), double(x[t]) - mx - std::log(sum), 1e-4)
-        << "token " << i;
+    EXPECT_NEAR(lp["token_logprobs"][i].get<double>(), log_softmax(st)[size_t(t)], 1e-4) << "token " << i;
     EXPECT_EQ(lp["tokens"][i], as_sent(tok->piece_bytes(t)));
     EXPECT_EQ(lp["text_offset"][i], text.size());
     EXPECT_EQ(lp["top_logprobs"][i].size(), 2u);
